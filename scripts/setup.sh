@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what Strata needs on a Debian 12 machine, idempotently and without
+# questions: Debian packages, Node 24 LTS (from the npm registry, into .tools/,
+# when the system Node is older) and the npm dependencies.
+# Source it (`. scripts/setup.sh`) to get the right node on PATH.
+set -euo pipefail
+
+STRATA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NODE_VERSION="24.21.0"
+NODE_DIR="$STRATA_ROOT/.tools/node"
+export STRATA_ROOT
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# Debian packages the control plane and its tests use.
+APT_PACKAGES=(ca-certificates python3 make g++ sqlite3)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+install_node() {
+  if command -v node >/dev/null && [ "$(node_major node)" -ge 24 ]; then return 0; fi
+  local bin="$NODE_DIR/node_modules/node/bin/node"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version)" != "v$NODE_VERSION" ]; then
+    log "installing Node $NODE_VERSION from the npm registry into .tools/node"
+    mkdir -p "$NODE_DIR"
+    (cd "$NODE_DIR" && echo '{"private":true}' > package.json &&
+      npm install --no-save --no-audit --no-fund --loglevel=error "node@$NODE_VERSION" >/dev/null)
+  fi
+  export PATH="$NODE_DIR/node_modules/node/bin:$PATH"
+}
+
+install_deps() {
+  local stamp="$STRATA_ROOT/node_modules/.strata-stamp"
+  local want
+  want="$(node --version) $(sha256sum "$STRATA_ROOT/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "installing npm dependencies"
+  (cd "$STRATA_ROOT" && npm ci --no-audit --no-fund --loglevel=error --allow-scripts=better-sqlite3 >/dev/null 2>&1 ||
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" > "$stamp"
+}
+
+install_apt
+install_node
+install_deps
+log "ready: node $(node --version), strata at $STRATA_ROOT/bin/strata"

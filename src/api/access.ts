@@ -1,0 +1,38 @@
+// Authorization rules. A project the caller cannot see answers 404, exactly
+// like one that does not exist; a project it can see but not change answers 403.
+import { ApiError, notFound } from '../lib/errors.ts';
+import type { Role } from '../model/kinds.ts';
+import type { Principal, UserPrincipal } from './auth.ts';
+
+const rank: Record<Role, number> = { reader: 1, member: 2, admin: 3 };
+
+export function requireUser(p: Principal): UserPrincipal {
+  if (p.kind !== 'user') throw new ApiError('forbidden', 'agent credentials cannot call the user API');
+  return p;
+}
+
+export function requireClusterAdmin(p: Principal): UserPrincipal {
+  const u = requireUser(p);
+  if (!u.clusterAdmin) throw new ApiError('forbidden', 'this action needs the cluster-admin role');
+  return u;
+}
+
+export function canSee(p: UserPrincipal, projectId: string): boolean {
+  return p.clusterAdmin || p.roles.has(projectId);
+}
+
+/** Throws 404 when the project is invisible to the caller, 403 when the role is too low. */
+export function requireRole(p: UserPrincipal, projectId: string, needed: Role, ref = projectId, what = 'project'): void {
+  if (p.clusterAdmin) return;
+  const role = p.roles.get(projectId);
+  if (!role) throw notFound(what, ref);
+  if (rank[role] < rank[needed]) {
+    throw new ApiError('forbidden', `this action needs the ${needed} role in the project; you have ${role}`);
+  }
+}
+
+export function visibleProjects(p: UserPrincipal): string[] | 'all' {
+  return p.clusterAdmin ? 'all' : [...p.roles.keys()];
+}
+
+export const actorOf = (p: Principal): string => (p.kind === 'user' ? `user:${p.name}` : `agent:${p.name}`);

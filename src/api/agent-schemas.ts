@@ -1,0 +1,70 @@
+// The agent protocol's messages. See docs/agent-protocol.md.
+import { Type, type Static } from 'typebox';
+import { instanceStates } from '../model/instance-state.ts';
+import { hostKinds } from '../model/kinds.ts';
+import { DriverName, Env, Host, Instance, Labels, Name, Resources, StringEnum, Topology } from './schemas.ts';
+
+const Closed = { additionalProperties: false } as const;
+
+export const Fingerprint = Type.Object(
+  {
+    kind: Type.Optional(StringEnum(hostKinds)),
+    parent: Type.Optional(Type.String({ maxLength: 100, description: 'instance id this host runs inside' })),
+    topology: Type.Optional(Type.Partial(Topology, Closed)),
+    labels: Type.Optional(Labels),
+    capacity: Resources,
+    allocatable: Type.Optional(Resources),
+    drivers: Type.Array(DriverName, { uniqueItems: true, maxItems: 4 }),
+    info: Type.Optional(Type.Record(Type.String({ maxLength: 63 }), Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]), { maxProperties: 64 })),
+  },
+  Closed,
+);
+
+export const Register = Type.Object(
+  {
+    joinToken: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Name,
+    fingerprint: Fingerprint,
+  },
+  Closed,
+);
+export const Registered = Type.Object({
+  host: Host,
+  token: Type.String({ description: "the agent's credential; keep it, present it as a Bearer token" }),
+  heartbeatSeconds: Type.Integer(),
+});
+
+export const Heartbeat = Type.Object(
+  { fingerprint: Type.Optional(Fingerprint) },
+  Closed,
+);
+export const HeartbeatAck = Type.Object({ host: Host, heartbeatSeconds: Type.Integer() });
+
+export const AssignmentQuery = Type.Object(
+  {
+    version: Type.Optional(Type.String({ maxLength: 64, description: 'the version of the last answer; the call waits until it changes' })),
+    waitSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, default: 30 })),
+  },
+  Closed,
+);
+export const Assignment = Type.Object({
+  ...Instance.properties,
+  env: Env,
+});
+export const Assignments = Type.Object({
+  version: Type.String(),
+  instances: Type.Array(Assignment),
+});
+
+export const StatusReportBody = Type.Object(
+  {
+    state: StringEnum(instanceStates),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    exitCode: Type.Optional(Type.Union([Type.Integer({ minimum: -1, maximum: 255 }), Type.Null()])),
+  },
+  Closed,
+);
+
+export type Fingerprint = Static<typeof Fingerprint>;
+export type Assignments = Static<typeof Assignments>;
+export type Registered = Static<typeof Registered>;

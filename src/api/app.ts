@@ -1,0 +1,163 @@
+// Builds the HTTP API: Fastify with validated routes, one JSON error shape,
+// bearer-token auth on /v1 and the OpenAPI document generated from the schemas.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { ApiError } from '../lib/errors.ts';
+import type { Store } from '../store/store.ts';
+import { Authenticator, type Principal } from './auth.ts';
+import { ErrorBody } from './schemas.ts';
+import { describeValidation, validatorCompiler } from './validation.ts';
+import type { Services } from '../server/services.ts';
+import { agentRoutes } from './agent.ts';
+import { eventRoutes } from './events.ts';
+import { hostRoutes } from './hosts.ts';
+import { instanceRoutes } from './instances.ts';
+import { joinTokenRoutes } from './join-tokens.ts';
+import { projectRoutes } from './projects.ts';
+import { tokenRoutes } from './tokens.ts';
+import { userRoutes } from './users.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    /** false: the route authenticates by itself (health, docs, agent registration). */
+    auth?: boolean;
+  }
+}
+
+export type App = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface AppOptions {
+  store: Store;
+  services: Services;
+  logger: FastifyBaseLogger;
+  version: string;
+}
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp(opts: AppOptions): Promise<App> {
+  const app: App = Fastify({
+    loggerInstance: opts.logger,
+    // Requests are not logged one by one: at API rates that is most of the cost.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.decorateRequest('principal', undefined);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  // Every route documents the error shape it may answer with.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.auth === false && !route.url.startsWith('/v1')) return;
+    const schema = (route.schema ??= {});
+    const response = (schema.response ??= {}) as Record<string, unknown>;
+    for (const status of ['4xx', '5xx']) response[status] ??= ErrorBody;
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Strata API',
+        version: opts.version,
+        description: 'One API for containers, virtual machines and bare-metal servers.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const authenticator = new Authenticator(opts.store);
+  app.addHook('onRequest', async (req) => {
+    if (!req.url.startsWith('/v1/') || req.routeOptions.config.auth === false) return;
+    req.principal = await authenticator.authenticate(req.headers.authorization);
+  });
+
+  app.get('/healthz', { config: { auth: false }, schema: { hide: true } }, async () => {
+    await opts.store.db.selectFrom('projects').select('id').limit(1).execute();
+    return { status: 'ok', version: opts.version };
+  });
+  app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
+
+  const deps = { store: opts.store, services: opts.services };
+  await app.register(
+    async (v1) => {
+      const r = v1 as unknown as App;
+      projectRoutes(r, deps);
+      userRoutes(r, deps);
+      tokenRoutes(r, deps);
+      hostRoutes(r, deps);
+      joinTokenRoutes(r, deps);
+      instanceRoutes(r, deps);
+      eventRoutes(r, deps);
+      agentRoutes(r, deps);
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}
+
+export interface RouteDeps {
+  store: Store;
+  services: Services;
+}
+
+/** The authenticated caller; the onRequest hook guarantees it on /v1 routes. */
+export function principalOf(req: { principal: Principal | undefined }): Principal {
+  if (!req.principal) throw new ApiError('unauthenticated', 'authentication required');
+  return req.principal;
+}
+
+function errorHandler(
+  this: FastifyInstance,
+  err: FastifyError,
+  req: import('fastify').FastifyRequest,
+  reply: import('fastify').FastifyReply,
+): void {
+  const send = (status: number, code: string, message: string, details?: unknown) => {
+    void reply.code(status).send({ error: details === undefined ? { code, message } : { code, message, details } });
+  };
+  if (err instanceof ApiError) return send(err.status, err.code, err.message, err.details);
+  if (err.validation) {
+    const { message, details } = describeValidation(err.validation as never, err.validationContext);
+    return send(400, 'invalid_request', message, details);
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return send(400, 'invalid_request', `request body is not valid JSON: ${err.message}`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return send(413, 'payload_too_large', `request body is larger than ${BODY_LIMIT} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return send(415, 'unsupported_media_type', 'request body must be application/json');
+  }
+  const sqliteCode = (err as { code?: string }).code ?? '';
+  if (sqliteCode.startsWith('SQLITE_CONSTRAINT')) {
+    return send(409, 'conflict', 'the change conflicts with existing state');
+  }
+  if (sqliteCode === 'SQLITE_BUSY') return send(503, 'unavailable', 'the store is busy; retry');
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    return send(err.statusCode, 'invalid_request', err.message);
+  }
+  req.log.error({ err }, 'unhandled error');
+  send(500, 'internal', 'internal error; see the server log');
+}

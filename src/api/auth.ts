@@ -1,0 +1,92 @@
+// Bearer-token authentication. Tokens are random secrets; the store keeps only
+// their SHA-256 (a fast hash is right for 256-bit random secrets: there is
+// nothing to brute-force). Resolved principals are cached briefly and the cache
+// is dropped on any change to users, memberships or tokens.
+import { createHash, randomBytes } from 'node:crypto';
+import { ApiError } from '../lib/errors.ts';
+import type { Role } from '../model/kinds.ts';
+import type { Store } from '../store/store.ts';
+
+export interface UserPrincipal {
+  kind: 'user';
+  userId: string;
+  name: string;
+  clusterAdmin: boolean;
+  /** project id -> role */
+  roles: Map<string, Role>;
+  tokenId: string;
+}
+
+export interface AgentPrincipal {
+  kind: 'agent';
+  hostId: string;
+  name: string;
+  tokenId: string;
+}
+
+export type Principal = UserPrincipal | AgentPrincipal;
+
+export function newSecret(prefix: 'stk' | 'sjt'): string {
+  return `${prefix}_${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+const CACHE_TTL_MS = 5_000;
+const authEventPrefixes = ['user.', 'token.', 'member.', 'project.deleted', 'host.deleted'];
+
+export class Authenticator {
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private readonly store: Store;
+
+  constructor(store: Store) {
+    this.store = store;
+    store.onEvent((e) => {
+      if (authEventPrefixes.some((p) => e.type.startsWith(p))) this.cache.clear();
+    });
+  }
+
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (!header) throw new ApiError('unauthenticated', 'missing Authorization: Bearer <token> header');
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1]) throw new ApiError('unauthenticated', 'Authorization header must be "Bearer <token>"');
+    const hash = hashSecret(match[1]);
+    const cached = this.cache.get(hash);
+    const t = Date.now();
+    if (cached && cached.until > t) return cached.principal;
+    const principal = await this.load(hash);
+    if (!principal) throw new ApiError('unauthenticated', 'invalid or expired token');
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(hash, { principal, until: t + CACHE_TTL_MS });
+    return principal;
+  }
+
+  private async load(hash: string): Promise<Principal | undefined> {
+    const db = this.store.db;
+    const token = await db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    if (!token) return undefined;
+    if (token.expires_at && token.expires_at <= new Date().toISOString()) return undefined;
+    if (token.host_id) {
+      const host = await db.selectFrom('hosts').select(['id', 'name']).where('id', '=', token.host_id).executeTakeFirst();
+      return host ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id } : undefined;
+    }
+    if (!token.user_id) return undefined;
+    const user = await db.selectFrom('users').selectAll().where('id', '=', token.user_id).executeTakeFirst();
+    if (!user) return undefined;
+    const memberships = await db
+      .selectFrom('memberships')
+      .select(['project_id', 'role'])
+      .where('user_id', '=', user.id)
+      .execute();
+    return {
+      kind: 'user',
+      userId: user.id,
+      name: user.name,
+      clusterAdmin: user.cluster_admin === 1,
+      roles: new Map(memberships.map((m) => [m.project_id, m.role as Role])),
+      tokenId: token.id,
+    };
+  }
+}

@@ -1,0 +1,105 @@
+// /v1/events: the append-only change log, as a page or as a server-sent event
+// stream (?follow=true). Callers see events of their own projects only; events
+// of no project (users, tokens) are for cluster admins.
+import { ApiError } from '../lib/errors.ts';
+import type { EventRow } from '../store/schema.ts';
+import type { UserPrincipal } from './auth.ts';
+import { requireRole, requireUser } from './access.ts';
+import { principalOf, type App, type RouteDeps } from './app.ts';
+import { getProject } from './lookup.ts';
+import { presentEvent } from './present.ts';
+import { Event, EventQuery } from './schemas.ts';
+import { Type } from 'typebox';
+
+const tags = ['events'];
+const KEEPALIVE_MS = 15_000;
+
+export function eventRoutes(app: App, { store }: RouteDeps): void {
+  app.get(
+    '/events',
+    {
+      schema: {
+        tags,
+        summary: 'List events, or follow them as text/event-stream with ?follow=true',
+        querystring: EventQuery,
+        response: { 200: Type.Object({ items: Type.Array(Event), nextSince: Type.Integer() }) },
+      },
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      const qs = req.query;
+      let projectId: string | undefined;
+      if (qs.project !== undefined) {
+        const project = await getProject(store.db, qs.project);
+        requireRole(p, project.id, 'reader', qs.project);
+        projectId = project.id;
+      }
+      const allowed = (e: EventRow): boolean =>
+        (projectId === undefined || e.project_id === projectId) &&
+        (qs.resource === undefined || e.resource_id === qs.resource) &&
+        mayRead(p, e);
+      const limit = qs.limit ?? 100;
+
+      const backlog = async (since: number, n: number): Promise<EventRow[]> => {
+        let q = store.db.selectFrom('events').selectAll().where('seq', '>', since).orderBy('seq').limit(n);
+        if (projectId !== undefined) q = q.where('project_id', '=', projectId);
+        else if (!p.clusterAdmin) q = q.where('project_id', 'in', [...p.roles.keys(), '']);
+        if (qs.resource !== undefined) q = q.where('resource_id', '=', qs.resource);
+        return q.execute();
+      };
+
+      if (!qs.follow) {
+        const rows = await backlog(qs.since ?? 0, limit);
+        return { items: rows.map(presentEvent), nextSince: rows.at(-1)?.seq ?? qs.since ?? 0 };
+      }
+      if (!req.headers.accept?.includes('text/event-stream') && req.headers.accept && !req.headers.accept.includes('*/*')) {
+        throw new ApiError('invalid_request', 'follow=true answers text/event-stream; send Accept: text/event-stream');
+      }
+
+      // Subscribe before reading the backlog so nothing falls between the two.
+      const buffered: EventRow[] = [];
+      let live = false;
+      let last = qs.since ?? 0;
+      const raw = reply.raw;
+      const write = (e: EventRow) => {
+        if (e.seq <= last || !allowed(e)) return;
+        last = e.seq;
+        raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(presentEvent(e))}\n\n`);
+      };
+      const off = store.onEvent((e) => (live ? write(e) : buffered.push(e)));
+      reply.hijack();
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      raw.write(': connected\n\n');
+      const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
+      const close = () => {
+        off();
+        clearInterval(keepalive);
+      };
+      req.raw.on('close', close);
+      try {
+        if (qs.since !== undefined) {
+          for (;;) {
+            const rows = await backlog(last, 1000);
+            rows.forEach(write);
+            if (rows.length < 1000) break;
+          }
+        }
+        buffered.forEach(write);
+        live = true;
+      } catch (err) {
+        close();
+        raw.destroy(err as Error);
+      }
+    },
+  );
+}
+
+function mayRead(p: UserPrincipal, e: EventRow): boolean {
+  if (p.clusterAdmin) return true;
+  return e.project_id !== null && p.roles.has(e.project_id);
+}

@@ -1,0 +1,124 @@
+// /v1/instances: containers, VMs and bare-metal machines, one resource.
+import { Type } from 'typebox';
+import { notFound } from '../lib/errors.ts';
+import type { InstanceRow } from '../store/schema.ts';
+import type { UserPrincipal } from './auth.ts';
+import { actorOf, canSee, requireRole, requireUser } from './access.ts';
+import { principalOf, type App, type RouteDeps } from './app.ts';
+import { findHost, getProject } from './lookup.ts';
+import { decodeCursor, labelsMatch, pageOf, parseSelector } from './paging.ts';
+import { presentInstance } from './present.ts';
+import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from './schemas.ts';
+
+const tags = ['instances'];
+
+/** 404 unless the caller can see the instance's project; 403 unless its role suffices. */
+const guard = (p: UserPrincipal, id: string, role: 'reader' | 'member') => (row: InstanceRow) => {
+  if (!canSee(p, row.project_id)) throw notFound('instance', id);
+  requireRole(p, row.project_id, role, id, 'instance');
+};
+
+export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
+  const load = async (p: UserPrincipal, id: string, role: 'reader' | 'member'): Promise<InstanceRow> => {
+    const row = await store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw notFound('instance', id);
+    guard(p, id, role)(row);
+    return row;
+  };
+
+  app.get(
+    '/instances',
+    {
+      schema: {
+        tags,
+        summary: 'List instances of the projects you can see',
+        querystring: InstanceListQuery,
+        response: { 200: Page(Instance) },
+      },
+    },
+    async (req) => {
+      const p = requireUser(principalOf(req));
+      const qs = req.query;
+      const limit = qs.limit ?? 100;
+      const after = decodeCursor(qs.cursor);
+      const terms = parseSelector(qs.labels);
+      let q = store.db.selectFrom('instances').selectAll().orderBy('id').limit(limit + 1);
+      if (qs.project !== undefined) {
+        const project = await getProject(store.db, qs.project);
+        requireRole(p, project.id, 'reader', qs.project);
+        q = q.where('project_id', '=', project.id);
+      } else if (!p.clusterAdmin) {
+        q = q.where('project_id', 'in', [...p.roles.keys(), '']);
+      }
+      if (after) q = q.where('id', '>', after);
+      if (qs.name !== undefined) q = q.where('name', '=', qs.name);
+      if (qs.state !== undefined) q = q.where('state', '=', qs.state);
+      if (qs.host !== undefined) {
+        const host = await findHost(store.db, qs.host);
+        q = q.where('host_id', '=', host?.id ?? '');
+      }
+      if (terms.length) q = q.where((eb) => labelsMatch(eb, 'instance', 'instances.id', terms));
+      const { rows, nextCursor } = pageOf(await q.execute(), limit);
+      return { items: rows.map(presentInstance), nextCursor };
+    },
+  );
+
+  app.post(
+    '/instances',
+    {
+      schema: {
+        tags,
+        summary: 'Create an instance (members); it is placed and started at once',
+        body: InstanceCreate,
+        response: { 201: Instance },
+      },
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      const project = await getProject(store.db, req.body.project);
+      requireRole(p, project.id, 'member', req.body.project);
+      const row = await services.instances.create(project.id, req.body, actorOf(p));
+      return reply.code(201).send(presentInstance(row));
+    },
+  );
+
+  app.get('/instances/:id', { schema: { tags, summary: 'Show an instance', params: IdParam, response: { 200: Instance } } }, async (req) => {
+    const p = requireUser(principalOf(req));
+    return presentInstance(await load(p, req.params.id, 'reader'));
+  });
+
+  for (const [verb, desired] of [
+    ['start', 'running'],
+    ['stop', 'stopped'],
+  ] as const) {
+    app.post(
+      `/instances/:id/${verb}`,
+      { schema: { tags, summary: `Ask for the instance to be ${desired}`, params: IdParam, response: { 202: Instance } } },
+      async (req, reply) => {
+        const p = requireUser(principalOf(req));
+        await load(p, req.params.id, 'reader');
+        const row = await services.instances.setDesired(req.params.id, desired, actorOf(p), guard(p, req.params.id, 'member'));
+        return reply.code(202).send(presentInstance(row));
+      },
+    );
+  }
+
+  app.delete(
+    '/instances/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete an instance; answers 202 while its agent tears it down',
+        params: IdParam,
+        response: { 202: Instance, 204: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      await load(p, req.params.id, 'reader');
+      const row = await services.instances.delete(req.params.id, actorOf(p), guard(p, req.params.id, 'member'));
+      if (row.state === 'deleted') return reply.code(204).send(null);
+      return reply.code(202).send(presentInstance(row));
+    },
+  );
+}

@@ -1,0 +1,78 @@
+// Row -> API object. The API speaks camelCase objects; the store keeps flat columns.
+import type { DesiredState, InstanceState } from '../model/instance-state.ts';
+import type { HostKind, HostState, InstanceKind } from '../model/kinds.ts';
+import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
+import type { Constraint, EventOut, HostOut, InstanceOut, ProjectOut } from './schemas.ts';
+
+const json = <T>(text: string): T => JSON.parse(text) as T;
+
+export function presentProject(r: ProjectRow): ProjectOut {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    labels: json(r.labels),
+    quota: { instances: r.quota_instances, vcpus: r.quota_vcpus, memoryMib: r.quota_memory_mib, diskGib: r.quota_disk_gib },
+    usage: { instances: r.used_instances, vcpus: r.used_vcpus, memoryMib: r.used_memory_mib, diskGib: r.used_disk_gib },
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function presentHost(r: HostRow): HostOut {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind as HostKind,
+    parent: r.parent_instance_id,
+    topology: { region: r.region, zone: r.zone, rack: r.rack },
+    labels: json(r.labels),
+    capacity: { vcpus: r.capacity_vcpus, memoryMib: r.capacity_memory_mib, diskGib: r.capacity_disk_gib },
+    allocatable: { vcpus: r.allocatable_vcpus, memoryMib: r.allocatable_memory_mib, diskGib: r.allocatable_disk_gib },
+    drivers: json(r.drivers),
+    state: r.state as HostState,
+    pool: r.pool,
+    info: json(r.info),
+    lastHeartbeatAt: r.last_heartbeat_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function presentInstance(r: InstanceRow): InstanceOut {
+  return {
+    id: r.id,
+    project: r.project_id,
+    name: r.name,
+    kind: r.kind as InstanceKind,
+    image: r.image,
+    command: json(r.command),
+    args: json(r.args),
+    env: json(r.env),
+    resources: { vcpus: r.vcpus, memoryMib: r.memory_mib, diskGib: r.disk_gib },
+    labels: json(r.labels),
+    constraints: json<Constraint[]>(r.constraints),
+    host: r.host_id,
+    desiredState: r.desired_state as DesiredState,
+    state: r.state as InstanceState,
+    message: r.message,
+    exitCode: r.exit_code,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+export function presentEvent(r: EventRow): EventOut {
+  return {
+    seq: r.seq,
+    at: r.at,
+    type: r.type,
+    project: r.project_id,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    actor: r.actor,
+    data: json(r.data),
+  };
+}

@@ -1,0 +1,354 @@
+// Request and response schemas of the public API. They validate requests, shape
+// responses (fast serialization, no stray fields) and become the OpenAPI document.
+import { Type, type Static, type TSchema } from 'typebox';
+import { desiredStates, instanceStates } from '../model/instance-state.ts';
+import { hostKinds, hostStates, instanceKinds, roles } from '../model/kinds.ts';
+
+export const StringEnum = <const T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts });
+
+const Closed = { additionalProperties: false } as const;
+
+export const Name = Type.String({
+  minLength: 1,
+  maxLength: 63,
+  pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
+  description: 'lower-case letters, digits and dashes; starts and ends with a letter or digit',
+});
+export const Labels = Type.Record(
+  Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$' }),
+  Type.String({ maxLength: 255 }),
+  { maxProperties: 64, description: 'key/value labels; filter lists with ?labels=k=v,k2' },
+);
+export const Timestamp = Type.String({ format: 'date-time' });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Unknown()),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    labels: Type.Optional(Type.String({ maxLength: 1000, description: 'selector: k=v,k!=v,k (all must match)' })),
+  },
+  Closed,
+);
+export type ListQuery = Static<typeof ListQuery>;
+
+export const Page = <T extends TSchema>(item: T) =>
+  Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
+
+// ---- projects -------------------------------------------------------------
+export const Quota = Type.Object(
+  {
+    instances: Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    vcpus: Nullable(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+    memoryMib: Nullable(Type.Integer({ minimum: 0, maximum: 10_000_000_000 })),
+    diskGib: Nullable(Type.Integer({ minimum: 0, maximum: 10_000_000_000 })),
+  },
+  { ...Closed, description: 'null means unlimited' },
+);
+export const QuotaPatch = Type.Partial(Quota, Closed);
+export const Usage = Type.Object({
+  instances: Type.Integer(),
+  vcpus: Type.Integer(),
+  memoryMib: Type.Integer(),
+  diskGib: Type.Integer(),
+});
+export const Project = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  labels: Labels,
+  quota: Quota,
+  usage: Usage,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export const ProjectCreate = Type.Object(
+  {
+    name: Name,
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+    labels: Type.Optional(Labels),
+    quota: Type.Optional(QuotaPatch),
+  },
+  Closed,
+);
+export const ProjectPatch = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+    labels: Type.Optional(Labels),
+    quota: Type.Optional(QuotaPatch),
+  },
+  Closed,
+);
+export const RoleSchema = StringEnum(roles);
+export const Member = Type.Object({
+  userId: Type.String(),
+  userName: Type.String(),
+  role: RoleSchema,
+  createdAt: Timestamp,
+});
+export const MemberPut = Type.Object({ role: RoleSchema }, Closed);
+
+// ---- users and tokens ---------------------------------------------------
+export const User = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  clusterAdmin: Type.Boolean(),
+  projects: Type.Array(Type.Object({ projectId: Type.String(), projectName: Type.String(), role: RoleSchema })),
+  createdAt: Timestamp,
+});
+export const UserCreate = Type.Object(
+  {
+    name: Name,
+    clusterAdmin: Type.Optional(Type.Boolean()),
+    projects: Type.Optional(
+      Type.Array(Type.Object({ project: Type.String({ minLength: 1, maxLength: 100 }), role: RoleSchema }, Closed), {
+        maxItems: 100,
+      }),
+    ),
+  },
+  Closed,
+);
+export const Token = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  userId: Type.String(),
+  createdAt: Timestamp,
+  expiresAt: Nullable(Timestamp),
+});
+export const TokenCreated = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  userId: Type.String(),
+  createdAt: Timestamp,
+  expiresAt: Nullable(Timestamp),
+  secret: Type.String({ description: 'shown once; only its hash is stored' }),
+});
+export const TokenCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'cluster admins only: id or name' })),
+    expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * 86400 })),
+  },
+  Closed,
+);
+export const TokenListQuery = Type.Object(
+  {
+    limit: ListQuery.properties.limit,
+    cursor: ListQuery.properties.cursor,
+    user: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  Closed,
+);
+export const Whoami = Type.Object({
+  kind: StringEnum(['user', 'agent']),
+  id: Type.String(),
+  name: Type.String(),
+  clusterAdmin: Type.Boolean(),
+  projects: Type.Array(Type.Object({ projectId: Type.String(), projectName: Type.String(), role: RoleSchema })),
+});
+
+// ---- hosts ------------------------------------------------------------------
+export const Resources = Type.Object(
+  {
+    vcpus: Type.Integer({ minimum: 0, maximum: 100_000 }),
+    memoryMib: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
+    diskGib: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
+  },
+  Closed,
+);
+export const Topology = Type.Object(
+  {
+    region: Type.String({ maxLength: 63 }),
+    zone: Type.String({ maxLength: 63 }),
+    rack: Type.String({ maxLength: 63 }),
+  },
+  Closed,
+);
+export const DriverName = StringEnum(['container', 'vm', 'metal', 'sim']);
+export const Host = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  kind: StringEnum(hostKinds),
+  parent: Nullable(Type.String({ description: 'the instance this host runs inside, for nested hosts' })),
+  topology: Topology,
+  labels: Labels,
+  capacity: Resources,
+  allocatable: Resources,
+  drivers: Type.Array(DriverName),
+  state: StringEnum(hostStates),
+  pool: Nullable(Type.String({ description: 'project id the host is dedicated to; null for the shared pool' })),
+  info: Type.Record(Type.String(), Type.Unknown()),
+  lastHeartbeatAt: Nullable(Timestamp),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export const HostCreate = Type.Object(
+  {
+    name: Name,
+    kind: Type.Optional(StringEnum(hostKinds)),
+    parent: Type.Optional(Type.String({ maxLength: 100 })),
+    topology: Type.Optional(Type.Partial(Topology, Closed)),
+    labels: Type.Optional(Labels),
+    capacity: Resources,
+    allocatable: Type.Optional(Resources),
+    drivers: Type.Optional(Type.Array(DriverName, { uniqueItems: true, maxItems: 4 })),
+    pool: Type.Optional(Nullable(Type.String({ maxLength: 100 }))),
+  },
+  Closed,
+);
+export const HostPatch = Type.Object(
+  {
+    labels: Type.Optional(Labels),
+    topology: Type.Optional(Type.Partial(Topology, Closed)),
+    pool: Type.Optional(Nullable(Type.String({ maxLength: 100 }))),
+    state: Type.Optional(StringEnum(['ready', 'draining'], { description: 'drain or return a host to service' })),
+  },
+  Closed,
+);
+
+export const JoinToken = Type.Object({
+  id: Type.String(),
+  description: Type.String(),
+  pool: Nullable(Type.String()),
+  createdAt: Timestamp,
+  expiresAt: Nullable(Timestamp),
+});
+export const JoinTokenCreated = Type.Object({
+  id: Type.String(),
+  description: Type.String(),
+  pool: Nullable(Type.String()),
+  createdAt: Timestamp,
+  expiresAt: Nullable(Timestamp),
+  secret: Type.String(),
+});
+export const JoinTokenCreate = Type.Object(
+  {
+    description: Type.Optional(Type.String({ maxLength: 200 })),
+    pool: Type.Optional(Type.String({ maxLength: 100, description: 'hosts that join with it are dedicated to this project' })),
+    expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * 86400 })),
+  },
+  Closed,
+);
+
+// ---- instances --------------------------------------------------------------
+export const Constraint = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 63, description: 'a host label, or topology.zone / topology.rack / topology.region' }),
+    op: StringEnum(['==', '!=', 'exists', 'not-exists']),
+    value: Type.Optional(Type.String({ maxLength: 255 })),
+  },
+  Closed,
+);
+export const InstanceResources = Type.Object(
+  {
+    vcpus: Type.Integer({ minimum: 1, maximum: 1024 }),
+    memoryMib: Type.Integer({ minimum: 4, maximum: 16 * 1024 * 1024 }),
+    diskGib: Type.Integer({ minimum: 0, maximum: 1024 * 1024 }),
+  },
+  Closed,
+);
+export const Env = Type.Record(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }), {
+  maxProperties: 256,
+});
+const Argv = Type.Array(Type.String({ maxLength: 32768 }), { maxItems: 1024 });
+export const Instance = Type.Object({
+  id: Type.String(),
+  project: Type.String(),
+  name: Type.String(),
+  kind: StringEnum(instanceKinds),
+  image: Type.String(),
+  command: Argv,
+  args: Argv,
+  env: Env,
+  resources: InstanceResources,
+  labels: Labels,
+  constraints: Type.Array(Constraint),
+  host: Nullable(Type.String()),
+  desiredState: StringEnum(desiredStates),
+  state: StringEnum(instanceStates),
+  message: Type.String(),
+  exitCode: Nullable(Type.Integer()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  startedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+});
+export const InstanceCreate = Type.Object(
+  {
+    project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),
+    name: Type.Optional(Name),
+    kind: StringEnum(instanceKinds),
+    image: Type.String({ minLength: 1, maxLength: 1024 }),
+    command: Type.Optional(Argv),
+    args: Type.Optional(Argv),
+    env: Type.Optional(Env),
+    resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
+    labels: Type.Optional(Labels),
+    constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
+    desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
+  },
+  Closed,
+);
+export const InstanceListQuery = Type.Object(
+  {
+    limit: ListQuery.properties.limit,
+    cursor: ListQuery.properties.cursor,
+    labels: ListQuery.properties.labels,
+    project: Type.Optional(Type.String({ maxLength: 100 })),
+    name: Type.Optional(Type.String({ maxLength: 100 })),
+    state: Type.Optional(StringEnum(instanceStates)),
+    host: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  Closed,
+);
+
+// ---- events -----------------------------------------------------------------
+export const Event = Type.Object({
+  seq: Type.Integer(),
+  at: Timestamp,
+  type: Type.String(),
+  project: Nullable(Type.String()),
+  resourceType: Type.String(),
+  resourceId: Type.String(),
+  actor: Type.String(),
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+export const EventQuery = Type.Object(
+  {
+    project: Type.Optional(Type.String({ maxLength: 100 })),
+    resource: Type.Optional(Type.String({ maxLength: 100, description: 'only events of this resource id' })),
+    since: Type.Optional(Type.Integer({ minimum: 0, description: 'only events after this sequence number' })),
+    limit: ListQuery.properties.limit,
+    follow: Type.Optional(Type.Boolean({ description: 'stream as server-sent events' })),
+  },
+  Closed,
+);
+
+export const IdParam = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }, Closed);
+export const ProjectParam = Type.Object({ project: Type.String({ minLength: 1, maxLength: 100 }) }, Closed);
+export const MemberParam = Type.Object(
+  { project: Type.String({ minLength: 1, maxLength: 100 }), user: Type.String({ minLength: 1, maxLength: 100 }) },
+  Closed,
+);
+
+export type ProjectCreate = Static<typeof ProjectCreate>;
+export type InstanceCreate = Static<typeof InstanceCreate>;
+export type HostCreate = Static<typeof HostCreate>;
+export type ProjectOut = Static<typeof Project>;
+export type InstanceOut = Static<typeof Instance>;
+export type HostOut = Static<typeof Host>;
+export type EventOut = Static<typeof Event>;
+export type UserOut = Static<typeof User>;
+export type Constraint = Static<typeof Constraint>;

@@ -1,0 +1,31 @@
+// `strata server`: the control plane.
+import { Command, Option } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseListen, startServer } from '../server/server.ts';
+
+export const defaultDataDir = (): string => process.env['STRATA_DATA'] ?? join(homedir(), '.local', 'share', 'strata');
+
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run the control plane: API, store, scheduler and controllers')
+    .option('--data <dir>', 'data directory (store, admin token)', defaultDataDir())
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(new Option('--sync <mode>', 'store durability: normal survives any process crash, full also power loss').choices(['normal', 'full']).default('normal'))
+    .option('--heartbeat <seconds>', 'agent heartbeat interval', (v) => Number.parseInt(v, 10), 5)
+    .action(async (o: { data: string; listen: string; logLevel: string; sync: 'normal' | 'full'; heartbeat: number }) => {
+      const { host, port } = parseListen(o.listen);
+      const logger = pino({ level: o.logLevel });
+      const srv = await startServer({ dataDir: o.data, host, port, logger, heartbeatSeconds: o.heartbeat, synchronous: o.sync });
+      logger.info({ url: srv.url, adminTokenFile: srv.adminTokenFile }, 'strata server listening');
+      const stop = async (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        await srv.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    });
+}

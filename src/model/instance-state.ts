@@ -1,0 +1,40 @@
+// The observed-state machine of an instance, shared by every kind. A report or
+// request that would take an instance along an edge not listed here is refused.
+export const instanceStates = [
+  'pending',
+  'scheduled',
+  'starting',
+  'running',
+  'stopping',
+  'stopped',
+  'failed',
+  'deleting',
+  'deleted',
+] as const;
+export type InstanceState = (typeof instanceStates)[number];
+
+export const desiredStates = ['running', 'stopped', 'deleted'] as const;
+export type DesiredState = (typeof desiredStates)[number];
+
+const edges: Record<InstanceState, readonly InstanceState[]> = {
+  pending: ['scheduled', 'failed', 'deleting', 'deleted'],
+  scheduled: ['starting', 'running', 'stopped', 'failed', 'deleting', 'pending'],
+  starting: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
+  running: ['stopping', 'stopped', 'failed', 'deleting', 'starting'],
+  stopping: ['stopped', 'failed', 'deleting'],
+  stopped: ['starting', 'running', 'failed', 'deleting', 'scheduled'],
+  failed: ['starting', 'running', 'scheduled', 'pending', 'deleting', 'stopped'],
+  deleting: ['deleted', 'failed'],
+  deleted: [],
+};
+
+export function canTransition(from: InstanceState, to: InstanceState): boolean {
+  return from === to || edges[from].includes(to);
+}
+
+export function isInstanceState(value: string): value is InstanceState {
+  return (instanceStates as readonly string[]).includes(value);
+}
+
+/** States in which an instance may be holding resources on its host. */
+export const activeStates: readonly InstanceState[] = ['scheduled', 'starting', 'running', 'stopping'];

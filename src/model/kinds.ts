@@ -1,0 +1,11 @@
+export const instanceKinds = ['container', 'vm', 'metal'] as const;
+export type InstanceKind = (typeof instanceKinds)[number];
+
+export const hostKinds = ['physical', 'virtual'] as const;
+export type HostKind = (typeof hostKinds)[number];
+
+export const hostStates = ['ready', 'not-ready', 'draining', 'down'] as const;
+export type HostState = (typeof hostStates)[number];
+
+export const roles = ['admin', 'member', 'reader'] as const;
+export type Role = (typeof roles)[number];

@@ -1,0 +1,51 @@
+// Wakes agents the moment their assignments change. Each host has a version;
+// any event that names a host bumps it, and long-polls waiting on that host
+// return at once. The boot id makes versions from a previous server process
+// differ from every current one, so a restarted server never leaves an agent
+// waiting on a stale version.
+import { randomBytes } from 'node:crypto';
+import type { Store } from '../store/store.ts';
+
+export class AgentHub {
+  private readonly bootId = randomBytes(4).toString('hex');
+  private readonly versions = new Map<string, number>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  constructor(store: Store) {
+    store.onEvent((e) => {
+      const data = JSON.parse(e.data) as { hostId?: unknown };
+      if (typeof data.hostId === 'string') this.bump(data.hostId);
+      if (e.resource_type === 'host') this.bump(e.resource_id);
+    });
+  }
+
+  version(hostId: string): string {
+    return `${this.bootId}.${this.versions.get(hostId) ?? 0}`;
+  }
+
+  bump(hostId: string): void {
+    this.versions.set(hostId, (this.versions.get(hostId) ?? 0) + 1);
+    const set = this.waiters.get(hostId);
+    if (!set) return;
+    this.waiters.delete(hostId);
+    for (const wake of set) wake();
+  }
+
+  /** Resolves when the host's version differs from `seen`, or after `timeoutMs`. */
+  wait(hostId: string, seen: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (seen !== this.version(hostId) || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let set = this.waiters.get(hostId);
+      if (!set) this.waiters.set(hostId, (set = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      set.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

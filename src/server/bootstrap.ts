@@ -1,0 +1,55 @@
+// First start: a cluster admin, its token in DATA/admin.token (0600), and a
+// `default` project it administers, so a fresh install is usable at once.
+import { writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashSecret, newSecret } from '../api/auth.ts';
+import { newId } from '../lib/ids.ts';
+import { now } from '../lib/time.ts';
+import type { Store } from '../store/store.ts';
+
+export const ADMIN_TOKEN_FILE = 'admin.token';
+
+export async function bootstrap(store: Store, dataDir: string): Promise<{ created: boolean; tokenFile: string }> {
+  const tokenFile = join(dataDir, ADMIN_TOKEN_FILE);
+  const anyUser = await store.db.selectFrom('users').select('id').limit(1).executeTakeFirst();
+  if (anyUser) return { created: false, tokenFile };
+  const secret = newSecret('stk');
+  // The file is written before the commit: a crash in between leaves a token
+  // that matches nothing, and the next start (still no users) writes a new one.
+  const tmp = `${tokenFile}.tmp`;
+  writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
+  renameSync(tmp, tokenFile);
+  await store.write(async ({ trx, emit }) => {
+    const t = now();
+    const userId = newId('usr');
+    const projectId = newId('prj');
+    await trx.insertInto('users').values({ id: userId, name: 'admin', cluster_admin: 1, created_at: t }).execute();
+    await trx
+      .insertInto('tokens')
+      .values({ id: newId('tok'), name: 'bootstrap', hash: hashSecret(secret), user_id: userId, host_id: null, created_at: t, expires_at: null })
+      .execute();
+    await trx
+      .insertInto('projects')
+      .values({
+        id: projectId,
+        name: 'default',
+        description: 'created at first start',
+        labels: '{}',
+        quota_instances: null,
+        quota_vcpus: null,
+        quota_memory_mib: null,
+        quota_disk_gib: null,
+        used_instances: 0,
+        used_vcpus: 0,
+        used_memory_mib: 0,
+        used_disk_gib: 0,
+        created_at: t,
+        updated_at: t,
+      })
+      .execute();
+    await trx.insertInto('memberships').values({ project_id: projectId, user_id: userId, role: 'admin', created_at: t }).execute();
+    emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: userId, actor: 'bootstrap', data: { name: 'admin' } });
+    emit({ type: 'project.created', projectId, resourceType: 'project', resourceId: projectId, actor: 'bootstrap', data: { name: 'default' } });
+  });
+  return { created: true, tokenFile };
+}

@@ -1,0 +1,188 @@
+// Instance lifecycle on the control plane: admission (quota, atomically),
+// desired-state changes, agent reports through the state machine, and release.
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { ApiError, conflict, notFound } from '../lib/errors.ts';
+import { newId } from '../lib/ids.ts';
+import { now } from '../lib/time.ts';
+import { canTransition, isInstanceState, type InstanceState } from '../model/instance-state.ts';
+import type { InstanceKind } from '../model/kinds.ts';
+import type { InstanceRow, InstanceTable } from '../store/schema.ts';
+import type { Store, Trx, WriteContext } from '../store/store.ts';
+import { replaceLabels } from '../api/paging.ts';
+import type { InstanceCreate } from '../api/schemas.ts';
+
+export const defaultResources: Record<InstanceKind, { vcpus: number; memoryMib: number; diskGib: number }> = {
+  container: { vcpus: 1, memoryMib: 256, diskGib: 0 },
+  vm: { vcpus: 1, memoryMib: 512, diskGib: 2 },
+  metal: { vcpus: 1, memoryMib: 1024, diskGib: 10 },
+};
+
+export interface StatusReport {
+  state: InstanceState;
+  message?: string | undefined;
+  exitCode?: number | null | undefined;
+}
+
+export class InstanceService {
+  private readonly store: Store;
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
+    const res = { ...defaultResources[b.kind], ...b.resources };
+    return this.store.write(async ({ trx, emit }) => {
+      const name = b.name ?? `${b.kind}-${randomBytes(3).toString('hex')}`;
+      const dup = await trx.selectFrom('instances').select('id').where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
+      if (dup) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
+      await reserveQuota(trx, projectId, res);
+      const t = now();
+      const row: InstanceTable = {
+        id: newId('ins'),
+        project_id: projectId,
+        name,
+        kind: b.kind,
+        image: b.image,
+        command: JSON.stringify(b.command ?? []),
+        args: JSON.stringify(b.args ?? []),
+        env: JSON.stringify(b.env ?? {}),
+        vcpus: res.vcpus,
+        memory_mib: res.memoryMib,
+        disk_gib: res.diskGib,
+        labels: JSON.stringify(b.labels ?? {}),
+        constraints: JSON.stringify(b.constraints ?? []),
+        host_id: null,
+        desired_state: b.desiredState ?? 'running',
+        state: 'pending',
+        message: '',
+        exit_code: null,
+        created_at: t,
+        updated_at: t,
+        started_at: null,
+        finished_at: null,
+      };
+      await trx.insertInto('instances').values(row).execute();
+      await replaceLabels(trx, 'instance', row.id, b.labels ?? {});
+      // The environment may hold secrets: events carry names, never values.
+      emit({ type: 'instance.created', projectId, resourceType: 'instance', resourceId: row.id, actor, data: { name, kind: b.kind, image: b.image } });
+      return row;
+    });
+  }
+
+  /** Sets the desired state; the agent holding the instance acts on it. */
+  async setDesired(id: string, desired: 'running' | 'stopped', actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+    return this.store.write(async ({ trx, emit }) => {
+      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw notFound('instance', id);
+      check(row);
+      if (row.desired_state === 'deleted') throw conflict(`instance ${row.name} is being deleted`);
+      const update: Partial<InstanceTable> = { desired_state: desired, updated_at: now() };
+      // A failed instance that is started again goes back through the scheduler
+      // when it holds no host.
+      if (desired === 'running' && row.host_id === null && row.state === 'failed') update.state = 'pending';
+      await trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      emit({ type: `instance.${desired === 'running' ? 'start' : 'stop'}-requested`, projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      if (update.state === 'pending') emit({ type: 'instance.rescheduled', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: {} });
+      return { ...row, ...update } as InstanceRow;
+    });
+  }
+
+  /**
+   * Deletes an instance. One that no agent holds is gone at once; one on a host
+   * goes to `deleting` until its agent reports it destroyed.
+   */
+  async delete(id: string, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+    return this.store.write(async (ctx) => {
+      const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw notFound('instance', id);
+      check(row);
+      const held = row.host_id !== null && row.state !== 'pending';
+      if (!held) return finalizeDelete(ctx, row, actor);
+      const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
+      await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      ctx.emit({ type: 'instance.deleting', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      return { ...row, ...update };
+    });
+  }
+
+  /** An agent's report of what it observes. Illegal transitions are refused. */
+  async report(hostId: string, id: string, r: StatusReport, actor: string): Promise<InstanceRow> {
+    return this.store.write(async (ctx) => {
+      const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row || row.host_id !== hostId) throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
+      const from = row.state;
+      if (!isInstanceState(from) || !canTransition(from, r.state)) {
+        throw conflict(`illegal transition ${from} -> ${r.state}`, { from, to: r.state });
+      }
+      if (r.state === 'deleted') return finalizeDelete(ctx, row, actor);
+      const t = now();
+      const update: Partial<InstanceTable> = { state: r.state, updated_at: t };
+      if (r.message !== undefined) update.message = r.message;
+      if (r.exitCode !== undefined) update.exit_code = r.exitCode;
+      if (r.state === 'running' && from !== 'running') {
+        update.started_at = t;
+        update.finished_at = null;
+        update.exit_code = r.exitCode ?? null;
+      }
+      if ((r.state === 'stopped' || r.state === 'failed') && from !== r.state) update.finished_at = t;
+      await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      if (from !== r.state || r.message !== undefined) {
+        ctx.emit({
+          type: 'instance.state',
+          projectId: row.project_id,
+          resourceType: 'instance',
+          resourceId: id,
+          actor,
+          data: { from, to: r.state, message: r.message ?? '', exitCode: update.exit_code ?? row.exit_code },
+        });
+      }
+      return { ...row, ...update } as InstanceRow;
+    });
+  }
+}
+
+async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; memoryMib: number; diskGib: number }): Promise<void> {
+  // One conditional UPDATE checks and takes the quota at once, so concurrent
+  // creations can never overshoot it, on SQLite or PostgreSQL alike.
+  const res = await trx
+    .updateTable('projects')
+    .set((eb) => ({
+      used_instances: eb('used_instances', '+', 1),
+      used_vcpus: eb('used_vcpus', '+', r.vcpus),
+      used_memory_mib: eb('used_memory_mib', '+', r.memoryMib),
+      used_disk_gib: eb('used_disk_gib', '+', r.diskGib),
+    }))
+    .where('id', '=', projectId)
+    .where(sql<boolean>`(quota_instances is null or used_instances + 1 <= quota_instances)`)
+    .where(sql<boolean>`(quota_vcpus is null or used_vcpus + ${r.vcpus} <= quota_vcpus)`)
+    .where(sql<boolean>`(quota_memory_mib is null or used_memory_mib + ${r.memoryMib} <= quota_memory_mib)`)
+    .where(sql<boolean>`(quota_disk_gib is null or used_disk_gib + ${r.diskGib} <= quota_disk_gib)`)
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) === 1) return;
+  const p = await trx.selectFrom('projects').selectAll().where('id', '=', projectId).executeTakeFirstOrThrow();
+  const over: string[] = [];
+  if (p.quota_instances !== null && p.used_instances + 1 > p.quota_instances) over.push(`instances ${p.used_instances}+1 > ${p.quota_instances}`);
+  if (p.quota_vcpus !== null && p.used_vcpus + r.vcpus > p.quota_vcpus) over.push(`vcpus ${p.used_vcpus}+${r.vcpus} > ${p.quota_vcpus}`);
+  if (p.quota_memory_mib !== null && p.used_memory_mib + r.memoryMib > p.quota_memory_mib) over.push(`memoryMib ${p.used_memory_mib}+${r.memoryMib} > ${p.quota_memory_mib}`);
+  if (p.quota_disk_gib !== null && p.used_disk_gib + r.diskGib > p.quota_disk_gib) over.push(`diskGib ${p.used_disk_gib}+${r.diskGib} > ${p.quota_disk_gib}`);
+  throw new ApiError('quota_exceeded', `project ${p.name} quota exceeded: ${over.join('; ')}`, { exceeded: over });
+}
+
+async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, actor: string): Promise<InstanceRow> {
+  await trx.deleteFrom('labels').where('resource_type', '=', 'instance').where('resource_id', '=', row.id).execute();
+  await trx.deleteFrom('instances').where('id', '=', row.id).execute();
+  await trx
+    .updateTable('projects')
+    .set((eb) => ({
+      used_instances: eb('used_instances', '-', 1),
+      used_vcpus: eb('used_vcpus', '-', row.vcpus),
+      used_memory_mib: eb('used_memory_mib', '-', row.memory_mib),
+      used_disk_gib: eb('used_disk_gib', '-', row.disk_gib),
+    }))
+    .where('id', '=', row.project_id)
+    .execute();
+  emit({ type: 'instance.deleted', projectId: row.project_id, resourceType: 'instance', resourceId: row.id, actor, data: { name: row.name, hostId: row.host_id } });
+  return { ...row, state: 'deleted', desired_state: 'deleted', updated_at: now() };
+}

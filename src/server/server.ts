@@ -1,0 +1,70 @@
+// `strata server`: opens the store, bootstraps a fresh install, serves the API
+// and runs the control loops (placement, host liveness).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { buildApp, type App } from '../api/app.ts';
+import { openDatabase } from '../store/db.ts';
+import { Store } from '../store/store.ts';
+import { AgentHub } from './agent-hub.ts';
+import { bootstrap } from './bootstrap.ts';
+import { InstanceService } from './instances.ts';
+import { startLiveness } from './liveness.ts';
+import { Placer } from './placer.ts';
+import { VERSION } from '../lib/version.ts';
+
+export interface ServerOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  logger?: Logger;
+  heartbeatSeconds?: number;
+  synchronous?: 'full' | 'normal';
+}
+
+export interface RunningServer {
+  app: App;
+  store: Store;
+  url: string;
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new Error(`--listen must be HOST:PORT, got ${JSON.stringify(listen)}`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const logger = o.logger ?? pino({ level: 'info' });
+  const db = await openDatabase({ file: join(o.dataDir, 'strata.db'), synchronous: o.synchronous ?? 'normal' });
+  const store = new Store(db);
+  const boot = await bootstrap(store, o.dataDir);
+  if (boot.created) logger.info({ tokenFile: boot.tokenFile }, 'first start: cluster admin token written');
+
+  const heartbeatSeconds = o.heartbeatSeconds ?? 5;
+  const placer = new Placer(store, logger);
+  const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, heartbeatSeconds };
+  const app = await buildApp({ store, services, logger, version: VERSION });
+  const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
+  placer.kick();
+  return {
+    app,
+    store,
+    url: `http://${host}:${port}`,
+    adminTokenFile: boot.tokenFile,
+    async close() {
+      stopLiveness();
+      await app.close();
+      await placer.settled();
+      await store.close();
+    },
+  };
+}

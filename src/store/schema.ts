@@ -1,0 +1,143 @@
+// Row types of the state store. Columns are dialect-neutral: integers for flags,
+// ISO-8601 text for times, JSON text for structured values.
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface ProjectTable {
+  id: string;
+  name: string;
+  description: string;
+  labels: string;
+  quota_instances: number | null;
+  quota_vcpus: number | null;
+  quota_memory_mib: number | null;
+  quota_disk_gib: number | null;
+  used_instances: number;
+  used_vcpus: number;
+  used_memory_mib: number;
+  used_disk_gib: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserTable {
+  id: string;
+  name: string;
+  cluster_admin: number;
+  created_at: string;
+}
+
+export interface MembershipTable {
+  project_id: string;
+  user_id: string;
+  role: string;
+  created_at: string;
+}
+
+export interface TokenTable {
+  id: string;
+  name: string;
+  /** sha256 of the secret, hex; the secret itself is never stored. */
+  hash: string;
+  user_id: string | null;
+  host_id: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface JoinTokenTable {
+  id: string;
+  hash: string;
+  description: string;
+  pool: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface HostTable {
+  id: string;
+  name: string;
+  kind: string;
+  parent_instance_id: string | null;
+  region: string;
+  zone: string;
+  rack: string;
+  labels: string;
+  capacity_vcpus: number;
+  capacity_memory_mib: number;
+  capacity_disk_gib: number;
+  allocatable_vcpus: number;
+  allocatable_memory_mib: number;
+  allocatable_disk_gib: number;
+  drivers: string;
+  state: string;
+  pool: string | null;
+  info: string;
+  last_heartbeat_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface InstanceTable {
+  id: string;
+  project_id: string;
+  name: string;
+  kind: string;
+  image: string;
+  command: string;
+  args: string;
+  env: string;
+  vcpus: number;
+  memory_mib: number;
+  disk_gib: number;
+  labels: string;
+  constraints: string;
+  host_id: string | null;
+  desired_state: string;
+  state: string;
+  message: string;
+  exit_code: number | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** One row per label, so label filters are plain indexed joins on any SQL dialect. */
+export interface LabelTable {
+  resource_type: string;
+  resource_id: string;
+  key: string;
+  value: string;
+}
+
+export interface EventTable {
+  seq: Generated<number>;
+  at: string;
+  project_id: string | null;
+  type: string;
+  resource_type: string;
+  resource_id: string;
+  actor: string;
+  data: string;
+}
+
+export interface Database {
+  projects: ProjectTable;
+  users: UserTable;
+  memberships: MembershipTable;
+  tokens: TokenTable;
+  join_tokens: JoinTokenTable;
+  hosts: HostTable;
+  instances: InstanceTable;
+  labels: LabelTable;
+  events: EventTable;
+}
+
+export type ProjectRow = Selectable<ProjectTable>;
+export type UserRow = Selectable<UserTable>;
+export type TokenRow = Selectable<TokenTable>;
+export type HostRow = Selectable<HostTable>;
+export type InstanceRow = Selectable<InstanceTable>;
+export type EventRow = Selectable<EventTable>;
+export type NewEvent = Insertable<EventTable>;
+export type InstanceUpdate = Updateable<InstanceTable>;

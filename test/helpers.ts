@@ -1,0 +1,125 @@
+// Shared fixtures for end-to-end tests: a real server (in this process or as a
+// child process) on a free loopback port with its own data directory, and a
+// small JSON client.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { startServer, type RunningServer } from '../src/server/server.ts';
+
+export const repoRoot = new URL('..', import.meta.url).pathname;
+export const strataBin = join(repoRoot, 'bin', 'strata');
+
+export function tempDir(prefix = 'strata-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  adminToken: string;
+  server: RunningServer;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(opts: { dataDir?: string; heartbeatSeconds?: number } = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const server = await startServer({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: process.env['STRATA_TEST_LOG'] ?? 'silent' }),
+    heartbeatSeconds: opts.heartbeatSeconds ?? 5,
+  });
+  return {
+    url: server.url,
+    dataDir,
+    adminToken: readFileSync(server.adminTokenFile, 'utf8').trim(),
+    server,
+    close: () => server.close(),
+  };
+}
+
+export interface ServerProcess {
+  url: string;
+  dataDir: string;
+  adminToken: string;
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** `strata server` as a child process, for restart and crash tests. */
+export async function startServerProcess(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
+  const child = spawn(strataBin, ['server', '--data', dataDir, '--listen', '127.0.0.1:0', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const errs: string[] = [];
+    child.stderr!.on('data', (d: Buffer) => errs.push(d.toString()));
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${errs.join('')}`)));
+    lines.on('line', (line) => {
+      try {
+        const rec = JSON.parse(line) as { msg?: string; url?: string };
+        if (rec.msg === 'strata server listening' && rec.url) resolve(rec.url);
+      } catch {
+        // not a log line
+      }
+    });
+  });
+  return {
+    url,
+    dataDir,
+    adminToken: readFileSync(join(dataDir, 'admin.token'), 'utf8').trim(),
+    child,
+    stop: (signal = 'SIGTERM') =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill(signal);
+      }),
+  };
+}
+
+export interface Reply<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** A bare JSON client: no retries, no helpers that could hide a server's answer. */
+export function client(url: string, token?: string) {
+  const call = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> => {
+    const h: Record<string, string> = { ...headers };
+    if (token) h['authorization'] = `Bearer ${token}`;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      h['content-type'] ??= 'application/json';
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    const res = await fetch(url + path, { method, headers: h, body: payload });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // leave as text
+    }
+    return { status: res.status, body: parsed as T, headers: res.headers };
+  };
+  return {
+    get: <T = any>(p: string) => call<T>('GET', p),
+    post: <T = any>(p: string, b?: unknown, h?: Record<string, string>) => call<T>('POST', p, b, h),
+    put: <T = any>(p: string, b?: unknown) => call<T>('PUT', p, b),
+    patch: <T = any>(p: string, b?: unknown) => call<T>('PATCH', p, b),
+    delete: <T = any>(p: string) => call<T>('DELETE', p),
+    call,
+  };
+}
+export type Client = ReturnType<typeof client>;
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
