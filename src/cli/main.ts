@@ -1,6 +1,8 @@
 // The `strata` command: one binary, every role (server, agent, dev) and the CLI.
 import { Command } from 'commander';
 import { VERSION } from '../lib/version.ts';
+import { agentCommand } from './agent.ts';
+import { devCommand } from './dev.ts';
 import { serverCommand } from './server.ts';
 
 const program = new Command('strata')
@@ -9,5 +11,7 @@ const program = new Command('strata')
   .showHelpAfterError('(run with --help for usage)');
 
 program.addCommand(serverCommand());
+program.addCommand(devCommand());
+program.addCommand(agentCommand());
 
 await program.parseAsync(process.argv);
