@@ -1,6 +1,102 @@
 // `strata agent`: turns this machine into a host.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { TopologyFlags } from '../agent/fingerprint.ts';
+import { defaultDataDir } from './server.ts';
+
+interface AgentFlags {
+  server?: string;
+  joinToken?: string;
+  joinTokenFile?: string;
+  name?: string;
+  data?: string;
+  config?: string;
+  region?: string;
+  zone?: string;
+  rack?: string;
+  label: string[];
+  kind?: 'physical' | 'virtual';
+  parent?: string;
+  logLevel: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Flags win over the config file; the file has the same keys (label: map). */
+function settings(f: AgentFlags): Required<Pick<AgentFlags, 'server' | 'name' | 'data'>> & { joinToken?: string; topology: TopologyFlags } {
+  const file = f.config ? (parseYaml(readFileSync(f.config, 'utf8')) as Record<string, unknown>) : {};
+  const str = (k: string) => (typeof file[k] === 'string' ? (file[k] as string) : undefined);
+  const labels: Record<string, string> = { ...((file['labels'] as Record<string, string> | undefined) ?? {}) };
+  for (const kv of f.label) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new Error(`--label wants KEY=VALUE, got ${JSON.stringify(kv)}`);
+    labels[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const server = f.server ?? str('server') ?? process.env['STRATA_URL'];
+  if (!server) throw new Error('--server URL is required (or `server:` in --config, or STRATA_URL)');
+  let joinToken = f.joinToken ?? str('joinToken') ?? process.env['STRATA_JOIN_TOKEN'];
+  const tokenFile = f.joinTokenFile ?? str('joinTokenFile');
+  if (!joinToken && tokenFile) joinToken = readFileSync(tokenFile, 'utf8').trim();
+  const kind = f.kind ?? (str('kind') as 'physical' | 'virtual' | undefined);
+  const out = {
+    server,
+    name: f.name ?? str('name') ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+    data: f.data ?? str('data') ?? join(defaultDataDir(), 'agent'),
+    topology: {
+      region: f.region ?? str('region'),
+      zone: f.zone ?? str('zone'),
+      rack: f.rack ?? str('rack'),
+      labels,
+      kind,
+      parent: f.parent ?? str('parent'),
+    },
+  };
+  return joinToken ? { ...out, joinToken } : out;
+}
 
 export function agentCommand(): Command {
-  return new Command('agent').description('run the host agent');
+  return new Command('agent')
+    .description('run the host agent: register this machine, heartbeat, run what the scheduler assigns')
+    .option('--server <url>', 'control plane URL (env STRATA_URL)')
+    .option('--join-token <token>', 'join token, needed at first registration (env STRATA_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from a file')
+    .option('--name <name>', 'host name (default: this machine hostname)')
+    .option('--data <dir>', 'agent state directory (default: ~/.local/share/strata/agent)')
+    .option('--config <file>', 'YAML file with the same settings (server, name, region, zone, rack, labels, ...)')
+    .option('--region <region>', 'topology: region')
+    .option('--zone <zone>', 'topology: zone')
+    .option('--rack <rack>', 'topology: rack')
+    .option('--label <key=value>', 'host label (repeatable)', collect, [])
+    .addOption(new Option('--kind <kind>', 'physical server or a virtual host').choices(['physical', 'virtual']))
+    .option('--parent <instance>', 'for a nested host: the instance it runs inside')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
+    .action(async (f: AgentFlags) => {
+      let s: ReturnType<typeof settings>;
+      try {
+        s = settings(f);
+      } catch (err) {
+        process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(2);
+      }
+      const { pino } = await import('pino');
+      const { Agent } = await import('../agent/agent.ts');
+      const log = pino({ level: f.logLevel });
+      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology: s.topology, drivers: [], log });
+      try {
+        await agent.start();
+      } catch (err) {
+        process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      }
+      const stop = async () => {
+        await agent.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
 }

@@ -1,6 +1,100 @@
-// `strata dev`: a server and a local agent in one command.
+// `strata dev`: a server and a supervised local agent in one command, with data
+// under ~/.local/share/strata, and the CLI pointed at them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import type { Store } from '../store/store.ts';
+import { saveContext } from './config.ts';
+import { defaultDataDir } from './server.ts';
+
+const JOIN_TOKEN_FILE = 'dev-join.token';
+
+/** The dev join token survives restarts so the local agent can always (re)join. */
+async function devJoinToken(store: Store, dataDir: string): Promise<string> {
+  const file = join(dataDir, JOIN_TOKEN_FILE);
+  const { hashSecret } = await import('../api/auth.ts');
+  if (existsSync(file)) {
+    const secret = readFileSync(file, 'utf8').trim();
+    const row = await store.db.selectFrom('join_tokens').select('id').where('hash', '=', hashSecret(secret)).executeTakeFirst();
+    if (row) return secret;
+  }
+  const { createJoinToken } = await import('../api/join-tokens.ts');
+  const { secret } = await createJoinToken(store, 'dev', { description: 'strata dev local agent' });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
 
 export function devCommand(): Command {
-  return new Command('dev').description('run a server and a local agent with embedded defaults');
+  return new Command('dev')
+    .description('run a server and a local agent with embedded defaults (the way to start)')
+    .option('--data <dir>', 'data directory', defaultDataDir())
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
+    .option('--context <name>', 'CLI context to create and make current', 'dev')
+    .option('--no-agent', 'run the server only')
+    .action(async (o: { data: string; listen: string; context: string; agent: boolean }) => {
+      const { pino } = await import('pino');
+      const { parseListen, startServer } = await import('../server/server.ts');
+      const { host, port } = parseListen(o.listen);
+      const logFile = join(o.data, 'server.log');
+      const logger = pino({ level: 'info' }, pino.destination({ dest: logFile, mkdir: true, sync: false }));
+      const srv = await startServer({ dataDir: o.data, host, port, logger });
+      const token = readFileSync(srv.adminTokenFile, 'utf8').trim();
+      const configFile = saveContext(o.context, { url: srv.url, token, project: 'default' }, { makeCurrent: true });
+
+      let agent: ChildProcess | undefined;
+      let stopping = false;
+      const agentLog = join(o.data, 'agent.log');
+      const startAgent = async () => {
+        const joinToken = await devJoinToken(srv.store, o.data);
+        const bin = new URL('../../bin/strata', import.meta.url).pathname;
+        const out = openSync(agentLog, 'a');
+        agent = spawn(bin, ['agent', '--server', srv.url, '--join-token', joinToken, '--data', join(o.data, 'agent'), '--name', hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-')], {
+          stdio: ['ignore', out, out],
+        });
+        const started = Date.now();
+        agent.once('exit', (code, signal) => {
+          if (stopping) return;
+          const quick = Date.now() - started < 5000;
+          process.stderr.write(`strata dev: local agent exited (${signal ?? code}); restarting${quick ? ' in 5 s' : ''}; see ${agentLog}\n`);
+          setTimeout(() => void startAgent(), quick ? 5000 : 500);
+        });
+      };
+      if (o.agent) await startAgent();
+
+      process.stdout.write(
+        [
+          '',
+          `Strata is running at ${srv.url}`,
+          `  API docs:     ${srv.url}/docs   (OpenAPI: ${srv.url}/openapi.json)`,
+          `  admin token:  ${srv.adminTokenFile}`,
+          `  data:         ${o.data}   (logs: server.log, agent.log)`,
+          `  CLI context:  "${o.context}" is now current in ${configFile}`,
+          o.agent ? `  local agent:  started, registering this machine as a host` : '  local agent:  off (--no-agent)',
+          '',
+          'In another terminal:',
+          '  strata host list',
+          '  strata run --kind container 127.0.0.1:5000/library/busybox -- sh -c "echo hello"',
+          '  strata events -f',
+          '',
+          'Ctrl-C stops the server and the agent (workloads keep running).',
+          '',
+        ].join('\n'),
+      );
+
+      const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        if (agent && agent.exitCode === null) {
+          const exited = new Promise((r) => agent!.once('exit', r));
+          agent.kill('SIGTERM');
+          await exited;
+        }
+        await srv.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
 }

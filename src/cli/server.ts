@@ -2,8 +2,6 @@
 import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { parseListen, startServer } from '../server/server.ts';
 
 export const defaultDataDir = (): string => process.env['STRATA_DATA'] ?? join(homedir(), '.local', 'share', 'strata');
 
@@ -16,6 +14,9 @@ export function serverCommand(): Command {
     .addOption(new Option('--sync <mode>', 'store durability: normal survives any process crash, full also power loss').choices(['normal', 'full']).default('normal'))
     .option('--heartbeat <seconds>', 'agent heartbeat interval', (v) => Number.parseInt(v, 10), 5)
     .action(async (o: { data: string; listen: string; logLevel: string; sync: 'normal' | 'full'; heartbeat: number }) => {
+      // Heavy modules load only for the roles that need them: the CLI stays quick.
+      const { pino } = await import('pino');
+      const { parseListen, startServer } = await import('../server/server.ts');
       const { host, port } = parseListen(o.listen);
       const logger = pino({ level: o.logLevel });
       const srv = await startServer({ dataDir: o.data, host, port, logger, heartbeatSeconds: o.heartbeat, synchronous: o.sync });

@@ -1,0 +1,185 @@
+// The host agent: registers (once), heartbeats, watches its assignments with a
+// long-poll that the server answers the moment they change, and drives each
+// instance towards its desired state through the driver of its kind.
+import type { Logger } from 'pino';
+import type { Driver, InstanceSpec } from '../drivers/driver.ts';
+import { AgentApi, AgentApiError } from './api-client.ts';
+import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
+import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
+
+export interface AgentOptions {
+  server: string;
+  joinToken?: string | undefined;
+  name: string;
+  dataDir: string;
+  topology: TopologyFlags;
+  drivers: Driver[];
+  log: Logger;
+  /** Long-poll length; the server answers sooner on any change. */
+  waitSeconds?: number;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+export class Agent {
+  private readonly o: AgentOptions;
+  private readonly api: AgentApi;
+  private readonly stopping = new AbortController();
+  private drivers = new Map<DriverName, Driver>();
+  private identity: Identity | undefined;
+  private heartbeatSeconds = 5;
+  private readonly busy = new Set<string>();
+  private readonly dirty = new Map<string, InstanceSpec>();
+  private loops: Promise<unknown>[] = [];
+
+  constructor(o: AgentOptions) {
+    this.o = o;
+    this.api = new AgentApi(o.server);
+  }
+
+  get hostId(): string | undefined {
+    return this.identity?.hostId;
+  }
+
+  async start(): Promise<void> {
+    for (const d of this.o.drivers) {
+      if (await d.probe().catch(() => false)) this.drivers.set(d.name, d);
+      else this.o.log.warn({ driver: d.name }, 'driver does not work on this host; not offered');
+    }
+    await this.connect();
+    this.loops = [this.heartbeatLoop(), this.watchLoop()];
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  private fingerprint() {
+    return fingerprint(this.o.dataDir, this.o.topology, [...this.drivers.keys()]);
+  }
+
+  /** Uses the saved identity when it still works; registers otherwise. */
+  private async connect(): Promise<void> {
+    const saved = loadIdentity(this.o.dataDir);
+    if (saved && saved.server === this.o.server && saved.name === this.o.name) {
+      this.api.token = saved.token;
+      try {
+        const ack = await this.api.heartbeat(this.fingerprint());
+        this.identity = saved;
+        this.heartbeatSeconds = ack.heartbeatSeconds;
+        this.o.log.info({ hostId: saved.hostId }, 'agent resumed its registration');
+        return;
+      } catch (err) {
+        if (!(err instanceof AgentApiError && err.status === 401)) throw err;
+        this.o.log.warn('saved agent credential was refused; registering again');
+      }
+    }
+    if (!this.o.joinToken) throw new Error('this agent is not registered yet: give it --join-token');
+    this.api.token = undefined;
+    const reg = await this.api.register(this.o.joinToken, this.o.name, this.fingerprint());
+    this.identity = { server: this.o.server, hostId: reg.host.id, name: this.o.name, token: reg.token };
+    saveIdentity(this.o.dataDir, this.identity);
+    this.api.token = reg.token;
+    this.heartbeatSeconds = reg.heartbeatSeconds;
+    this.o.log.info({ hostId: reg.host.id, drivers: reg.host.drivers }, 'agent registered');
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      await sleep(this.heartbeatSeconds * 1000, signal);
+      if (signal.aborted) break;
+      try {
+        const ack = await this.api.heartbeat(this.fingerprint());
+        this.heartbeatSeconds = ack.heartbeatSeconds;
+      } catch (err) {
+        this.o.log.warn({ err: String(err) }, 'heartbeat failed');
+      }
+    }
+  }
+
+  private async watchLoop(): Promise<void> {
+    const signal = this.stopping.signal;
+    let version: string | undefined;
+    let backoff = 250;
+    while (!signal.aborted) {
+      try {
+        const res = await this.api.assignments(version, this.o.waitSeconds ?? 30, signal);
+        backoff = 250;
+        if (res.version === version) continue;
+        version = res.version;
+        for (const inst of res.instances) this.reconcile(inst);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.log.warn({ err: String(err) }, 'assignment watch failed; retrying');
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  /** One reconcile at a time per instance; a newer spec arriving meanwhile runs next. */
+  private reconcile(spec: InstanceSpec): void {
+    if (this.busy.has(spec.id)) {
+      this.dirty.set(spec.id, spec);
+      return;
+    }
+    this.busy.add(spec.id);
+    void this.reconcileOnce(spec)
+      .catch((err: unknown) => this.o.log.error({ err: String(err), instance: spec.id }, 'reconcile failed'))
+      .finally(() => {
+        this.busy.delete(spec.id);
+        const next = this.dirty.get(spec.id);
+        if (next) {
+          this.dirty.delete(spec.id);
+          this.reconcile(next);
+        }
+      });
+  }
+
+  private async report(id: string, state: InstanceSpec['state'], extra: { message?: string; exitCode?: number | null } = {}) {
+    try {
+      await this.api.report(id, state, extra);
+    } catch (err) {
+      // A refused transition means the server already moved on; the next
+      // assignment answer carries the current state.
+      this.o.log.warn({ err: String(err), instance: id, state }, 'status report refused');
+    }
+  }
+
+  private async reconcileOnce(spec: InstanceSpec): Promise<void> {
+    const driver = this.drivers.get(spec.kind);
+    if (spec.desiredState === 'deleted') {
+      if (spec.state !== 'deleting') return;
+      if (driver) await driver.destroy(spec.id);
+      return this.report(spec.id, 'deleted');
+    }
+    if (!driver) {
+      if (spec.state !== 'failed') await this.report(spec.id, 'failed', { message: `this host has no ${spec.kind} driver` });
+      return;
+    }
+    const seen = await driver.inspect(spec.id);
+    if (spec.desiredState === 'running' && seen.state !== 'running') {
+      if (spec.state === 'failed' && seen.state === 'failed') return;
+      await this.report(spec.id, 'starting');
+      try {
+        await driver.start(spec);
+        await this.report(spec.id, 'running');
+      } catch (err) {
+        await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
+      }
+    } else if (spec.desiredState === 'stopped' && seen.state === 'running') {
+      await this.report(spec.id, 'stopping');
+      await driver.stop(spec.id, 10);
+      const after = await driver.inspect(spec.id);
+      await this.report(spec.id, 'stopped', { exitCode: after.exitCode ?? null });
+    } else if (seen.state !== 'absent' && seen.state !== spec.state) {
+      await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
+    }
+  }
+}

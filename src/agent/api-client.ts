@@ -1,0 +1,60 @@
+// The agent's side of the agent protocol (docs/agent-protocol.md).
+import type { Static } from 'typebox';
+import type { Assignments, Fingerprint, Registered } from '../api/agent-schemas.ts';
+import type { HeartbeatAck } from '../api/agent-schemas.ts';
+import type { InstanceState } from '../model/instance-state.ts';
+
+export class AgentApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class AgentApi {
+  private readonly base: string;
+  token: string | undefined;
+
+  constructor(server: string, token?: string) {
+    this.base = server.replace(/\/+$/, '');
+    this.token = token;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers['authorization'] = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    if (signal) init.signal = signal;
+    const res = await fetch(this.base + path, init);
+    const text = await res.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!res.ok) {
+      const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new AgentApiError(res.status, err?.code ?? 'http_error', err?.message ?? `HTTP ${res.status}`);
+    }
+    return parsed as T;
+  }
+
+  register(joinToken: string, name: string, fp: Fingerprint): Promise<Static<typeof Registered>> {
+    return this.call('POST', '/v1/agent/register', { joinToken, name, fingerprint: fp });
+  }
+
+  heartbeat(fp?: Fingerprint): Promise<Static<typeof HeartbeatAck>> {
+    return this.call('POST', '/v1/agent/heartbeat', fp ? { fingerprint: fp } : {});
+  }
+
+  assignments(version: string | undefined, waitSeconds: number, signal?: AbortSignal): Promise<Static<typeof Assignments>> {
+    const q = new URLSearchParams({ waitSeconds: String(waitSeconds) });
+    if (version) q.set('version', version);
+    return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal);
+  }
+
+  report(id: string, state: InstanceState, extra: { message?: string; exitCode?: number | null } = {}): Promise<unknown> {
+    return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/status`, { state, ...extra });
+  }
+}
