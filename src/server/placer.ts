@@ -9,11 +9,15 @@ import { place, type ConstraintSpec, type HostView } from '../scheduler/place.ts
 import type { HostRow } from '../store/schema.ts';
 import type { Store, Trx } from '../store/store.ts';
 
-const wakeTypes = new Set(['instance.created', 'instance.rescheduled', 'instance.deleted', 'host.registered', 'host.updated', 'host.created', 'host.state']);
+// Events that may let a waiting instance fit somewhere: every pending instance is retried.
+const hostTypes = new Set(['host.registered', 'host.updated', 'host.created', 'host.state', 'host.deleted', 'instance.deleted']);
+// Events that bring one instance to placement.
+const instanceTypes = new Set(['instance.created', 'instance.rescheduled']);
 
 export class Placer {
   private running = false;
-  private again = false;
+  private readonly queue = new Set<string>();
+  private retryAll = true;
   private readonly store: Store;
   private readonly log: FastifyBaseLogger;
   private idle: Promise<void> = Promise.resolve();
@@ -22,16 +26,19 @@ export class Placer {
     this.store = store;
     this.log = log;
     store.onEvent((e) => {
-      if (wakeTypes.has(e.type)) this.kick();
+      if (instanceTypes.has(e.type)) {
+        this.queue.add(e.resource_id);
+        this.kick();
+      } else if (hostTypes.has(e.type)) {
+        this.retryAll = true;
+        this.kick();
+      }
     });
   }
 
   /** Ask for a placement pass soon; passes never overlap. */
   kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    if (this.running) return;
     this.running = true;
     this.idle = new Promise((resolve) => {
       setImmediate(() => {
@@ -47,10 +54,18 @@ export class Placer {
 
   private async loop(): Promise<void> {
     try {
-      do {
-        this.again = false;
-        await this.pass();
-      } while (this.again);
+      while (this.retryAll || this.queue.size > 0) {
+        let ids: string[] | 'all';
+        if (this.retryAll) {
+          this.retryAll = false;
+          this.queue.clear();
+          ids = 'all';
+        } else {
+          ids = [...this.queue].slice(0, 500);
+          for (const id of ids) this.queue.delete(id);
+        }
+        await this.pass(ids);
+      }
     } catch (err) {
       this.log.error({ err }, 'placement pass failed');
     } finally {
@@ -58,20 +73,19 @@ export class Placer {
     }
   }
 
-  private async pass(): Promise<void> {
-    const pending = await this.store.db
-      .selectFrom('instances')
-      .select(['id'])
-      .where('state', '=', 'pending')
-      .where('desired_state', '!=', 'deleted')
-      .orderBy('id')
-      .limit(500)
-      .execute();
-    for (const { id } of pending) {
-      await this.store.write(async ({ trx, emit }) => {
-        const inst = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
-        if (!inst || inst.state !== 'pending' || inst.desired_state === 'deleted') return;
-        const { hosts, dedicated } = await snapshot(trx);
+  /**
+   * Places a batch in one transaction: the snapshot is read inside it and
+   * updated after each placement, so the batch never promises capacity twice.
+   */
+  private async pass(ids: string[] | 'all'): Promise<void> {
+    await this.store.write(async ({ trx, emit }) => {
+      let q = trx.selectFrom('instances').selectAll().where('state', '=', 'pending').where('desired_state', '!=', 'deleted').orderBy('id');
+      if (ids !== 'all') q = q.where('id', 'in', ids);
+      const pending = await q.execute();
+      if (pending.length === 0) return;
+      const { hosts, dedicated } = await snapshot(trx);
+      const byId = new Map(hosts.map((h) => [h.id, h]));
+      for (const inst of pending) {
         const result = place(
           hosts,
           {
@@ -85,16 +99,19 @@ export class Placer {
           dedicated,
         );
         if (!result.ok) {
-          if (inst.message !== `unplaced: ${result.reason}`) {
-            await trx.updateTable('instances').set({ message: `unplaced: ${result.reason}`, updated_at: now() }).where('id', '=', id).execute();
-            emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: id, actor: 'scheduler', data: { reason: result.reason } });
+          const message = `unplaced: ${result.reason}`;
+          if (inst.message !== message) {
+            await trx.updateTable('instances').set({ message, updated_at: now() }).where('id', '=', inst.id).execute();
+            emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { reason: result.reason } });
           }
-          return;
+          continue;
         }
-        await trx.updateTable('instances').set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() }).where('id', '=', id).execute();
-        emit({ type: 'instance.scheduled', projectId: inst.project_id, resourceType: 'instance', resourceId: id, actor: 'scheduler', data: { hostId: result.hostId } });
-      });
-    }
+        const h = byId.get(result.hostId)!;
+        h.free = { vcpus: h.free.vcpus - inst.vcpus, memoryMib: h.free.memoryMib - inst.memory_mib, diskGib: h.free.diskGib - inst.disk_gib };
+        await trx.updateTable('instances').set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() }).where('id', '=', inst.id).execute();
+        emit({ type: 'instance.scheduled', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { hostId: result.hostId } });
+      }
+    });
   }
 }
 
