@@ -71,6 +71,16 @@ export async function replaceLabels(
   labels: Record<string, string>,
 ): Promise<void> {
   await trx.deleteFrom('labels').where('resource_type', '=', resourceType).where('resource_id', '=', resourceId).execute();
+  await insertLabels(trx, resourceType, resourceId, labels);
+}
+
+/** Labels of a resource that has none yet. */
+export async function insertLabels(
+  trx: import('kysely').Kysely<Database>,
+  resourceType: string,
+  resourceId: string,
+  labels: Record<string, string>,
+): Promise<void> {
   const rows = Object.entries(labels).map(([key, value]) => ({ resource_type: resourceType, resource_id: resourceId, key, value }));
   if (rows.length > 0) await trx.insertInto('labels').values(rows).execute();
 }

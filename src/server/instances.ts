@@ -1,6 +1,5 @@
 // Instance lifecycle on the control plane: admission (quota, atomically),
 // desired-state changes, agent reports through the state machine, and release.
-import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
@@ -9,7 +8,8 @@ import { canTransition, isInstanceState, type InstanceState } from '../model/ins
 import type { InstanceKind } from '../model/kinds.ts';
 import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
-import { replaceLabels } from '../api/paging.ts';
+import { insertLabels } from '../api/paging.ts';
+import { isUniqueViolation } from '../store/errors.ts';
 import type { InstanceCreate } from '../api/schemas.ts';
 
 export const defaultResources: Record<InstanceKind, { vcpus: number; memoryMib: number; diskGib: number }> = {
@@ -34,13 +34,12 @@ export class InstanceService {
   async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
     const res = { ...defaultResources[b.kind], ...b.resources };
     return this.store.write(async ({ trx, emit }) => {
-      const name = b.name ?? `${b.kind}-${randomBytes(3).toString('hex')}`;
-      const dup = await trx.selectFrom('instances').select('id').where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
-      if (dup) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
+      const id = newId('ins');
+      const name = b.name ?? `${b.kind}-${id.slice(-6)}`;
       await reserveQuota(trx, projectId, res);
       const t = now();
       const row: InstanceTable = {
-        id: newId('ins'),
+        id,
         project_id: projectId,
         name,
         kind: b.kind,
@@ -63,8 +62,14 @@ export class InstanceService {
         started_at: null,
         finished_at: null,
       };
-      await trx.insertInto('instances').values(row).execute();
-      await replaceLabels(trx, 'instance', row.id, b.labels ?? {});
+      try {
+        await trx.insertInto('instances').values(row).execute();
+      } catch (err) {
+        // The unique (project, name) index is the duplicate check: one query fewer on every create.
+        if (isUniqueViolation(err)) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
+        throw err;
+      }
+      await insertLabels(trx, 'instance', row.id, b.labels ?? {});
       // The environment may hold secrets: events carry names, never values.
       emit({ type: 'instance.created', projectId, resourceType: 'instance', resourceId: row.id, actor, data: { name, kind: b.kind, image: b.image } });
       return row;

@@ -79,9 +79,13 @@ export class Placer {
    */
   private async pass(ids: string[] | 'all'): Promise<void> {
     await this.store.write(async ({ trx, emit }) => {
-      let q = trx.selectFrom('instances').selectAll().where('state', '=', 'pending').where('desired_state', '!=', 'deleted').orderBy('id');
-      if (ids !== 'all') q = q.where('id', 'in', ids);
-      const pending = await q.execute();
+      // By id the primary key answers; the state filter is applied here so the
+      // planner is never tempted by the (large) set of pending rows.
+      const rows =
+        ids === 'all'
+          ? await trx.selectFrom('instances').selectAll().where('state', '=', 'pending').orderBy('id').execute()
+          : await trx.selectFrom('instances').selectAll().where('id', 'in', ids).orderBy('id').execute();
+      const pending = rows.filter((r) => r.state === 'pending' && r.desired_state !== 'deleted');
       if (pending.length === 0) return;
       const { hosts, dedicated } = await snapshot(trx);
       const byId = new Map(hosts.map((h) => [h.id, h]));

@@ -3,8 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import { Migrator } from 'kysely/migration';
+import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
 import { migrationProvider } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -27,9 +28,42 @@ export async function openDatabase(opts: OpenOptions): Promise<Db> {
   sqlite.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  let checkpointer: Checkpointer | undefined;
+  if (opts.file !== ':memory:') {
+    // A safety net only: the checkpointer keeps the WAL far below this.
+    sqlite.pragma('wal_autocheckpoint = 20000');
+    checkpointer = startCheckpointer(opts.file);
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => checkpointer?.stop()) }) });
   await migrate(db);
   return db;
+}
+
+const STATEMENT_CACHE_SIZE = 1000;
+
+/**
+ * Kysely prepares every query anew, which is most of the cost of a point read
+ * on SQLite. Queries are built from a small set of shapes, so their prepared
+ * statements are kept and reused, keyed by SQL text.
+ */
+function withStatementCache(sqlite: SQLite.Database, onClose: () => unknown): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+        stmt = sqlite.prepare(sql);
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+    close() {
+      cache.clear();
+      void onClose();
+      sqlite.close();
+    },
+  };
 }
 
 export async function migrate(db: Db): Promise<void> {
