@@ -1,0 +1,188 @@
+// The CLI's HTTP client: JSON requests to the public /v1 API with a bearer
+// token, cursor pagination, and the server-sent event stream. Errors come back
+// as ApiError (the server's { error: { code, message, details } }) or
+// ConnectError (nothing answered), never as raw fetch failures.
+import type { Static } from 'typebox';
+import type * as S from '../api/schemas.ts';
+
+export type Project = Static<typeof S.Project>;
+export type Member = Static<typeof S.Member>;
+export type User = Static<typeof S.User>;
+export type Token = Static<typeof S.Token>;
+export type TokenCreated = Static<typeof S.TokenCreated>;
+export type Whoami = Static<typeof S.Whoami>;
+export type Host = Static<typeof S.Host>;
+export type JoinToken = Static<typeof S.JoinToken>;
+export type JoinTokenCreated = Static<typeof S.JoinTokenCreated>;
+export type Instance = Static<typeof S.Instance>;
+export type InstanceCreate = Static<typeof S.InstanceCreate>;
+export type Constraint = Static<typeof S.Constraint>;
+export type Event = Static<typeof S.Event>;
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** An error answer of the API. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The server could not be reached at all. */
+export class ConnectError extends Error {
+  readonly url: string;
+  constructor(url: string, reason: string) {
+    super(reason);
+    this.url = url;
+  }
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export function withQuery(path: string, query: Query = {}): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') qs.set(k, String(v));
+  const s = qs.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+const enc = encodeURIComponent;
+export { enc };
+
+export class Client {
+  readonly url: string;
+  private readonly token: string;
+
+  constructor(url: string, token: string) {
+    this.url = url.replace(/\/+$/, '');
+    this.token = token;
+  }
+
+  private async send(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    const h: Record<string, string> = { authorization: `Bearer ${this.token}`, ...headers };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      h['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    try {
+      return await fetch(this.url + path, signal ? { method, headers: h, body: payload ?? null, signal } : { method, headers: h, body: payload ?? null });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw connectError(this.url, err);
+    }
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body, { accept: 'application/json' });
+    const text = await res.text();
+    if (!res.ok) throw errorOf(res, text);
+    if (res.status === 204 || text === '') return null as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(res.status, 'bad_response', `the server at ${this.url} answered ${method} ${path} with something that is not JSON`);
+    }
+  }
+
+  get<T>(path: string, query?: Query): Promise<T> {
+    return this.request<T>('GET', withQuery(path, query));
+  }
+  post<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+  put<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('PUT', path, body);
+  }
+  patch<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, body);
+  }
+  delete<T = null>(path: string): Promise<T> {
+    return this.request<T>('DELETE', path);
+  }
+
+  /** One page, or with all=true every page, following nextCursor. */
+  async list<T>(path: string, query: Query, all: boolean): Promise<Page<T>> {
+    const items: T[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.get<Page<T>>(path, { ...query, cursor });
+      items.push(...page.items);
+      if (!all || !page.nextCursor) return { items, nextCursor: page.nextCursor };
+      cursor = page.nextCursor;
+    }
+  }
+
+  /**
+   * Follows GET /v1/events?follow=true. Calls onOpen once the stream is
+   * connected and onEvent for every event; resolves when the server ends the
+   * stream or the signal aborts.
+   */
+  async follow(query: Query, handlers: { onOpen?: () => void; onEvent: (e: Event) => void }, signal?: AbortSignal): Promise<void> {
+    const { createParser } = await import('eventsource-parser');
+    let res: Response;
+    try {
+      res = await this.send('GET', withQuery('/v1/events', { ...query, follow: true }), undefined, { accept: 'text/event-stream' }, signal);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') return;
+      throw err;
+    }
+    if (!res.ok) throw errorOf(res, await res.text());
+    if (!res.body) return;
+    handlers.onOpen?.();
+    const parser = createParser({
+      onEvent: (msg) => {
+        if (!msg.data) return;
+        let e: Event;
+        try {
+          e = JSON.parse(msg.data) as Event;
+        } catch {
+          return;
+        }
+        handlers.onEvent(e);
+      },
+    });
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || signal?.aborted) return;
+      throw connectError(this.url, err);
+    }
+  }
+}
+
+function errorOf(res: Response, text: string): ApiError {
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
+    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'error', body.error.message, body.error.details);
+  } catch {
+    // not the API's error shape
+  }
+  const snippet = text.trim().slice(0, 200);
+  return new ApiError(res.status, 'http_error', `HTTP ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`);
+}
+
+function connectError(url: string, err: unknown): ConnectError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? '';
+  const reasons: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ENOTFOUND: 'host not found',
+    EAI_AGAIN: 'host name lookup failed',
+    ETIMEDOUT: 'connection timed out',
+    UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+    ECONNRESET: 'connection reset',
+    EHOSTUNREACH: 'host unreachable',
+    UND_ERR_SOCKET: 'connection closed',
+  };
+  return new ConnectError(url, reasons[code] ?? cause?.message ?? (err as Error).message);
+}

@@ -1,0 +1,60 @@
+import { strict as assert } from 'node:assert';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openDatabase } from './db.ts';
+import type { EventRow } from './schema.ts';
+import { Store } from './store.ts';
+
+const user = (name: string) => ({ id: `usr_${name}`, name, cluster_admin: 0, created_at: 'now' });
+
+test('concurrent writes commit together; a failing one leaves nothing and the rest stand', async () => {
+  const store = new Store(await openDatabase({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') }));
+  const seen: EventRow[] = [];
+  store.onEvent((e) => seen.push(e));
+  const writes = Array.from({ length: 20 }, (_, i) =>
+    store.write(async ({ trx, emit }) => {
+      await trx.insertInto('users').values(user(`u${i}`)).execute();
+      emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: `usr_u${i}`, actor: 't' });
+      if (i === 7) throw new Error('refused');
+      return i;
+    }),
+  );
+  const results = await Promise.allSettled(writes);
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 19);
+  assert.equal((results[7] as PromiseRejectedResult).reason.message, 'refused');
+  const names = (await store.db.selectFrom('users').select('name').execute()).map((r) => r.name).sort();
+  assert.equal(names.length, 19);
+  assert.ok(!names.includes('u7'));
+  // Events: one per committed write, none for the refused one, in commit order.
+  assert.equal(seen.length, 19);
+  assert.ok(!seen.some((e) => e.resource_id === 'usr_u7'));
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.seq > seen[i - 1]!.seq);
+  assert.equal((await store.db.selectFrom('events').select('seq').execute()).length, 19);
+  await store.close();
+});
+
+test('a write sees the writes queued before it', async () => {
+  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const a = store.write(async ({ trx }) => trx.insertInto('users').values(user('a')).execute());
+  const b = store.write(async ({ trx }) => {
+    const rows = await trx.selectFrom('users').select('name').execute();
+    return rows.map((r) => r.name);
+  });
+  await a;
+  assert.deepEqual(await b, ['a']);
+  await store.close();
+});
+
+test('a unique violation in one write of a group refuses only that write', async () => {
+  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const results = await Promise.allSettled([
+    store.write(async ({ trx }) => trx.insertInto('users').values(user('x')).execute()),
+    store.write(async ({ trx }) => trx.insertInto('users').values({ ...user('x'), id: 'usr_other' }).execute()),
+    store.write(async ({ trx }) => trx.insertInto('users').values(user('y')).execute()),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.equal((await store.db.selectFrom('users').select('id').execute()).length, 2);
+  await store.close();
+});
