@@ -59,7 +59,7 @@ export type Field = [label: string, value: unknown];
 /** One object: "Label:  value" lines in table mode, the API object otherwise. */
 export async function renderObject(obj: unknown, fields: Field[], format: Format): Promise<string> {
   if (format !== 'table') return serialize(obj, format);
-  const width = Math.max(...fields.map(([l]) => l.length)) + 2;
+  const width = Math.max(...fields.map(([l]) => l.length)) + 3;
   const lines: string[] = [];
   for (const [label, value] of fields) {
     const head = `${label}:`.padEnd(width);
@@ -98,15 +98,20 @@ export function labelsText(labels: Record<string, string> | undefined): string {
 /** 42s, 5m, 3h, 12d, 2y: how long ago an ISO timestamp was. */
 export function age(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '-';
-  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-  if (Number.isNaN(s)) return '-';
+  const ms = now - Date.parse(iso);
+  return Number.isNaN(ms) ? '-' : span(ms / 1000, Math.floor);
+}
+
+/** A length of time in its largest sensible unit, e.g. 90s, 12h, 30d. */
+export function span(seconds: number, round: (n: number) => number = Math.round): string {
+  const s = Math.max(0, round(seconds));
   if (s < 120) return `${s}s`;
-  const m = Math.floor(s / 60);
+  const m = round(s / 60);
   if (m < 120) return `${m}m`;
-  const h = Math.floor(m / 60);
+  const h = round(s / 3600);
   if (h < 48) return `${h}h`;
-  const d = Math.floor(h / 24);
-  return d < 730 ? `${d}d` : `${Math.floor(d / 365)}y`;
+  const d = round(s / 86400);
+  return d < 730 ? `${d}d` : `${round(s / (365 * 86400))}y`;
 }
 
 /** 512 -> 512Mi, 2048 -> 2Gi, 1536 -> 1.5Gi. */
