@@ -13,9 +13,8 @@ const run = promisify(execFile);
 
 test('strata dev starts a server and an agent and becomes the current context', async () => {
   const dir = tempDir('strata-dev-');
-  const env = { ...process.env, STRATA_CONFIG: join(dir, 'config.yaml'), STRATA_URL: '', STRATA_TOKEN: '' };
-  delete env.STRATA_URL;
-  delete env.STRATA_TOKEN;
+  const { STRATA_URL: _u, STRATA_TOKEN: _t, STRATA_PROJECT: _p, ...inherited } = process.env;
+  const env = { ...inherited, STRATA_CONFIG: join(dir, 'config.yaml') };
   const dev = spawn(strataBin, ['dev', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout!.on('data', (d: Buffer) => (out += d.toString()));

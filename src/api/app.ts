@@ -97,7 +97,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
   app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
 
-  const deps = { store: opts.store, services: opts.services };
+  const deps = { store: opts.store, services: opts.services, authenticator };
   await app.register(
     async (v1) => {
       const r = v1 as unknown as App;
@@ -118,6 +118,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 export interface RouteDeps {
   store: Store;
   services: Services;
+  authenticator: Authenticator;
 }
 
 /** The authenticated caller; the onRequest hook guarantees it on /v1 routes. */

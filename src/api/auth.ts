@@ -35,7 +35,8 @@ export function hashSecret(secret: string): string {
 }
 
 const CACHE_TTL_MS = 5_000;
-const authEventPrefixes = ['user.', 'token.', 'member.', 'project.deleted', 'host.deleted'];
+export const authEventPrefixes = ['user.', 'token.', 'member.', 'project.deleted', 'host.deleted'];
+export const changesAccess = (type: string): boolean => authEventPrefixes.some((p) => type.startsWith(p));
 
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
@@ -44,7 +45,7 @@ export class Authenticator {
   constructor(store: Store) {
     this.store = store;
     store.onEvent((e) => {
-      if (authEventPrefixes.some((p) => e.type.startsWith(p))) this.cache.clear();
+      if (changesAccess(e.type)) this.cache.clear();
     });
   }
 

@@ -3,7 +3,7 @@
 // of no project (users, tokens) are for cluster admins.
 import { ApiError } from '../lib/errors.ts';
 import type { EventRow } from '../store/schema.ts';
-import type { UserPrincipal } from './auth.ts';
+import { changesAccess, type UserPrincipal } from './auth.ts';
 import { requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { getProject } from './lookup.ts';
@@ -14,7 +14,7 @@ import { Type } from 'typebox';
 const tags = ['events'];
 const KEEPALIVE_MS = 15_000;
 
-export function eventRoutes(app: App, { store }: RouteDeps): void {
+export function eventRoutes(app: App, { store, authenticator }: RouteDeps): void {
   app.get(
     '/events',
     {
@@ -26,7 +26,7 @@ export function eventRoutes(app: App, { store }: RouteDeps): void {
       },
     },
     async (req, reply) => {
-      const p = requireUser(principalOf(req));
+      let p = requireUser(principalOf(req));
       const qs = req.query;
       let projectId: string | undefined;
       if (qs.project !== undefined) {
@@ -66,7 +66,24 @@ export function eventRoutes(app: App, { store }: RouteDeps): void {
         last = e.seq;
         raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(presentEvent(e))}\n\n`);
       };
-      const off = store.onEvent((e) => (live ? write(e) : buffered.push(e)));
+      // A stream outlives the request that opened it: when access changes
+      // (token revoked, role removed) the caller is authenticated again, and
+      // the stream ends once it may no longer read what it follows.
+      let closed = false;
+      const recheck = async () => {
+        try {
+          const again = requireUser(await authenticator.authenticate(req.headers.authorization));
+          if (projectId !== undefined && !again.clusterAdmin && !again.roles.has(projectId)) throw new Error('access removed');
+          p = again;
+        } catch {
+          if (!closed) raw.end();
+        }
+      };
+      const off = store.onEvent((e) => {
+        if (changesAccess(e.type)) void recheck();
+        if (live) write(e);
+        else buffered.push(e);
+      });
       reply.hijack();
       raw.writeHead(200, {
         'content-type': 'text/event-stream',
@@ -77,6 +94,7 @@ export function eventRoutes(app: App, { store }: RouteDeps): void {
       raw.write(': connected\n\n');
       const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
       const close = () => {
+        closed = true;
         off();
         clearInterval(keepalive);
       };

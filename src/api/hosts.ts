@@ -70,7 +70,9 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
         allocatable_memory_mib: Math.min(alloc.memoryMib, b.capacity.memoryMib),
         allocatable_disk_gib: Math.min(alloc.diskGib, b.capacity.diskGib),
         drivers: JSON.stringify(b.drivers ?? []),
-        state: 'ready',
+        // Nothing runs on a host until its agent heartbeats: recorded by hand it
+        // waits, not-ready, for an agent that registers under its name.
+        state: 'not-ready',
         pool: await resolvePool(trx, b.pool),
         info: '{}',
         last_heartbeat_at: null,

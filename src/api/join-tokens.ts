@@ -9,7 +9,7 @@ import { hashSecret, newSecret } from './auth.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { resolvePool } from './hosts.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, JoinToken, JoinTokenCreate, JoinTokenCreated, ListQuery, Page } from './schemas.ts';
+import { IdParam, JoinToken, JoinTokenCreate, JoinTokenCreated, PageQuery, Page } from './schemas.ts';
 
 const tags = ['hosts'];
 const present = (t: JoinTokenTable) => ({ id: t.id, description: t.description, pool: t.pool, createdAt: t.created_at, expiresAt: t.expires_at });
@@ -37,7 +37,7 @@ export async function createJoinToken(
 }
 
 export function joinTokenRoutes(app: App, { store }: RouteDeps): void {
-  app.get('/join-tokens', { schema: { tags, summary: 'List join tokens (cluster admins)', querystring: ListQuery, response: { 200: Page(JoinToken) } } }, async (req) => {
+  app.get('/join-tokens', { schema: { tags, summary: 'List join tokens (cluster admins)', querystring: PageQuery, response: { 200: Page(JoinToken) } } }, async (req) => {
     requireClusterAdmin(principalOf(req));
     const limit = req.query.limit ?? 100;
     const after = decodeCursor(req.query.cursor);

@@ -43,6 +43,8 @@ export const ListQuery = Type.Object(
   Closed,
 );
 export type ListQuery = Static<typeof ListQuery>;
+/** For lists of resources that carry no labels. */
+export const PageQuery = Type.Object({ limit: ListQuery.properties.limit, cursor: ListQuery.properties.cursor }, Closed);
 
 export const Page = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });

@@ -10,7 +10,7 @@ import { actorOf, requireClusterAdmin, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findUser, getProject } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, ListQuery, Page, User, UserCreate, Whoami, type UserOut } from './schemas.ts';
+import { IdParam, PageQuery, Page, User, UserCreate, Whoami, type UserOut } from './schemas.ts';
 
 const tags = ['users'];
 
@@ -45,7 +45,7 @@ export function userRoutes(app: App, { store }: RouteDeps): void {
 
   app.get(
     '/users',
-    { schema: { tags, summary: 'List users (cluster admins see all, others themselves)', querystring: ListQuery, response: { 200: Page(User) } } },
+    { schema: { tags, summary: 'List users (cluster admins see all, others themselves)', querystring: PageQuery, response: { 200: Page(User) } } },
     async (req) => {
       const p = requireUser(principalOf(req));
       const limit = req.query.limit ?? 100;

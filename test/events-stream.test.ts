@@ -1,0 +1,89 @@
+// The event stream follows live changes, and stops when the caller loses access.
+import { strict as assert } from 'node:assert';
+import { after, before, test } from 'node:test';
+import { client, startTestServer, type Client, type TestServer } from './helpers.ts';
+
+let srv: TestServer;
+let admin: Client;
+
+before(async () => {
+  srv = await startTestServer();
+  admin = client(srv.url, srv.adminToken);
+  assert.equal((await admin.post('/v1/projects', { name: 'stream-a' })).status, 201);
+  assert.equal((await admin.post('/v1/users', { name: 'sam', projects: [{ project: 'stream-a', role: 'member' }] })).status, 201);
+});
+after(() => srv.close());
+
+async function openStream(token: string, query: string) {
+  const ctl = new AbortController();
+  const res = await fetch(`${srv.url}/v1/events?follow=true&${query}`, {
+    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+    signal: ctl.signal,
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const reader = res.body!.getReader();
+  let text = '';
+  const decoder = new TextDecoder();
+  /** Reads until `pred` holds on everything received, or the stream ends. */
+  const readUntil = async (pred: (t: string) => boolean, ms = 5000): Promise<{ text: string; ended: boolean }> => {
+    const deadline = Date.now() + ms;
+    while (!pred(text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`stream timed out; got: ${text}`);
+      const chunk = await Promise.race([reader.read(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left))]);
+      if (chunk === 'timeout') continue;
+      if (chunk.done) return { text, ended: true };
+      text += decoder.decode(chunk.value);
+    }
+    return { text, ended: false };
+  };
+  return { readUntil, close: () => ctl.abort() };
+}
+
+test('a follower receives events created after it connected, with ids', async () => {
+  const tok = (await admin.post('/v1/tokens', { name: 'sam-1', user: 'sam' })).body.secret as string;
+  const s = await openStream(tok, 'project=stream-a');
+  try {
+    await s.readUntil((t) => t.includes(': connected'));
+    const created = await client(srv.url, tok).post('/v1/instances', { project: 'stream-a', kind: 'container', image: 'busybox', name: 'live-1' });
+    assert.equal(created.status, 201);
+    const { text } = await s.readUntil((t) => t.includes('live-1'));
+    const frame = text.split('\n\n').find((f) => f.includes('live-1'))!;
+    assert.match(frame, /^id: \d+$/m);
+    assert.match(frame, /^event: instance\.created$/m);
+    const data = JSON.parse(/^data: (.*)$/m.exec(frame)![1]!) as { resourceId: string };
+    assert.equal(data.resourceId, created.body.id);
+  } finally {
+    s.close();
+  }
+});
+
+test('the stream ends when the follower is removed from the project', async () => {
+  const tok = (await admin.post('/v1/tokens', { name: 'sam-2', user: 'sam' })).body.secret as string;
+  const s = await openStream(tok, 'project=stream-a');
+  try {
+    await s.readUntil((t) => t.includes(': connected'));
+    assert.equal((await admin.delete('/v1/projects/stream-a/members/sam')).status, 204);
+    const { ended } = await s.readUntil(() => false);
+    assert.equal(ended, true);
+  } catch (err) {
+    s.close();
+    throw err;
+  }
+});
+
+test('the stream ends when its token is revoked', async () => {
+  assert.equal((await admin.put('/v1/projects/stream-a/members/sam', { role: 'reader' })).status, 200);
+  const created = await admin.post('/v1/tokens', { name: 'sam-3', user: 'sam' });
+  const s = await openStream(created.body.secret, 'project=stream-a');
+  try {
+    await s.readUntil((t) => t.includes(': connected'));
+    assert.equal((await admin.delete(`/v1/tokens/${created.body.id}`)).status, 204);
+    const { ended } = await s.readUntil(() => false);
+    assert.equal(ended, true);
+  } catch (err) {
+    s.close();
+    throw err;
+  }
+});
