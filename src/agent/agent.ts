@@ -36,6 +36,10 @@ export class Agent {
   private readonly busy = new Set<string>();
   private readonly dirty = new Map<string, InstanceSpec>();
   private loops: Promise<unknown>[] = [];
+  /** The last assignment answer, by instance id. */
+  private assigned = new Map<string, InstanceSpec>();
+  /** Instances whose exit is being waited for. */
+  private readonly watching = new Set<string>();
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -114,7 +118,10 @@ export class Agent {
         const res = await this.api.assignments(version, this.o.waitSeconds ?? 30, signal);
         backoff = 250;
         if (res.version === version) continue;
+        const first = version === undefined;
         version = res.version;
+        this.assigned = new Map(res.instances.map((i) => [i.id, i]));
+        if (first) await this.collectOrphans();
         for (const inst of res.instances) this.reconcile(inst);
       } catch (err) {
         if (signal.aborted) break;
@@ -154,6 +161,39 @@ export class Agent {
     }
   }
 
+  /** Workloads whose instance was deleted while the agent was away are removed. */
+  private async collectOrphans(): Promise<void> {
+    for (const driver of this.drivers.values()) {
+      const held = await driver.list().catch(() => []);
+      for (const id of held) {
+        if (this.assigned.has(id)) continue;
+        this.o.log.info({ instance: id, driver: driver.name }, 'removing a workload no longer assigned here');
+        await driver.destroy(id).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: id }, 'clean-up failed'));
+      }
+    }
+  }
+
+  /** Waits for a running instance to end and reports how it ended. */
+  private watchExit(driver: Driver, id: string): void {
+    if (this.watching.has(id)) return;
+    this.watching.add(id);
+    void driver
+      .waitExit(id)
+      .then(async (code) => {
+        this.watching.delete(id);
+        const spec = this.assigned.get(id);
+        if (!spec || spec.desiredState === 'deleted') return;
+        const seen = await driver.inspect(id);
+        if (seen.state === 'running') return this.watchExit(driver, id);
+        if (seen.state === 'absent') return;
+        await this.report(id, seen.state, { exitCode: code, ...(seen.message ? { message: seen.message } : {}) });
+      })
+      .catch((err: unknown) => {
+        this.watching.delete(id);
+        this.o.log.warn({ err: String(err), instance: id }, 'lost track of a workload exit');
+      });
+  }
+
   private async reconcileOnce(spec: InstanceSpec): Promise<void> {
     const driver = this.drivers.get(spec.kind);
     if (spec.desiredState === 'deleted') {
@@ -166,12 +206,15 @@ export class Agent {
       return;
     }
     const seen = await driver.inspect(spec.id);
-    if (spec.desiredState === 'running' && seen.state !== 'running') {
-      if (spec.state === 'failed' && seen.state === 'failed') return;
+    // Only a fresh placement or a start request (both `scheduled`) starts a
+    // workload; one that ran and ended stays ended (restart policies decide more).
+    const wantsStart = spec.state === 'scheduled' || spec.state === 'starting';
+    if (spec.desiredState === 'running' && seen.state !== 'running' && wantsStart) {
       await this.report(spec.id, 'starting');
       try {
         await driver.start(spec);
         await this.report(spec.id, 'running');
+        this.watchExit(driver, spec.id);
       } catch (err) {
         await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
       }
@@ -180,6 +223,10 @@ export class Agent {
       await driver.stop(spec.id, 10);
       const after = await driver.inspect(spec.id);
       await this.report(spec.id, 'stopped', { exitCode: after.exitCode ?? null });
+    } else if (seen.state === 'running') {
+      // Found running (an agent restart): carry on managing it.
+      this.watchExit(driver, spec.id);
+      if (spec.state !== 'running') await this.report(spec.id, 'running');
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
       await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
     }

@@ -21,6 +21,7 @@ interface AgentFlags {
   kind?: 'physical' | 'virtual';
   parent?: string;
   logLevel: string;
+  dockerSocket?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -57,6 +58,13 @@ function settings(f: AgentFlags): Required<Pick<AgentFlags, 'server' | 'name' | 
   return joinToken ? { ...out, joinToken } : out;
 }
 
+function dockerSocket(flag: string | undefined): string {
+  if (flag) return flag;
+  const env = process.env['DOCKER_HOST'];
+  if (env?.startsWith('unix://')) return env.slice('unix://'.length);
+  return '/run/podman/podman.sock';
+}
+
 export function agentCommand(): Command {
   return new Command('agent')
     .description('run the host agent: register this machine, heartbeat, run what the scheduler assigns')
@@ -72,6 +80,7 @@ export function agentCommand(): Command {
     .option('--label <key=value>', 'host label (repeatable)', collect, [])
     .addOption(new Option('--kind <kind>', 'physical server or a virtual host').choices(['physical', 'virtual']))
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
+    .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
     .action(async (f: AgentFlags) => {
@@ -84,8 +93,15 @@ export function agentCommand(): Command {
       }
       const { pino } = await import('pino');
       const { Agent } = await import('../agent/agent.ts');
+      const { ContainerDriver } = await import('../drivers/container/driver.ts');
       const log = pino({ level: f.logLevel });
-      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology: s.topology, drivers: [], log });
+      const drivers = [
+        new ContainerDriver({
+          socketPath: dockerSocket(f.dockerSocket),
+          onPullProgress: (id, line) => log.debug({ instance: id }, `pull: ${line}`),
+        }),
+      ];
+      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology: s.topology, drivers, log });
       try {
         await agent.start();
       } catch (err) {

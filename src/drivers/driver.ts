@@ -25,4 +25,8 @@ export interface Driver {
   destroy(id: string): Promise<void>;
   /** What the driver sees of the instance now. */
   inspect(id: string): Promise<Observed>;
+  /** Resolves with the exit code when a running instance ends. */
+  waitExit(id: string): Promise<number>;
+  /** Ids of every instance the driver holds on this host (for re-attach and clean-up). */
+  list(): Promise<string[]>;
 }

@@ -87,6 +87,9 @@ export class InstanceService {
       // A failed instance that is started again goes back through the scheduler
       // when it holds no host.
       if (desired === 'running' && row.host_id === null && row.state === 'failed') update.state = 'pending';
+      // On its host, an ended instance asked to start again goes back to
+      // `scheduled`, which is the agent's cue to start it.
+      if (desired === 'running' && row.host_id !== null && (row.state === 'stopped' || row.state === 'failed')) update.state = 'scheduled';
       await trx.updateTable('instances').set(update).where('id', '=', id).execute();
       emit({ type: `instance.${desired === 'running' ? 'start' : 'stop'}-requested`, projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
       if (update.state === 'pending') emit({ type: 'instance.rescheduled', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: {} });

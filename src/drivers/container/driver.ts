@@ -1,0 +1,175 @@
+// The container driver: the Docker Engine API (dockerode) on a unix socket,
+// served by Podman here and by Docker or Podman on users' hosts. Containers
+// carry the instance id as a label, which is how the driver finds them again
+// after an agent restart: it keeps no state of its own.
+import Docker from 'dockerode';
+import type { Driver, InstanceSpec, Observed } from '../driver.ts';
+import { splitImageRef } from './image-ref.ts';
+
+export const INSTANCE_LABEL = 'io.strata.instance';
+export const PROJECT_LABEL = 'io.strata.project';
+
+export interface ContainerDriverOptions {
+  /** Docker API socket, e.g. /run/podman/podman.sock or /var/run/docker.sock */
+  socketPath: string;
+  /** Pull progress, one line per layer status change. */
+  onPullProgress?: (instanceId: string, line: string) => void;
+}
+
+export class ContainerDriver implements Driver {
+  readonly name = 'container' as const;
+  readonly docker: Docker;
+  private readonly o: ContainerDriverOptions;
+
+  constructor(o: ContainerDriverOptions) {
+    this.o = o;
+    this.docker = new Docker({ socketPath: o.socketPath });
+  }
+
+  async probe(): Promise<boolean> {
+    try {
+      await this.docker.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The container of an instance, if the runtime has one. */
+  async find(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${id}`] } });
+    const first = list[0];
+    if (!first) return undefined;
+    return this.docker.getContainer(first.Id).inspect();
+  }
+
+  /** Every instance id this runtime holds a container for. */
+  async list(): Promise<string[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [INSTANCE_LABEL] } });
+    return list.map((c) => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
+  }
+
+  async start(spec: InstanceSpec): Promise<void> {
+    const existing = await this.find(spec.id);
+    if (existing?.State.Running) return;
+    if (existing) {
+      await this.docker.getContainer(existing.Id).start();
+      return;
+    }
+    await this.ensureImage(spec.id, spec.image);
+    const cmd = [...spec.command, ...spec.args];
+    const container = await this.docker.createContainer({
+      name: `strata-${spec.name}-${spec.id.slice(-6)}`,
+      Image: spec.image,
+      ...(cmd.length > 0 ? { Cmd: cmd } : {}),
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project },
+      HostConfig: {
+        NanoCpus: spec.resources.vcpus * 1e9,
+        Memory: spec.resources.memoryMib * 1024 * 1024,
+        // Without a swap limit equal to the memory limit a memory hog swaps instead of being OOM-killed.
+        MemorySwap: spec.resources.memoryMib * 1024 * 1024,
+        PidsLimit: 4096,
+        NetworkMode: 'bridge',
+      },
+    });
+    try {
+      await container.start();
+    } catch (err) {
+      // A container that cannot start (no such command...) is removed so a
+      // retry starts clean; the error says why.
+      await container.remove({ force: true }).catch(() => undefined);
+      throw new Error(`container failed to start: ${runtimeMessage(err)}`);
+    }
+  }
+
+  async stop(id: string, graceSeconds: number): Promise<void> {
+    const c = await this.find(id);
+    if (!c?.State.Running) return;
+    await this.docker
+      .getContainer(c.Id)
+      .stop({ t: graceSeconds })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 304) throw err;
+      });
+  }
+
+  async destroy(id: string): Promise<void> {
+    const c = await this.find(id);
+    if (!c) return;
+    await this.docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 404) throw err;
+      });
+  }
+
+  async inspect(id: string): Promise<Observed> {
+    const c = await this.find(id);
+    if (!c) return { state: 'absent' };
+    if (c.State.Running) return { state: 'running' };
+    const code = c.State.ExitCode;
+    if (c.State.Status === 'created' || c.State.Status === 'configured') return { state: 'stopped', exitCode: null };
+    if (code === 0) return { state: 'stopped', exitCode: 0 };
+    return { state: 'failed', exitCode: code, message: exitMessage(code, c.State.Error) };
+  }
+
+  /** Resolves with the exit code when the instance's container exits. */
+  async waitExit(id: string): Promise<number> {
+    const c = await this.find(id);
+    if (!c) throw new Error(`no container for ${id}`);
+    const res = (await this.docker.getContainer(c.Id).wait()) as { StatusCode: number };
+    return res.StatusCode;
+  }
+
+  private async ensureImage(instanceId: string, ref: string): Promise<void> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new Error(`image ${ref}: ${runtimeMessage(err)}`);
+    }
+    const { repo, tag } = splitImageRef(ref);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.pull(`${repo}:${tag}`)) as NodeJS.ReadableStream;
+    } catch (err) {
+      throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
+    }
+    // Podman reports pull failures inside a 200 stream, so every event is read.
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
+          const failed = err?.message ?? events.find((e) => e.error || e.errorDetail)?.error;
+          if (failed) reject(new Error(`image ${ref} could not be pulled: ${failed}`));
+          else resolve();
+        },
+        (e: { status?: string; progress?: string; id?: string }) => {
+          if (e.status) this.o.onPullProgress?.(instanceId, [e.id, e.status, e.progress].filter(Boolean).join(' '));
+        },
+      );
+    });
+    await this.docker.getImage(ref).inspect().catch((err: unknown) => {
+      throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
+    });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number } | null)?.statusCode;
+}
+
+function runtimeMessage(err: unknown): string {
+  const e = err as { json?: { message?: string; cause?: string }; message?: string } | null;
+  return e?.json?.message ?? e?.json?.cause ?? e?.message ?? String(err);
+}
+
+export function exitMessage(code: number, runtimeError?: string): string {
+  if (runtimeError) return runtimeError;
+  if (code === 137) return 'killed (exit 137): out of memory or SIGKILL';
+  if (code === 127) return 'command not found (exit 127)';
+  if (code === 126) return 'command not executable (exit 126)';
+  return `exited with code ${code}`;
+}
