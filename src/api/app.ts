@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ApiError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
 import { Authenticator, type Principal } from './auth.ts';
-import { ErrorBody } from './schemas.ts';
+import { ErrorBody, NoQuery } from './schemas.ts';
 import { describeValidation, validatorCompiler } from './validation.ts';
 import type { Services } from '../server/services.ts';
 import { agentRoutes } from './agent.ts';
@@ -54,6 +54,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false } },
+    // Errors the router raises before any route runs get the one error shape too.
+    frameworkErrors: (err, _req, res) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const reply = res as unknown as import('fastify').FastifyReply;
+      void reply
+        .code(tooLong ? 414 : 400)
+        .send({ error: { code: 'invalid_request', message: tooLong ? 'a path parameter is too long' : 'the request URL is malformed' } });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -67,6 +75,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.addHook('onRoute', (route) => {
     if (route.config?.auth === false && !route.url.startsWith('/v1')) return;
     const schema = (route.schema ??= {});
+    // A route that takes no query parameters refuses unknown ones too.
+    schema.querystring ??= NoQuery;
     const response = (schema.response ??= {}) as Record<string, unknown>;
     for (const status of ['4xx', '5xx']) response[status] ??= ErrorBody;
   });

@@ -43,6 +43,7 @@ export const ListQuery = Type.Object(
   Closed,
 );
 export type ListQuery = Static<typeof ListQuery>;
+export const NoQuery = Type.Object({}, Closed);
 /** For lists of resources that carry no labels. */
 export const PageQuery = Type.Object({ limit: ListQuery.properties.limit, cursor: ListQuery.properties.cursor }, Closed);
 
