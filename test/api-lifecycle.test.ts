@@ -1,0 +1,122 @@
+// Lists, selectors and the agent protocol, through the real HTTP server.
+import { strict as assert } from 'node:assert';
+import { after, before, test } from 'node:test';
+import { client, startTestServer, type Client, type TestServer } from './helpers.ts';
+
+let srv: TestServer;
+let admin: Client;
+
+before(async () => {
+  srv = await startTestServer();
+  admin = client(srv.url, srv.adminToken);
+});
+after(() => srv.close());
+
+test('cursor pagination returns every item once, in order', async () => {
+  await admin.post('/v1/projects', { name: 'pages' });
+  const made: string[] = [];
+  for (let i = 0; i < 250; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: 50 }, (_, j) => admin.post('/v1/instances', { project: 'pages', kind: 'container', image: 'b', name: `p${i + j}`, labels: { parity: (i + j) % 2 ? 'odd' : 'even', ...(j === 0 ? { first: 'yes' } : {}) } })),
+    );
+    made.push(...batch.map((r) => r.body.id as string));
+  }
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const res: { body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(`/v1/instances?project=pages&limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    seen.push(...res.body.items.map((i) => i.id));
+    cursor = res.body.nextCursor;
+    pages++;
+  } while (cursor);
+  assert.equal(pages, 3);
+  assert.deepEqual(seen, [...made].sort());
+  // Label selectors.
+  const count = async (sel: string) => (await admin.get(`/v1/instances?project=pages&limit=1000&labels=${encodeURIComponent(sel)}`)).body.items.length;
+  assert.equal(await count('parity=odd'), 125);
+  assert.equal(await count('parity!=odd'), 125);
+  assert.equal(await count('first'), 5);
+  assert.equal(await count('first,parity=even'), 5);
+  assert.equal(await count('parity=none'), 0);
+  assert.equal((await admin.get('/v1/instances?labels=a=b=c')).status, 400);
+});
+
+test('duplicate names are a conflict and create nothing', async () => {
+  await admin.post('/v1/projects', { name: 'dups' });
+  assert.equal((await admin.post('/v1/instances', { project: 'dups', kind: 'vm', image: 'b', name: 'x' })).status, 201);
+  const again = await admin.post('/v1/instances', { project: 'dups', kind: 'vm', image: 'b', name: 'x' });
+  assert.equal(again.status, 409);
+  assert.equal((await admin.get('/v1/projects/dups')).body.usage.instances, 1, 'the refused one took no quota');
+  assert.equal((await admin.post('/v1/projects', { name: 'dups' })).status, 409);
+});
+
+test('the agent protocol: watch wakes on placement, reports walk the state machine', async () => {
+  await admin.post('/v1/projects', { name: 'agentp' });
+  // A pool of its own keeps the other tests' pending instances off this host.
+  const jt = await admin.post('/v1/join-tokens', { pool: 'agentp' });
+  assert.equal((await client(srv.url).post('/v1/agent/register', { joinToken: 'sjt_bad', name: 'a1', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } })).status, 401);
+  const reg = await client(srv.url).post('/v1/agent/register', {
+    joinToken: jt.body.secret,
+    name: 'a1',
+    fingerprint: { capacity: { vcpus: 4, memoryMib: 4096, diskGib: 50 }, drivers: ['container'], topology: { zone: 'z' } },
+  });
+  assert.equal(reg.status, 201);
+  const agent = client(srv.url, reg.body.token);
+  const first = await agent.get('/v1/agent/assignments?waitSeconds=0');
+  assert.deepEqual(first.body.instances, []);
+  // A long-poll with the current version waits until something lands here.
+  const t0 = Date.now();
+  const watch = agent.get(`/v1/agent/assignments?version=${first.body.version}&waitSeconds=20`);
+  await new Promise((r) => setTimeout(r, 100));
+  const created = await admin.post('/v1/instances', { project: 'agentp', kind: 'container', image: 'b', name: 'w' });
+  const woke = await watch;
+  const waited = Date.now() - t0;
+  assert.ok(waited < 5000, `the watch answered after ${waited} ms`);
+  assert.equal(woke.body.instances.length, 1);
+  assert.equal(woke.body.instances[0].id, created.body.id);
+  assert.equal(woke.body.instances[0].state, 'scheduled');
+  const id = created.body.id as string;
+  // A report that skips the state machine is refused and changes nothing.
+  const skip = await agent.post(`/v1/agent/instances/${id}/status`, { state: 'deleted' });
+  assert.equal(skip.status, 409);
+  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'scheduled');
+  for (const state of ['starting', 'running']) assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state })).status, 200);
+  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running');
+  assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
+  const next = await agent.get(`/v1/agent/assignments?version=${woke.body.version}&waitSeconds=5`);
+  assert.equal(next.body.instances[0].desiredState, 'deleted');
+  assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'deleted' })).status, 200);
+  assert.equal((await admin.get(`/v1/instances/${id}`)).status, 404);
+  assert.equal((await admin.get('/v1/projects/agentp')).body.usage.instances, 0);
+  // Another host's agent cannot report on it.
+  const other = await admin.post('/v1/instances', { project: 'agentp', kind: 'container', image: 'b', name: 'w2' });
+  const jt2 = await admin.post('/v1/join-tokens', {});
+  const reg2 = await client(srv.url).post('/v1/agent/register', { joinToken: jt2.body.secret, name: 'a2', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } });
+  assert.equal((await client(srv.url, reg2.body.token).post(`/v1/agent/instances/${other.body.id}/status`, { state: 'starting' })).status, 404);
+});
+
+test('hosts go not-ready then down without heartbeats, and back to ready with one', async () => {
+  const fast = await startTestServer({ heartbeatSeconds: 1 });
+  try {
+    const a = client(fast.url, fast.adminToken);
+    const jt = await a.post('/v1/join-tokens', {});
+    const reg = await client(fast.url).post('/v1/agent/register', { joinToken: jt.body.secret, name: 'sleepy', fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] } });
+    const id = reg.body.host.id as string;
+    const waitFor = async (state: string) => {
+      for (let i = 0; i < 300; i++) {
+        if ((await a.get(`/v1/hosts/${id}`)).body.state === state) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`host never became ${state}`);
+    };
+    await waitFor('not-ready');
+    await waitFor('down');
+    assert.equal((await client(fast.url, reg.body.token).post('/v1/agent/heartbeat', {})).status, 200);
+    assert.equal((await a.get(`/v1/hosts/${id}`)).body.state, 'ready');
+    const types = (await a.get('/v1/events?limit=1000')).body.items.filter((e: { type: string }) => e.type === 'host.state').map((e: { data: { to: string } }) => e.data.to);
+    assert.deepEqual(types, ['not-ready', 'down', 'ready']);
+  } finally {
+    await fast.close();
+  }
+});
