@@ -54,7 +54,19 @@ install_deps() {
   echo "$want" > "$stamp"
 }
 
+# Containers: Podman's Docker API, a local registry and the test images
+# (scripts/podman.sh). Needs root; without it Strata runs but offers no
+# container driver on this machine.
+install_podman() {
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    as_root bash "$STRATA_ROOT/scripts/podman.sh" all
+  else
+    log "not root: skipping Podman; this machine's agent will offer no container driver"
+  fi
+}
+
 install_apt
 install_node
 install_deps
+install_podman
 log "ready: node $(node --version), strata at $STRATA_ROOT/bin/strata"

@@ -164,7 +164,7 @@ export class Agent {
   /** Workloads whose instance was deleted while the agent was away are removed. */
   private async collectOrphans(): Promise<void> {
     for (const driver of this.drivers.values()) {
-      const held = await driver.list().catch(() => []);
+      const held = await driver.list(this.identity!.hostId).catch(() => []);
       for (const id of held) {
         if (this.assigned.has(id)) continue;
         this.o.log.info({ instance: id, driver: driver.name }, 'removing a workload no longer assigned here');
@@ -182,7 +182,8 @@ export class Agent {
       .then(async (code) => {
         this.watching.delete(id);
         const spec = this.assigned.get(id);
-        if (!spec || spec.desiredState === 'deleted') return;
+        // An exit the agent caused (stop, delete) is reported by that path.
+        if (!spec || spec.desiredState !== 'running') return;
         const seen = await driver.inspect(id);
         if (seen.state === 'running') return this.watchExit(driver, id);
         if (seen.state === 'absent') return;

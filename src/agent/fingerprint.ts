@@ -14,6 +14,8 @@ export interface TopologyFlags {
   /** Memory (MiB) and vCPUs held back for the host itself. */
   reserveMemoryMib?: number | undefined;
   reserveVcpus?: number | undefined;
+  /** How many vCPUs of instances each core may carry (containers rarely use a whole core). */
+  cpuOvercommit?: number | undefined;
 }
 
 export type DriverName = Fingerprint['drivers'][number];
@@ -29,7 +31,7 @@ export function fingerprint(dataDir: string, flags: TopologyFlags, drivers: Driv
   const f: Fingerprint = {
     capacity: { vcpus, memoryMib, diskGib },
     allocatable: {
-      vcpus: Math.max(0, vcpus - reserveCpu),
+      vcpus: Math.max(0, Math.floor((vcpus - reserveCpu) * (flags.cpuOvercommit ?? 4))),
       memoryMib: Math.max(0, memoryMib - reserveMem),
       diskGib: Math.min(diskGib, freeDiskGib),
     },

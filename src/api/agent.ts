@@ -30,7 +30,8 @@ async function applyFingerprint(trx: Trx, f: Fingerprint): Promise<Partial<HostT
     capacity_vcpus: f.capacity.vcpus,
     capacity_memory_mib: f.capacity.memoryMib,
     capacity_disk_gib: f.capacity.diskGib,
-    allocatable_vcpus: Math.min(alloc.vcpus, f.capacity.vcpus),
+    // vCPUs may be overcommitted (the agent's --cpu-overcommit); memory and disk may not.
+    allocatable_vcpus: alloc.vcpus,
     allocatable_memory_mib: Math.min(alloc.memoryMib, f.capacity.memoryMib),
     allocatable_disk_gib: Math.min(alloc.diskGib, f.capacity.diskGib),
     drivers: JSON.stringify(f.drivers),

@@ -66,7 +66,7 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
         capacity_vcpus: b.capacity.vcpus,
         capacity_memory_mib: b.capacity.memoryMib,
         capacity_disk_gib: b.capacity.diskGib,
-        allocatable_vcpus: Math.min(alloc.vcpus, b.capacity.vcpus),
+        allocatable_vcpus: alloc.vcpus,
         allocatable_memory_mib: Math.min(alloc.memoryMib, b.capacity.memoryMib),
         allocatable_disk_gib: Math.min(alloc.diskGib, b.capacity.diskGib),
         drivers: JSON.stringify(b.drivers ?? []),

@@ -22,6 +22,7 @@ interface AgentFlags {
   parent?: string;
   logLevel: string;
   dockerSocket?: string;
+  cpuOvercommit: number;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -80,6 +81,7 @@ export function agentCommand(): Command {
     .option('--label <key=value>', 'host label (repeatable)', collect, [])
     .addOption(new Option('--kind <kind>', 'physical server or a virtual host').choices(['physical', 'virtual']))
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
+    .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
     .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
@@ -101,7 +103,8 @@ export function agentCommand(): Command {
           onPullProgress: (id, line) => log.debug({ instance: id }, `pull: ${line}`),
         }),
       ];
-      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology: s.topology, drivers, log });
+      const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
+      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
       try {
         await agent.start();
       } catch (err) {

@@ -27,6 +27,9 @@ export interface Driver {
   inspect(id: string): Promise<Observed>;
   /** Resolves with the exit code when a running instance ends. */
   waitExit(id: string): Promise<number>;
-  /** Ids of every instance the driver holds on this host (for re-attach and clean-up). */
-  list(): Promise<string[]>;
+  /**
+   * Ids of every instance the driver holds for this host (for re-attach and
+   * clean-up). Several agents may share one runtime: each sees only its own.
+   */
+  list(hostId: string): Promise<string[]>;
 }

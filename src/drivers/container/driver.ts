@@ -8,6 +8,7 @@ import { splitImageRef } from './image-ref.ts';
 
 export const INSTANCE_LABEL = 'io.strata.instance';
 export const PROJECT_LABEL = 'io.strata.project';
+export const HOST_LABEL = 'io.strata.host';
 
 export interface ContainerDriverOptions {
   /** Docker API socket, e.g. /run/podman/podman.sock or /var/run/docker.sock */
@@ -43,9 +44,9 @@ export class ContainerDriver implements Driver {
     return this.docker.getContainer(first.Id).inspect();
   }
 
-  /** Every instance id this runtime holds a container for. */
-  async list(): Promise<string[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [INSTANCE_LABEL] } });
+  /** Every instance id this runtime holds a container for on behalf of `hostId`. */
+  async list(hostId: string): Promise<string[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [INSTANCE_LABEL, `${HOST_LABEL}=${hostId}`] } });
     return list.map((c) => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
   }
 
@@ -63,7 +64,7 @@ export class ContainerDriver implements Driver {
       Image: spec.image,
       ...(cmd.length > 0 ? { Cmd: cmd } : {}),
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project },
+      Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project, [HOST_LABEL]: spec.host ?? '' },
       HostConfig: {
         NanoCpus: spec.resources.vcpus * 1e9,
         Memory: spec.resources.memoryMib * 1024 * 1024,

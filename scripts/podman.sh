@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Podman's Docker-compatible API and a local OCI registry on this machine,
+# set up idempotently and without questions (root, no systemd needed).
+#
+#   scripts/podman.sh [all|packages|configure|service|registry|image]
+#
+# Why each setting: docs/host-setup.md.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SOCKET="${STRATA_PODMAN_SOCKET:-/run/podman/podman.sock}"
+REGISTRY="127.0.0.1:5000"
+STATE="/var/lib/strata-host"
+PACKAGES=(podman runc conmon netavark aardvark-dns iptables nftables catatonit uidmap skopeo docker-registry busybox-static curl)
+
+log() { printf '\033[1m[podman]\033[0m %s\n' "$*" >&2; }
+
+packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+configure() {
+  local nofile
+  nofile="$(ulimit -Hn)"
+  [ "$nofile" = unlimited ] && nofile=1048576
+  mkdir -p /etc/containers/containers.conf.d /etc/containers/registries.conf.d
+  cat > /etc/containers/containers.conf.d/50-strata.conf <<CONF
+# Written by Strata's scripts/podman.sh.
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  cat > /etc/containers/registries.conf.d/50-strata-local.conf <<CONF
+# Written by Strata's scripts/podman.sh: the local test registry speaks plain HTTP.
+[[registry]]
+location = "${REGISTRY}"
+insecure = true
+CONF
+}
+
+answers() { curl -sf --max-time 2 --unix-socket "$SOCKET" http://d/_ping >/dev/null 2>&1; }
+
+service() {
+  answers && return 0
+  log "starting podman system service on $SOCKET"
+  mkdir -p "$(dirname "$SOCKET")" "$STATE"
+  rm -f "$SOCKET"
+  setsid nohup podman system service --time=0 "unix://$SOCKET" >>"$STATE/podman-service.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do answers && return 0; sleep 0.1; done
+  log "podman service did not answer; see $STATE/podman-service.log"
+  return 1
+}
+
+registry_answers() { curl -sf --max-time 2 "http://$REGISTRY/v2/" >/dev/null 2>&1; }
+
+registry() {
+  registry_answers && return 0
+  log "starting the local registry on $REGISTRY"
+  mkdir -p "$STATE/registry"
+  cat > "$STATE/registry.yml" <<CONF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+http:
+  addr: $REGISTRY
+log:
+  level: warn
+CONF
+  setsid nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do registry_answers && return 0; sleep 0.1; done
+  log "registry did not answer; see $STATE/registry.log"
+  return 1
+}
+
+case "${1:-all}" in
+  packages) packages ;;
+  configure) configure ;;
+  service) service ;;
+  registry) registry ;;
+  image) bash "$HERE/build-test-image.sh" ;;
+  all) packages; configure; service; registry; bash "$HERE/build-test-image.sh" ;;
+  *) echo "usage: $0 [all|packages|configure|service|registry|image]" >&2; exit 2 ;;
+esac

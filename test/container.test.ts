@@ -1,0 +1,163 @@
+// Containers for real: a server, a real agent process and Podman's Docker API
+// with the local registry (scripts/podman.sh sets both up).
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import Docker from 'dockerode';
+import { HOST_LABEL, INSTANCE_LABEL } from '../src/drivers/container/driver.ts';
+import { client, startTestServer, strataBin, tempDir, type Client, type TestServer } from './helpers.ts';
+
+const SOCKET = process.env['STRATA_DOCKER_SOCKET'] ?? '/run/podman/podman.sock';
+const IMAGE = '127.0.0.1:5000/library/busybox:latest';
+const docker = new Docker({ socketPath: SOCKET });
+
+let srv: TestServer;
+let admin: Client;
+let agent: ChildProcess | undefined;
+let joinToken: string;
+let hostId: string;
+const agentData = tempDir('strata-ctr-agent-');
+
+function startAgent(): ChildProcess {
+  const args = ['agent', '--server', srv.url, '--data', agentData, '--name', 'ctr-node', '--docker-socket', SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken];
+  return spawn(strataBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    last = await fn();
+    if (last !== undefined) return last as T;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const instance = async (id: string) => (await admin.get(`/v1/instances/${id}`)).body;
+const inState = (id: string, state: string) => async () => {
+  const i = await instance(id);
+  return i.state === state ? i : undefined;
+};
+const containersOf = (id: string) => docker.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${id}`] } });
+
+async function run(body: Record<string, unknown>) {
+  const res = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: IMAGE, resources: { vcpus: 1, memoryMib: 64 }, ...body });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body.id as string;
+}
+
+before(async () => {
+  srv = await startTestServer();
+  admin = client(srv.url, srv.adminToken);
+  joinToken = (await admin.post('/v1/join-tokens', {})).body.secret;
+  agent = startAgent();
+  const host = await until('the host offers containers', async () => {
+    const hosts = (await admin.get('/v1/hosts')).body.items;
+    return hosts.find((h: { drivers: string[] }) => h.drivers.includes('container'));
+  });
+  hostId = host.id;
+});
+
+after(async () => {
+  agent?.kill('SIGKILL');
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${hostId}`] } })) {
+    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
+  await srv.close();
+});
+
+test('a one-shot container runs to completion and reports exit code 0', async () => {
+  const id = await run({ command: ['sh', '-c', 'echo hello; exit 0'] });
+  const done = await until('stopped', inState(id, 'stopped'));
+  assert.equal(done.exitCode, 0);
+  assert.ok(done.startedAt && done.finishedAt);
+  const [c] = await containersOf(id);
+  assert.ok(c, 'the container exists in the runtime');
+  const logs = (await docker.getContainer(c.Id).logs({ stdout: true, stderr: true })).toString();
+  assert.match(logs, /hello/);
+});
+
+test('a failing command reports its exit code and failed', async () => {
+  const id = await run({ command: ['sh', '-c', 'exit 3'] });
+  const done = await until('failed', inState(id, 'failed'));
+  assert.equal(done.exitCode, 3);
+});
+
+test('stop, start and delete drive the real container', async () => {
+  const id = await run({ command: ['sleep', '600'] });
+  await until('running', inState(id, 'running'));
+  const [c] = await containersOf(id);
+  assert.equal(c?.State, 'running');
+
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  await until('stopped', inState(id, 'stopped'));
+  assert.notEqual((await containersOf(id))[0]?.State, 'running');
+
+  assert.equal((await admin.post(`/v1/instances/${id}/start`)).status, 202);
+  await until('running again', inState(id, 'running'));
+  assert.equal((await containersOf(id))[0]?.State, 'running');
+
+  const del = await admin.delete(`/v1/instances/${id}`);
+  assert.equal(del.status, 202);
+  await until('gone', async () => ((await admin.get(`/v1/instances/${id}`)).status === 404 ? true : undefined));
+  assert.equal((await containersOf(id)).length, 0, 'the container is removed');
+});
+
+test('an image that does not exist fails the instance with a reason, and the agent carries on', async () => {
+  const id = await run({ image: '127.0.0.1:5000/library/no-such-image:1', command: ['true'] });
+  const failed = await until('failed', inState(id, 'failed'));
+  assert.match(failed.message, /no-such-image/);
+  const ok = await run({ command: ['true'] });
+  await until('the next one still runs', inState(ok, 'stopped'));
+});
+
+test('a command missing from the image fails the instance with a reason', async () => {
+  const id = await run({ command: ['/no/such/binary'] });
+  const failed = await until('failed', inState(id, 'failed'));
+  assert.match(failed.message, /no\/such\/binary|not found|no such file/i);
+});
+
+test('an agent killed with -9 leaves its containers running and manages them again', async () => {
+  const id = await run({ command: ['sleep', '600'] });
+  await until('running', inState(id, 'running'));
+  const [before] = await containersOf(id);
+  agent!.kill('SIGKILL');
+  await new Promise((r) => agent!.once('exit', r));
+  assert.equal((await containersOf(id))[0]?.State, 'running', 'the workload survives the agent');
+  agent = startAgent();
+  // Still the same container, and the restarted agent acts on it.
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  await until('stopped by the new agent', inState(id, 'stopped'));
+  const [afterStop] = await containersOf(id);
+  assert.equal(afterStop?.Id, before?.Id);
+});
+
+test('an instance deleted while its agent was away is torn down when the agent returns', async () => {
+  const id = await run({ command: ['sleep', '600'] });
+  await until('running', inState(id, 'running'));
+  agent!.kill('SIGKILL');
+  await new Promise((r) => agent!.once('exit', r));
+  // With the agent away the delete waits in `deleting`; the host keeps the instance.
+  assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
+  agent = startAgent();
+  await until('gone', async () => ((await admin.get(`/v1/instances/${id}`)).status === 404 ? true : undefined));
+  await until('container removed', async () => ((await containersOf(id)).length === 0 ? true : undefined));
+});
+
+test("a second agent on the same runtime leaves the first one's containers alone", async () => {
+  const id = await run({ command: ['sleep', '600'] });
+  await until('running', inState(id, 'running'));
+  const other = spawn(strataBin, ['agent', '--server', srv.url, '--data', tempDir('strata-ctr-other-'), '--name', 'ctr-other', '--docker-socket', SOCKET, '--log-level', 'warn', '--join-token', joinToken], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    await until('the second host registers', async () => (await admin.get('/v1/hosts')).body.items.find((h: { name: string; state: string }) => h.name === 'ctr-other' && h.state === 'ready'));
+    // Its first assignment answer (and clean-up pass) comes right after registration.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await containersOf(id))[0]?.State, 'running');
+  } finally {
+    other.kill('SIGKILL');
+  }
+  assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
+});
