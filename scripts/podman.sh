@@ -13,19 +13,11 @@ REGISTRY="127.0.0.1:5000"
 STATE="/var/lib/strata-host"
 PACKAGES=(podman runc conmon netavark aardvark-dns iptables nftables catatonit uidmap skopeo docker-registry busybox-static curl)
 
+. "$HERE/apt.sh"
+
 log() { printf '\033[1m[podman]\033[0m %s\n' "$*" >&2; }
 
-packages() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+packages() { apt_ensure "${PACKAGES[@]}"; }
 
 configure() {
   local nofile

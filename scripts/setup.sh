@@ -16,18 +16,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # Debian packages the control plane and its tests use.
 APT_PACKAGES=(ca-certificates python3 make g++ sqlite3)
-
-install_apt() {
-  local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+. "$STRATA_ROOT/scripts/apt.sh"
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
@@ -65,7 +54,7 @@ install_podman() {
   fi
 }
 
-install_apt
+apt_ensure "${APT_PACKAGES[@]}"
 install_node
 install_deps
 install_podman

@@ -2,6 +2,7 @@
 import { Type } from 'typebox';
 import { conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
+import type { ProjectRow } from '../store/schema.ts';
 import { now } from '../lib/time.ts';
 import { actorOf, requireClusterAdmin, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
@@ -21,6 +22,31 @@ import {
 } from './schemas.ts';
 
 const tags = ['projects'];
+
+/** A new project's row: no usage yet, and null (unlimited) for any quota not given. */
+export function newProjectRow(
+  id: string,
+  name: string,
+  t: string,
+  o: { description?: string | undefined; labels?: Record<string, string> | undefined; quota?: Partial<Record<'instances' | 'vcpus' | 'memoryMib' | 'diskGib', number | null>> | undefined } = {},
+): ProjectRow {
+  return {
+    id,
+    name,
+    description: o.description ?? '',
+    labels: JSON.stringify(o.labels ?? {}),
+    quota_instances: o.quota?.instances ?? null,
+    quota_vcpus: o.quota?.vcpus ?? null,
+    quota_memory_mib: o.quota?.memoryMib ?? null,
+    quota_disk_gib: o.quota?.diskGib ?? null,
+    used_instances: 0,
+    used_vcpus: 0,
+    used_memory_mib: 0,
+    used_disk_gib: 0,
+    created_at: t,
+    updated_at: t,
+  };
+}
 
 export function projectRoutes(app: App, { store }: RouteDeps): void {
   app.get(
@@ -50,22 +76,7 @@ export function projectRoutes(app: App, { store }: RouteDeps): void {
         if (await findProject(trx, b.name)) throw conflict(`project ${JSON.stringify(b.name)} already exists`);
         const t = now();
         const id = newId('prj');
-        const values = {
-          id,
-          name: b.name,
-          description: b.description ?? '',
-          labels: JSON.stringify(b.labels ?? {}),
-          quota_instances: b.quota?.instances ?? null,
-          quota_vcpus: b.quota?.vcpus ?? null,
-          quota_memory_mib: b.quota?.memoryMib ?? null,
-          quota_disk_gib: b.quota?.diskGib ?? null,
-          used_instances: 0,
-          used_vcpus: 0,
-          used_memory_mib: 0,
-          used_disk_gib: 0,
-          created_at: t,
-          updated_at: t,
-        };
+        const values = newProjectRow(id, b.name, t, { description: b.description, labels: b.labels, quota: b.quota });
         await trx.insertInto('projects').values(values).execute();
         await replaceLabels(trx, 'project', id, b.labels ?? {});
         emit({ type: 'project.created', projectId: id, resourceType: 'project', resourceId: id, actor: actorOf(p), data: { name: b.name } });

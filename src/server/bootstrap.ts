@@ -3,6 +3,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSecret, newSecret } from '../api/auth.ts';
+import { newProjectRow } from '../api/projects.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { Store } from '../store/store.ts';
@@ -28,25 +29,7 @@ export async function bootstrap(store: Store, dataDir: string): Promise<{ create
       .insertInto('tokens')
       .values({ id: newId('tok'), name: 'bootstrap', hash: hashSecret(secret), user_id: userId, host_id: null, created_at: t, expires_at: null })
       .execute();
-    await trx
-      .insertInto('projects')
-      .values({
-        id: projectId,
-        name: 'default',
-        description: 'created at first start',
-        labels: '{}',
-        quota_instances: null,
-        quota_vcpus: null,
-        quota_memory_mib: null,
-        quota_disk_gib: null,
-        used_instances: 0,
-        used_vcpus: 0,
-        used_memory_mib: 0,
-        used_disk_gib: 0,
-        created_at: t,
-        updated_at: t,
-      })
-      .execute();
+    await trx.insertInto('projects').values(newProjectRow(projectId, 'default', t, { description: 'created at first start' })).execute();
     await trx.insertInto('memberships').values({ project_id: projectId, user_id: userId, role: 'admin', created_at: t }).execute();
     emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: userId, actor: 'bootstrap', data: { name: 'admin' } });
     emit({ type: 'project.created', projectId, resourceType: 'project', resourceId: projectId, actor: 'bootstrap', data: { name: 'default' } });
