@@ -161,3 +161,21 @@ test("a second agent on the same runtime leaves the first one's containers alone
   }
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
 });
+
+test('limits are enforced by the runtime: a memory hog is OOM-killed and reported as exit 137', async () => {
+  const id = await run({ resources: { vcpus: 1, memoryMib: 16 }, command: ['sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done'] });
+  const failed = await until('failed', inState(id, 'failed'));
+  assert.equal(failed.exitCode, 137);
+  assert.match(failed.message, /137/);
+  const [c] = await containersOf(id);
+  const info = await docker.getContainer(c!.Id).inspect();
+  assert.equal(info.HostConfig.Memory, 16 * 1024 * 1024);
+});
+
+test('environment and arguments reach the process', async () => {
+  const id = await run({ command: ['sh', '-c'], args: ['echo "$GREETING $0"', 'from-args'], env: { GREETING: 'hi' } });
+  await until('stopped', inState(id, 'stopped'));
+  const [c] = await containersOf(id);
+  const logs = (await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString();
+  assert.match(logs, /hi from-args/);
+});
