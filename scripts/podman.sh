@@ -49,7 +49,9 @@ service() {
   log "starting podman system service on $SOCKET"
   mkdir -p "$(dirname "$SOCKET")" "$STATE"
   rm -f "$SOCKET"
-  setsid nohup podman system service --time=0 "unix://$SOCKET" >>"$STATE/podman-service.log" 2>&1 < /dev/null &
+  # From its state directory: conmon leaves files (an `oom` marker) in the
+  # service's working directory.
+  (cd "$STATE" && setsid nohup podman system service --time=0 "unix://$SOCKET" >>"$STATE/podman-service.log" 2>&1 < /dev/null &)
   for _ in $(seq 1 100); do answers && return 0; sleep 0.1; done
   log "podman service did not answer; see $STATE/podman-service.log"
   return 1
@@ -71,7 +73,7 @@ http:
 log:
   level: warn
 CONF
-  setsid nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 < /dev/null &
+  (cd "$STATE" && setsid nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 < /dev/null &)
   for _ in $(seq 1 100); do registry_answers && return 0; sleep 0.1; done
   log "registry did not answer; see $STATE/registry.log"
   return 1

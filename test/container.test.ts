@@ -179,3 +179,32 @@ test('environment and arguments reach the process', async () => {
   const logs = (await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString();
   assert.match(logs, /hi from-args/);
 });
+
+test('restart policy on-failure: retried with backoff up to maxRetries, each restart an event', async () => {
+  const id = await run({ command: ['sh', '-c', 'exit 1'], restartPolicy: { policy: 'on-failure', maxRetries: 2 } });
+  // 1 s then 2 s of backoff: settled well within the wait below.
+  const done = await until('two restarts, then failed for good', async () => {
+    const i = await instance(id);
+    return i.restarts === 2 && i.state === 'failed' ? i : undefined;
+  });
+  assert.equal(done.exitCode, 1);
+  await new Promise((r) => setTimeout(r, 4500));
+  assert.equal((await instance(id)).restarts, 2, 'no third restart');
+  const events = (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: Record<string, unknown> }[];
+  const restarts = events.filter((e) => e.type === 'instance.state' && e.data['restart'] !== undefined).map((e) => e.data['restart']);
+  assert.deepEqual(restarts, [1, 2]);
+  assert.ok(events.some((e) => /restarting in 1 s/.test(String(e.data['message']))));
+  assert.ok(events.some((e) => /restarting in 2 s/.test(String(e.data['message']))));
+});
+
+test('restart policy always: a clean exit is restarted too; never: it is not', async () => {
+  const always = await run({ command: ['true'], restartPolicy: { policy: 'always' } });
+  await until('restarted twice', async () => ((await instance(always)).restarts >= 2 ? true : undefined), 30_000);
+  assert.equal((await admin.delete(`/v1/instances/${always}`)).status, 202);
+  const never = await run({ command: ['sh', '-c', 'exit 1'] });
+  await until('failed', inState(never, 'failed'));
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = await instance(never);
+  assert.equal(after.restarts, 0);
+  assert.equal(after.state, 'failed');
+});

@@ -4,7 +4,8 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Driver, InstanceSpec } from '../drivers/driver.ts';
-import { AgentApi, AgentApiError } from './api-client.ts';
+import { AgentApi, AgentApiError, type ReportExtra } from './api-client.ts';
+import { restartDecision } from './restart-policy.ts';
 import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
 
@@ -38,6 +39,8 @@ export class Agent {
   private loops: Promise<unknown>[] = [];
   /** The last assignment answer, by instance id. */
   private assigned = new Map<string, InstanceSpec>();
+  /** Restarts this agent made, ahead of what the server has sent back. */
+  private readonly restartsSeen = new Map<string, number>();
   /** Instances whose exit is being waited for. */
   private readonly watching = new Set<string>();
 
@@ -151,7 +154,7 @@ export class Agent {
       });
   }
 
-  private async report(id: string, state: InstanceSpec['state'], extra: { message?: string; exitCode?: number | null } = {}) {
+  private async report(id: string, state: InstanceSpec['state'], extra: ReportExtra = {}) {
     try {
       await this.api.report(id, state, extra);
     } catch (err) {
@@ -187,12 +190,38 @@ export class Agent {
         const seen = await driver.inspect(id);
         if (seen.state === 'running') return this.watchExit(driver, id);
         if (seen.state === 'absent') return;
-        await this.report(id, seen.state, { exitCode: code, ...(seen.message ? { message: seen.message } : {}) });
+        const restarts = Math.max(spec.restarts, this.restartsSeen.get(id) ?? 0);
+        const next = restartDecision(spec.restartPolicy, code, restarts);
+        const why = seen.message ?? `exited with code ${code}`;
+        const message = next.restart ? `${why}; restarting in ${next.delaySeconds} s (restart ${restarts + 1})` : why;
+        await this.report(id, seen.state, { exitCode: code, message });
+        if (next.restart) this.scheduleRestart(driver, id, restarts + 1, next.delaySeconds);
       })
       .catch((err: unknown) => {
         this.watching.delete(id);
         this.o.log.warn({ err: String(err), instance: id }, 'lost track of a workload exit');
       });
+  }
+
+  /** Restarts an exited instance by its policy, after its backoff, unless told otherwise meanwhile. */
+  private scheduleRestart(driver: Driver, id: string, attempt: number, delaySeconds: number): void {
+    this.restartsSeen.set(id, attempt);
+    const timer = setTimeout(() => {
+      const spec = this.assigned.get(id);
+      if (!spec || spec.desiredState !== 'running' || this.busy.has(id)) return;
+      this.busy.add(id);
+      void (async () => {
+        await this.report(id, 'starting', { restart: true, message: `restart ${attempt}` });
+        try {
+          await driver.start(spec);
+          await this.report(id, 'running');
+          this.watchExit(driver, id);
+        } catch (err) {
+          await this.report(id, 'failed', { message: err instanceof Error ? err.message : String(err) });
+        }
+      })().finally(() => this.busy.delete(id));
+    }, delaySeconds * 1000);
+    timer.unref();
   }
 
   private async reconcileOnce(spec: InstanceSpec): Promise<void> {

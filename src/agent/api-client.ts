@@ -14,6 +14,12 @@ export class AgentApiError extends Error {
   }
 }
 
+export interface ReportExtra {
+  message?: string;
+  exitCode?: number | null;
+  restart?: boolean;
+}
+
 export class AgentApi {
   private readonly base: string;
   token: string | undefined;
@@ -54,7 +60,7 @@ export class AgentApi {
     return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal);
   }
 
-  report(id: string, state: InstanceState, extra: { message?: string; exitCode?: number | null } = {}): Promise<unknown> {
+  report(id: string, state: InstanceState, extra: ReportExtra = {}): Promise<unknown> {
     return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/status`, { state, ...extra });
   }
 }

@@ -61,6 +61,7 @@ export const StatusReportBody = Type.Object(
     state: StringEnum(instanceStates),
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     exitCode: Type.Optional(Type.Union([Type.Integer({ minimum: -1, maximum: 255 }), Type.Null()])),
+    restart: Type.Optional(Type.Boolean({ description: 'true when the agent restarts the instance by its restart policy' })),
   },
   Closed,
 );

@@ -2,7 +2,7 @@
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import type { HostKind, HostState, InstanceKind } from '../model/kinds.ts';
 import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
-import type { Constraint, EventOut, HostOut, InstanceOut, ProjectOut } from './schemas.ts';
+import type { Constraint, RestartPolicy, EventOut, HostOut, InstanceOut, ProjectOut } from './schemas.ts';
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
 
@@ -52,6 +52,8 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     resources: { vcpus: r.vcpus, memoryMib: r.memory_mib, diskGib: r.disk_gib },
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),
+    restartPolicy: json<RestartPolicy>(r.restart_policy),
+    restarts: r.restarts,
     host: r.host_id,
     desiredState: r.desired_state as DesiredState,
     state: r.state as InstanceState,

@@ -265,6 +265,13 @@ export const InstanceResources = Type.Object(
 export const Env = Type.Record(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }), {
   maxProperties: 256,
 });
+export const RestartPolicy = Type.Object(
+  {
+    policy: StringEnum(['never', 'on-failure', 'always'], { description: 'restart after an exit: never, after a non-zero exit, or always' }),
+    maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'on-failure only; default 5' })),
+  },
+  Closed,
+);
 const Argv = Type.Array(Type.String({ maxLength: 32768 }), { maxItems: 1024 });
 export const Instance = Type.Object({
   id: Type.String(),
@@ -278,6 +285,8 @@ export const Instance = Type.Object({
   resources: InstanceResources,
   labels: Labels,
   constraints: Type.Array(Constraint),
+  restartPolicy: RestartPolicy,
+  restarts: Type.Integer({ description: 'automatic restarts so far' }),
   host: Nullable(Type.String()),
   desiredState: StringEnum(desiredStates),
   state: StringEnum(instanceStates),
@@ -300,6 +309,7 @@ export const InstanceCreate = Type.Object(
     resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
     labels: Type.Optional(Labels),
     constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
+    restartPolicy: Type.Optional(RestartPolicy),
     desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
   },
   Closed,
@@ -355,3 +365,4 @@ export type HostOut = Static<typeof Host>;
 export type EventOut = Static<typeof Event>;
 export type UserOut = Static<typeof User>;
 export type Constraint = Static<typeof Constraint>;
+export type RestartPolicy = Static<typeof RestartPolicy>;

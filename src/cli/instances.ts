@@ -1,7 +1,7 @@
 // `strata instance ...` and `strata run`: containers, VMs and bare-metal
 // machines, one resource. Commands that take an instance accept its id or its
 // name in the current project.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { instanceStates } from '../model/instance-state.ts';
 import { instanceKinds } from '../model/kinds.ts';
 import { ApiError, enc, type Host, type Instance, type InstanceCreate, type Page, type Project } from './client.ts';
@@ -54,6 +54,15 @@ async function namesOf<T extends { id: string; name: string }>(ctx: Ctx, path: s
 }
 
 const commandText = (i: Instance) => [...i.command, ...i.args].map(shellQuote).join(' ');
+function parseRestart(v: string): NonNullable<InstanceCreate['restartPolicy']> {
+  const m = /^(never|always|on-failure)(?::(\d+))?$/.exec(v);
+  if (!m || (m[2] !== undefined && m[1] !== 'on-failure')) {
+    throw new InvalidArgumentError('use never, always, on-failure or on-failure:N');
+  }
+  const policy = m[1] as 'never' | 'always' | 'on-failure';
+  return m[2] === undefined ? { policy } : { policy, maxRetries: Number(m[2]) };
+}
+
 const stateText = (i: Instance) => (i.desiredState !== 'running' && i.desiredState !== i.state ? `${i.state} (→${i.desiredState})` : i.state);
 
 function columns(hosts: Map<string, string>, projects?: Map<string, string>): Column<Instance>[] {
@@ -86,6 +95,7 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Host', i.host ? `${hosts.get(i.host) ?? i.host}${hosts.has(i.host) ? ` (${i.host})` : ''}` : '-'],
     ['State', i.state],
     ['Desired', i.desiredState],
+    ['Restart', `${i.restartPolicy.policy}${i.restartPolicy.maxRetries !== undefined ? `:${i.restartPolicy.maxRetries}` : ''} (${i.restarts} so far)`],
     ['Message', i.message],
     ['Exit code', i.exitCode],
     ['Created', i.createdAt],
@@ -103,6 +113,7 @@ interface CreateFlags {
   disk?: number;
   constraint?: InstanceCreate['constraints'];
   stopped?: boolean;
+  restart?: InstanceCreate['restartPolicy'];
 }
 
 function createCommand(name: string, description: string): Command {
@@ -118,6 +129,7 @@ function createCommand(name: string, description: string): Command {
     .option('--disk <gib>', 'disk in GiB', intArg())
     .option('-c, --constraint <expr>', 'placement rule on host labels or topology.zone/rack/region: key==v, key!=v, key, !key (repeatable)', (v: string, prev: InstanceCreate['constraints']) => [...(prev ?? []), parseConstraint(v)])
     .option('--stopped', 'create it without starting it')
+    .option('--restart <policy>', 'after an exit: never (default), on-failure[:MAX_RETRIES] or always; backoff doubles from 1 s', parseRestart)
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -145,6 +157,7 @@ function createCommand(name: string, description: string): Command {
       if (Object.keys(resources).length > 0) body.resources = resources;
       if (o.constraint) body.constraints = o.constraint;
       if (o.stopped) body.desiredState = 'stopped';
+      if (o.restart) body.restartPolicy = o.restart;
       const i = await ctx.client.post<Instance>('/v1/instances', body);
       out(ctx.format === 'table' ? `instance ${i.name} created (${i.id}) in project ${ctx.project}: ${i.state}` : await renderObject(i, [], ctx.format));
     });

@@ -22,6 +22,8 @@ export interface StatusReport {
   state: InstanceState;
   message?: string | undefined;
   exitCode?: number | null | undefined;
+  /** The agent restarts the instance by its restart policy. */
+  restart?: boolean | undefined;
 }
 
 export class InstanceService {
@@ -52,6 +54,8 @@ export class InstanceService {
         disk_gib: res.diskGib,
         labels: JSON.stringify(b.labels ?? {}),
         constraints: JSON.stringify(b.constraints ?? []),
+        restart_policy: JSON.stringify(b.restartPolicy ?? { policy: 'never' }),
+        restarts: 0,
         host_id: null,
         desired_state: b.desiredState ?? 'running',
         state: 'pending',
@@ -127,6 +131,7 @@ export class InstanceService {
       if (r.state === 'deleted') return finalizeDelete(ctx, row, actor);
       const t = now();
       const update: Partial<InstanceTable> = { state: r.state, updated_at: t };
+      if (r.restart) update.restarts = row.restarts + 1;
       if (r.message !== undefined) update.message = r.message;
       if (r.exitCode !== undefined) update.exit_code = r.exitCode;
       if (r.state === 'running' && from !== 'running') {
@@ -143,7 +148,7 @@ export class InstanceService {
           resourceType: 'instance',
           resourceId: id,
           actor,
-          data: { from, to: r.state, message: r.message ?? '', exitCode: update.exit_code ?? row.exit_code },
+          data: { from, to: r.state, message: r.message ?? '', exitCode: 'exit_code' in update ? update.exit_code : row.exit_code, ...(r.restart ? { restart: update.restarts } : {}) },
         });
       }
       return { ...row, ...update } as InstanceRow;

@@ -147,8 +147,16 @@ const initial: Migration = {
   },
 };
 
+const restartPolicies: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('instances').addColumn('restart_policy', 'text', (c) => c.notNull().defaultTo('{"policy":"never"}')).execute();
+    await db.schema.alterTable('instances').addColumn('restarts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_restart_policies': restartPolicies,
 };
 
 export const migrationProvider: MigrationProvider = {

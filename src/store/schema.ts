@@ -91,6 +91,8 @@ export interface InstanceTable {
   disk_gib: number;
   labels: string;
   constraints: string;
+  restart_policy: string;
+  restarts: number;
   host_id: string | null;
   desired_state: string;
   state: string;
