@@ -96,3 +96,16 @@ test('a bad join token is refused and registers nothing', async () => {
   assert.match(err, /invalid or expired join token/);
   assert.equal((await hostsNamed('node-3')).length, 0);
 });
+
+test('an agent whose host was removed registers again with its join token', async () => {
+  const agent = runAgent(['--join-token', joinToken]);
+  try {
+    const first = await until('host ready', async () => (await hostsNamed('node-1')).find((h: { state: string }) => h.state === 'ready'));
+    assert.equal((await admin.delete(`/v1/hosts/${first.id}`)).status, 204);
+    const again = await until('registered again', async () => (await hostsNamed('node-1'))[0]);
+    assert.notEqual(again.id, first.id);
+    assert.equal(again.state, 'ready');
+  } finally {
+    agent.kill('SIGKILL');
+  }
+});

@@ -108,6 +108,10 @@ export class Agent {
         this.heartbeatSeconds = ack.heartbeatSeconds;
       } catch (err) {
         this.o.log.warn({ err: String(err) }, 'heartbeat failed');
+        // A refused credential (host removed, re-registered elsewhere): join again if we can.
+        if (err instanceof AgentApiError && err.status === 401 && this.o.joinToken) {
+          await this.connect().catch((e: unknown) => this.o.log.error({ err: String(e) }, 'registering again failed'));
+        }
       }
     }
   }

@@ -60,7 +60,7 @@ export class ContainerDriver implements Driver {
     await this.ensureImage(spec.id, spec.image);
     const cmd = [...spec.command, ...spec.args];
     const container = await this.docker.createContainer({
-      name: `strata-${spec.name}-${spec.id.slice(-6)}`,
+      name: containerName(spec),
       Image: spec.image,
       ...(cmd.length > 0 ? { Cmd: cmd } : {}),
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
@@ -156,6 +156,12 @@ export class ContainerDriver implements Driver {
       throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
     });
   }
+}
+
+/** Unique per runtime (instance names are unique per project only), readable in `podman ps`. */
+export function containerName(spec: { id: string; name: string }): string {
+  const suffix = spec.id.slice(-6);
+  return spec.name.endsWith(`-${suffix}`) ? `strata-${spec.name}` : `strata-${spec.name}-${suffix}`;
 }
 
 function statusOf(err: unknown): number | undefined {
