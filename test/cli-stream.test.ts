@@ -9,37 +9,19 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
 import { saveContext } from '../src/cli/config.ts';
-import { client, removeDir, startTestServer, strataBin, tempDir, type Client, type TestServer } from './helpers.ts';
+import { cliEnv, client, removeDir, runCli, startTestServer, strataBin, tempDir, type CliResult, type Client, type TestServer } from './helpers.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 let srv: TestServer;
 let admin: Client;
 const dir = tempDir('strata-cli-stream-');
 const configFile = join(dir, 'config.yaml');
 
-function env(extra: Record<string, string>): Record<string, string | undefined> {
-  const e: Record<string, string | undefined> = { ...process.env, STRATA_CONFIG: configFile, XDG_CONFIG_HOME: dir };
-  for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete e[k];
-  return { ...e, ...extra };
-}
+const env = (extra: Record<string, string>) => cliEnv(configFile, dir, extra);
 const adminEnv = () => ({ STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken });
 
-function strata(args: string[], extra: Record<string, string> = adminEnv()): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(strataBin, args, { env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const strata = (args: string[], extra: Record<string, string> = adminEnv()): Promise<Result> => runCli(args, env(extra));
 
 /** A long-running CLI process whose output can be awaited piece by piece. */
 function background(args: string[]) {

@@ -3,18 +3,13 @@
 // (projects, users, tokens, roles, isolation), instances (run, list, filters,
 // pagination, quota) and the event log.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
-import { client, removeDir, startTestServer, strataBin, tempDir, type Client, type TestServer } from './helpers.ts';
+import { cliEnv, client, removeDir, runCli, startTestServer, tempDir, type CliResult, type Client, type TestServer } from './helpers.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 let srv: TestServer;
 let admin: Client;
@@ -22,19 +17,7 @@ const dir = tempDir('strata-cli-');
 const configFile = join(dir, 'config.yaml');
 
 /** bin/strata with a clean environment: only this test's config file and the given overrides. */
-function strata(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const base: Record<string, string | undefined> = { ...process.env, STRATA_CONFIG: configFile, XDG_CONFIG_HOME: dir };
-  for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete base[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(strataBin, args, { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const strata = (args: string[], env: Record<string, string> = {}): Promise<Result> => runCli(args, cliEnv(configFile, dir, env));
 
 /** Runs as the given token instead of the saved context. */
 const as = (token: string) => ({ STRATA_URL: srv.url, STRATA_TOKEN: token });

@@ -123,3 +123,32 @@ export type Client = ReturnType<typeof client>;
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The environment for a CLI child process: only the given config file and
+ * overrides, none of the caller's STRATA_* settings.
+ */
+export function cliEnv(configFile: string, configHome: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const e: Record<string, string | undefined> = { ...process.env, STRATA_CONFIG: configFile, XDG_CONFIG_HOME: configHome };
+  for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete e[k];
+  return { ...e, ...extra };
+}
+
+/** Runs bin/strata to completion and collects its output. */
+export function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(strataBin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
