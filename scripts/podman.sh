@@ -51,7 +51,9 @@ service() {
   rm -f "$SOCKET"
   # From its state directory: conmon leaves files (an `oom` marker) in the
   # service's working directory.
-  (cd "$STATE" && setsid nohup podman system service --time=0 "unix://$SOCKET" >>"$STATE/podman-service.log" 2>&1 < /dev/null &)
+  # `exec` and the redirections on the whole group: no shell stays behind
+  # holding the caller's stdout open (a pipe into `tee` would never end).
+  (cd "$STATE" && exec setsid nohup podman system service --time=0 "unix://$SOCKET") >>"$STATE/podman-service.log" 2>&1 < /dev/null &
   for _ in $(seq 1 100); do answers && return 0; sleep 0.1; done
   log "podman service did not answer; see $STATE/podman-service.log"
   return 1
@@ -73,7 +75,7 @@ http:
 log:
   level: warn
 CONF
-  (cd "$STATE" && setsid nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 < /dev/null &)
+  (cd "$STATE" && exec setsid nohup docker-registry serve "$STATE/registry.yml") >>"$STATE/registry.log" 2>&1 < /dev/null &
   for _ in $(seq 1 100); do registry_answers && return 0; sleep 0.1; done
   log "registry did not answer; see $STATE/registry.log"
   return 1

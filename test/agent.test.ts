@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { client, startTestServer, strataBin, tempDir, type Client, type TestServer } from './helpers.ts';
+import { client, startTestServer, strataBin, tempDir, until, type Client, type TestServer } from './helpers.ts';
 
 let srv: TestServer;
 let admin: Client;
@@ -25,16 +25,6 @@ function runAgent(args: string[] = []): ChildProcess {
   return spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', 'node-1', '--zone', 'z1', '--rack', 'r7', '--label', 'disk=ssd', '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const hostsNamed = async (name: string) => (await admin.get('/v1/hosts?limit=1000')).body.items.filter((h: { name: string }) => h.name === name);

@@ -144,7 +144,14 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
       assertErrorShape(`${method} ${path} ${label}`, res.status, res.body);
       return res.status;
     };
-    const good = fill(path, realParams(path));
+    // Required query parameters get a plain value, so each check fails for its own reason.
+    const required = (op.parameters ?? []).filter((q) => q.in === 'query' && (q as { required?: boolean }).required).map((q) => `${q.name}=true`);
+    const at = (base: string, ...extra: string[]) => {
+      const q = [...required, ...extra].join('&');
+      return q ? `${base}?${q}` : base;
+    };
+    const good = at(fill(path, realParams(path)));
+    const bare = fill(path, realParams(path));
     const hasBody = !!op.requestBody;
 
     // Credentials.
@@ -160,7 +167,7 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
 
     // Path parameters: unknown ids and malformed values.
     if (path.includes('{')) {
-      const unknown = fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' });
+      const unknown = at(fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' }));
       const code = await check('with unknown ids', unknown, hasBody ? minimalValid(path) : undefined);
       assert.ok([403, 404].includes(code), `${method} ${path} unknown id answered ${code}`);
       await check('with an over-long id', fill(path, { id: 'x'.repeat(300), project: 'x'.repeat(300), user: 'x'.repeat(300) }), hasBody ? minimalValid(path) : undefined);
@@ -168,15 +175,15 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
 
     // Query strings.
     const qs = op.parameters?.filter((p) => p.in === 'query') ?? [];
-    await check('with an unknown query parameter', `${good}?surely_unknown=1`, hasBody ? minimalValid(path) : undefined);
+    await check('with an unknown query parameter', at(bare, 'surely_unknown=1'), hasBody ? minimalValid(path) : undefined);
     for (const q of qs) {
       for (const [why, v] of badValues(q.schema)) {
         // In a query string everything is text: only values no coercion can save.
         if (typeof v === 'object' || why === 'number for a string') continue;
-        await check(`query ${q.name}: ${why}`, `${good}?${q.name}=${encodeURIComponent(String(v))}`, hasBody ? minimalValid(path) : undefined);
+        await check(`query ${q.name}: ${why}`, at(bare, `${q.name}=${encodeURIComponent(String(v))}`), hasBody ? minimalValid(path) : undefined);
       }
     }
-    if (qs.some((q) => q.name === 'cursor')) await check('with a forged cursor', `${good}?cursor=garbage`);
+    if (qs.some((q) => q.name === 'cursor')) await check('with a forged cursor', at(bare, 'cursor=garbage'));
 
     // Bodies.
     const schema = op.requestBody?.content['application/json']?.schema;

@@ -1,38 +1,19 @@
 // Containers for real: a server, a real agent process and Podman's Docker API
 // with the local registry (scripts/podman.sh sets both up).
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
-import { HOST_LABEL, INSTANCE_LABEL } from '../src/drivers/container/driver.ts';
-import { client, startTestServer, strataBin, tempDir, type Client, type TestServer } from './helpers.ts';
+import { INSTANCE_LABEL } from '../src/drivers/container/driver.ts';
+import { PODMAN_SOCKET, startContainerFixture, strataBin, tempDir, until, type Client, type ContainerFixture, type TestServer } from './helpers.ts';
 
-const SOCKET = process.env['STRATA_DOCKER_SOCKET'] ?? '/run/podman/podman.sock';
-const IMAGE = '127.0.0.1:5000/library/busybox:latest';
+const SOCKET = PODMAN_SOCKET;
 const docker = new Docker({ socketPath: SOCKET });
 
+let fx: ContainerFixture;
 let srv: TestServer;
 let admin: Client;
-let agent: ChildProcess | undefined;
 let joinToken: string;
-let hostId: string;
-const agentData = tempDir('strata-ctr-agent-');
-
-function startAgent(): ChildProcess {
-  const args = ['agent', '--server', srv.url, '--data', agentData, '--name', 'ctr-node', '--docker-socket', SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken];
-  return spawn(strataBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    last = await fn();
-    if (last !== undefined) return last as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const instance = async (id: string) => (await admin.get(`/v1/instances/${id}`)).body;
 const inState = (id: string, state: string) => async () => {
@@ -40,32 +21,14 @@ const inState = (id: string, state: string) => async () => {
   return i.state === state ? i : undefined;
 };
 const containersOf = (id: string) => docker.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${id}`] } });
-
-async function run(body: Record<string, unknown>) {
-  const res = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: IMAGE, resources: { vcpus: 1, memoryMib: 64 }, ...body });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body.id as string;
-}
+const run = (body: Record<string, unknown>) => fx.run(body);
 
 before(async () => {
-  srv = await startTestServer();
-  admin = client(srv.url, srv.adminToken);
-  joinToken = (await admin.post('/v1/join-tokens', {})).body.secret;
-  agent = startAgent();
-  const host = await until('the host offers containers', async () => {
-    const hosts = (await admin.get('/v1/hosts')).body.items;
-    return hosts.find((h: { drivers: string[] }) => h.drivers.includes('container'));
-  });
-  hostId = host.id;
+  fx = await startContainerFixture('ctr-node');
+  ({ srv, admin, joinToken } = fx);
 });
 
-after(async () => {
-  agent?.kill('SIGKILL');
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${hostId}`] } })) {
-    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  }
-  await srv.close();
-});
+after(() => fx.close());
 
 test('a one-shot container runs to completion and reports exit code 0', async () => {
   const id = await run({ command: ['sh', '-c', 'echo hello; exit 0'] });
@@ -122,10 +85,10 @@ test('an agent killed with -9 leaves its containers running and manages them aga
   const id = await run({ command: ['sleep', '600'] });
   await until('running', inState(id, 'running'));
   const [before] = await containersOf(id);
-  agent!.kill('SIGKILL');
-  await new Promise((r) => agent!.once('exit', r));
+  fx.agent.kill('SIGKILL');
+  await new Promise((r) => fx.agent.once('exit', r));
   assert.equal((await containersOf(id))[0]?.State, 'running', 'the workload survives the agent');
-  agent = startAgent();
+  fx.restartAgent();
   // Still the same container, and the restarted agent acts on it.
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await until('stopped by the new agent', inState(id, 'stopped'));
@@ -136,11 +99,11 @@ test('an agent killed with -9 leaves its containers running and manages them aga
 test('an instance deleted while its agent was away is torn down when the agent returns', async () => {
   const id = await run({ command: ['sleep', '600'] });
   await until('running', inState(id, 'running'));
-  agent!.kill('SIGKILL');
-  await new Promise((r) => agent!.once('exit', r));
+  fx.agent.kill('SIGKILL');
+  await new Promise((r) => fx.agent.once('exit', r));
   // With the agent away the delete waits in `deleting`; the host keeps the instance.
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
-  agent = startAgent();
+  fx.restartAgent();
   await until('gone', async () => ((await admin.get(`/v1/instances/${id}`)).status === 404 ? true : undefined));
   await until('container removed', async () => ((await containersOf(id)).length === 0 ? true : undefined));
 });

@@ -140,10 +140,11 @@ export function cliEnv(configFile: string, configHome: string, extra: Record<str
   return { ...e, ...extra };
 }
 
-/** Runs bin/strata to completion and collects its output. */
-export function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+/** Runs bin/strata to completion and collects its output; `input` becomes its standard input. */
+export function runCli(args: string[], env: Record<string, string | undefined>, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(strataBin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(strataBin, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -151,4 +152,80 @@ export function runCli(args: string[], env: Record<string, string | undefined>):
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Polls `fn` until it returns something other than undefined. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const PODMAN_SOCKET = process.env['STRATA_DOCKER_SOCKET'] ?? '/run/podman/podman.sock';
+export const TEST_IMAGE = '127.0.0.1:5000/library/busybox:latest';
+
+/** A server in this process and a real agent process on Podman, for container tests. */
+export interface ContainerFixture {
+  srv: TestServer;
+  admin: Client;
+  hostId: string;
+  joinToken: string;
+  agent: ChildProcess;
+  /** Starts the agent again (after a kill), with the same identity. */
+  restartAgent(): ChildProcess;
+  /** Creates a container instance in `default` and answers its id. */
+  run(body: Record<string, unknown>): Promise<string>;
+  /** Waits until the instance is in `state` and answers it. */
+  waitFor(id: string, state: string, timeoutMs?: number): Promise<any>;
+  close(): Promise<void>;
+}
+
+export async function startContainerFixture(name: string): Promise<ContainerFixture> {
+  const { default: Docker } = await import('dockerode');
+  const { HOST_LABEL } = await import('../src/drivers/container/driver.ts');
+  const docker = new Docker({ socketPath: PODMAN_SOCKET });
+  const srv = await startTestServer();
+  const admin = client(srv.url, srv.adminToken);
+  const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
+  const agentData = tempDir(`strata-${name}-agent-`);
+  const spawnAgent = () =>
+    spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', name, '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  const f: ContainerFixture = {
+    srv,
+    admin,
+    hostId: '',
+    joinToken,
+    agent: spawnAgent(),
+    restartAgent: () => (f.agent = spawnAgent()),
+    async run(body) {
+      const res = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: TEST_IMAGE, resources: { vcpus: 1, memoryMib: 64 }, ...body });
+      if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+      return res.body.id as string;
+    },
+    waitFor: (id, state, timeoutMs) =>
+      until(`${id} ${state}`, async () => {
+        const i = (await admin.get(`/v1/instances/${id}`)).body;
+        return i.state === state ? i : undefined;
+      }, timeoutMs),
+    async close() {
+      f.agent.kill('SIGKILL');
+      for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${f.hostId}`] } })) {
+        await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      }
+      await srv.close();
+      removeDir(agentData);
+    },
+  };
+  const host = await until('the host offers containers', async () => {
+    const hosts = (await admin.get('/v1/hosts')).body.items as { id: string; name: string; drivers: string[] }[];
+    return hosts.find((h) => h.name === name && h.drivers.includes('container'));
+  });
+  f.hostId = host.id;
+  return f;
 }

@@ -8,6 +8,7 @@ import { AgentApi, AgentApiError, type ReportExtra } from './api-client.ts';
 import { restartDecision } from './restart-policy.ts';
 import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
+import { AgentStreams } from './streams.ts';
 
 export interface AgentOptions {
   server: string;
@@ -60,7 +61,16 @@ export class Agent {
       else this.o.log.warn({ driver: d.name }, 'driver does not work on this host; not offered');
     }
     await this.connect();
-    this.loops = [this.heartbeatLoop(), this.watchLoop()];
+    const streams = new AgentStreams({
+      server: this.o.server,
+      token: () => this.api.token,
+      driverFor: (id) => {
+        const spec = this.assigned.get(id);
+        return spec ? this.drivers.get(spec.kind) : undefined;
+      },
+      log: this.o.log,
+    });
+    this.loops = [this.heartbeatLoop(), this.watchLoop(), streams.run(this.stopping.signal)];
   }
 
   async stop(): Promise<void> {

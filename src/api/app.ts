@@ -2,6 +2,7 @@
 // bearer-token auth on /v1 and the OpenAPI document generated from the schemas.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ApiError } from '../lib/errors.ts';
@@ -16,6 +17,7 @@ import { hostRoutes } from './hosts.ts';
 import { instanceRoutes } from './instances.ts';
 import { joinTokenRoutes } from './join-tokens.ts';
 import { projectRoutes } from './projects.ts';
+import { streamRoutes } from './streams.ts';
 import { tokenRoutes } from './tokens.ts';
 import { userRoutes } from './users.ts';
 
@@ -94,6 +96,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Before the routes, so WebSocket upgrades reach the routes that take them.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
   const authenticator = new Authenticator(opts.store);
   app.addHook('onRequest', async (req) => {
@@ -118,6 +122,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       joinTokenRoutes(r, deps);
       instanceRoutes(r, deps);
       eventRoutes(r, deps);
+      streamRoutes(r, deps);
       agentRoutes(r, deps);
     },
     { prefix: '/v1' },

@@ -8,7 +8,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 // ajv-formats is CommonJS; its default export arrives wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ?? addFormatsModule) as FormatsPlugin;
 
-function makeAjv(coerceTypes: boolean): Ajv {
+function makeAjv(coerceTypes: boolean | 'array'): Ajv {
   const ajv = new Ajv({
     allErrors: true,
     coerceTypes,
@@ -21,7 +21,8 @@ function makeAjv(coerceTypes: boolean): Ajv {
 }
 
 const strict = makeAjv(false);
-const coercing = makeAjv(true);
+// 'array': a query key given once still fills an array parameter (?command=sh).
+const coercing = makeAjv('array');
 
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
   const ajv = httpPart === 'body' ? strict : coercing;

@@ -3,6 +3,8 @@
 // as ApiError (the server's { error: { code, message, details } }) or
 // ConnectError (nothing answered), never as raw fetch failures.
 import type { Static } from 'typebox';
+import WebSocket from 'ws';
+import { wsUrl } from '../lib/ws-messages.ts';
 import type * as S from '../api/schemas.ts';
 
 export type Project = Static<typeof S.Project>;
@@ -45,11 +47,15 @@ export class ConnectError extends Error {
   }
 }
 
-export type Query = Record<string, string | number | boolean | undefined>;
+export type Query = Record<string, string | number | boolean | string[] | undefined>;
 
+/** A list value repeats its key (?command=sh&command=-c). */
 export function withQuery(path: string, query: Query = {}): string {
   const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') qs.set(k, String(v));
+  for (const [k, v] of Object.entries(query)) {
+    if (Array.isArray(v)) for (const item of v) qs.append(k, item);
+    else if (v !== undefined && v !== '') qs.set(k, String(v));
+  }
   const s = qs.toString();
   return s ? `${path}?${s}` : path;
 }
@@ -119,6 +125,53 @@ export class Client {
       if (!all || !page.nextCursor) return { items, nextCursor: page.nextCursor };
       cursor = page.nextCursor;
     }
+  }
+
+  /**
+   * The instance's output from GET /v1/instances/:id/logs, chunk by chunk, until
+   * the server ends it (the instance stopped, or no follow) or the signal aborts.
+   */
+  async logs(id: string, query: Query, onChunk: (c: { stream: 'stdout' | 'stderr'; data: string }) => void, signal?: AbortSignal): Promise<void> {
+    let res: Response;
+    try {
+      res = await this.send('GET', withQuery(`/v1/instances/${enc(id)}/logs`, query), undefined, { accept: 'application/x-ndjson' }, signal);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') return;
+      throw err;
+    }
+    if (!res.ok) throw errorOf(res, await res.text());
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let rest = '';
+    try {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) if (line) onChunk(JSON.parse(line) as { stream: 'stdout' | 'stderr'; data: string });
+      }
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || signal?.aborted) return;
+      throw connectError(this.url, err);
+    }
+  }
+
+  /** Opens a WebSocket route; API errors before the upgrade come back as ApiError. */
+  socket(path: string, query: Query): Promise<WebSocket> {
+    const url = wsUrl(this.url, withQuery(path, query).replace(/^\//, ''));
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          const r = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '' } as Response;
+          reject(errorOf(r, text));
+        });
+      });
+      ws.once('error', (err) => reject(connectError(this.url, { cause: err })));
+    });
   }
 
   /**

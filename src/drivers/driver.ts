@@ -13,6 +13,39 @@ export interface Observed {
   message?: string;
 }
 
+export interface OutputChunk {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+}
+
+export interface LogOptions {
+  follow: boolean;
+  /** Only the last N lines; all when absent. */
+  tail?: number | undefined;
+}
+
+export interface ExecOptions {
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+  env?: Record<string, string> | undefined;
+  cols?: number | undefined;
+  rows?: number | undefined;
+}
+
+/** A process running inside an instance, with its standard streams. */
+export interface ExecSession {
+  /** Ends when the process has closed its output. */
+  output: AsyncIterable<OutputChunk>;
+  write(data: Buffer): void;
+  closeStdin(): void;
+  resize(cols: number, rows: number): Promise<void>;
+  /** The exit code, once the output has ended. */
+  exitCode(): Promise<number>;
+  /** Stops relaying (the caller went away). */
+  close(): void;
+}
+
 export interface Driver {
   readonly name: DriverName;
   /** Whether the driver works on this host; only working drivers are offered. */
@@ -32,4 +65,11 @@ export interface Driver {
    * clean-up). Several agents may share one runtime: each sees only its own.
    */
   list(hostId: string): Promise<string[]>;
+  /**
+   * The instance's output so far, and what follows while `follow` and the
+   * signal allow. Rejects (before any output) when there is nothing to read.
+   */
+  logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>>;
+  /** Runs a process inside a running instance. */
+  exec(id: string, opts: ExecOptions): Promise<ExecSession>;
 }

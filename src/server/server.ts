@@ -11,6 +11,7 @@ import { bootstrap } from './bootstrap.ts';
 import { InstanceService } from './instances.ts';
 import { startLiveness } from './liveness.ts';
 import { Placer } from './placer.ts';
+import { StreamHub } from './stream-hub.ts';
 import { VERSION } from '../lib/version.ts';
 
 export interface ServerOptions {
@@ -47,7 +48,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const heartbeatSeconds = o.heartbeatSeconds ?? 5;
   const placer = new Placer(store, logger);
-  const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, heartbeatSeconds };
+  const streams = new StreamHub();
+  const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, streams, heartbeatSeconds };
   const app = await buildApp({ store, services, logger, version: VERSION });
   const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });
   await app.listen({ host: o.host, port: o.port });
@@ -62,6 +64,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     adminTokenFile: boot.tokenFile,
     async close() {
       stopLiveness();
+      streams.closeAll();
       await app.close();
       await placer.settled();
       await store.close();

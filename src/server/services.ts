@@ -1,10 +1,12 @@
 import type { AgentHub } from './agent-hub.ts';
 import type { InstanceService } from './instances.ts';
 import type { Placer } from './placer.ts';
+import type { StreamHub } from './stream-hub.ts';
 
 export interface Services {
   instances: InstanceService;
   agents: AgentHub;
   placer: Placer;
+  streams: StreamHub;
   heartbeatSeconds: number;
 }

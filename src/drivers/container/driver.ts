@@ -3,7 +3,10 @@
 // carry the instance id as a label, which is how the driver finds them again
 // after an agent restart: it keeps no state of its own.
 import Docker from 'dockerode';
-import type { Driver, InstanceSpec, Observed } from '../driver.ts';
+import type { Duplex } from 'node:stream';
+import { ApiError, conflict } from '../../lib/errors.ts';
+import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
+import { demux } from './demux.ts';
 import { splitImageRef } from './image-ref.ts';
 
 export const INSTANCE_LABEL = 'io.strata.instance';
@@ -124,6 +127,59 @@ export class ContainerDriver implements Driver {
     return res.StatusCode;
   }
 
+  async logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>> {
+    const c = await this.find(id);
+    if (!c) throw new ApiError('conflict', 'the instance has no container on its host (it has not been started there)');
+    const container = this.docker.getContainer(c.Id);
+    const base = { stdout: true, stderr: true, ...(opts.tail !== undefined ? { tail: opts.tail } : {}) };
+    if (!opts.follow) {
+      // Without follow the Docker API answers the whole log at once.
+      const all = (await container.logs({ ...base, follow: false })) as unknown as Buffer;
+      return demux(oneChunk(all));
+    }
+    const stream = (await container.logs({ ...base, follow: true })) as NodeJS.ReadableStream & { destroy(): void };
+    return followed(stream, signal);
+  }
+
+  async exec(id: string, o: ExecOptions): Promise<ExecSession> {
+    const c = await this.find(id);
+    if (!c?.State.Running) throw conflict('the instance is not running');
+    const exec = await this.docker.getContainer(c.Id).exec({
+      Cmd: o.command,
+      AttachStdin: o.stdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: o.tty,
+      ...(o.env ? { Env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`) } : {}),
+      ...(o.tty && o.cols && o.rows ? { ConsoleSize: [o.rows, o.cols] as [number, number] } : {}),
+    });
+    const stream = (await exec.start({ hijack: true, stdin: o.stdin, Tty: o.tty })) as Duplex;
+    if (o.tty && o.cols && o.rows) await exec.resize({ h: o.rows, w: o.cols }).catch(() => undefined);
+    return {
+      // With a TTY the output is one raw stream; without, Docker multiplexes stdout and stderr.
+      output: o.tty ? rawStdout(stream) : demux(stream as AsyncIterable<Buffer>),
+      write: (data) => void stream.write(data),
+      closeStdin: () => {
+        // Half-close: the process sees end of input and may still write.
+        const sock = stream as Duplex & { end(): void };
+        sock.end();
+      },
+      resize: async (cols, rows) => {
+        await exec.resize({ h: rows, w: cols });
+      },
+      exitCode: async () => {
+        // The runtime records the exit code a moment after the output ends.
+        for (let i = 0; i < 50; i++) {
+          const info = await exec.inspect();
+          if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error('the exec process did not report an exit code');
+      },
+      close: () => stream.destroy(),
+    };
+  }
+
   private async ensureImage(instanceId: string, ref: string): Promise<void> {
     try {
       await this.docker.getImage(ref).inspect();
@@ -156,6 +212,27 @@ export class ContainerDriver implements Driver {
       throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
     });
   }
+}
+
+async function* followed(stream: NodeJS.ReadableStream & { destroy(): void }, signal: AbortSignal): AsyncIterable<OutputChunk> {
+  const stop = () => stream.destroy();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    yield* demux(stream as AsyncIterable<Buffer>);
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  } finally {
+    signal.removeEventListener('abort', stop);
+    stream.destroy();
+  }
+}
+
+async function* oneChunk(buf: Buffer): AsyncIterable<Buffer> {
+  yield buf;
+}
+
+async function* rawStdout(stream: AsyncIterable<Buffer>): AsyncIterable<OutputChunk> {
+  for await (const data of stream) yield { stream: 'stdout', data };
 }
 
 /** Unique per runtime (instance names are unique per project only), readable in `podman ps`. */

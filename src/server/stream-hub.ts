@@ -1,0 +1,146 @@
+// Streams between users and workloads (logs, exec) pass through the server,
+// which checks the caller, but the workload is on a host the server cannot
+// dial. So each agent keeps one control WebSocket open to the server; to open
+// a stream the server sends {"type":"open", ...} on it and the agent dials back
+// a data WebSocket for that stream alone, which the server then relays. One
+// socket per stream keeps flow control per stream and the relay trivial.
+import { randomBytes } from 'node:crypto';
+import type WebSocket from 'ws';
+import { ApiError, type ErrorCode } from '../lib/errors.ts';
+import { Channel, parseFrame, parseStatus } from '../lib/stream-frames.ts';
+import { messages } from '../lib/ws-messages.ts';
+
+export interface LogsRequest {
+  op: 'logs';
+  instance: string;
+  follow: boolean;
+  tail?: number | undefined;
+}
+
+export interface ExecRequest {
+  op: 'exec';
+  instance: string;
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+  cols?: number | undefined;
+  rows?: number | undefined;
+}
+
+export type StreamRequest = LogsRequest | ExecRequest;
+/** What the server sends on an agent's control socket. */
+export type ControlMessage = ({ type: 'open'; id: string } & StreamRequest) | { type: 'hello'; hostId: string };
+
+/** An open stream from an agent: its socket and the messages after the opening status. */
+export interface AgentStream {
+  ws: WebSocket;
+  messages: AsyncIterable<Buffer>;
+}
+
+interface Pending {
+  hostId: string;
+  accept(ws: WebSocket): void;
+  fail(err: Error): void;
+}
+
+const OPEN_TIMEOUT_MS = 10_000;
+const PING_MS = 20_000;
+
+const knownCodes = new Set<string>(['invalid_request', 'not_found', 'conflict', 'unprocessable', 'unavailable']);
+
+export class StreamHub {
+  private readonly controls = new Map<string, WebSocket>();
+  private readonly pending = new Map<string, Pending>();
+
+  /** An agent's control socket; the newest one of a host wins. */
+  attachControl(hostId: string, ws: WebSocket): void {
+    const old = this.controls.get(hostId);
+    if (old && old !== ws) old.close(4000, 'replaced by a newer connection');
+    this.controls.set(hostId, ws);
+    const ping = setInterval(() => ws.ping(), PING_MS);
+    ping.unref();
+    ws.on('close', () => {
+      clearInterval(ping);
+      if (this.controls.get(hostId) === ws) this.controls.delete(hostId);
+    });
+    // Errors end in 'close'; without a listener they would be thrown.
+    ws.on('error', () => undefined);
+    ws.send(JSON.stringify({ type: 'hello', hostId } satisfies ControlMessage));
+  }
+
+  connected(hostId: string): boolean {
+    return this.controls.has(hostId);
+  }
+
+  /**
+   * Asks the host's agent for a stream and resolves with the agent's data
+   * socket once the agent has said the stream is open; rejects with the
+   * agent's reason (an ApiError) otherwise.
+   */
+  open(hostId: string, hostName: string, req: StreamRequest): Promise<AgentStream> {
+    const control = this.controls.get(hostId);
+    if (!control || control.readyState !== control.OPEN) {
+      return Promise.reject(new ApiError('unavailable', `the agent of host ${hostName} is not connected; try again when it is`));
+    }
+    const id = randomBytes(16).toString('hex');
+    return new Promise<AgentStream>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ApiError('unavailable', `the agent of host ${hostName} did not open the stream within ${OPEN_TIMEOUT_MS / 1000} s`));
+      }, OPEN_TIMEOUT_MS);
+      const settle = () => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+      };
+      this.pending.set(id, {
+        hostId,
+        fail: (err) => (settle(), reject(err)),
+        accept: (ws) => {
+          // The agent's first message says whether the stream opened; the
+          // iterator queues whatever follows until the relay reads it.
+          const it = messages(ws)[Symbol.asyncIterator]();
+          const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
+          it.next().then(
+            (first) => {
+              if (!this.pending.has(id)) return ws.close();
+              settle();
+              const f = first.done ? undefined : parseFrame(first.value);
+              const status = f?.channel === Channel.status ? parseStatus(f.payload) : {};
+              if (status.ok) return resolve({ ws, messages: rest });
+              ws.close();
+              if (first.done) return reject(new ApiError('unavailable', 'the agent closed the stream before it opened'));
+              const e = status.error;
+              const code = (e && knownCodes.has(e.code) ? e.code : 'unavailable') as ErrorCode;
+              reject(new ApiError(code, e?.message ?? 'the agent refused the stream'));
+            },
+            (err: unknown) => {
+              settle();
+              reject(new ApiError('unavailable', `the agent's stream failed: ${String(err)}`));
+            },
+          );
+        },
+      });
+      control.send(JSON.stringify({ type: 'open', id, ...req } satisfies ControlMessage), (err) => {
+        if (err) this.pending.get(id)?.fail(new ApiError('unavailable', `could not reach the agent of host ${hostName}`));
+      });
+    });
+  }
+
+  /** Whether stream `id` waits for this host's agent to dial in. */
+  awaits(hostId: string, id: string): boolean {
+    return this.pending.get(id)?.hostId === hostId;
+  }
+
+  /** The agent's data socket for stream `id`; false when no such stream waits for this host. */
+  attachData(hostId: string, id: string, ws: WebSocket): boolean {
+    const p = this.pending.get(id);
+    if (!p || p.hostId !== hostId) return false;
+    p.accept(ws);
+    return true;
+  }
+
+  closeAll(): void {
+    for (const ws of this.controls.values()) ws.close(1001, 'server shutting down');
+    this.controls.clear();
+  }
+}

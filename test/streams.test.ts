@@ -1,0 +1,208 @@
+// Logs and exec through the server, for real: a server, an agent process,
+// Podman, and the CLI as a user runs it (with a pseudo-terminal from
+// util-linux `script` for `exec -it`).
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
+import { Channel, frame, parseFrame, parseStatus } from '../src/lib/stream-frames.ts';
+import { client, cliEnv, runCli, startContainerFixture, strataBin, tempDir, until, type Client, type CliResult, type ContainerFixture, type TestServer } from './helpers.ts';
+
+let fx: ContainerFixture;
+let srv: TestServer;
+let admin: Client;
+const tokens: Record<string, string> = {};
+const cliHome = tempDir('strata-streams-cli-');
+
+/** A logs answer as text (the test client parses a one-line answer as JSON). */
+const text = (body: unknown): string => (typeof body === 'string' ? body : JSON.stringify(body));
+const inState = (id: string, state: string) => () => fx.waitFor(id, state);
+const run = (command: string[]) => fx.run({ command });
+
+/** The CLI as a user, optionally with standard input. */
+function strata(args: string[], opts: { input?: string; token?: string } = {}): Promise<CliResult> {
+  return runCli(args, cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: opts.token ?? srv.adminToken }), opts.input);
+}
+
+before(async () => {
+  fx = await startContainerFixture('streams-node');
+  srv = fx.srv;
+  admin = fx.admin;
+  assert.equal((await admin.post('/v1/projects', { name: 'other' })).status, 201);
+  for (const [name, project, role] of [
+    ['rita', 'default', 'reader'],
+    ['otto', 'other', 'admin'],
+  ] as const) {
+    assert.equal((await admin.post('/v1/users', { name, projects: [{ project, role }] })).status, 201);
+    tokens[name] = (await admin.post('/v1/tokens', { name: `${name}-t`, user: name })).body.secret;
+  }
+});
+
+after(() => fx.close());
+
+test('logs: stdout and stderr through the API, and the CLI prints each to its own stream', async () => {
+  const id = await run(['sh', '-c', 'echo to-out; echo to-err >&2; sleep 600']);
+  await inState(id, 'running')();
+  const lines = await until('both lines logged', async () => {
+    const res = await admin.get(`/v1/instances/${id}/logs`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /application\/x-ndjson/);
+    const t = text(res.body);
+    return t.includes('to-err') && t.includes('to-out') ? t : undefined;
+  });
+  const chunks = lines
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { stream: string; data: string });
+  assert.ok(chunks.some((c) => c.stream === 'stdout' && c.data.includes('to-out')));
+  assert.ok(chunks.some((c) => c.stream === 'stderr' && c.data.includes('to-err')));
+
+  const cli = await strata(['logs', id]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout, 'to-out\n');
+  assert.equal(cli.stderr, 'to-err\n');
+
+  const tail = await admin.get(`/v1/instances/${id}/logs?tail=1`);
+  assert.equal(tail.status, 200);
+  assert.equal(text(tail.body).trim().split('\n').length, 1, 'tail=1 gives one line');
+});
+
+test('logs -f streams output as it comes and ends when the instance stops', async () => {
+  const id = await run(['sh', '-c', 'sleep 1; for i in 1 2 3; do echo line$i; sleep 0.3; done']);
+  await inState(id, 'running')();
+  const started = Date.now();
+  const cli = await strata(['logs', '-f', id]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout, 'line1\nline2\nline3\n');
+  assert.ok(Date.now() - started >= 800, 'the stream waited for output that came later');
+});
+
+test('exec: output, stderr and the exit code; stdin from a pipe', async () => {
+  const id = await run(['sleep', '600']);
+  await inState(id, 'running')();
+
+  const r = await strata(['exec', id, '--', 'sh', '-c', 'echo hi; echo oops >&2; exit 7']);
+  assert.equal(r.code, 7, r.stderr);
+  assert.equal(r.stdout, 'hi\n');
+  assert.equal(r.stderr, 'oops\n');
+
+  const piped = await strata(['exec', '-i', id, '--', 'sh'], { input: 'echo from-stdin; read x; echo "got $x"; exit 4\n' });
+  assert.equal(piped.code, 4, piped.stderr);
+  assert.equal(piped.stdout, 'from-stdin\ngot \n');
+
+  const cat = await strata(['exec', '-i', id, '--', 'cat'], { input: 'line one\nline two\n' });
+  assert.equal(cat.code, 0, cat.stderr);
+  assert.equal(cat.stdout, 'line one\nline two\n', 'end of input reaches the process');
+
+  const missing = await strata(['exec', id, '--', 'no-such-command']);
+  assert.notEqual(missing.code, 0, 'a command that does not exist fails');
+  assert.match(missing.stderr + missing.stdout, /no-such-command|not found|no such file/i);
+});
+
+test('exec -it gives an interactive shell on a terminal', async () => {
+  const id = await run(['sleep', '600']);
+  await inState(id, 'running')();
+  // `script` runs the CLI on a pseudo-terminal, as a user's shell would.
+  const env = cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken });
+  const cmd = `${strataBin} exec -it ${id} -- sh`;
+  const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('close', r));
+  // busybox's prompt, "/ # ", may be followed by terminal queries.
+  await until('a prompt', async () => (output.includes('# ') ? true : undefined), 20_000);
+  child.stdin!.write('tty && echo "answer=$((6*7))"\r');
+  await until('the answer', async () => (output.includes('answer=42') ? true : undefined), 20_000);
+  assert.match(output, /\/dev\/pts\/\d+/, 'the shell has a terminal');
+  child.stdin!.write('exit 5\r');
+  assert.equal(await exited, 5, output);
+});
+
+test('who may stream: readers read logs but cannot exec; other projects see 404; bad requests change nothing', async () => {
+  const id = await run(['sleep', '600']);
+  await inState(id, 'running')();
+  const reader = client(srv.url, tokens['rita']);
+  assert.equal((await reader.get(`/v1/instances/${id}/logs`)).status, 200);
+  const outsider = client(srv.url, tokens['otto']);
+  const hidden = await outsider.get(`/v1/instances/${id}/logs`);
+  assert.equal(hidden.status, 404);
+  assert.equal(hidden.body.error.code, 'not_found');
+
+  const denied = await strata(['exec', id, '--', 'true'], { token: tokens['rita'] });
+  assert.equal(denied.code, 1);
+  assert.match(denied.stderr, /member role/);
+  const hiddenExec = await strata(['exec', id, '--', 'true'], { token: tokens['otto'] });
+  assert.equal(hiddenExec.code, 1);
+  assert.match(hiddenExec.stderr, /not found/);
+
+  const plain = await admin.get(`/v1/instances/${id}/exec?command=true`);
+  assert.equal(plain.status, 400, 'exec needs a WebSocket');
+  assert.match(plain.body.error.message, /WebSocket/);
+  const noCommand = await wsError(`/v1/instances/${id}/exec`, srv.adminToken);
+  assert.equal(noCommand.status, 400);
+
+  const stopped = await run(['true']);
+  await inState(stopped, 'stopped')();
+  const notRunning = await wsError(`/v1/instances/${stopped}/exec?command=true`, srv.adminToken);
+  assert.equal(notRunning.status, 409);
+  assert.match(notRunning.body.error.message, /not running/);
+  // A stopped container's output stays readable.
+  assert.equal((await admin.get(`/v1/instances/${stopped}/logs`)).status, 200);
+});
+
+test('exec over the raw WebSocket protocol: frames in, frames out, the exit code last', async () => {
+  const id = await run(['sleep', '600']);
+  await inState(id, 'running')();
+  const url = `${srv.url.replace('http', 'ws')}/v1/instances/${id}/exec?command=sh&command=-c&command=${encodeURIComponent('read a; echo "[$a]"; exit 3')}&stdin=true`;
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${srv.adminToken}` } });
+  const frames: { channel: number; text: string }[] = [];
+  const closed = new Promise<void>((r) => ws.once('close', () => r()));
+  ws.on('message', (d: Buffer) => {
+    const f = parseFrame(d);
+    if (f) frames.push({ channel: f.channel, text: f.payload.toString() });
+  });
+  await new Promise((r) => ws.once('open', r));
+  ws.send(frame(Channel.stdin, 'abc\n'));
+  await closed;
+  assert.deepEqual(
+    frames.filter((f) => f.channel === Channel.stdout).map((f) => f.text).join(''),
+    '[abc]\n',
+  );
+  const last = frames.at(-1)!;
+  assert.equal(last.channel, Channel.status);
+  assert.deepEqual(parseStatus(Buffer.from(last.text)), { exitCode: 3 });
+});
+
+test('streams work again after the agent is killed and restarted', async () => {
+  const id = await run(['sh', '-c', 'echo survivor; sleep 600']);
+  await inState(id, 'running')();
+  fx.agent.kill('SIGKILL');
+  await new Promise((r) => fx.agent.once('exit', r));
+  const away = await admin.get(`/v1/instances/${id}/logs`);
+  assert.equal(away.status, 503, 'no agent, no stream: a clear 503');
+  assert.match(away.body.error.message, /not connected/);
+  fx.restartAgent();
+  const again = await until('logs again', async () => {
+    const res = await admin.get(`/v1/instances/${id}/logs`);
+    return res.status === 200 ? text(res.body) : undefined;
+  });
+  assert.match(again, /survivor/);
+  const r = await strata(['exec', id, '--', 'echo', 'still-here']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'still-here\n');
+});
+
+/** The HTTP error answer to a WebSocket upgrade. */
+function wsError(path: string, token: string): Promise<{ status: number; body: { error: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    ws.once('open', () => reject(new Error('the upgrade was accepted')));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) }));
+    });
+    ws.once('error', () => undefined);
+  });
+}
