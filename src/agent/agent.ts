@@ -8,6 +8,7 @@ import { AgentApi, AgentApiError, type ReportExtra } from './api-client.ts';
 import { restartDecision } from './restart-policy.ts';
 import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
+import { HealthMonitor, runCheck } from './health.ts';
 import { AgentStreams } from './streams.ts';
 
 export interface AgentOptions {
@@ -44,6 +45,8 @@ export class Agent {
   private readonly restartsSeen = new Map<string, number>();
   /** Instances whose exit is being waited for. */
   private readonly watching = new Set<string>();
+  /** Running instances this process has reported the address of, and their health checks. */
+  private readonly attached = new Map<string, HealthMonitor | undefined>();
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -75,6 +78,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    for (const id of [...this.attached.keys()]) this.detach(id);
     await Promise.allSettled(this.loops);
   }
 
@@ -198,6 +202,7 @@ export class Agent {
       .waitExit(id)
       .then(async (code) => {
         this.watching.delete(id);
+        this.detach(id);
         const spec = this.assigned.get(id);
         // An exit the agent caused (stop, delete) is reported by that path.
         if (!spec || spec.desiredState !== 'running') return;
@@ -217,6 +222,34 @@ export class Agent {
       });
   }
 
+  /** A running instance: reports where it can be reached and starts its health checks. */
+  private async attach(driver: Driver, spec: InstanceSpec): Promise<void> {
+    this.detach(spec.id);
+    const seen = await driver.inspect(spec.id).catch(() => undefined);
+    if (seen?.state !== 'running') return;
+    const address = seen.address ?? null;
+    await this.api.observe(spec.id, { address, ports: seen.ports ?? [] }).catch((err: unknown) => {
+      this.o.log.warn({ err: String(err), instance: spec.id }, 'observed-state report refused');
+    });
+    const check = spec.healthCheck;
+    const monitor = check
+      ? new HealthMonitor(
+          check,
+          () => runCheck(check, driver, spec.id, address),
+          async (health) => {
+            await this.api.observe(spec.id, { health }).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: spec.id }, 'health report refused'));
+          },
+        )
+      : undefined;
+    this.attached.set(spec.id, monitor);
+    monitor?.start();
+  }
+
+  private detach(id: string): void {
+    this.attached.get(id)?.stop();
+    this.attached.delete(id);
+  }
+
   /** Restarts an exited instance by its policy, after its backoff, unless told otherwise meanwhile. */
   private scheduleRestart(driver: Driver, id: string, attempt: number, delaySeconds: number): void {
     this.restartsSeen.set(id, attempt);
@@ -229,6 +262,7 @@ export class Agent {
         try {
           await driver.start(spec);
           await this.report(id, 'running');
+          await this.attach(driver, spec);
           this.watchExit(driver, id);
         } catch (err) {
           await this.report(id, 'failed', { message: err instanceof Error ? err.message : String(err) });
@@ -241,6 +275,7 @@ export class Agent {
   private async reconcileOnce(spec: InstanceSpec): Promise<void> {
     const driver = this.drivers.get(spec.kind);
     if (spec.desiredState === 'deleted') {
+      this.detach(spec.id);
       if (spec.state !== 'deleting') return;
       if (driver) await driver.destroy(spec.id);
       return this.report(spec.id, 'deleted');
@@ -258,11 +293,13 @@ export class Agent {
       try {
         await driver.start(spec);
         await this.report(spec.id, 'running');
+        await this.attach(driver, spec);
         this.watchExit(driver, spec.id);
       } catch (err) {
         await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
       }
     } else if (spec.desiredState === 'stopped' && seen.state === 'running') {
+      this.detach(spec.id);
       await this.report(spec.id, 'stopping');
       await driver.stop(spec.id, 10);
       const after = await driver.inspect(spec.id);
@@ -271,6 +308,7 @@ export class Agent {
       // Found running (an agent restart): carry on managing it.
       this.watchExit(driver, spec.id);
       if (spec.state !== 'running') await this.report(spec.id, 'running');
+      if (!this.attached.has(spec.id)) await this.attach(driver, spec);
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
       await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
     }

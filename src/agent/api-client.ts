@@ -1,6 +1,6 @@
 // The agent's side of the agent protocol (docs/agent-protocol.md).
 import type { Static } from 'typebox';
-import type { Assignments, Fingerprint, Registered } from '../api/agent-schemas.ts';
+import type { Assignments, Fingerprint, ObservedReport, Registered } from '../api/agent-schemas.ts';
 import type { HeartbeatAck } from '../api/agent-schemas.ts';
 import type { InstanceState } from '../model/instance-state.ts';
 
@@ -62,5 +62,9 @@ export class AgentApi {
 
   report(id: string, state: InstanceState, extra: ReportExtra = {}): Promise<unknown> {
     return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/status`, { state, ...extra });
+  }
+
+  observe(id: string, observed: Static<typeof ObservedReport>): Promise<unknown> {
+    return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/observed`, observed);
   }
 }

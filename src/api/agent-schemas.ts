@@ -2,7 +2,7 @@
 import { Type, type Static } from 'typebox';
 import { instanceStates } from '../model/instance-state.ts';
 import { hostKinds } from '../model/kinds.ts';
-import { DriverName, Env, Host, Instance, Labels, Name, Resources, StringEnum, Topology } from './schemas.ts';
+import { DriverName, Env, Health, Host, Instance, Labels, Name, PortBinding, Resources, StringEnum, Topology } from './schemas.ts';
 
 const Closed = { additionalProperties: false } as const;
 
@@ -62,6 +62,15 @@ export const StatusReportBody = Type.Object(
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     exitCode: Type.Optional(Type.Union([Type.Integer({ minimum: -1, maximum: 255 }), Type.Null()])),
     restart: Type.Optional(Type.Boolean({ description: 'true when the agent restarts the instance by its restart policy' })),
+  },
+  Closed,
+);
+
+export const ObservedReport = Type.Object(
+  {
+    address: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+    ports: Type.Optional(Type.Array(PortBinding, { maxItems: 256 })),
+    health: Type.Optional(Type.Union([Health, Type.Null()])),
   },
   Closed,
 );

@@ -9,7 +9,7 @@ import type { HostRow, HostTable } from '../store/schema.ts';
 import type { Trx } from '../store/store.ts';
 import { hashSecret, newSecret, type AgentPrincipal } from './auth.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { AssignmentQuery, Assignments, Heartbeat, HeartbeatAck, Register, Registered, StatusReportBody, type Fingerprint } from './agent-schemas.ts';
+import { AssignmentQuery, Assignments, Heartbeat, HeartbeatAck, ObservedReport, Register, Registered, StatusReportBody, type Fingerprint } from './agent-schemas.ts';
 import { resolveParent } from './hosts.ts';
 import { findHost } from './lookup.ts';
 import { replaceLabels } from './paging.ts';
@@ -162,6 +162,24 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
     async (req) => {
       const a = requireAgent(req);
       const row = await services.instances.report(a.hostId, req.params.id, req.body, `agent:${a.name}`);
+      return presentInstance(row);
+    },
+  );
+
+  app.post(
+    '/agent/instances/:id/observed',
+    {
+      schema: {
+        tags,
+        summary: "Report what the agent observes beyond the state: the instance's address, published ports, health",
+        params: IdParam,
+        body: ObservedReport,
+        response: { 200: Instance },
+      },
+    },
+    async (req) => {
+      const a = requireAgent(req);
+      const row = await services.instances.observe(a.hostId, req.params.id, req.body, `agent:${a.name}`);
       return presentInstance(row);
     },
   );

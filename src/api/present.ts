@@ -2,7 +2,8 @@
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import type { HostKind, HostState, InstanceKind } from '../model/kinds.ts';
 import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
-import type { Constraint, RestartPolicy, EventOut, HostOut, InstanceOut, ProjectOut } from './schemas.ts';
+import type { InstanceOptions } from '../server/instances.ts';
+import type { Constraint, RestartPolicy, EventOut, HostOut, InstanceOut, ObservedOut, ProjectOut } from './schemas.ts';
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
 
@@ -40,6 +41,8 @@ export function presentHost(r: HostRow): HostOut {
 }
 
 export function presentInstance(r: InstanceRow): InstanceOut {
+  const o = json<Partial<InstanceOptions>>(r.options);
+  const seen = json<Partial<ObservedOut>>(r.observed);
   return {
     id: r.id,
     project: r.project_id,
@@ -50,10 +53,18 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     args: json(r.args),
     env: json(r.env),
     resources: { vcpus: r.vcpus, memoryMib: r.memory_mib, diskGib: r.disk_gib },
+    pidsLimit: r.pids_limit,
+    workingDir: o.workingDir ?? '',
+    user: o.user ?? '',
+    ports: o.ports ?? [],
+    readOnlyRootfs: o.readOnlyRootfs ?? false,
+    tmpfs: o.tmpfs ?? [],
+    healthCheck: o.healthCheck ?? null,
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),
     restartPolicy: json<RestartPolicy>(r.restart_policy),
     restarts: r.restarts,
+    observed: { address: seen.address ?? null, ports: seen.ports ?? [], health: seen.health ?? null },
     host: r.host_id,
     desiredState: r.desired_state as DesiredState,
     state: r.state as InstanceState,

@@ -273,6 +273,53 @@ export const RestartPolicy = Type.Object(
   Closed,
 );
 const Argv = Type.Array(Type.String({ maxLength: 32768 }), { maxItems: 1024 });
+const AbsolutePath = Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' });
+export const Port = Type.Object(
+  {
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    hostPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'absent or 0: any free port, reported in observed.ports' })),
+    protocol: Type.Optional(StringEnum(['tcp', 'udp'], { default: 'tcp' })),
+    hostIp: Type.Optional(Type.String({ format: 'ipv4', description: 'host address to bind; default all' })),
+  },
+  Closed,
+);
+export const Tmpfs = Type.Object(
+  {
+    path: AbsolutePath,
+    sizeMib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024 })),
+  },
+  Closed,
+);
+export const HealthCheck = Type.Object(
+  {
+    type: StringEnum(['exec', 'http', 'tcp'], { description: 'run a command in the instance, GET a URL, or open a TCP connection' }),
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'exec: healthy when it exits 0' })),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "http, tcp: the instance's port" })),
+    path: Type.Optional(Type.String({ maxLength: 2048, pattern: '^/', description: 'http: healthy on a 2xx or 3xx answer; default /' })),
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 10 })),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 5 })),
+    retries: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'failures in a row that make it unhealthy' })),
+    startPeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 0, description: 'failures in this time after start do not count' })),
+  },
+  Closed,
+);
+export const Health = Type.Object({
+  status: StringEnum(['starting', 'healthy', 'unhealthy']),
+  failingStreak: Type.Integer(),
+  changedAt: Nullable(Timestamp),
+  output: Type.String({ description: 'what the check that changed the health said (trimmed)' }),
+});
+export const PortBinding = Type.Object({
+  containerPort: Type.Integer(),
+  protocol: Type.String(),
+  hostIp: Type.String(),
+  hostPort: Type.Integer(),
+});
+export const Observed = Type.Object({
+  address: Nullable(Type.String({ description: "the instance's address on its host's network" })),
+  ports: Type.Array(PortBinding),
+  health: Nullable(Health),
+});
 export const Instance = Type.Object({
   id: Type.String(),
   project: Type.String(),
@@ -283,10 +330,18 @@ export const Instance = Type.Object({
   args: Argv,
   env: Env,
   resources: InstanceResources,
+  pidsLimit: Type.Integer({ description: 'most processes the instance may run at once' }),
+  workingDir: Type.String(),
+  user: Type.String(),
+  ports: Type.Array(Port),
+  readOnlyRootfs: Type.Boolean(),
+  tmpfs: Type.Array(Tmpfs),
+  healthCheck: Nullable(HealthCheck),
   labels: Labels,
   constraints: Type.Array(Constraint),
   restartPolicy: RestartPolicy,
   restarts: Type.Integer({ description: 'automatic restarts so far' }),
+  observed: Observed,
   host: Nullable(Type.String()),
   desiredState: StringEnum(desiredStates),
   state: StringEnum(instanceStates),
@@ -307,6 +362,13 @@ export const InstanceCreate = Type.Object(
     args: Type.Optional(Argv),
     env: Type.Optional(Env),
     resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
+    pidsLimit: Type.Optional(Type.Integer({ minimum: 8, maximum: 4_194_304, default: 4096 })),
+    workingDir: Type.Optional(Type.Union([AbsolutePath, Type.Literal('')], { description: "default: the image's" })),
+    user: Type.Optional(Type.String({ maxLength: 64, pattern: '^([A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?)?$', description: "user[:group], names or ids; default: the image's" })),
+    ports: Type.Optional(Type.Array(Port, { maxItems: 64 })),
+    readOnlyRootfs: Type.Optional(Type.Boolean()),
+    tmpfs: Type.Optional(Type.Array(Tmpfs, { maxItems: 16 })),
+    healthCheck: Type.Optional(HealthCheck),
     labels: Type.Optional(Labels),
     constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
     restartPolicy: Type.Optional(RestartPolicy),
@@ -366,3 +428,8 @@ export type EventOut = Static<typeof Event>;
 export type UserOut = Static<typeof User>;
 export type Constraint = Static<typeof Constraint>;
 export type RestartPolicy = Static<typeof RestartPolicy>;
+export type HealthCheck = Static<typeof HealthCheck>;
+export type Port = Static<typeof Port>;
+export type TmpfsMount = Static<typeof Tmpfs>;
+export type ObservedOut = Static<typeof Observed>;
+export type HealthOut = Static<typeof Health>;

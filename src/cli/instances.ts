@@ -16,7 +16,9 @@ import {
   listOptions,
   morePages,
   parseConstraint,
+  parseDuration,
   parseMemory,
+  UsageError,
   type Ctx,
   type ListFlags,
 } from './common.ts';
@@ -63,7 +65,29 @@ function parseRestart(v: string): NonNullable<InstanceCreate['restartPolicy']> {
   return m[2] === undefined ? { policy } : { policy, maxRetries: Number(m[2]) };
 }
 
-const stateText = (i: Instance) => (i.desiredState !== 'running' && i.desiredState !== i.state ? `${i.state} (→${i.desiredState})` : i.state);
+/** Published ports: the bound host port when the agent has reported it. */
+function portsText(i: Instance): string {
+  return i.ports
+    .map((p) => {
+      const proto = p.protocol ?? 'tcp';
+      const bound = i.observed.ports.find((b) => b.containerPort === p.containerPort && b.protocol === proto && (!p.hostPort || b.hostPort === p.hostPort));
+      const host = bound ? `${bound.hostIp}:${bound.hostPort}` : `${p.hostIp ?? '0.0.0.0'}:${p.hostPort || '*'}`;
+      return `${host}->${p.containerPort}/${proto}`;
+    })
+    .join(' ');
+}
+
+function healthCheckText(i: Instance): string {
+  const h = i.healthCheck;
+  if (!h) return '-';
+  const what = h.type === 'exec' ? `exec ${(h.command ?? []).map(shellQuote).join(' ')}` : h.type === 'http' ? `http GET :${h.port}${h.path ?? '/'}` : `tcp :${h.port}`;
+  return `${what} every ${h.intervalSeconds}s, timeout ${h.timeoutSeconds}s, ${h.retries} retries, start period ${h.startPeriodSeconds}s`;
+}
+
+const stateText = (i: Instance) => {
+  if (i.desiredState !== 'running' && i.desiredState !== i.state) return `${i.state} (→${i.desiredState})`;
+  return i.state === 'running' && i.observed.health ? `running (${i.observed.health.status})` : i.state;
+};
 
 function columns(hosts: Map<string, string>, projects?: Map<string, string>): Column<Instance>[] {
   const cols: Column<Instance>[] = [
@@ -90,7 +114,15 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Command', commandText(i)],
     ['Env', Object.entries(i.env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')],
     ['Labels', labelsText(i.labels)],
-    ['Resources', `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk`],
+    ['Resources', `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`],
+    ['Working dir', i.workingDir || '(image default)'],
+    ['User', i.user || '(image default)'],
+    ['Root fs', i.readOnlyRootfs ? 'read-only' : 'writable'],
+    ['Tmpfs', i.tmpfs.map((t) => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
+    ['Ports', portsText(i)],
+    ['Address', i.observed.address ?? '-'],
+    ['Health check', healthCheckText(i)],
+    ['Health', i.observed.health ? `${i.observed.health.status}${i.observed.health.failingStreak ? ` (${i.observed.health.failingStreak} failing)` : ''}${i.observed.health.output ? `: ${i.observed.health.output}` : ''}` : '-'],
     ['Constraints', i.constraints.map((c) => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`)).join(' ')],
     ['Host', i.host ? `${hosts.get(i.host) ?? i.host}${hosts.has(i.host) ? ` (${i.host})` : ''}` : '-'],
     ['State', i.state],
@@ -104,7 +136,61 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
   ];
 }
 
-interface CreateFlags {
+/** [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], as docker run -p. */
+export function parsePublish(v: string, prev: NonNullable<InstanceCreate['ports']> = []): NonNullable<InstanceCreate['ports']> {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(v.trim());
+  if (!m?.[3]) throw new InvalidArgumentError('expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 80');
+  const port: NonNullable<InstanceCreate['ports']>[number] = { containerPort: Number(m[3]) };
+  if (m[2] !== undefined) port.hostPort = Number(m[2]);
+  if (m[1] !== undefined) port.hostIp = m[1];
+  if (m[4] !== undefined) port.protocol = m[4] as 'tcp' | 'udp';
+  return [...prev, port];
+}
+
+/** PATH[:SIZE_MIB] */
+function parseTmpfs(v: string, prev: NonNullable<InstanceCreate['tmpfs']> = []): NonNullable<InstanceCreate['tmpfs']> {
+  const m = /^(\/[^:]*)(?::(\d+))?$/.exec(v.trim());
+  if (!m?.[1]) throw new InvalidArgumentError('expected an absolute PATH[:SIZE_MIB], e.g. /tmp:64');
+  return [...prev, m[2] ? { path: m[1], sizeMib: Number(m[2]) } : { path: m[1] }];
+}
+
+const seconds = (v: string) => {
+  const n = parseDuration(v);
+  if (n < 1) throw new InvalidArgumentError('expected at least 1 s.');
+  return n;
+};
+
+interface HealthFlags {
+  healthCmd?: string;
+  healthHttp?: string;
+  healthTcp?: number;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRetries?: number;
+  healthStartPeriod?: number;
+}
+
+function healthCheckOf(o: HealthFlags): InstanceCreate['healthCheck'] {
+  const kinds = [o.healthCmd, o.healthHttp, o.healthTcp].filter((x) => x !== undefined).length;
+  if (kinds === 0) {
+    if (o.healthInterval ?? o.healthTimeout ?? o.healthRetries ?? o.healthStartPeriod) throw new UsageError('--health-interval and friends need --health-cmd, --health-http or --health-tcp');
+    return undefined;
+  }
+  if (kinds > 1) throw new UsageError('give one of --health-cmd, --health-http, --health-tcp');
+  const timing = {
+    ...(o.healthInterval !== undefined ? { intervalSeconds: o.healthInterval } : {}),
+    ...(o.healthTimeout !== undefined ? { timeoutSeconds: o.healthTimeout } : {}),
+    ...(o.healthRetries !== undefined ? { retries: o.healthRetries } : {}),
+    ...(o.healthStartPeriod !== undefined ? { startPeriodSeconds: o.healthStartPeriod } : {}),
+  };
+  if (o.healthCmd !== undefined) return { type: 'exec', command: ['sh', '-c', o.healthCmd], ...timing };
+  if (o.healthTcp !== undefined) return { type: 'tcp', port: o.healthTcp, ...timing };
+  const m = /^(\d+)(\/.*)?$/.exec(o.healthHttp ?? '');
+  if (!m?.[1]) throw new UsageError('--health-http wants PORT[/PATH], e.g. 8080/healthz');
+  return { type: 'http', port: Number(m[1]), ...(m[2] ? { path: m[2] } : {}), ...timing };
+}
+
+interface CreateFlags extends HealthFlags {
   kind: InstanceCreate['kind'];
   name?: string;
   env?: string[];
@@ -114,6 +200,12 @@ interface CreateFlags {
   constraint?: InstanceCreate['constraints'];
   stopped?: boolean;
   restart?: InstanceCreate['restartPolicy'];
+  workdir?: string;
+  user?: string;
+  publish?: InstanceCreate['ports'];
+  readOnly?: boolean;
+  tmpfs?: InstanceCreate['tmpfs'];
+  pids?: number;
 }
 
 function createCommand(name: string, description: string): Command {
@@ -130,10 +222,23 @@ function createCommand(name: string, description: string): Command {
     .option('-c, --constraint <expr>', 'placement rule on host labels or topology.zone/rack/region: key==v, key!=v, key, !key (repeatable)', (v: string, prev: InstanceCreate['constraints']) => [...(prev ?? []), parseConstraint(v)])
     .option('--stopped', 'create it without starting it')
     .option('--restart <policy>', 'after an exit: never (default), on-failure[:MAX_RETRIES] or always; backoff doubles from 1 s', parseRestart)
+    .option('-w, --workdir <dir>', "working directory inside the instance (default: the image's)")
+    .option('-u, --user <user[:group]>', "user to run as, name or id (default: the image's)")
+    .option('--publish <[ip:][host:]port[/proto]>', 'publish a port on the host, e.g. 8080:80; without a host port any free one (repeatable)', parsePublish)
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('--tmpfs <path[:mib]>', 'mount a tmpfs, e.g. /tmp:64 (repeatable)', parseTmpfs)
+    .option('--pids <n>', 'most processes at once (default 4096)', intArg(8))
+    .option('--health-cmd <command>', 'health check: healthy when this shell command exits 0')
+    .option('--health-http <port[/path]>', 'health check: healthy when GET answers 2xx or 3xx')
+    .option('--health-tcp <port>', 'health check: healthy when the port accepts a connection', intArg(1))
+    .option('--health-interval <duration>', 'time between checks (default 10s)', seconds)
+    .option('--health-timeout <duration>', 'time a check may take (default 5s)', seconds)
+    .option('--health-retries <n>', 'failures in a row that make it unhealthy (default 3)', intArg(1))
+    .option('--health-start-period <duration>', 'failures in this time after start do not count (default 0)', parseDuration)
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  strata run nginx:1.27 --name web --label app=web -e MODE=prod\n' +
+        '  strata run nginx:1.27 --name web --label app=web -e MODE=prod --publish 8080:80 --health-http 80/\n' +
         '  strata run --kind vm ubuntu:24.04 --cpus 2 --memory 2Gi --disk 20 -c topology.zone==a\n' +
         '  strata run busybox -- sh -c "echo hello; sleep 3600"',
     )
@@ -158,6 +263,14 @@ function createCommand(name: string, description: string): Command {
       if (o.constraint) body.constraints = o.constraint;
       if (o.stopped) body.desiredState = 'stopped';
       if (o.restart) body.restartPolicy = o.restart;
+      if (o.workdir !== undefined) body.workingDir = o.workdir;
+      if (o.user !== undefined) body.user = o.user;
+      if (o.publish) body.ports = o.publish;
+      if (o.readOnly) body.readOnlyRootfs = true;
+      if (o.tmpfs) body.tmpfs = o.tmpfs;
+      if (o.pids !== undefined) body.pidsLimit = o.pids;
+      const healthCheck = healthCheckOf(o);
+      if (healthCheck) body.healthCheck = healthCheck;
       const i = await ctx.client.post<Instance>('/v1/instances', body);
       out(ctx.format === 'table' ? `instance ${i.name} created (${i.id}) in project ${ctx.project}: ${i.state}` : await renderObject(i, [], ctx.format));
     });

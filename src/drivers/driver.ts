@@ -7,10 +7,21 @@ import type { DriverName } from '../agent/fingerprint.ts';
 
 export type InstanceSpec = Static<typeof Assignment>;
 
+export interface PortBinding {
+  containerPort: number;
+  protocol: string;
+  hostIp: string;
+  hostPort: number;
+}
+
 export interface Observed {
   state: 'running' | 'stopped' | 'failed' | 'absent';
   exitCode?: number | null;
   message?: string;
+  /** Where the host reaches the instance (its address on the host's bridge). */
+  address?: string | null;
+  /** Ports published on the host, with the host port actually bound. */
+  ports?: PortBinding[];
 }
 
 export interface OutputChunk {

@@ -10,7 +10,16 @@ import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { insertLabels } from '../api/paging.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import type { InstanceCreate } from '../api/schemas.ts';
+import type { HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
+
+export interface InstanceOptions {
+  workingDir: string;
+  user: string;
+  ports: Port[];
+  readOnlyRootfs: boolean;
+  tmpfs: TmpfsMount[];
+  healthCheck: HealthCheck | null;
+}
 
 export const defaultResources: Record<InstanceKind, { vcpus: number; memoryMib: number; diskGib: number }> = {
   container: { vcpus: 1, memoryMib: 256, diskGib: 0 },
@@ -34,6 +43,7 @@ export class InstanceService {
   }
 
   async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
+    checkInstanceSpec(b);
     const res = { ...defaultResources[b.kind], ...b.resources };
     return this.store.write(async ({ trx, emit }) => {
       const id = newId('ins');
@@ -56,6 +66,9 @@ export class InstanceService {
         constraints: JSON.stringify(b.constraints ?? []),
         restart_policy: JSON.stringify(b.restartPolicy ?? { policy: 'never' }),
         restarts: 0,
+        options: JSON.stringify(optionsOf(b)),
+        pids_limit: b.pidsLimit ?? 4096,
+        observed: '{}',
         host_id: null,
         desired_state: b.desiredState ?? 'running',
         state: 'pending',
@@ -140,6 +153,11 @@ export class InstanceService {
         update.exit_code = r.exitCode ?? null;
       }
       if ((r.state === 'stopped' || r.state === 'failed') && from !== r.state) update.finished_at = t;
+      // Health describes a running process; a new run starts its checks afresh.
+      if (from === 'running' && r.state !== 'running') {
+        const seen = JSON.parse(row.observed) as Partial<ObservedOut>;
+        if (seen.health) update.observed = JSON.stringify({ ...seen, health: null });
+      }
       await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
       if (from !== r.state || r.message !== undefined) {
         ctx.emit({
@@ -154,7 +172,84 @@ export class InstanceService {
       return { ...row, ...update } as InstanceRow;
     });
   }
+
+  /** Records what the agent observes; a change of health is an event. */
+  async observe(hostId: string, id: string, patch: ObservedPatch, actor: string): Promise<InstanceRow> {
+    return this.store.write(async ({ trx, emit }) => {
+      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row || row.host_id !== hostId) throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
+      const before = JSON.parse(row.observed) as Partial<ObservedOut>;
+      // A check that finished after the instance stopped says nothing about it any more.
+      const { health, ...rest } = patch;
+      const after = { ...before, ...rest, ...(health !== undefined && row.state === 'running' ? { health } : {}) };
+      const t = now();
+      const observed = JSON.stringify(after);
+      await trx.updateTable('instances').set({ observed, updated_at: t }).where('id', '=', id).execute();
+      const from = before.health?.status ?? null;
+      const to = after.health?.status ?? null;
+      if (from !== to && to !== null) {
+        // No hostId in the data: a health change is news for users, not a new assignment.
+        emit({
+          type: 'instance.health',
+          projectId: row.project_id,
+          resourceType: 'instance',
+          resourceId: id,
+          actor,
+          data: { from, to, failingStreak: after.health?.failingStreak ?? 0, output: after.health?.output ?? '' },
+        });
+      }
+      return { ...row, observed, updated_at: t };
+    });
+  }
 }
+
+/** The options document of a new instance, with defaults filled in. */
+export function optionsOf(b: InstanceCreate): InstanceOptions {
+  const hc = b.healthCheck;
+  return {
+    workingDir: b.workingDir ?? '',
+    user: b.user ?? '',
+    ports: (b.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
+    readOnlyRootfs: b.readOnlyRootfs ?? false,
+    tmpfs: b.tmpfs ?? [],
+    healthCheck: hc
+      ? {
+          ...hc,
+          ...(hc.type === 'http' ? { path: hc.path ?? '/' } : {}),
+          intervalSeconds: hc.intervalSeconds ?? 10,
+          timeoutSeconds: hc.timeoutSeconds ?? 5,
+          retries: hc.retries ?? 3,
+          startPeriodSeconds: hc.startPeriodSeconds ?? 0,
+        }
+      : null,
+  };
+}
+
+/** What a request asks that the schema alone cannot check; answers a 400 before anything is stored. */
+export function checkInstanceSpec(b: InstanceCreate): void {
+  const problems: { field: string; message: string }[] = [];
+  const hc = b.healthCheck;
+  if (hc?.type === 'exec' && !hc.command) problems.push({ field: 'body.healthCheck.command', message: 'an exec health check needs a command' });
+  if ((hc?.type === 'http' || hc?.type === 'tcp') && hc.port === undefined) problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
+  if (hc && hc.type !== 'exec' && hc.command) problems.push({ field: 'body.healthCheck.command', message: 'only exec health checks run a command' });
+  const seen = new Set<string>();
+  for (const [i, p] of (b.ports ?? []).entries()) {
+    if (!p.hostPort) continue;
+    const key = `${p.hostIp ?? '0.0.0.0'}:${p.hostPort}/${p.protocol ?? 'tcp'}`;
+    if (seen.has(key)) problems.push({ field: `body.ports.${i}.hostPort`, message: `${key} is published twice` });
+    seen.add(key);
+  }
+  const paths = new Set<string>();
+  for (const [i, t] of (b.tmpfs ?? []).entries()) {
+    if (paths.has(t.path)) problems.push({ field: `body.tmpfs.${i}.path`, message: `${t.path} is mounted twice` });
+    paths.add(t.path);
+  }
+  const first = problems[0];
+  if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);
+}
+
+/** What an agent observes of an instance beyond its state: address, published ports, health. */
+export type ObservedPatch = Partial<ObservedOut>;
 
 async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; memoryMib: number; diskGib: number }): Promise<void> {
   // One conditional UPDATE checks and takes the quota at once, so concurrent

@@ -154,9 +154,20 @@ const restartPolicies: Migration = {
   },
 };
 
+const containerOptions: Migration = {
+  async up(db: Db) {
+    // Options no query filters on (working dir, user, ports, read-only root,
+    // tmpfs, health check) live in one JSON document; so does what the agent observes.
+    await db.schema.alterTable('instances').addColumn('options', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+    await db.schema.alterTable('instances').addColumn('pids_limit', 'integer', (c) => c.notNull().defaultTo(4096)).execute();
+    await db.schema.alterTable('instances').addColumn('observed', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
+  '0003_container_options': containerOptions,
 };
 
 export const migrationProvider: MigrationProvider = {

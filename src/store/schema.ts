@@ -93,6 +93,11 @@ export interface InstanceTable {
   constraints: string;
   restart_policy: string;
   restarts: number;
+  /** JSON: workingDir, user, ports, readOnlyRootfs, tmpfs, healthCheck */
+  options: string;
+  pids_limit: number;
+  /** JSON: what the agent last observed (address, published ports, health) */
+  observed: string;
   host_id: string | null;
   desired_state: string;
   state: string;

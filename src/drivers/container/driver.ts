@@ -5,7 +5,7 @@
 import Docker from 'dockerode';
 import type { Duplex } from 'node:stream';
 import { ApiError, conflict } from '../../lib/errors.ts';
-import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
+import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk, PortBinding } from '../driver.ts';
 import { demux } from './demux.ts';
 import { splitImageRef } from './image-ref.ts';
 
@@ -61,22 +61,7 @@ export class ContainerDriver implements Driver {
       return;
     }
     await this.ensureImage(spec.id, spec.image);
-    const cmd = [...spec.command, ...spec.args];
-    const container = await this.docker.createContainer({
-      name: containerName(spec),
-      Image: spec.image,
-      ...(cmd.length > 0 ? { Cmd: cmd } : {}),
-      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project, [HOST_LABEL]: spec.host ?? '' },
-      HostConfig: {
-        NanoCpus: spec.resources.vcpus * 1e9,
-        Memory: spec.resources.memoryMib * 1024 * 1024,
-        // Without a swap limit equal to the memory limit a memory hog swaps instead of being OOM-killed.
-        MemorySwap: spec.resources.memoryMib * 1024 * 1024,
-        PidsLimit: 4096,
-        NetworkMode: 'bridge',
-      },
-    });
+    const container = await this.docker.createContainer(createOptions(spec));
     try {
       await container.start();
     } catch (err) {
@@ -112,7 +97,7 @@ export class ContainerDriver implements Driver {
   async inspect(id: string): Promise<Observed> {
     const c = await this.find(id);
     if (!c) return { state: 'absent' };
-    if (c.State.Running) return { state: 'running' };
+    if (c.State.Running) return { state: 'running', address: addressOf(c), ports: bindingsOf(c) };
     const code = c.State.ExitCode;
     if (c.State.Status === 'created' || c.State.Status === 'configured') return { state: 'stopped', exitCode: null };
     if (code === 0) return { state: 'stopped', exitCode: 0 };
@@ -233,6 +218,62 @@ async function* oneChunk(buf: Buffer): AsyncIterable<Buffer> {
 
 async function* rawStdout(stream: AsyncIterable<Buffer>): AsyncIterable<OutputChunk> {
   for await (const data of stream) yield { stream: 'stdout', data };
+}
+
+/** The Docker API's create request for an instance. */
+export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions {
+  const cmd = [...spec.command, ...spec.args];
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of spec.ports) {
+    const key = `${p.containerPort}/${p.protocol ?? 'tcp'}`;
+    exposed[key] = {};
+    // An empty HostPort asks the runtime for any free port.
+    (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.hostPort ? String(p.hostPort) : '' });
+  }
+  const tmpfs: Record<string, string> = {};
+  for (const t of spec.tmpfs) tmpfs[t.path] = t.sizeMib ? `rw,size=${t.sizeMib}m` : 'rw';
+  return {
+    name: containerName(spec),
+    Image: spec.image,
+    ...(cmd.length > 0 ? { Cmd: cmd } : {}),
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
+    ...(spec.user ? { User: spec.user } : {}),
+    ...(spec.ports.length > 0 ? { ExposedPorts: exposed } : {}),
+    Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project, [HOST_LABEL]: spec.host ?? '' },
+    HostConfig: {
+      NanoCpus: spec.resources.vcpus * 1e9,
+      Memory: spec.resources.memoryMib * 1024 * 1024,
+      // Without a swap limit equal to the memory limit a memory hog swaps instead of being OOM-killed.
+      MemorySwap: spec.resources.memoryMib * 1024 * 1024,
+      PidsLimit: spec.pidsLimit,
+      NetworkMode: 'bridge',
+      ReadonlyRootfs: spec.readOnlyRootfs,
+      ...(spec.ports.length > 0 ? { PortBindings: bindings } : {}),
+      ...(spec.tmpfs.length > 0 ? { Tmpfs: tmpfs } : {}),
+    },
+  };
+}
+
+function addressOf(c: Docker.ContainerInspectInfo): string | null {
+  // Docker and Podman also fill the legacy top-level IPAddress; the typings lack it.
+  const direct = (c.NetworkSettings as { IPAddress?: string }).IPAddress;
+  if (direct) return direct;
+  for (const n of Object.values(c.NetworkSettings.Networks ?? {})) if (n.IPAddress) return n.IPAddress;
+  return null;
+}
+
+function bindingsOf(c: Docker.ContainerInspectInfo): PortBinding[] {
+  const out: PortBinding[] = [];
+  const ports = (c.NetworkSettings.Ports ?? {}) as Record<string, { HostIp: string; HostPort: string }[] | null>;
+  for (const [key, binds] of Object.entries(ports)) {
+    const [port, protocol = 'tcp'] = key.split('/');
+    for (const b of binds ?? []) {
+      out.push({ containerPort: Number(port), protocol, hostIp: b.HostIp || '0.0.0.0', hostPort: Number(b.HostPort) });
+    }
+  }
+  return out.sort((a, b) => a.containerPort - b.containerPort || a.hostPort - b.hostPort);
 }
 
 /** Unique per runtime (instance names are unique per project only), readable in `podman ps`. */
