@@ -35,9 +35,14 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
   cat > /etc/containers/registries.conf.d/50-strata-local.conf <<CONF
-# Written by Strata's scripts/podman.sh: the local test registry speaks plain HTTP.
+# Written by Strata's scripts/podman.sh: the local test registry speaks plain
+# HTTP, and so does the authenticating proxy tests put before it on :5001.
 [[registry]]
 location = "${REGISTRY}"
+insecure = true
+
+[[registry]]
+location = "127.0.0.1:5001"
 insecure = true
 CONF
 }

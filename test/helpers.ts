@@ -184,7 +184,7 @@ export interface ContainerFixture {
   close(): Promise<void>;
 }
 
-export async function startContainerFixture(name: string): Promise<ContainerFixture> {
+export async function startContainerFixture(name: string, opts: { agentArgs?: string[] } = {}): Promise<ContainerFixture> {
   const { default: Docker } = await import('dockerode');
   const { HOST_LABEL } = await import('../src/drivers/container/driver.ts');
   const docker = new Docker({ socketPath: PODMAN_SOCKET });
@@ -193,7 +193,7 @@ export async function startContainerFixture(name: string): Promise<ContainerFixt
   const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
   const agentData = tempDir(`strata-${name}-agent-`);
   const spawnAgent = () =>
-    spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', name, '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken], {
+    spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', name, '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken, ...(opts.agentArgs ?? [])], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
   const f: ContainerFixture = {

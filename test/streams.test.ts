@@ -206,3 +206,17 @@ function wsError(path: string, token: string): Promise<{ status: number; body: {
     ws.once('error', () => undefined);
   });
 }
+
+test('run --wait shows the start and returns once running; a registry that does not answer fails it with the reason', async () => {
+  const ok = await strata(['run', '--wait', '--name', 'waited', '127.0.0.1:5000/library/busybox:latest', '--', 'sleep', '600']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /placed on host/);
+  assert.match(ok.stderr, /^running$/m);
+  assert.match(ok.stdout, /instance waited created .*: running/);
+
+  const bad = await strata(['run', '--wait', '--name', 'nowhere', '127.0.0.1:5999/no/registry:1', '--', 'true']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /instance nowhere failed: image 127\.0\.0\.1:5999\/no\/registry:1 could not be pulled: .*(connection refused|connect)/);
+  const shown = (await admin.get('/v1/instances?name=nowhere&project=default')).body.items[0];
+  assert.equal(shown.state, 'failed');
+});

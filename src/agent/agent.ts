@@ -222,6 +222,40 @@ export class Agent {
       });
   }
 
+  /**
+   * Reports a long start step (an image pull) as the instance's message, at
+   * most once a second. `done` drops what is left and waits for a report in
+   * flight, so no progress report can land after the start's outcome.
+   */
+  private progress(id: string): { update: (message: string) => void; done: () => Promise<void> } {
+    let last = 0;
+    let pending: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let inFlight: Promise<void> = Promise.resolve();
+    let finished = false;
+    const flush = () => {
+      timer = undefined;
+      if (pending === undefined || finished) return;
+      last = Date.now();
+      const message = pending;
+      pending = undefined;
+      inFlight = inFlight.then(() => this.report(id, 'starting', { message }));
+    };
+    return {
+      update: (message) => {
+        pending = message;
+        if (timer || finished) return;
+        timer = setTimeout(flush, Math.max(0, last + 1000 - Date.now()));
+        timer.unref();
+      },
+      done: async () => {
+        finished = true;
+        clearTimeout(timer);
+        await inFlight;
+      },
+    };
+  }
+
   /** A running instance: reports where it can be reached and starts its health checks. */
   private async attach(driver: Driver, spec: InstanceSpec): Promise<void> {
     this.detach(spec.id);
@@ -290,12 +324,15 @@ export class Agent {
     const wantsStart = spec.state === 'scheduled' || spec.state === 'starting';
     if (spec.desiredState === 'running' && seen.state !== 'running' && wantsStart) {
       await this.report(spec.id, 'starting');
+      const progress = this.progress(spec.id);
       try {
-        await driver.start(spec);
-        await this.report(spec.id, 'running');
+        await driver.start(spec, progress.update);
+        await progress.done();
+        await this.report(spec.id, 'running', { message: '' });
         await this.attach(driver, spec);
         this.watchExit(driver, spec.id);
       } catch (err) {
+        await progress.done();
         await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
       }
     } else if (spec.desiredState === 'stopped' && seen.state === 'running') {

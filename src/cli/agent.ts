@@ -22,6 +22,7 @@ interface AgentFlags {
   parent?: string;
   logLevel: string;
   dockerSocket?: string;
+  registryAuth?: string;
   cpuOvercommit: number;
 }
 
@@ -83,6 +84,7 @@ export function agentCommand(): Command {
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
     .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
     .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
+    .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
     .action(async (f: AgentFlags) => {
@@ -96,13 +98,18 @@ export function agentCommand(): Command {
       const { pino } = await import('pino');
       const { Agent } = await import('../agent/agent.ts');
       const { ContainerDriver } = await import('../drivers/container/driver.ts');
+      const { RegistryAuth } = await import('../drivers/container/registry-auth.ts');
       const log = pino({ level: f.logLevel });
-      const drivers = [
-        new ContainerDriver({
-          socketPath: dockerSocket(f.dockerSocket),
-          onPullProgress: (id, line) => log.debug({ instance: id }, `pull: ${line}`),
-        }),
-      ];
+      const authFile = f.registryAuth ?? process.env['REGISTRY_AUTH_FILE'];
+      let registryAuth: InstanceType<typeof RegistryAuth> | undefined;
+      try {
+        registryAuth = authFile ? RegistryAuth.load(authFile) : undefined;
+      } catch (err) {
+        process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(2);
+      }
+      if (registryAuth) log.info({ file: authFile, registries: registryAuth.size }, 'registry credentials loaded');
+      const drivers = [new ContainerDriver({ socketPath: dockerSocket(f.dockerSocket), registryAuth })];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
       try {

@@ -206,6 +206,44 @@ interface CreateFlags extends HealthFlags {
   readOnly?: boolean;
   tmpfs?: InstanceCreate['tmpfs'];
   pids?: number;
+  wait?: boolean;
+}
+
+/**
+ * Follows an instance's events until it runs (or ends, or fails), printing each
+ * step to stderr: placement, image pull progress, start. Fails the command when
+ * the instance fails.
+ */
+async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort());
+  let outcome: { state: string; message: string } | undefined;
+  const say = (s: string) => process.stderr.write(`${s}\n`);
+  await ctx.client.follow(
+    { resource: i.id, since: 0 },
+    {
+      onEvent: (e) => {
+        const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string };
+        if (e.type === 'instance.scheduled') say(`placed on host ${d.hostId ?? ''}`);
+        if (e.type === 'instance.unplaced') {
+          // It stays pending until a host fits; waiting here could take forever.
+          outcome = { state: 'unplaced', message: d.reason ?? '' };
+          abort.abort();
+        }
+        if (e.type !== 'instance.state' || !d.to) return;
+        say(d.message ? `${d.to}: ${d.message}` : d.to);
+        if (['running', 'stopped', 'failed'].includes(d.to)) {
+          outcome = { state: d.to, message: d.message ?? '' };
+          abort.abort();
+        }
+      },
+    },
+    abort.signal,
+  );
+  const now = await ctx.client.get<Instance>(`/v1/instances/${enc(i.id)}`);
+  if (outcome?.state === 'unplaced') throw new Error(`instance ${i.name} cannot be placed (${outcome.message}); it stays pending until a host fits`);
+  if (outcome?.state === 'failed' || now.state === 'failed') throw new Error(`instance ${i.name} failed: ${now.message || outcome?.message || 'no reason given'}`);
+  return now;
 }
 
 function createCommand(name: string, description: string): Command {
@@ -235,6 +273,7 @@ function createCommand(name: string, description: string): Command {
     .option('--health-timeout <duration>', 'time a check may take (default 5s)', seconds)
     .option('--health-retries <n>', 'failures in a row that make it unhealthy (default 3)', intArg(1))
     .option('--health-start-period <duration>', 'failures in this time after start do not count (default 0)', parseDuration)
+    .option('--wait', 'follow placement, image pull and start, and return once it runs (or fail if it fails)')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -271,7 +310,8 @@ function createCommand(name: string, description: string): Command {
       if (o.pids !== undefined) body.pidsLimit = o.pids;
       const healthCheck = healthCheckOf(o);
       if (healthCheck) body.healthCheck = healthCheck;
-      const i = await ctx.client.post<Instance>('/v1/instances', body);
+      let i = await ctx.client.post<Instance>('/v1/instances', body);
+      if (o.wait && !o.stopped) i = await waitForStart(ctx, i);
       out(ctx.format === 'table' ? `instance ${i.name} created (${i.id}) in project ${ctx.project}: ${i.state}` : await renderObject(i, [], ctx.format));
     });
 }

@@ -61,8 +61,8 @@ export interface Driver {
   readonly name: DriverName;
   /** Whether the driver works on this host; only working drivers are offered. */
   probe(): Promise<boolean>;
-  /** Creates (if needed) and starts the instance. */
-  start(spec: InstanceSpec): Promise<void>;
+  /** Creates (if needed) and starts the instance; long steps (an image pull) say how far they are. */
+  start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void>;
   /** Stops the instance: a polite signal, then force after `graceSeconds`. */
   stop(id: string, graceSeconds: number): Promise<void>;
   /** Removes the instance and everything the driver made for it. */

@@ -8,6 +8,8 @@ import { ApiError, conflict } from '../../lib/errors.ts';
 import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk, PortBinding } from '../driver.ts';
 import { demux } from './demux.ts';
 import { splitImageRef } from './image-ref.ts';
+import { PullProgress, type PullEvent } from './pull-progress.ts';
+import type { RegistryAuth } from './registry-auth.ts';
 
 export const INSTANCE_LABEL = 'io.strata.instance';
 export const PROJECT_LABEL = 'io.strata.project';
@@ -16,8 +18,8 @@ export const HOST_LABEL = 'io.strata.host';
 export interface ContainerDriverOptions {
   /** Docker API socket, e.g. /run/podman/podman.sock or /var/run/docker.sock */
   socketPath: string;
-  /** Pull progress, one line per layer status change. */
-  onPullProgress?: (instanceId: string, line: string) => void;
+  /** Registry credentials for pulls. */
+  registryAuth?: RegistryAuth | undefined;
 }
 
 export class ContainerDriver implements Driver {
@@ -53,14 +55,14 @@ export class ContainerDriver implements Driver {
     return list.map((c) => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
   }
 
-  async start(spec: InstanceSpec): Promise<void> {
+  async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
     const existing = await this.find(spec.id);
     if (existing?.State.Running) return;
     if (existing) {
       await this.docker.getContainer(existing.Id).start();
       return;
     }
-    await this.ensureImage(spec.id, spec.image);
+    await this.ensureImage(spec.image, progress);
     const container = await this.docker.createContainer(createOptions(spec));
     try {
       await container.start();
@@ -165,7 +167,7 @@ export class ContainerDriver implements Driver {
     };
   }
 
-  private async ensureImage(instanceId: string, ref: string): Promise<void> {
+  private async ensureImage(ref: string, progress?: (message: string) => void): Promise<void> {
     try {
       await this.docker.getImage(ref).inspect();
       return;
@@ -173,12 +175,15 @@ export class ContainerDriver implements Driver {
       if (statusOf(err) !== 404) throw new Error(`image ${ref}: ${runtimeMessage(err)}`);
     }
     const { repo, tag } = splitImageRef(ref);
+    const authconfig = this.o.registryAuth?.forImage(ref);
+    progress?.(`pulling ${ref}`);
     let stream: NodeJS.ReadableStream;
     try {
-      stream = (await this.docker.pull(`${repo}:${tag}`)) as NodeJS.ReadableStream;
+      stream = (await this.docker.pull(`${repo}:${tag}`, authconfig ? { authconfig } : {})) as NodeJS.ReadableStream;
     } catch (err) {
       throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
     }
+    const summary = new PullProgress();
     // Podman reports pull failures inside a 200 stream, so every event is read.
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
@@ -188,8 +193,9 @@ export class ContainerDriver implements Driver {
           if (failed) reject(new Error(`image ${ref} could not be pulled: ${failed}`));
           else resolve();
         },
-        (e: { status?: string; progress?: string; id?: string }) => {
-          if (e.status) this.o.onPullProgress?.(instanceId, [e.id, e.status, e.progress].filter(Boolean).join(' '));
+        (e: PullEvent) => {
+          summary.add(e);
+          progress?.(`pulling ${ref}: ${summary.summary()}`);
         },
       );
     });

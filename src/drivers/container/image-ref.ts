@@ -8,3 +8,10 @@ export function splitImageRef(ref: string): { repo: string; tag: string } {
   if (colon > slash) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
   return { repo: ref, tag: 'latest' };
 }
+
+/** The registry a reference pulls from, as `docker login` keys it (docker.io for bare names). */
+export function registryOf(ref: string): string {
+  const first = ref.split('/')[0] ?? '';
+  const hasHost = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return hasHost ? first : 'docker.io';
+}
