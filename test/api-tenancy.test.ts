@@ -66,7 +66,7 @@ test("another project's resources answer 404, worded as for missing ones", async
     assert.equal(shape(a.body.error.message), shape(b.body.error.message), `${method} ${theirs} leaks nothing`);
   }
   // And nothing changed.
-  assert.equal((await admin.get(`/v1/instances/${instA}`)).body.state, 'pending');
+  assert.equal((await admin.get(`/v1/instances/${instA}`)).body.desiredState, 'running', 'not stopped or deleted');
   assert.equal((await admin.get('/v1/projects/proj-a/members')).body.items.length, 3);
 });
 
@@ -127,7 +127,7 @@ test('readers cannot write, members cannot administer, only cluster admins manag
   assert.equal((await alice!.delete('/v1/users/bob')).status, 404);
   assert.equal((await alice!.post('/v1/tokens', { name: 'x', user: 'bob' })).status, 404);
   assert.equal((await admin.get('/v1/users/bob')).status, 200);
-  assert.equal((await admin.get(`/v1/instances/${instA}`)).body.state, 'pending');
+  assert.equal((await admin.get(`/v1/instances/${instA}`)).body.desiredState, 'running', 'not stopped or deleted');
   assert.equal((await admin.get('/v1/projects/proj-a')).body.description, '');
 
   // What each role may do.

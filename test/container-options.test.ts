@@ -167,3 +167,12 @@ test('contradictory options are refused with a 400 and create nothing', async ()
   }
   assert.equal((await admin.get('/v1/instances?limit=1000')).body.items.length, before);
 });
+
+test('limits larger than any host fail the instance at once, saying which', async () => {
+  const id = await fx.run({ command: ['true'], resources: { vcpus: 1, memoryMib: 10_000_000 } });
+  const failed = await fx.waitFor(id, 'failed', 10_000);
+  assert.match(failed.message, /unplaced: .*memory/);
+  assert.equal(failed.host, null);
+  const events = (await admin.get(`/v1/events?resource=${id}`)).body.items as { type: string }[];
+  assert.ok(events.some((e) => e.type === 'instance.unplaced'));
+});

@@ -225,11 +225,7 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
       onEvent: (e) => {
         const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string };
         if (e.type === 'instance.scheduled') say(`placed on host ${d.hostId ?? ''}`);
-        if (e.type === 'instance.unplaced') {
-          // It stays pending until a host fits; waiting here could take forever.
-          outcome = { state: 'unplaced', message: d.reason ?? '' };
-          abort.abort();
-        }
+        if (e.type === 'instance.unplaced') say(`not placed: ${d.reason ?? ''}`);
         if (e.type !== 'instance.state' || !d.to) return;
         say(d.message ? `${d.to}: ${d.message}` : d.to);
         if (['running', 'stopped', 'failed'].includes(d.to)) {
@@ -241,7 +237,6 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
     abort.signal,
   );
   const now = await ctx.client.get<Instance>(`/v1/instances/${enc(i.id)}`);
-  if (outcome?.state === 'unplaced') throw new Error(`instance ${i.name} cannot be placed (${outcome.message}); it stays pending until a host fits`);
   if (outcome?.state === 'failed' || now.state === 'failed') throw new Error(`instance ${i.name} failed: ${now.message || outcome?.message || 'no reason given'}`);
   return now;
 }

@@ -89,6 +89,7 @@ export class Placer {
       if (pending.length === 0) return;
       const { hosts, dedicated } = await snapshot(trx);
       const byId = new Map(hosts.map((h) => [h.id, h]));
+      const anyReady = hosts.some((h) => h.state === 'ready');
       for (const inst of pending) {
         const result = place(
           hosts,
@@ -104,7 +105,14 @@ export class Placer {
         );
         if (!result.ok) {
           const message = `unplaced: ${result.reason}`;
-          if (inst.message !== message) {
+          // With ready hosts that cannot take it the instance fails at once,
+          // saying why; with none ready at all (a cluster starting up) it waits.
+          if (anyReady) {
+            const t = now();
+            await trx.updateTable('instances').set({ state: 'failed', message, finished_at: t, updated_at: t }).where('id', '=', inst.id).execute();
+            emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { reason: result.reason } });
+            emit({ type: 'instance.state', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { from: 'pending', to: 'failed', message, exitCode: null } });
+          } else if (inst.message !== message) {
             await trx.updateTable('instances').set({ message, updated_at: now() }).where('id', '=', inst.id).execute();
             emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { reason: result.reason } });
           }
