@@ -47,19 +47,41 @@ test('a failing command reports its exit code and failed', async () => {
   assert.equal(done.exitCode, 3);
 });
 
-test('stop, start and delete drive the real container', async () => {
-  const id = await run({ command: ['sleep', '600'] });
-  await until('running', inState(id, 'running'));
+test('stop, start, restart and delete drive the real container', async () => {
+  // PID 1 ignores SIGTERM, so only the kill after the grace period stops it.
+  const id = await run({ command: ['sh', '-c', 'trap "" TERM; echo started; while true; do sleep 1; done'], stopGraceSeconds: 1 });
+  const first = await until('running', inState(id, 'running'));
   const [c] = await containersOf(id);
   assert.equal(c?.State, 'running');
+  assert.equal(first.stopGraceSeconds, 1);
 
+  const asked = Date.now();
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
-  await until('stopped', inState(id, 'stopped'));
+  const stopped = await until('stopped', inState(id, 'stopped'));
+  // A functional bound, not a speed claim: the default grace would take 10 s.
+  assert.ok(Date.now() - asked < 8000, 'the 1 s grace period was used, then the kill');
+  assert.equal(stopped.exitCode, 137, 'killed after the grace period');
   assert.notEqual((await containersOf(id))[0]?.State, 'running');
 
   assert.equal((await admin.post(`/v1/instances/${id}/start`)).status, 202);
-  await until('running again', inState(id, 'running'));
+  const again = await until('running again', inState(id, 'running'));
   assert.equal((await containersOf(id))[0]?.State, 'running');
+
+  // Restart: the same container, stopped and started again; not a policy restart.
+  assert.equal((await admin.post(`/v1/instances/${id}/restart`)).status, 202);
+  const restarted = await until('restarted', async () => {
+    const i = await instance(id);
+    return i.state === 'running' && i.startedAt !== again.startedAt && i.restartRequestedAt === null ? i : undefined;
+  });
+  assert.equal(restarted.restarts, 0);
+  assert.equal((await containersOf(id))[0]?.Id, c?.Id, 'the same container');
+  const steps = ((await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { to?: string } }[])
+    .filter((e) => e.type === 'instance.restart-requested' || e.type === 'instance.state')
+    .map((e) => e.data.to ?? e.type);
+  const from = steps.lastIndexOf('instance.restart-requested');
+  assert.deepEqual(steps.slice(from), ['instance.restart-requested', 'stopping', 'stopped', 'starting', 'running']);
+  const logs = (await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString();
+  assert.equal(logs.match(/started/g)?.length, 3, 'three runs of the same process');
 
   const del = await admin.delete(`/v1/instances/${id}`);
   assert.equal(del.status, 202);

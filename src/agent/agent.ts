@@ -45,6 +45,9 @@ export class Agent {
   private readonly restartsSeen = new Map<string, number>();
   /** Instances whose exit is being waited for. */
   private readonly watching = new Set<string>();
+  /** Restart requests acted on (by request time), and instances being restarted now. */
+  private readonly restartsDone = new Map<string, string>();
+  private readonly restarting = new Set<string>();
   /** Running instances this process has reported the address of, and their health checks. */
   private readonly attached = new Map<string, HealthMonitor | undefined>();
 
@@ -202,6 +205,8 @@ export class Agent {
       .waitExit(id)
       .then(async (code) => {
         this.watching.delete(id);
+        // A user's restart stops the process on purpose; its path reports.
+        if (this.restarting.has(id)) return;
         this.detach(id);
         const spec = this.assigned.get(id);
         // An exit the agent caused (stop, delete) is reported by that path.
@@ -220,6 +225,31 @@ export class Agent {
         this.watching.delete(id);
         this.o.log.warn({ err: String(err), instance: id }, 'lost track of a workload exit');
       });
+  }
+
+  /** A user's restart: stop (signal, grace, kill), then start the same instance again. */
+  private async restartNow(driver: Driver, spec: InstanceSpec): Promise<void> {
+    this.restartsDone.set(spec.id, spec.restartRequestedAt!);
+    this.restarting.add(spec.id);
+    try {
+      this.detach(spec.id);
+      await this.report(spec.id, 'stopping', { message: 'restart requested' });
+      await driver.stop(spec.id, spec.stopGraceSeconds);
+      const ended = await driver.inspect(spec.id);
+      await this.report(spec.id, 'stopped', { exitCode: ended.exitCode ?? null, message: 'restart requested' });
+      await this.report(spec.id, 'starting', { message: 'restart requested' });
+      try {
+        await driver.start(spec);
+      } catch (err) {
+        await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      await this.report(spec.id, 'running', { message: '' });
+      await this.attach(driver, spec);
+    } finally {
+      this.restarting.delete(spec.id);
+    }
+    this.watchExit(driver, spec.id);
   }
 
   /**
@@ -319,6 +349,10 @@ export class Agent {
       return;
     }
     const seen = await driver.inspect(spec.id);
+    const restartAsked = spec.restartRequestedAt !== null && this.restartsDone.get(spec.id) !== spec.restartRequestedAt;
+    if (spec.desiredState === 'running' && restartAsked && seen.state === 'running' && spec.state === 'running') {
+      return this.restartNow(driver, spec);
+    }
     // Only a fresh placement or a start request (both `scheduled`) starts a
     // workload; one that ran and ended stays ended (restart policies decide more).
     const wantsStart = spec.state === 'scheduled' || spec.state === 'starting';
@@ -338,7 +372,7 @@ export class Agent {
     } else if (spec.desiredState === 'stopped' && seen.state === 'running') {
       this.detach(spec.id);
       await this.report(spec.id, 'stopping');
-      await driver.stop(spec.id, 10);
+      await driver.stop(spec.id, spec.stopGraceSeconds);
       const after = await driver.inspect(spec.id);
       await this.report(spec.id, 'stopped', { exitCode: after.exitCode ?? null });
     } else if (seen.state === 'running') {

@@ -103,6 +103,17 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     );
   }
 
+  app.post(
+    '/instances/:id/restart',
+    { schema: { tags, summary: 'Restart the instance: stop it (signal, grace, kill) and start it again; starts one that is not running', params: IdParam, response: { 202: Instance } } },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      await load(p, req.params.id, 'reader');
+      const row = await services.instances.restart(req.params.id, actorOf(p), guard(p, req.params.id, 'member'));
+      return reply.code(202).send(presentInstance(row));
+    },
+  );
+
   app.delete(
     '/instances/:id',
     {

@@ -54,6 +54,8 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     env: json(r.env),
     resources: { vcpus: r.vcpus, memoryMib: r.memory_mib, diskGib: r.disk_gib },
     pidsLimit: r.pids_limit,
+    stopGraceSeconds: o.stopGraceSeconds ?? 10,
+    restartRequestedAt: r.restart_requested_at,
     workingDir: o.workingDir ?? '',
     user: o.user ?? '',
     ports: o.ports ?? [],

@@ -114,6 +114,7 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Command', commandText(i)],
     ['Env', Object.entries(i.env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')],
     ['Labels', labelsText(i.labels)],
+    ['Stop grace', `${i.stopGraceSeconds}s`],
     ['Resources', `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`],
     ['Working dir', i.workingDir || '(image default)'],
     ['User', i.user || '(image default)'],
@@ -206,6 +207,7 @@ interface CreateFlags extends HealthFlags {
   readOnly?: boolean;
   tmpfs?: InstanceCreate['tmpfs'];
   pids?: number;
+  stopGrace?: number;
   wait?: boolean;
 }
 
@@ -261,6 +263,7 @@ function createCommand(name: string, description: string): Command {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--tmpfs <path[:mib]>', 'mount a tmpfs, e.g. /tmp:64 (repeatable)', parseTmpfs)
     .option('--pids <n>', 'most processes at once (default 4096)', intArg(8))
+    .option('--stop-grace <duration>', 'on stop: time between SIGTERM and SIGKILL (default 10s)', parseDuration)
     .option('--health-cmd <command>', 'health check: healthy when this shell command exits 0')
     .option('--health-http <port[/path]>', 'health check: healthy when GET answers 2xx or 3xx')
     .option('--health-tcp <port>', 'health check: healthy when the port accepts a connection', intArg(1))
@@ -303,6 +306,7 @@ function createCommand(name: string, description: string): Command {
       if (o.readOnly) body.readOnlyRootfs = true;
       if (o.tmpfs) body.tmpfs = o.tmpfs;
       if (o.pids !== undefined) body.pidsLimit = o.pids;
+      if (o.stopGrace !== undefined) body.stopGraceSeconds = o.stopGrace;
       const healthCheck = healthCheckOf(o);
       if (healthCheck) body.healthCheck = healthCheck;
       let i = await ctx.client.post<Instance>('/v1/instances', body);
@@ -373,7 +377,8 @@ export function instanceCommand(): Command {
 
   for (const [verb, description] of [
     ['start', 'ask for instances to be running'],
-    ['stop', 'ask for instances to be stopped'],
+    ['stop', 'ask for instances to be stopped (a polite signal, then a kill after the stop grace period)'],
+    ['restart', 'stop running instances and start them again (starts stopped ones)'],
   ] as const) {
     cmd.addCommand(
       leaf(verb, description)

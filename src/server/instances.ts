@@ -13,6 +13,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import type { HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
 
 export interface InstanceOptions {
+  stopGraceSeconds: number;
   workingDir: string;
   user: string;
   ports: Port[];
@@ -69,6 +70,7 @@ export class InstanceService {
         options: JSON.stringify(optionsOf(b)),
         pids_limit: b.pidsLimit ?? 4096,
         observed: '{}',
+        restart_requested_at: null,
         host_id: null,
         desired_state: b.desiredState ?? 'running',
         state: 'pending',
@@ -115,6 +117,25 @@ export class InstanceService {
   }
 
   /**
+   * Restarts an instance: a running one is stopped (signal, grace, kill) and
+   * started again by its agent; one that is not running is simply started.
+   */
+  async restart(id: string, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+    const running = await this.store.write(async ({ trx, emit }) => {
+      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw notFound('instance', id);
+      check(row);
+      if (row.desired_state === 'deleted') throw conflict(`instance ${row.name} is being deleted`);
+      if (row.state !== 'running' || row.desired_state !== 'running') return undefined;
+      const t = now();
+      await trx.updateTable('instances').set({ restart_requested_at: t, updated_at: t }).where('id', '=', id).execute();
+      emit({ type: 'instance.restart-requested', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      return { ...row, restart_requested_at: t, updated_at: t };
+    });
+    return running ?? this.setDesired(id, 'running', actor, check);
+  }
+
+  /**
    * Deletes an instance. One that no agent holds is gone at once; one on a host
    * goes to `deleting` until its agent reports it destroyed.
    */
@@ -145,6 +166,10 @@ export class InstanceService {
       const t = now();
       const update: Partial<InstanceTable> = { state: r.state, updated_at: t };
       if (r.restart) update.restarts = row.restarts + 1;
+      // The agent acting on a user's restart request starts the instance again.
+      if (r.state === 'starting' && row.restart_requested_at !== null) update.restart_requested_at = null;
+      // A restart request outlives no stop the user asked for.
+      if (r.state === 'stopped' && row.desired_state === 'stopped') update.restart_requested_at = null;
       if (r.message !== undefined) update.message = r.message;
       if (r.exitCode !== undefined) update.exit_code = r.exitCode;
       if (r.state === 'running' && from !== 'running') {
@@ -208,6 +233,7 @@ export function optionsOf(b: InstanceCreate): InstanceOptions {
   const hc = b.healthCheck;
   return {
     workingDir: b.workingDir ?? '',
+    stopGraceSeconds: b.stopGraceSeconds ?? 10,
     user: b.user ?? '',
     ports: (b.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
     readOnlyRootfs: b.readOnlyRootfs ?? false,

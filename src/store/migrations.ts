@@ -164,10 +164,18 @@ const containerOptions: Migration = {
   },
 };
 
+const restartRequests: Migration = {
+  async up(db: Db) {
+    // Set by a user's restart of a running instance until its agent starts it again.
+    await db.schema.alterTable('instances').addColumn('restart_requested_at', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
   '0003_container_options': containerOptions,
+  '0004_restart_requests': restartRequests,
 };
 
 export const migrationProvider: MigrationProvider = {

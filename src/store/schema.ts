@@ -98,6 +98,8 @@ export interface InstanceTable {
   pids_limit: number;
   /** JSON: what the agent last observed (address, published ports, health) */
   observed: string;
+  /** A user asked for a restart of the running instance; cleared when its agent starts it again. */
+  restart_requested_at: string | null;
   host_id: string | null;
   desired_state: string;
   state: string;
