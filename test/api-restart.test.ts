@@ -1,5 +1,5 @@
 // A server killed with -9 and started again on the same data loses nothing
-// it acknowledged, and keeps its admin token.
+// it acknowledged, keeps its admin token, and disturbs no running workload.
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,6 +49,52 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
     assert.deepEqual(events.map((e) => e.type), ['project.created']);
     assert.ok(events[0]!.seq > lastSeq, 'the event log continues after the restart');
   } finally {
+    await srv.stop('SIGKILL');
+  }
+});
+
+test('a server killed with -9 under a running container: the workload runs on, the agent reconnects, streams work again', async () => {
+  const { spawn } = await import('node:child_process');
+  const { createServer } = await import('node:net');
+  const { PODMAN_SOCKET, TEST_IMAGE, strataBin, until } = await import('./helpers.ts');
+  // A fixed port, so the agent finds the restarted server where it was.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r));
+  const dir = tempDir('strata-restart-ctr-');
+  const listen = ['--listen', `127.0.0.1:${port}`];
+  let srv = await startServerProcess(dir, listen);
+  const admin = () => client(srv.url, srv.adminToken);
+  const joinToken = (await admin().post('/v1/join-tokens', {})).body.secret as string;
+  const agent = spawn(strataBin, ['agent', '--server', srv.url, '--data', join(dir, 'agent'), '--name', 'restart-node', '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--join-token', joinToken], { stdio: ['ignore', 'ignore', 'inherit'] });
+  let id = '';
+  try {
+    await until('host ready', async () => ((await admin().get('/v1/hosts')).body.items.find((h: { state: string; drivers: string[] }) => h.state === 'ready' && h.drivers.includes('container'))));
+    const made = await admin().post('/v1/instances', { project: 'default', kind: 'container', image: TEST_IMAGE, resources: { memoryMib: 64 }, command: ['sh', '-c', 'echo before; sleep 600'], stopGraceSeconds: 1 });
+    id = made.body.id;
+    await until('running', async () => ((await admin().get(`/v1/instances/${id}`)).body.state === 'running' ? true : undefined));
+
+    await srv.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(agent.exitCode, null, 'the agent waits for the server');
+    srv = await startServerProcess(dir, listen);
+
+    const logs = await until('logs through the restarted server', async () => {
+      const res = await admin().get(`/v1/instances/${id}/logs`);
+      return res.status === 200 ? JSON.stringify(res.body) : undefined;
+    });
+    assert.match(logs, /before/);
+    const i = (await admin().get(`/v1/instances/${id}`)).body;
+    assert.equal(i.state, 'running', 'the workload was never touched');
+    assert.equal(i.restarts, 0);
+    assert.equal((await admin().post(`/v1/instances/${id}/stop`)).status, 202);
+    await until('stopped by the agent after the restart', async () => ((await admin().get(`/v1/instances/${id}`)).body.state === 'stopped' ? true : undefined));
+  } finally {
+    agent.kill('SIGKILL');
+    const Docker = (await import('dockerode')).default;
+    const docker = new Docker({ socketPath: PODMAN_SOCKET });
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`io.strata.instance=${id}`] } })) await docker.getContainer(c.Id).remove({ force: true });
     await srv.stop('SIGKILL');
   }
 });
