@@ -184,7 +184,8 @@ export interface ContainerFixture {
   close(): Promise<void>;
 }
 
-export async function startContainerFixture(name: string, opts: { agentArgs?: string[] } = {}): Promise<ContainerFixture> {
+/** `drivers`: the drivers the host must offer before the fixture is ready (default: container). */
+export async function startContainerFixture(name: string, opts: { agentArgs?: string[]; drivers?: string[] } = {}): Promise<ContainerFixture> {
   const { default: Docker } = await import('dockerode');
   const { HOST_LABEL } = await import('../src/drivers/container/driver.ts');
   const docker = new Docker({ socketPath: PODMAN_SOCKET });
@@ -222,9 +223,10 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
       removeDir(agentData);
     },
   };
-  const host = await until('the host offers containers', async () => {
+  const wanted = opts.drivers ?? ['container'];
+  const host = await until(`the host offers ${wanted.join(', ') || 'its drivers'}`, async () => {
     const hosts = (await admin.get('/v1/hosts')).body.items as { id: string; name: string; drivers: string[] }[];
-    return hosts.find((h) => h.name === name && h.drivers.includes('container'));
+    return hosts.find((h) => h.name === name && wanted.every((d) => h.drivers.includes(d)));
   });
   f.hostId = host.id;
   return f;

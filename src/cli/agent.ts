@@ -23,14 +23,19 @@ interface AgentFlags {
   logLevel: string;
   dockerSocket?: string;
   registryAuth?: string;
+  manageRuntime: boolean;
   cpuOvercommit: number;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+function settingsFile(f: AgentFlags): Record<string, unknown> {
+  return f.config ? (parseYaml(readFileSync(f.config, 'utf8')) as Record<string, unknown>) : {};
+}
+
 /** Flags win over the config file; the file has the same keys (label: map). */
 function settings(f: AgentFlags): Required<Pick<AgentFlags, 'server' | 'name' | 'data'>> & { joinToken?: string; topology: TopologyFlags } {
-  const file = f.config ? (parseYaml(readFileSync(f.config, 'utf8')) as Record<string, unknown>) : {};
+  const file = settingsFile(f);
   const str = (k: string) => (typeof file[k] === 'string' ? (file[k] as string) : undefined);
   const labels: Record<string, string> = { ...((file['labels'] as Record<string, string> | undefined) ?? {}) };
   for (const kv of f.label) {
@@ -84,6 +89,7 @@ export function agentCommand(): Command {
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
     .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
     .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
+    .option('--no-manage-runtime', "do not start Podman's API service when nothing answers on the socket")
     .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
@@ -109,7 +115,18 @@ export function agentCommand(): Command {
         process.exit(2);
       }
       if (registryAuth) log.info({ file: authFile, registries: registryAuth.size }, 'registry credentials loaded');
-      const drivers = [new ContainerDriver({ socketPath: dockerSocket(f.dockerSocket), registryAuth })];
+      const socketPath = dockerSocket(f.dockerSocket);
+      const manage = f.manageRuntime && settingsFile(f)['manageRuntime'] !== false;
+      const { RuntimeService } = await import('../agent/runtime-service.ts');
+      const runtime = manage ? new RuntimeService({ socketPath, stateDir: join(s.data, 'podman'), log }) : undefined;
+      if (runtime) {
+        // Without an answering runtime the container driver is not offered; the agent still runs.
+        await runtime.ensure().then(
+          () => runtime.supervise(),
+          (err: unknown) => log.error({ err: String(err) }, 'no container runtime: containers are not offered on this host'),
+        );
+      }
+      const drivers = [new ContainerDriver({ socketPath, registryAuth })];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
       try {
@@ -119,6 +136,7 @@ export function agentCommand(): Command {
         process.exit(1);
       }
       const stop = async () => {
+        await runtime?.stop();
         await agent.stop();
         process.exit(0);
       };
