@@ -10,6 +10,7 @@ import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
 import { HealthMonitor, runCheck } from './health.ts';
 import { AgentStreams } from './streams.ts';
+import { sleep } from '../lib/time.ts';
 
 export interface AgentOptions {
   server: string;
@@ -22,12 +23,6 @@ export interface AgentOptions {
   /** Long-poll length; the server answers sooner on any change. */
   waitSeconds?: number;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export class Agent {
   private readonly o: AgentOptions;

@@ -8,6 +8,7 @@ import { mkdirSync, openSync, closeSync, rmSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { sleep } from '../lib/time.ts';
 
 export interface RuntimeServiceOptions {
   socketPath: string;
@@ -41,12 +42,6 @@ export function restartDelayMs(attempt: number): number {
 export function serviceCommand(o: Pick<RuntimeServiceOptions, 'command' | 'socketPath'>): string[] {
   return [...(o.command ?? ['podman', 'system', 'service', '--time=0']), `unix://${o.socketPath}`];
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export class RuntimeService {
   private readonly o: RuntimeServiceOptions;

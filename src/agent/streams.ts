@@ -9,6 +9,7 @@ import { Channel, frame, parseFrame, parseStatus, statusFrame, type StreamStatus
 import { messages, send, wsUrl } from '../lib/ws-messages.ts';
 import type { ControlMessage, ExecRequest, LogsRequest } from '../server/stream-hub.ts';
 import type { Driver } from '../drivers/driver.ts';
+import { sleep } from '../lib/time.ts';
 
 export interface AgentStreamsOptions {
   server: string;
@@ -17,12 +18,6 @@ export interface AgentStreamsOptions {
   driverFor: (instanceId: string) => Driver | undefined;
   log: Logger;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export class AgentStreams {
   private readonly o: AgentStreamsOptions;
