@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
-import { startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
+import { PODMAN_SOCKET, startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
 
 const HTTP_IMAGE = '127.0.0.1:5000/library/busybox-http:latest';
 
@@ -62,8 +62,18 @@ test('working dir, user, read-only root, tmpfs and the pids limit reach the runt
     readOnlyRootfs: true,
     tmpfs: [{ path: '/scratch', sizeMib: 8 }],
     pidsLimit: 16,
+    labels: { team: 'blue' },
+    resources: { vcpus: 2, memoryMib: 48 },
   });
   const shown = await fx.waitFor(id, 'stopped');
+  const Docker = (await import('dockerode')).default;
+  const docker = new Docker({ socketPath: PODMAN_SOCKET });
+  const [c] = await docker.listContainers({ all: true, filters: { label: [`io.strata.instance=${id}`] } });
+  const info = await docker.getContainer(c!.Id).inspect();
+  assert.equal(info.HostConfig.NanoCpus, 2e9, 'two vCPUs of CPU time');
+  assert.equal(info.HostConfig.Memory, 48 * 1024 * 1024);
+  assert.equal(info.HostConfig.PidsLimit, 16);
+  assert.equal(info.Config.Labels['team'], 'blue', "the instance's labels are on the container");
   assert.equal(shown.workingDir, '/tmp');
   assert.equal(shown.user, '1000:1001');
   assert.equal(shown.readOnlyRootfs, true);

@@ -247,7 +247,8 @@ export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions
     ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
     ...(spec.user ? { User: spec.user } : {}),
     ...(spec.ports.length > 0 ? { ExposedPorts: exposed } : {}),
-    Labels: { [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project, [HOST_LABEL]: spec.host ?? '' },
+    // The instance's labels go on the container too; Strata's own come last and win.
+    Labels: { ...spec.labels, [INSTANCE_LABEL]: spec.id, [PROJECT_LABEL]: spec.project, [HOST_LABEL]: spec.host ?? '' },
     HostConfig: {
       NanoCpus: spec.resources.vcpus * 1e9,
       Memory: spec.resources.memoryMib * 1024 * 1024,
