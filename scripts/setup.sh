@@ -54,8 +54,19 @@ install_podman() {
   fi
 }
 
+# Virtual machines: QEMU, a guest kernel, the initramfs and a test image
+# (scripts/vm.sh). Needs root too.
+install_vm() {
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    as_root bash "$STRATA_ROOT/scripts/vm.sh" all
+  else
+    log "not root: skipping QEMU; this machine's agent will offer no vm driver"
+  fi
+}
+
 apt_ensure "${APT_PACKAGES[@]}"
 install_node
 install_deps
 install_podman
+install_vm
 log "ready: node $(node --version), strata at $STRATA_ROOT/bin/strata"

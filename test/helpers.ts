@@ -2,7 +2,7 @@
 // child process) on a free loopback port with its own data directory, and a
 // small JSON client.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -174,6 +174,7 @@ export interface ContainerFixture {
   admin: Client;
   hostId: string;
   joinToken: string;
+  agentData: string;
   agent: ChildProcess;
   /** Starts the agent again (after a kill), with the same identity. */
   restartAgent(): ChildProcess;
@@ -202,6 +203,7 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
     admin,
     hostId: '',
     joinToken,
+    agentData,
     agent: spawnAgent(),
     restartAgent: () => (f.agent = spawnAgent()),
     async run(body) {
@@ -216,6 +218,7 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
       }, timeoutMs),
     async close() {
       f.agent.kill('SIGKILL');
+      killProcessesMentioning(agentData);
       for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${f.hostId}`] } })) {
         await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }
@@ -230,4 +233,16 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
   });
   f.hostId = host.id;
   return f;
+}
+
+/** SIGKILLs every process whose command line mentions `text` (VMs an agent left behind). */
+export function killProcessesMentioning(text: string): void {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text)) process.kill(Number(p), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
 }

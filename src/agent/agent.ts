@@ -287,7 +287,7 @@ export class Agent {
     const seen = await driver.inspect(spec.id).catch(() => undefined);
     if (seen?.state !== 'running') return;
     const address = seen.address ?? null;
-    await this.api.observe(spec.id, { address, ports: seen.ports ?? [] }).catch((err: unknown) => {
+    await this.api.observe(spec.id, { address, ports: seen.ports ?? [], ...(seen.accelerator ? { accelerator: seen.accelerator } : {}) }).catch((err: unknown) => {
       this.o.log.warn({ err: String(err), instance: spec.id }, 'observed-state report refused');
     });
     const check = spec.healthCheck;

@@ -71,6 +71,7 @@ export const ObservedReport = Type.Object(
     address: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
     ports: Type.Optional(Type.Array(PortBinding, { maxItems: 256 })),
     health: Type.Optional(Type.Union([Health, Type.Null()])),
+    accelerator: Type.Optional(Type.Union([Type.String({ maxLength: 16 }), Type.Null()])),
   },
   Closed,
 );

@@ -66,7 +66,7 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     constraints: json<Constraint[]>(r.constraints),
     restartPolicy: json<RestartPolicy>(r.restart_policy),
     restarts: r.restarts,
-    observed: { address: seen.address ?? null, ports: seen.ports ?? [], health: seen.health ?? null },
+    observed: { address: seen.address ?? null, ports: seen.ports ?? [], health: seen.health ?? null, accelerator: seen.accelerator ?? null },
     host: r.host_id,
     desiredState: r.desired_state as DesiredState,
     state: r.state as InstanceState,

@@ -319,6 +319,7 @@ export const Observed = Type.Object({
   address: Nullable(Type.String({ description: "the instance's address on its host's network" })),
   ports: Type.Array(PortBinding),
   health: Nullable(Health),
+  accelerator: Nullable(Type.String({ description: 'VMs: kvm, or tcg (emulation) where KVM cannot run guests' })),
 });
 export const Instance = Type.Object({
   id: Type.String(),

@@ -24,6 +24,8 @@ interface AgentFlags {
   dockerSocket?: string;
   registryAuth?: string;
   manageRuntime: boolean;
+  vmAssets: string;
+  vmBootTimeout: number;
   cpuOvercommit: number;
 }
 
@@ -89,6 +91,8 @@ export function agentCommand(): Command {
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
     .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
     .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
+    .option('--vm-assets <dir>', 'guest kernel, initramfs and VM image store (scripts/vm.sh)', '/var/lib/strata-host/vm')
+    .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', (v) => Number.parseInt(v, 10), 60)
     .option('--no-manage-runtime', "do not start Podman's API service when nothing answers on the socket")
     .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
@@ -126,7 +130,8 @@ export function agentCommand(): Command {
           (err: unknown) => log.error({ err: String(err) }, 'no container runtime: containers are not offered on this host'),
         );
       }
-      const drivers = [new ContainerDriver({ socketPath, registryAuth })];
+      const { VmDriver } = await import('../drivers/vm/driver.ts');
+      const drivers = [new ContainerDriver({ socketPath, registryAuth }), new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout })];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
       try {

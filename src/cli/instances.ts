@@ -122,6 +122,7 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Tmpfs', i.tmpfs.map((t) => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
     ['Ports', portsText(i)],
     ['Address', i.observed.address ?? '-'],
+    ...(i.kind === 'vm' ? ([['Accelerator', i.observed.accelerator ?? '-']] as [string, unknown][]) : []),
     ['Health check', healthCheckText(i)],
     ['Health', i.observed.health ? `${i.observed.health.status}${i.observed.health.failingStreak ? ` (${i.observed.health.failingStreak} failing)` : ''}${i.observed.health.output ? `: ${i.observed.health.output}` : ''}` : '-'],
     ['Constraints', i.constraints.map((c) => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`)).join(' ')],

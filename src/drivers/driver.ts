@@ -22,6 +22,8 @@ export interface Observed {
   address?: string | null;
   /** Ports published on the host, with the host port actually bound. */
   ports?: PortBinding[];
+  /** VMs: the hypervisor's accelerator (kvm, or tcg emulation). */
+  accelerator?: string;
 }
 
 export interface OutputChunk {

@@ -1,0 +1,425 @@
+// The VM driver: QEMU started directly and controlled over QMP. Each instance
+// has a directory holding everything made for it (a qcow2 overlay on the
+// image's base, the config disk for the guest init, the QMP and console
+// sockets, the serial log, QEMU's pidfile). QEMU daemonizes, so it outlives
+// the agent; a restarted agent finds it again by its pidfile and never starts
+// a second one. The guest boots Strata's kernel and initramfs (scripts/vm.sh).
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ApiError, conflict } from '../../lib/errors.ts';
+import { sleep } from '../../lib/time.ts';
+import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
+import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
+import { Qmp } from './qmp.ts';
+
+const run = promisify(execFile);
+
+export interface VmDriverOptions {
+  /** The agent's directory for instances (DATA/vm). */
+  dataDir: string;
+  /** Kernel, initramfs and image store (scripts/vm.sh), default /var/lib/strata-host/vm. */
+  assetsDir: string;
+  qemu?: string;
+  /** How long a guest may take to say it is up. */
+  bootTimeoutSeconds?: number;
+}
+
+export type Accelerator = 'kvm' | 'tcg';
+
+const READY = 'strata-guest: ready';
+const EXIT = /strata-exit: (\d+)/g;
+
+interface InstanceFiles {
+  dir: string;
+  overlay: string;
+  config: string;
+  qmp: string;
+  console: string;
+  serial: string;
+  pidfile: string;
+  meta: string;
+}
+
+interface Meta {
+  id: string;
+  host: string;
+  mode: GuestConfig['mode'];
+  accelerator: Accelerator;
+}
+
+export class VmDriver implements Driver {
+  readonly name = 'vm' as const;
+  private readonly o: VmDriverOptions;
+  private accel: Promise<Accelerator> | undefined;
+
+  constructor(o: VmDriverOptions) {
+    this.o = o;
+  }
+
+  private get qemu(): string {
+    return this.o.qemu ?? 'qemu-system-x86_64';
+  }
+  private get kernel(): string {
+    return join(this.o.assetsDir, 'kernel', 'vmlinux');
+  }
+  private get initramfs(): string {
+    return join(this.o.assetsDir, 'kernel', 'initramfs.cpio.gz');
+  }
+
+  private files(id: string): InstanceFiles {
+    const dir = join(this.o.dataDir, id);
+    return {
+      dir,
+      overlay: join(dir, 'root.qcow2'),
+      config: join(dir, 'config.img'),
+      qmp: join(dir, 'qmp.sock'),
+      console: join(dir, 'console.sock'),
+      serial: join(dir, 'serial.log'),
+      pidfile: join(dir, 'qemu.pid'),
+      meta: join(dir, 'instance.json'),
+    };
+  }
+
+  async probe(): Promise<boolean> {
+    if (!existsSync(this.kernel) || !existsSync(this.initramfs)) return false;
+    try {
+      await run(this.qemu, ['--version']);
+    } catch {
+      return false;
+    }
+    mkdirSync(this.o.dataDir, { recursive: true, mode: 0o700 });
+    await this.accelerator();
+    return true;
+  }
+
+  /**
+   * KVM when a guest really boots under it, TCG otherwise. Decided by trying
+   * (a /dev/kvm that cannot run guests exists on some hosts), once per agent.
+   */
+  accelerator(): Promise<Accelerator> {
+    this.accel ??= (async () => {
+      if (!existsSync('/dev/kvm')) return 'tcg';
+      const dir = join(this.o.dataDir, '.probe');
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const config = join(dir, 'config.img');
+      writeFileSync(config, guestConfigDisk({ hostname: 'probe', mode: 'run', command: [], env: {}, workingDir: '/', probe: true }));
+      const args = [...this.machineArgs('kvm', 1, 128), '-serial', 'stdio', ...configDrive(config)];
+      const ok = await new Promise<boolean>((resolve) => {
+        const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        const timer = setTimeout(() => (child.kill('SIGKILL'), resolve(false)), 20_000);
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('strata-guest: probe')) (clearTimeout(timer), child.kill('SIGKILL'), resolve(true));
+        });
+        child.once('exit', () => (clearTimeout(timer), resolve(out.includes('strata-guest: probe'))));
+        child.once('error', () => (clearTimeout(timer), resolve(false)));
+      });
+      rmSync(dir, { recursive: true, force: true });
+      return ok ? 'kvm' : 'tcg';
+    })();
+    return this.accel;
+  }
+
+  private machineArgs(accel: Accelerator, vcpus: number, memoryMib: number): string[] {
+    const append = ['console=ttyS0', 'panic=-1', 'quiet'];
+    // microvm has no clock to calibrate against under TCG: tell the kernel the TSC rate.
+    const khz = tscKhz();
+    if (khz) append.push(`tsc_early_khz=${khz}`);
+    return [
+      '-machine', `microvm,accel=${accel},acpi=on`,
+      '-cpu', accel === 'kvm' ? 'host' : 'max',
+      '-smp', String(vcpus),
+      '-m', `${memoryMib}M`,
+      '-nodefaults', '-no-user-config', '-display', 'none',
+      '-kernel', this.kernel, '-initrd', this.initramfs, '-append', append.join(' '),
+    ];
+  }
+
+  private readPid(f: InstanceFiles): number | undefined {
+    try {
+      const pid = Number(readFileSync(f.pidfile, 'utf8').trim());
+      if (!Number.isInteger(pid) || pid <= 0) return undefined;
+      // The pid must still be this instance's QEMU, not a recycled number.
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes(f.dir) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private meta(f: InstanceFiles): Meta | undefined {
+    try {
+      return JSON.parse(readFileSync(f.meta, 'utf8')) as Meta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async list(hostId: string): Promise<string[]> {
+    if (!existsSync(this.o.dataDir)) return [];
+    return readdirSync(this.o.dataDir).filter((id) => !id.startsWith('.') && this.meta(this.files(id))?.host === hostId);
+  }
+
+  async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+    const f = this.files(spec.id);
+    if (this.readPid(f)) return;
+    const accel = await this.accelerator();
+    const base = this.resolveImage(spec.image);
+    const info = await imageInfo(base);
+    mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+    const mode: GuestConfig['mode'] = spec.command.length + spec.args.length > 0 ? 'run' : 'init';
+    writeFileSync(f.meta, JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel } satisfies Meta));
+    const fresh = !existsSync(f.overlay);
+    if (fresh) {
+      // Copy-on-write on the shared base, which never changes. The disk is at
+      // least the image's size; the root disk size of the spec when larger.
+      const size = Math.max(info.virtualSize, spec.resources.diskGib * 1024 ** 3);
+      progress?.('creating the root disk');
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', info.format, f.overlay, String(size)]).catch((err: unknown) => {
+        throw new Error(`could not create the root disk: ${stderrOf(err)}`);
+      });
+    }
+    writeFileSync(
+      f.config,
+      guestConfigDisk({ hostname: spec.name, mode, command: [...spec.command, ...spec.args], env: spec.env, workingDir: spec.workingDir || '/' }),
+    );
+    // Each run's console output starts a fresh log; the previous run's is kept beside it.
+    if (existsSync(f.serial)) renameSync(f.serial, `${f.serial}.1`);
+    for (const p of [f.qmp, f.console, f.pidfile]) rmSync(p, { force: true });
+    writeFileSync(f.serial, '');
+    const args = [
+      '-name', `strata-${spec.name},process=strata-vm-${spec.id}`,
+      ...this.machineArgs(accel, spec.resources.vcpus, spec.resources.memoryMib),
+      '-chardev', `socket,id=console,path=${f.console},server=on,wait=off,logfile=${f.serial}`,
+      '-serial', 'chardev:console',
+      '-drive', `id=root,file=${f.overlay},format=qcow2,if=none,discard=unmap`,
+      '-device', 'virtio-blk-device,drive=root,serial=strata-root',
+      ...configDrive(f.config),
+      '-qmp', `unix:${f.qmp},server=on,wait=off`,
+      '-pidfile', f.pidfile,
+    ];
+    progress?.(`booting (${accel})`);
+    try {
+      this.launch(f, args);
+      await this.waitBooted(spec.id);
+    } catch (err) {
+      // What this start made goes; a disk from an earlier run stays (it is the VM's data).
+      await this.kill(f);
+      for (const p of [f.config, f.qmp, f.console, ...(fresh ? [f.overlay] : [])]) rmSync(p, { force: true });
+      throw err;
+    }
+  }
+
+  private launch(f: InstanceFiles, args: string[]): void {
+    // Detached in its own session, so it outlives the agent; while the agent
+    // lives it is QEMU's parent and reaps it (a daemonized QEMU would be left
+    // to a PID 1 that may never reap it). Its own errors go to qemu.log.
+    const logFd = openSync(join(f.dir, 'qemu.log'), 'w');
+    try {
+      const child = spawn(this.qemu, args, { cwd: f.dir, detached: true, stdio: ['ignore', logFd, logFd] });
+      child.on('error', () => undefined);
+      child.unref();
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  /** Until the guest init says it is up; a guest that never does is stopped and the start fails. */
+  private async waitBooted(id: string): Promise<void> {
+    const f = this.files(id);
+    const timeout = (this.o.bootTimeoutSeconds ?? 60) * 1000;
+    const started = Date.now();
+    const end = started + timeout;
+    while (Date.now() < end) {
+      const log = readTail(f.serial, 1 << 20);
+      if (log.includes(READY) || log.includes('strata-guest: ready;')) return;
+      // QEMU writes its pidfile once it runs; no pidfile after a moment, or no process, is a failure.
+      if (!this.readPid(f) && (existsSync(f.pidfile) || Date.now() > started + 5000)) {
+        const qemuSaid = readTail(join(f.dir, 'qemu.log'), 4096).trim().split('\n').slice(-2).join('; ');
+        const why = [...log.matchAll(/strata-guest: (.*)/g)].at(-1)?.[1] ?? (qemuSaid ? `QEMU: ${qemuSaid}` : undefined);
+        throw new Error(`the guest stopped while booting${why ? `: ${why}` : ''}`);
+      }
+      await sleep(50);
+    }
+    await this.kill(f);
+    throw new Error(`the guest did not boot within ${timeout / 1000} s`);
+  }
+
+  async stop(id: string, graceSeconds: number): Promise<void> {
+    const f = this.files(id);
+    if (!this.readPid(f)) return;
+    // Politely: the ACPI power button, which the guest init turns into SIGTERM.
+    await this.qmp(f, 'system_powerdown').catch(() => undefined);
+    if (await this.exited(f, graceSeconds * 1000)) return;
+    await this.kill(f);
+  }
+
+  /** Hard stop: QEMU quits at once (the guest gets no say), SIGKILL if QMP does not answer. */
+  private async kill(f: InstanceFiles): Promise<void> {
+    const pid = this.readPid(f);
+    if (!pid) return;
+    await this.qmp(f, 'quit').catch(() => undefined);
+    if (await this.exited(f, 2000)) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await this.exited(f, 2000);
+  }
+
+  private async exited(f: InstanceFiles, withinMs: number): Promise<boolean> {
+    const end = Date.now() + withinMs;
+    while (Date.now() < end) {
+      if (!this.readPid(f)) return true;
+      await sleep(50);
+    }
+    return !this.readPid(f);
+  }
+
+  private async qmp<T>(f: InstanceFiles, command: string, args?: Record<string, unknown>): Promise<T> {
+    const q = await Qmp.connect(f.qmp, 2000);
+    try {
+      return await q.execute<T>(command, args);
+    } finally {
+      q.close();
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    const f = this.files(id);
+    await this.kill(f);
+    rmSync(f.dir, { recursive: true, force: true });
+  }
+
+  async inspect(id: string): Promise<Observed> {
+    const f = this.files(id);
+    const meta = this.meta(f);
+    if (!meta) return { state: 'absent' };
+    if (this.readPid(f)) return { state: 'running', address: null, ports: [], accelerator: meta.accelerator };
+    const code = exitCodeOf(readTail(f.serial, 1 << 20));
+    if (code === undefined) {
+      if (!existsSync(f.serial) || meta.mode === 'init') return { state: 'stopped', exitCode: null };
+      return { state: 'failed', exitCode: null, message: 'the guest stopped without reporting an exit code' };
+    }
+    if (code === 0) return { state: 'stopped', exitCode: 0 };
+    return { state: 'failed', exitCode: code, message: code === 125 ? guestComplaint(readTail(f.serial, 1 << 16)) : `exited with code ${code}` };
+  }
+
+  async waitExit(id: string): Promise<number> {
+    const f = this.files(id);
+    if (!this.meta(f)) throw new Error(`no VM for ${id}`);
+    while (this.readPid(f)) await sleep(250);
+    return exitCodeOf(readTail(f.serial, 1 << 20)) ?? 0;
+  }
+
+  async logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>> {
+    const f = this.files(id);
+    if (!this.meta(f)) throw new ApiError('conflict', 'the instance has no VM on its host (it has not been started there)');
+    return this.follow(f, opts, signal);
+  }
+
+  /** The serial console's log: what is there (the last `tail` lines), then what comes while the VM runs. */
+  private async *follow(f: InstanceFiles, opts: LogOptions, signal: AbortSignal): AsyncIterable<OutputChunk> {
+    let offset = 0;
+    if (opts.tail !== undefined && existsSync(f.serial)) {
+      const text = readTail(f.serial, 1 << 20);
+      const lines = text.split('\n');
+      const keep = lines.slice(Math.max(0, lines.length - 1 - opts.tail)).join('\n');
+      offset = statSync(f.serial).size - Buffer.byteLength(keep);
+    }
+    for (;;) {
+      const size = existsSync(f.serial) ? statSync(f.serial).size : 0;
+      if (size > offset) {
+        const fd = openSync(f.serial, 'r');
+        try {
+          const buf = Buffer.alloc(Math.min(size - offset, 1 << 20));
+          const n = readSync(fd, buf, 0, buf.length, offset);
+          offset += n;
+          yield { stream: 'stdout', data: buf.subarray(0, n) };
+        } finally {
+          closeSync(fd);
+        }
+        continue;
+      }
+      if (!opts.follow || signal.aborted || !this.readPid(f)) return;
+      await sleep(100, signal);
+    }
+  }
+
+  async exec(): Promise<ExecSession> {
+    throw conflict('exec runs a process in a container; a VM has its serial console (strata logs, strata console)');
+  }
+
+  private resolveImage(ref: string): string {
+    const store = join(this.o.assetsDir, 'images');
+    const name = ref.replace(/:latest$/, '');
+    for (const candidate of [name, `${name}.qcow2`, `${name}.raw`, `${name}.img`]) {
+      if (!/^[A-Za-z0-9._-]+$/.test(candidate)) break;
+      const p = join(store, candidate);
+      if (existsSync(p)) return p;
+    }
+    throw new Error(`image ${ref} is not in this host's image store (${store}: qcow2 or raw files)`);
+  }
+}
+
+function configDrive(path: string): string[] {
+  return ['-drive', `id=config,file=${path},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=config,serial=strata-config'];
+}
+
+async function imageInfo(path: string): Promise<{ format: string; virtualSize: number }> {
+  try {
+    const { stdout } = await run('qemu-img', ['info', '--output=json', path]);
+    const info = JSON.parse(stdout) as { format?: string; 'virtual-size'?: number };
+    if (!info.format || !info['virtual-size']) throw new Error('no format or size');
+    if (info.format === 'qcow2') await run('qemu-img', ['check', '-q', path]);
+    return { format: info.format, virtualSize: info['virtual-size'] };
+  } catch (err) {
+    throw new Error(`image ${path} is not a usable disk image: ${stderrOf(err)}`);
+  }
+}
+
+function stderrOf(err: unknown): string {
+  const e = err as { stderr?: string; message?: string };
+  return (e.stderr?.trim() || e.message || String(err)).split('\n').slice(0, 3).join('; ');
+}
+
+function readTail(path: string, bytes: number): string {
+  try {
+    const size = statSync(path).size;
+    const fd = openSync(path, 'r');
+    try {
+      const n = Math.min(size, bytes);
+      const buf = Buffer.alloc(n);
+      readSync(fd, buf, 0, n, size - n);
+      return buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+export function exitCodeOf(log: string): number | undefined {
+  let code: number | undefined;
+  for (const m of log.matchAll(EXIT)) code = Number(m[1]);
+  return code;
+}
+
+function guestComplaint(log: string): string {
+  const lines = [...log.matchAll(/strata-guest: (.*)/g)].map((m) => m[1]);
+  return lines.at(-1) ?? 'the guest init failed';
+}
+
+let khzCache: number | undefined;
+function tscKhz(): number | undefined {
+  if (khzCache !== undefined) return khzCache || undefined;
+  const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+  khzCache = m?.[1] ? Math.round(Number(m[1]) * 1000) : 0;
+  return khzCache || undefined;
+}

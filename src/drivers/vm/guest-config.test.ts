@@ -1,0 +1,39 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { guestConfig, guestConfigDisk, shq } from './guest-config.ts';
+
+test('values are single-quoted so a spec cannot inject shell', () => {
+  assert.equal(shq("it's"), `'it'\\''s'`);
+  // Source the fragment in a real shell, with a `chroot` (found through the
+  // instance's PATH) that just runs the command here: words and environment
+  // arrive intact, nothing in them is run by the guest init's shell.
+  const bin = mkdtempSync(join(tmpdir(), 'strata-cfg-'));
+  try {
+    writeFileSync(join(bin, 'chroot'), '#!/bin/sh\nshift\nexec "$@"\n');
+    chmodSync(join(bin, 'chroot'), 0o755);
+    const text = guestConfig({
+      hostname: 'web',
+      mode: 'run',
+      command: ['sh', '-c', 'echo "$X"; echo \'q\''],
+      env: { X: '$(touch /tmp/pwned)', PATH: `${bin}:/usr/bin:/bin` },
+      workingDir: '/srv',
+    });
+    const script = `${text}\nprintf '%s|' "$STRATA_MODE" "$STRATA_HOSTNAME" "$STRATA_WORKDIR"; strata_command`;
+    const out = execFileSync('sh', ['-c', script], { encoding: 'utf8' });
+    assert.equal(out, 'run|web|/srv|$(touch /tmp/pwned)\nq\n');
+    assert.ok(!/STRATA_PROBE/.test(text));
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
+
+test('the disk is whole sectors, NUL-padded, starting with the config', () => {
+  const disk = guestConfigDisk({ hostname: 'h', mode: 'init', command: [], env: {}, workingDir: '/' });
+  assert.equal(disk.length % 512, 0);
+  assert.ok(disk.toString('utf8').startsWith('#strata-config\n'));
+  assert.equal(disk.at(-1), 0);
+});

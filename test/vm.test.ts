@@ -1,0 +1,178 @@
+// Virtual machines for real: QEMU (TCG here, KVM where it works) booting
+// Strata's guest kernel and init with a busybox root disk from the image
+// store, driven through the API by a real agent.
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
+
+const ASSETS = process.env['STRATA_VM_DIR'] ?? '/var/lib/strata-host/vm';
+const BASE = join(ASSETS, 'images', 'busybox.qcow2');
+
+let fx: ContainerFixture;
+let admin: Client;
+const baseHash = () => createHash('sha256').update(readFileSync(BASE)).digest('hex');
+let baseBefore: string;
+
+before(async () => {
+  baseBefore = baseHash();
+  fx = await startContainerFixture('vm-node', { drivers: ['vm'] });
+  admin = fx.admin;
+});
+after(() => fx.close());
+
+const vm = (command: string[], extra: Record<string, unknown> = {}) =>
+  fx.run({ kind: 'vm', image: 'busybox', command, resources: { vcpus: 1, memoryMib: 256, diskGib: 1 }, ...extra });
+
+const logsOf = async (id: string): Promise<string> => {
+  const res = await admin.get(`/v1/instances/${id}/logs`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const body = typeof res.body === 'string' ? res.body : JSON.stringify(res.body);
+  return body
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { data: string }).data)
+    .join('');
+};
+
+/** A live process (a zombie left for a PID 1 to reap is not). */
+const alive = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/** QEMU processes of an instance, found by its directory on their command line. */
+const qemuFor = (id: string): number[] =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/vm/${id}/`) && alive(Number(p));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+
+const pidOf = (id: string) => Number(readFileSync(join(fx.agentData, 'vm', id, 'qemu.pid'), 'utf8').trim());
+
+test('a VM boots to its command, shows its console through the API, and stops gracefully', async () => {
+  const id = await vm(['sh', '-c', 'echo "vm-marker from $(hostname)"; while true; do sleep 1; done'], { name: 'vm-one', stopGraceSeconds: 20 });
+  const running = await fx.waitFor(id, 'running', 90_000);
+  assert.equal(running.observed.accelerator === 'tcg' || running.observed.accelerator === 'kvm', true, `accelerator ${running.observed.accelerator}`);
+  const log = await until('the marker on the console', async () => {
+    const l = await logsOf(id);
+    return l.includes('vm-marker from vm-one') ? l : undefined;
+  });
+  assert.match(log, /strata-guest: ready/);
+
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  await fx.waitFor(id, 'stopped', 60_000);
+  const after = await logsOf(id);
+  assert.match(after, /power button: stopping/, 'the guest was asked through ACPI');
+  assert.match(after, /strata-exit: 143/, 'the command ended on SIGTERM, not by a kill');
+});
+
+test('a guest that ignores the power button is stopped hard after the grace period', async () => {
+  const id = await vm(['sh', '-c', 'trap "" TERM; echo stubborn; while true; do sleep 1; done'], { stopGraceSeconds: 2 });
+  await fx.waitFor(id, 'running', 90_000);
+  const pid = pidOf(id);
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  const stopped = await fx.waitFor(id, 'stopped', 60_000);
+  assert.equal(stopped.exitCode, null, 'no exit code: QEMU was made to quit');
+  assert.equal(alive(pid), false, 'the QEMU process is gone');
+  assert.doesNotMatch(await logsOf(id), /strata-exit/);
+});
+
+test('one-shot commands report their exit code; overlays are isolated and the base never changes', async () => {
+  const writer = await vm(['sh', '-c', 'echo secret > /written-by-a; sync; cat /written-by-a; exit 3']);
+  const failed = await fx.waitFor(writer, 'failed', 90_000);
+  assert.equal(failed.exitCode, 3);
+  assert.match(await logsOf(writer), /secret/);
+
+  const reader = await vm(['sh', '-c', 'if [ -e /written-by-a ]; then echo leaked; else echo isolated; fi']);
+  const done = await fx.waitFor(reader, 'stopped', 90_000);
+  assert.equal(done.exitCode, 0);
+  const out = await logsOf(reader);
+  assert.match(out, /isolated/);
+  assert.doesNotMatch(out, /leaked/);
+
+  // The writer's disk keeps its data across a start: it is that VM's disk.
+  assert.equal((await admin.post(`/v1/instances/${writer}/start`)).status, 202);
+  await fx.waitFor(writer, 'failed', 90_000);
+  assert.match(await logsOf(writer), /secret/);
+  assert.equal(baseHash(), baseBefore, 'the base image is untouched');
+
+  assert.equal((await admin.delete(`/v1/instances/${writer}`)).status, 202);
+  await until('gone', async () => ((await admin.get(`/v1/instances/${writer}`)).status === 404 ? true : undefined));
+  assert.throws(() => readFileSync(join(fx.agentData, 'vm', writer, 'root.qcow2')), 'the overlay is deleted with the instance');
+  assert.equal(baseHash(), baseBefore);
+});
+
+test('an agent killed with -9 finds its running VM again and never starts a second QEMU', async () => {
+  const id = await vm(['sh', '-c', 'echo survivor; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
+  await fx.waitFor(id, 'running', 90_000);
+  const pid = pidOf(id);
+  fx.agent.kill('SIGKILL');
+  await new Promise((r) => fx.agent.once('exit', r));
+  assert.ok(alive(pid), 'the VM runs on without its agent');
+  fx.restartAgent();
+  await until('the agent is back', async () => ((await admin.get(`/v1/hosts/${fx.hostId}`)).body.state === 'ready' ? true : undefined));
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(pidOf(id), pid, 'the same QEMU');
+  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running');
+  assert.match(await logsOf(id), /survivor/);
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  await fx.waitFor(id, 'stopped', 60_000);
+  assert.equal(alive(pid), false);
+});
+
+test('bad VM input fails the instance with the reason and leaves nothing running', async () => {
+  const missing = await vm(['true'], { image: 'no-such-image' });
+  const m = await fx.waitFor(missing, 'failed', 30_000);
+  assert.match(m.message, /no-such-image is not in this host's image store/);
+
+  // A qcow2 header with nonsense after it, and a raw disk with no filesystem.
+  const corrupt = join(ASSETS, 'images', `corrupt-${process.pid}.qcow2`);
+  const header = Buffer.alloc(4096);
+  header.write('QFI\xfb', 0, 'latin1');
+  header.writeUInt32BE(3, 4);
+  header.fill(0xff, 8);
+  writeFileSync(corrupt, header);
+  const blank = join(ASSETS, 'images', `blank-${process.pid}.raw`);
+  writeFileSync(blank, Buffer.alloc(1 << 20));
+  try {
+    const bad = await vm(['true'], { image: `corrupt-${process.pid}` });
+    const b = await fx.waitFor(bad, 'failed', 30_000);
+    assert.match(b.message, /not a usable disk image/);
+    const empty = await vm(['true'], { image: `blank-${process.pid}` });
+    const e = await fx.waitFor(empty, 'failed', 90_000);
+    assert.match(e.message, /the guest stopped while booting: cannot mount the root disk/);
+    assert.deepEqual(qemuFor(empty), [], 'no QEMU left behind');
+    assert.throws(() => readFileSync(join(fx.agentData, 'vm', empty, 'root.qcow2')), 'nor its overlay');
+  } finally {
+    rmSync(corrupt, { force: true });
+    rmSync(blank, { force: true });
+  }
+
+  const huge = await vm(['true'], { resources: { vcpus: 1, memoryMib: 10_000_000, diskGib: 1 } });
+  const h = await fx.waitFor(huge, 'failed', 10_000);
+  assert.match(h.message, /unplaced: .*memory/);
+});
+
+test('a guest that is not up within the boot timeout fails, and its QEMU is stopped', async () => {
+  const slow = await startContainerFixture('vm-impatient', { drivers: ['vm'], agentArgs: ['--vm-boot-timeout', '1'] });
+  try {
+    const id = await slow.run({ kind: 'vm', image: 'busybox', command: ['true'], resources: { vcpus: 1, memoryMib: 256, diskGib: 1 } });
+    const failed = await slow.waitFor(id, 'failed', 60_000);
+    assert.match(failed.message, /did not boot within 1 s/);
+    assert.deepEqual(qemuFor(id), []);
+  } finally {
+    await slow.close();
+  }
+});
