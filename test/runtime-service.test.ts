@@ -59,7 +59,7 @@ test('--no-manage-runtime leaves a silent socket alone and offers no containers'
   const f = await startContainerFixture('runtime-off', { agentArgs: ['--docker-socket', quiet, '--no-manage-runtime'], drivers: [] });
   try {
     const host = (await f.admin.get(`/v1/hosts/${f.hostId}`)).body;
-    assert.deepEqual(host.drivers, []);
+    assert.ok(!host.drivers.includes('container'), `drivers: ${host.drivers.join(', ')}`);
     assert.equal(await pingSocket(quiet), false);
   } finally {
     await f.close();

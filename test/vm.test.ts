@@ -176,3 +176,22 @@ test('a guest that is not up within the boot timeout fails, and its QEMU is stop
     await slow.close();
   }
 });
+
+test('one image, two isolation levels: the same OCI image prints the same as a container and as a VM', async () => {
+  const image = '127.0.0.1:5000/library/busybox:latest';
+  const command = ['sh', '-c', 'echo "same output: $GREETING from $(pwd), $(head -1 /etc/passwd)"'];
+  const spec = { image, command, env: { GREETING: 'hi' }, workingDir: '/tmp' };
+  const ctr = await fx.run({ ...spec, kind: 'container' });
+  const vmId = await fx.run({ ...spec, kind: 'vm', resources: { vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  await fx.waitFor(ctr, 'stopped', 60_000);
+  const done = await fx.waitFor(vmId, 'stopped', 120_000);
+  assert.equal(done.exitCode, 0);
+  const line = (log: string) => log.split(/\r?\n/).find((l) => l.startsWith('same output:'));
+  const fromContainer = line(await logsOf(ctr));
+  const fromVm = line(await logsOf(vmId));
+  assert.equal(fromContainer, 'same output: hi from /tmp, root:x:0:0:root:/root:/bin/sh', `container: ${fromContainer} vm: ${fromVm}`);
+  assert.equal(fromVm, fromContainer);
+  // The disk made from the image is cached: a second VM of it reuses it.
+  const cached = readdirSync(join(fx.agentData, 'vm', '.images')).filter((n) => n.endsWith('.qcow2'));
+  assert.equal(cached.length, 1);
+});

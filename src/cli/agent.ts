@@ -131,7 +131,10 @@ export function agentCommand(): Command {
         );
       }
       const { VmDriver } = await import('../drivers/vm/driver.ts');
-      const drivers = [new ContainerDriver({ socketPath, registryAuth }), new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout })];
+      const containers = new ContainerDriver({ socketPath, registryAuth });
+      // VMs boot OCI images too, pulled through the container runtime.
+      const vms = new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout, oci: containers });
+      const drivers = [containers, vms];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
       try {

@@ -167,7 +167,8 @@ export class ContainerDriver implements Driver {
     };
   }
 
-  private async ensureImage(ref: string, progress?: (message: string) => void): Promise<void> {
+  /** Pulls the image unless the runtime has it (with credentials and progress). */
+  async ensureImage(ref: string, progress?: (message: string) => void): Promise<void> {
     try {
       await this.docker.getImage(ref).inspect();
       return;

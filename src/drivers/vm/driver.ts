@@ -12,6 +12,7 @@ import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
+import { ociDisk, processArgv, type ImageProcess, type OciSource } from './oci-disk.ts';
 import { Qmp } from './qmp.ts';
 
 const run = promisify(execFile);
@@ -24,6 +25,8 @@ export interface VmDriverOptions {
   qemu?: string;
   /** How long a guest may take to say it is up. */
   bootTimeoutSeconds?: number;
+  /** The container runtime, for OCI images booted as VMs. */
+  oci?: OciSource | undefined;
 }
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -168,10 +171,14 @@ export class VmDriver implements Driver {
     const f = this.files(spec.id);
     if (this.readPid(f)) return;
     const accel = await this.accelerator();
-    const base = this.resolveImage(spec.image);
+    const { path: base, process: image } = await this.resolveImage(spec.image, progress);
     const info = await imageInfo(base);
     mkdirSync(f.dir, { recursive: true, mode: 0o700 });
-    const mode: GuestConfig['mode'] = spec.command.length + spec.args.length > 0 ? 'run' : 'init';
+    const specArgv = [...spec.command, ...spec.args];
+    // An OCI image runs its entrypoint/cmd like a container; a disk image without a command boots its own init.
+    const argv = image ? processArgv(image, specArgv) : specArgv;
+    if (image && argv.length === 0) throw new Error(`image ${spec.image} has no entrypoint or command: give one`);
+    const mode: GuestConfig['mode'] = argv.length > 0 ? 'run' : 'init';
     writeFileSync(f.meta, JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel } satisfies Meta));
     const fresh = !existsSync(f.overlay);
     if (fresh) {
@@ -185,7 +192,13 @@ export class VmDriver implements Driver {
     }
     writeFileSync(
       f.config,
-      guestConfigDisk({ hostname: spec.name, mode, command: [...spec.command, ...spec.args], env: spec.env, workingDir: spec.workingDir || '/' }),
+      guestConfigDisk({
+        hostname: spec.name,
+        mode,
+        command: argv,
+        env: { ...image?.env, ...spec.env },
+        workingDir: spec.workingDir || image?.workingDir || '/',
+      }),
     );
     // Each run's console output starts a fresh log; the previous run's is kept beside it.
     if (existsSync(f.serial)) renameSync(f.serial, `${f.serial}.1`);
@@ -355,15 +368,22 @@ export class VmDriver implements Driver {
     throw conflict('exec runs a process in a container; a VM has its serial console (strata logs, strata console)');
   }
 
-  private resolveImage(ref: string): string {
+  /** A disk of the image store by name, or else an OCI image turned into a disk. */
+  private async resolveImage(ref: string, progress?: (message: string) => void): Promise<{ path: string; process?: ImageProcess }> {
     const store = join(this.o.assetsDir, 'images');
     const name = ref.replace(/:latest$/, '');
     for (const candidate of [name, `${name}.qcow2`, `${name}.raw`, `${name}.img`]) {
       if (!/^[A-Za-z0-9._-]+$/.test(candidate)) break;
       const p = join(store, candidate);
-      if (existsSync(p)) return p;
+      if (existsSync(p)) return { path: p };
     }
-    throw new Error(`image ${ref} is not in this host's image store (${store}: qcow2 or raw files)`);
+    if (!this.o.oci) throw new Error(`image ${ref} is not in this host's image store (${store}: qcow2 or raw files)`);
+    try {
+      return await ociDisk(this.o.oci, ref, join(this.o.dataDir, '.images'), progress);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(`image ${ref} is not in this host's image store (${store}) and could not be used as an OCI image: ${why}`);
+    }
   }
 }
 

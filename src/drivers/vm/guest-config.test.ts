@@ -13,18 +13,19 @@ test('values are single-quoted so a spec cannot inject shell', () => {
   // arrive intact, nothing in them is run by the guest init's shell.
   const bin = mkdtempSync(join(tmpdir(), 'strata-cfg-'));
   try {
-    writeFileSync(join(bin, 'chroot'), '#!/bin/sh\nshift\nexec "$@"\n');
+    // chroot NEWROOT /dev/.strata/busybox sh -c ...: here, just the sh -c part.
+    writeFileSync(join(bin, 'chroot'), '#!/bin/sh\nshift 2\nexec "$@"\n');
     chmodSync(join(bin, 'chroot'), 0o755);
     const text = guestConfig({
       hostname: 'web',
       mode: 'run',
-      command: ['sh', '-c', 'echo "$X"; echo \'q\''],
+      command: ['sh', '-c', 'echo "$X"; echo \'q\'; [ "$(pwd)" = /tmp ] || echo wrong-dir'],
       env: { X: '$(touch /tmp/pwned)', PATH: `${bin}:/usr/bin:/bin` },
-      workingDir: '/srv',
+      workingDir: '/tmp',
     });
     const script = `${text}\nprintf '%s|' "$STRATA_MODE" "$STRATA_HOSTNAME" "$STRATA_WORKDIR"; strata_command`;
     const out = execFileSync('sh', ['-c', script], { encoding: 'utf8' });
-    assert.equal(out, 'run|web|/srv|$(touch /tmp/pwned)\nq\n');
+    assert.equal(out, 'run|web|/tmp|$(touch /tmp/pwned)\nq\n');
     assert.ok(!/STRATA_PROBE/.test(text));
   } finally {
     rmSync(bin, { recursive: true, force: true });

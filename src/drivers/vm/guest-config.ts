@@ -28,7 +28,11 @@ export function guestConfig(c: GuestConfig): string {
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`);
   // exec: the background job the init starts becomes the command itself, so
   // the power button's SIGTERM reaches the command, not a shell around it.
-  lines.push(`strata_command() { exec env -i ${assignments.join(' ')} chroot /newroot ${c.command.map(shq).join(' ')}; }`);
+  // chroot(1) always moves to /, so the init's own busybox (copied to the
+  // guest's /dev, which is not the image's) changes to the working dir first:
+  // images without a shell run the same.
+  const argv = [c.workingDir || '/', ...c.command].map(shq).join(' ');
+  lines.push(`strata_command() { exec env -i ${assignments.join(' ')} chroot /newroot /dev/.strata/busybox sh -c 'cd "$0" && exec "$@"' ${argv}; }`);
   return `${lines.join('\n')}\n`;
 }
 
