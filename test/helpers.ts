@@ -2,7 +2,7 @@
 // child process) on a free loopback port with its own data directory, and a
 // small JSON client.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -219,6 +219,9 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
     async close() {
       f.agent.kill('SIGKILL');
       killProcessesMentioning(agentData);
+      // The taps of its VMs (their address leases lapse with the directory).
+      const { tapName, deleteTap } = await import('../src/drivers/vm/network.ts');
+      for (const id of existsSync(join(agentData, 'vm')) ? readdirSync(join(agentData, 'vm')) : []) await deleteTap(tapName(id));
       for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${f.hostId}`] } })) {
         await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }

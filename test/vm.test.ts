@@ -195,3 +195,48 @@ test('one image, two isolation levels: the same OCI image prints the same as a c
   const cached = readdirSync(join(fx.agentData, 'vm', '.images')).filter((n) => n.endsWith('.qcow2'));
   assert.equal(cached.length, 1);
 });
+
+test('restart reboots a VM in place: the same QEMU and disk, the guest boots again', async () => {
+  const id = await vm(['sh', '-c', 'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
+  await fx.waitFor(id, 'running', 90_000);
+  const pid = pidOf(id);
+  assert.equal((await admin.post(`/v1/instances/${id}/restart`)).status, 202);
+  await until('rebooted', async () => {
+    const i = (await admin.get(`/v1/instances/${id}`)).body;
+    return i.state === 'running' && i.restartRequestedAt === null && (await logsOf(id)).includes('boot x') ? true : undefined;
+  }, 90_000);
+  assert.equal(pidOf(id), pid, 'the same QEMU process');
+  const log = await logsOf(id);
+  assert.equal(log.match(/strata-guest: ready/g)?.length, 2, 'two boots in one run');
+  const states = ((await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { to?: string; message?: string } }[])
+    .filter((e) => e.type === 'instance.state')
+    .map((e) => `${e.data.to}${e.data.message ? ` (${e.data.message})` : ''}`);
+  assert.deepEqual(states.slice(-2), ['starting (rebooting)', 'running']);
+});
+
+test('VMs are on a host bridge: the host reaches a guest at its reported address, and guests reach each other', async () => {
+  const web = await vm(['sh', '-c', 'mkdir -p /www && echo "served by $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www'], { name: 'vm-web', stopGraceSeconds: 2 });
+  const running = await fx.waitFor(web, 'running', 90_000);
+  const address = await until('an address', async () => {
+    const a = (await admin.get(`/v1/instances/${web}`)).body.observed.address as string | null;
+    return a ?? undefined;
+  });
+  assert.match(address, /^10\.99\.0\.\d+$/);
+  assert.equal(running.observed.accelerator !== null, true);
+  const page = await until('the page over the bridge', async () => {
+    const res = await fetch(`http://${address}:8080/`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+    return res?.ok ? res.text() : undefined;
+  });
+  assert.equal(page, 'served by vm-web\n');
+
+  const client = await vm(['sh', '-c', `wget -q -O- http://${address}:8080/ && echo fetched-ok`]);
+  await fx.waitFor(client, 'stopped', 90_000);
+  assert.match(await logsOf(client), /served by vm-web\s+fetched-ok/);
+
+  // A health check reaches a VM the same way.
+  const checked = await vm(['sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'], {
+    stopGraceSeconds: 2,
+    healthCheck: { type: 'http', port: 8080, intervalSeconds: 1, timeoutSeconds: 1, retries: 2 },
+  });
+  await until('healthy', async () => ((await admin.get(`/v1/instances/${checked}`)).body.observed.health?.status === 'healthy' ? true : undefined), 90_000);
+});

@@ -228,23 +228,31 @@ export class Agent {
     this.restarting.add(spec.id);
     try {
       this.detach(spec.id);
-      await this.report(spec.id, 'stopping', { message: 'restart requested' });
-      await driver.stop(spec.id, spec.stopGraceSeconds);
-      const ended = await driver.inspect(spec.id);
-      await this.report(spec.id, 'stopped', { exitCode: ended.exitCode ?? null, message: 'restart requested' });
-      await this.report(spec.id, 'starting', { message: 'restart requested' });
-      try {
-        await driver.start(spec);
-      } catch (err) {
-        await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
-        return;
+      if (driver.reboot) {
+        // A machine that can reboot in place (a VM) does: same process, same disk.
+        await this.report(spec.id, 'starting', { message: 'rebooting' });
+        await driver.reboot(spec.id);
+      } else {
+        await this.restartByStopStart(driver, spec);
       }
       await this.report(spec.id, 'running', { message: '' });
       await this.attach(driver, spec);
+    } catch (err) {
+      await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
+      return;
     } finally {
       this.restarting.delete(spec.id);
     }
     this.watchExit(driver, spec.id);
+  }
+
+  private async restartByStopStart(driver: Driver, spec: InstanceSpec): Promise<void> {
+    await this.report(spec.id, 'stopping', { message: 'restart requested' });
+    await driver.stop(spec.id, spec.stopGraceSeconds);
+    const ended = await driver.inspect(spec.id);
+    await this.report(spec.id, 'stopped', { exitCode: ended.exitCode ?? null, message: 'restart requested' });
+    await this.report(spec.id, 'starting', { message: 'restart requested' });
+    await driver.start(spec);
   }
 
   /**

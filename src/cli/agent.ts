@@ -26,6 +26,8 @@ interface AgentFlags {
   manageRuntime: boolean;
   vmAssets: string;
   vmBootTimeout: number;
+  vmBridge: string;
+  vmSubnet: string;
   cpuOvercommit: number;
 }
 
@@ -92,6 +94,8 @@ export function agentCommand(): Command {
     .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
     .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
     .option('--vm-assets <dir>', 'guest kernel, initramfs and VM image store (scripts/vm.sh)', '/var/lib/strata-host/vm')
+    .option('--vm-bridge <name>', 'host bridge the VMs are attached to (made if missing)', 'strata0')
+    .option('--vm-subnet <cidr>', "the VMs' subnet on that bridge; the host takes its first address", '10.99.0.0/24')
     .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', (v) => Number.parseInt(v, 10), 60)
     .option('--no-manage-runtime', "do not start Podman's API service when nothing answers on the socket")
     .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
@@ -133,7 +137,7 @@ export function agentCommand(): Command {
       const { VmDriver } = await import('../drivers/vm/driver.ts');
       const containers = new ContainerDriver({ socketPath, registryAuth });
       // VMs boot OCI images too, pulled through the container runtime.
-      const vms = new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout, oci: containers });
+      const vms = new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout, oci: containers, bridge: f.vmBridge, subnet: f.vmSubnet });
       const drivers = [containers, vms];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });

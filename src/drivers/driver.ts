@@ -83,6 +83,8 @@ export interface Driver {
    * signal allow. Rejects (before any output) when there is nothing to read.
    */
   logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>>;
+  /** Reboots a running machine in place (VMs); drivers without it are restarted by stop and start. */
+  reboot?(id: string): Promise<void>;
   /** Runs a process inside a running instance. */
   exec(id: string, opts: ExecOptions): Promise<ExecSession>;
 }

@@ -13,6 +13,7 @@ import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
 import { ociDisk, processArgv, type ImageProcess, type OciSource } from './oci-disk.ts';
+import { createTap, deleteTap, ensureBridge, gatewayOf, Leases, macOf, parseCidr, tapName, type Subnet } from './network.ts';
 import { Qmp } from './qmp.ts';
 
 const run = promisify(execFile);
@@ -27,6 +28,9 @@ export interface VmDriverOptions {
   bootTimeoutSeconds?: number;
   /** The container runtime, for OCI images booted as VMs. */
   oci?: OciSource | undefined;
+  /** The host bridge VMs are attached to, and its subnet (the host takes the first address). */
+  bridge?: string;
+  subnet?: string;
 }
 
 export type Accelerator = 'kvm' | 'tcg';
@@ -50,15 +54,24 @@ interface Meta {
   host: string;
   mode: GuestConfig['mode'];
   accelerator: Accelerator;
+  /** The guest's address on the bridge, leased host-wide, and its tap. */
+  ip: string;
+  tap: string;
 }
 
 export class VmDriver implements Driver {
   readonly name = 'vm' as const;
   private readonly o: VmDriverOptions;
   private accel: Promise<Accelerator> | undefined;
+  private readonly subnet: Subnet;
+  private readonly bridge: string;
+  private readonly leases: Leases;
 
   constructor(o: VmDriverOptions) {
     this.o = o;
+    this.bridge = o.bridge ?? 'strata0';
+    this.subnet = parseCidr(o.subnet ?? '10.99.0.0/24');
+    this.leases = new Leases(join('/run/strata-vm-leases', this.bridge));
   }
 
   private get qemu(): string {
@@ -179,7 +192,11 @@ export class VmDriver implements Driver {
     const argv = image ? processArgv(image, specArgv) : specArgv;
     if (image && argv.length === 0) throw new Error(`image ${spec.image} has no entrypoint or command: give one`);
     const mode: GuestConfig['mode'] = argv.length > 0 ? 'run' : 'init';
-    writeFileSync(f.meta, JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel } satisfies Meta));
+    // The address stays the instance's across stop and start.
+    const before = this.meta(f);
+    const ip = before?.ip && this.leases.holds(before.ip, spec.id) ? before.ip : this.leases.lease(this.subnet, spec.id, f.dir);
+    const tap = tapName(spec.id);
+    writeFileSync(f.meta, JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel, ip, tap } satisfies Meta));
     const fresh = !existsSync(f.overlay);
     if (fresh) {
       // Copy-on-write on the shared base, which never changes. The disk is at
@@ -198,6 +215,8 @@ export class VmDriver implements Driver {
         command: argv,
         env: { ...image?.env, ...spec.env },
         workingDir: spec.workingDir || image?.workingDir || '/',
+        ip: `${ip}/${this.subnet.prefix}`,
+        gateway: gatewayOf(this.subnet),
       }),
     );
     // Each run's console output starts a fresh log; the previous run's is kept beside it.
@@ -212,17 +231,23 @@ export class VmDriver implements Driver {
       '-drive', `id=root,file=${f.overlay},format=qcow2,if=none,discard=unmap`,
       '-device', 'virtio-blk-device,drive=root,serial=strata-root',
       ...configDrive(f.config),
+      '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`,
+      '-device', `virtio-net-device,netdev=net0,mac=${macOf(spec.id)}`,
       '-qmp', `unix:${f.qmp},server=on,wait=off`,
       '-pidfile', f.pidfile,
     ];
     progress?.(`booting (${accel})`);
     try {
+      await ensureBridge(this.bridge, this.subnet);
+      await createTap(tap, this.bridge);
       this.launch(f, args);
       await this.waitBooted(spec.id);
     } catch (err) {
       // What this start made goes; a disk from an earlier run stays (it is the VM's data).
       await this.kill(f);
       for (const p of [f.config, f.qmp, f.console, ...(fresh ? [f.overlay] : [])]) rmSync(p, { force: true });
+      await deleteTap(tap);
+      if (fresh) this.leases.release(ip, spec.id);
       throw err;
     }
   }
@@ -241,15 +266,24 @@ export class VmDriver implements Driver {
     }
   }
 
+  /** A hard reset of the machine (QMP system_reset): same QEMU, same disk; up again when the guest says so. */
+  async reboot(id: string): Promise<void> {
+    const f = this.files(id);
+    if (!this.readPid(f)) throw conflict('the VM is not running');
+    const from = existsSync(f.serial) ? statSync(f.serial).size : 0;
+    await this.qmp(f, 'system_reset');
+    await this.waitBooted(id, from);
+  }
+
   /** Until the guest init says it is up; a guest that never does is stopped and the start fails. */
-  private async waitBooted(id: string): Promise<void> {
+  private async waitBooted(id: string, fromByte = 0): Promise<void> {
     const f = this.files(id);
     const timeout = (this.o.bootTimeoutSeconds ?? 60) * 1000;
     const started = Date.now();
     const end = started + timeout;
     while (Date.now() < end) {
-      const log = readTail(f.serial, 1 << 20);
-      if (log.includes(READY) || log.includes('strata-guest: ready;')) return;
+      const log = readFrom(f.serial, fromByte);
+      if (log.includes(READY)) return;
       // QEMU writes its pidfile once it runs; no pidfile after a moment, or no process, is a failure.
       if (!this.readPid(f) && (existsSync(f.pidfile) || Date.now() > started + 5000)) {
         const qemuSaid = readTail(join(f.dir, 'qemu.log'), 4096).trim().split('\n').slice(-2).join('; ');
@@ -306,6 +340,9 @@ export class VmDriver implements Driver {
   async destroy(id: string): Promise<void> {
     const f = this.files(id);
     await this.kill(f);
+    const meta = this.meta(f);
+    if (meta?.tap) await deleteTap(meta.tap);
+    if (meta?.ip) this.leases.release(meta.ip, id);
     rmSync(f.dir, { recursive: true, force: true });
   }
 
@@ -313,7 +350,7 @@ export class VmDriver implements Driver {
     const f = this.files(id);
     const meta = this.meta(f);
     if (!meta) return { state: 'absent' };
-    if (this.readPid(f)) return { state: 'running', address: null, ports: [], accelerator: meta.accelerator };
+    if (this.readPid(f)) return { state: 'running', address: meta.ip ?? null, ports: [], accelerator: meta.accelerator };
     const code = exitCodeOf(readTail(f.serial, 1 << 20));
     if (code === undefined) {
       if (!existsSync(f.serial) || meta.mode === 'init') return { state: 'stopped', exitCode: null };
@@ -406,6 +443,15 @@ async function imageInfo(path: string): Promise<{ format: string; virtualSize: n
 function stderrOf(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
   return (e.stderr?.trim() || e.message || String(err)).split('\n').slice(0, 3).join('; ');
+}
+
+function readFrom(path: string, offset: number): string {
+  try {
+    const size = statSync(path).size;
+    return readTail(path, Math.max(0, size - offset));
+  } catch {
+    return '';
+  }
 }
 
 function readTail(path: string, bytes: number): string {
