@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { createTap, deleteTap } from '../src/drivers/vm/network.ts';
 import { client, killProcessesMentioning, removeDir, startServerProcess, strataBin, tempDir, until } from '../test/helpers.ts';
 
 const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '5' }, record: { type: 'boolean', default: false } } });
@@ -73,12 +74,16 @@ async function byHand(): Promise<number> {
   const base = join('/var/lib/strata-host/vm/images', 'busybox.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', join(d, 'root.qcow2'), String(1024 ** 3)]);
   copyFileSync(join(dir, 'config.img'), join(d, 'config.img'));
-  const args = template.map((a) => a.replaceAll('@DIR@', d));
+  // Its own tap on the same bridge (the agent's belongs to its instance).
+  const tap = `stapbench${handRun % 100}`;
+  await createTap(tap, 'strata0');
+  const args = template.map((a) => a.replaceAll('@DIR@', d).replace(/ifname=stap[0-9a-f]+/, `ifname=${tap}`));
   const t0 = performance.now();
   const child = spawn(args[0]!, args.slice(1), { cwd: d, stdio: 'ignore', detached: true });
   const t1 = await waitForMarker(join(d, 'serial.log'));
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
+  await deleteTap(tap);
   rmSync(d, { recursive: true, force: true });
   return t1 - t0;
 }
@@ -96,7 +101,10 @@ const paths = [
   { name: 'the same QEMU command line, by hand', run: byHand, ms: [] as number[] },
 ];
 const load = os.loadavg();
-for (const p of paths) await p.run(); // warm-up
+for (const p of paths) {
+  await p.run(); // warm-up
+  await cleanup();
+}
 for (let i = 0; i < runs; i++) {
   for (const p of paths) {
     p.ms.push(await p.run());
