@@ -240,3 +240,28 @@ test('VMs are on a host bridge: the host reaches a guest at its reported address
   });
   await until('healthy', async () => ((await admin.get(`/v1/instances/${checked}`)).body.observed.health?.status === 'healthy' ? true : undefined), 90_000);
 });
+
+test('strata console attaches to the serial console: keys in, output out, Ctrl-] detaches and the VM runs on', async () => {
+  const { spawn } = await import('node:child_process');
+  const { cliEnv, strataBin, tempDir } = await import('./helpers.ts');
+  const id = await vm(['sh'], { name: 'vm-console', stopGraceSeconds: 1 });
+  await fx.waitFor(id, 'running', 90_000);
+  const home = tempDir('strata-console-cli-');
+  const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });
+  const child = spawn('script', ['-qefc', `${strataBin} console ${id}`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('close', r));
+  await until('attached', async () => (output.includes('attached to the console') ? true : undefined), 20_000);
+  child.stdin!.write('echo "answer=$((6*7))"\r');
+  await until('the answer from the guest', async () => (output.includes('answer=42') ? true : undefined), 30_000);
+  child.stdin!.write('\x1d');
+  assert.equal(await exited, 0, output);
+  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running', 'detaching leaves the VM running');
+
+  const { runCli } = await import('./helpers.ts');
+  const exec = await runCli(['exec', id, '--', 'true'], env);
+  assert.equal(exec.code, 1);
+  assert.match(exec.stderr, /exec runs a process in a container; a VM has its serial console/);
+});

@@ -7,8 +7,8 @@ import WebSocket from 'ws';
 import { ApiError } from '../lib/errors.ts';
 import { Channel, frame, parseFrame, parseStatus, statusFrame, type StreamStatus } from '../lib/stream-frames.ts';
 import { messages, send, wsUrl } from '../lib/ws-messages.ts';
-import type { ControlMessage, ExecRequest, LogsRequest } from '../server/stream-hub.ts';
-import type { Driver } from '../drivers/driver.ts';
+import type { ControlMessage, LogsRequest, StreamRequest } from '../server/stream-hub.ts';
+import type { Driver, ExecSession } from '../drivers/driver.ts';
 import { sleep } from '../lib/time.ts';
 
 export interface AgentStreamsOptions {
@@ -79,7 +79,7 @@ export class AgentStreams {
   }
 
   /** Dials the data socket for one stream and runs it. */
-  private async serve(id: string, req: LogsRequest | ExecRequest): Promise<void> {
+  private async serve(id: string, req: StreamRequest): Promise<void> {
     const ws = new WebSocket(wsUrl(this.o.server, `v1/agent/streams/${id}`), { headers: this.headers() });
     this.open.add(ws);
     ws.on('close', () => this.open.delete(ws));
@@ -99,7 +99,13 @@ export class AgentStreams {
     try {
       if (!driver) throw new ApiError('conflict', 'the instance is not held by this host');
       if (req.op === 'logs') await this.logs(ws, driver, req);
-      else await this.exec(ws, input, driver, req);
+      else if (req.op === 'console') {
+        if (!driver.console) throw new ApiError('conflict', 'this kind of instance has no console; use strata exec');
+        await this.relay(ws, input, await driver.console(req.instance));
+      } else {
+        const session = await driver.exec(req.instance, { command: req.command, tty: req.tty, stdin: req.stdin, cols: req.cols, rows: req.rows });
+        await this.relay(ws, input, session);
+      }
     } catch (err) {
       const code = err instanceof ApiError ? err.code : 'unavailable';
       const message = err instanceof Error ? err.message : String(err);
@@ -118,8 +124,8 @@ export class AgentStreams {
     for await (const c of chunks) await send(ws, frame(c.stream === 'stdout' ? Channel.stdout : Channel.stderr, c.data));
   }
 
-  private async exec(ws: WebSocket, input: AsyncIterable<Buffer>, driver: Driver, req: ExecRequest): Promise<void> {
-    const session = await driver.exec(req.instance, { command: req.command, tty: req.tty, stdin: req.stdin, cols: req.cols, rows: req.rows });
+  /** An interactive session (exec, console) over the data socket, its exit code last. */
+  private async relay(ws: WebSocket, input: AsyncIterable<Buffer>, session: ExecSession): Promise<void> {
     ws.once('close', () => session.close());
     await send(ws, statusFrame({ ok: true }));
     const pumpInput = (async () => {

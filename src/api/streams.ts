@@ -126,12 +126,26 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
       opened.set(req, stream);
     },
     handler: needsUpgrade,
-    wsHandler: (client, req) => {
-      const agent = opened.get(req);
-      opened.delete(req);
-      if (!agent) return client.close(1011, 'stream not opened');
-      relayExec(client, agent);
+    wsHandler: relayOpened,
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/instances/:id/console',
+    schema: {
+      tags: ['instances'],
+      summary: "Attach to a running VM's serial console (members); a WebSocket with the exec framing",
+      params: IdParam,
     },
+    preHandler: async (req) => {
+      const { id } = req.params as { id: string };
+      const { row, hostName } = await target(req, id, 'member');
+      requireUpgrade(req);
+      if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
+      opened.set(req, await open(row, hostName, { op: 'console', instance: row.id }));
+    },
+    handler: needsUpgrade,
+    wsHandler: relayOpened,
   });
 
   app.route({
@@ -172,6 +186,13 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
 
 /** Streams opened by the pre-handler, handed to the WebSocket handler of the same request. */
 const opened = new WeakMap<FastifyRequest, AgentStream>();
+
+function relayOpened(client: WebSocket, req: FastifyRequest): void {
+  const agent = opened.get(req);
+  opened.delete(req);
+  if (!agent) return client.close(1011, 'stream not opened');
+  relayExec(client, agent);
+}
 
 /** Client <-> agent, frame by frame; the client may only send input, resize and end of input. */
 function relayExec(client: WebSocket, agent: AgentStream): void {

@@ -13,7 +13,7 @@ import { joinTokenCommand } from './join-tokens.ts';
 import { projectCommand } from './projects.ts';
 import { runCli } from './run.ts';
 import { serverCommand } from './server.ts';
-import { execCommand, logsCommand } from './streams.ts';
+import { consoleCommand, execCommand, logsCommand } from './streams.ts';
 import { tokenCommand } from './tokens.ts';
 import { userCommand } from './users.ts';
 
@@ -39,6 +39,7 @@ program.addCommand(runCommand());
 program.addCommand(instanceCommand());
 program.addCommand(logsCommand());
 program.addCommand(execCommand());
+program.addCommand(consoleCommand());
 program.addCommand(eventsCommand());
 
 program.commandsGroup('Cluster:');

@@ -85,3 +85,45 @@ export function execCommand(): Command {
       process.exitCode = exitCode;
     });
 }
+
+const DETACH = 0x1d; // Ctrl-]
+
+export function consoleCommand(): Command {
+  return leaf('console', "attach to a running VM's serial console; Ctrl-] detaches")
+    .argument('<instance>', 'instance name (in the current project) or id')
+    .addHelpText('after', '\nThe console is what the guest prints and reads on its serial port; the\nVM runs on when you detach. One session at a time.\n\nExample:\n  strata console vm1')
+    .action(async (ref: string, _o: unknown, c: Command) => {
+      const ctx = ctxOf(c);
+      const id = await resolveInstance(ctx, ref);
+      const ws = await ctx.client.socket(`/v1/instances/${enc(id)}/console`, {});
+      const input = messages(ws);
+      const tty = process.stdin.isTTY === true;
+      if (tty) {
+        process.stdin.setRawMode(true);
+        process.stderr.write('(attached to the console; Ctrl-] detaches)\r\n');
+      }
+      process.stdin.on('data', (d: Buffer) => {
+        const cut = d.indexOf(DETACH);
+        if (cut >= 0) {
+          if (cut > 0) ws.send(frame(Channel.stdin, d.subarray(0, cut)));
+          ws.close();
+          return;
+        }
+        if (ws.readyState === ws.OPEN) ws.send(frame(Channel.stdin, d));
+      });
+      let failure: string | undefined;
+      try {
+        for await (const msg of input) {
+          const f = parseFrame(msg);
+          if (f?.channel === Channel.stdout) process.stdout.write(f.payload);
+          else if (f?.channel === Channel.status) failure = parseStatus(f.payload).error?.message ?? failure;
+        }
+      } finally {
+        if (tty) process.stdin.setRawMode(false);
+        process.stdin.pause();
+        process.stdin.destroy();
+      }
+      if (failure) throw new Error(failure);
+      if (tty) process.stderr.write('\n(detached)\n');
+    });
+}

@@ -85,6 +85,8 @@ export interface Driver {
   logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>>;
   /** Reboots a running machine in place (VMs); drivers without it are restarted by stop and start. */
   reboot?(id: string): Promise<void>;
+  /** Attaches to the machine's console (VMs: the serial port); its exit code is 0. */
+  console?(id: string): Promise<ExecSession>;
   /** Runs a process inside a running instance. */
   exec(id: string, opts: ExecOptions): Promise<ExecSession>;
 }

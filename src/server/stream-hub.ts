@@ -27,7 +27,12 @@ export interface ExecRequest {
   rows?: number | undefined;
 }
 
-export type StreamRequest = LogsRequest | ExecRequest;
+export interface ConsoleRequest {
+  op: 'console';
+  instance: string;
+}
+
+export type StreamRequest = LogsRequest | ExecRequest | ConsoleRequest;
 /** What the server sends on an agent's control socket. */
 export type ControlMessage = ({ type: 'open'; id: string } & StreamRequest) | { type: 'hello'; hostId: string };
 

@@ -6,6 +6,7 @@
 // a second one. The guest boots Strata's kernel and initramfs (scripts/vm.sh).
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
@@ -399,6 +400,30 @@ export class VmDriver implements Driver {
       if (!opts.follow || signal.aborted || !this.readPid(f)) return;
       await sleep(100, signal);
     }
+  }
+
+  /** The serial console, live: what the guest writes, and keys for it. QEMU serves one client at a time. */
+  async console(id: string): Promise<ExecSession> {
+    const f = this.files(id);
+    if (!this.readPid(f)) throw conflict('the VM is not running');
+    const sock = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(f.console);
+      s.once('connect', () => resolve(s));
+      s.once('error', (err) => reject(new ApiError('unavailable', `the console is not available: ${err.message}`)));
+    });
+    sock.on('error', () => undefined);
+    async function* output(): AsyncIterable<OutputChunk> {
+      for await (const data of sock as AsyncIterable<Buffer>) yield { stream: 'stdout', data };
+    }
+    return {
+      output: output(),
+      write: (data) => void sock.write(data),
+      // The console stays open for others; end of input only ends this session's keys.
+      closeStdin: () => undefined,
+      resize: async () => undefined,
+      exitCode: async () => 0,
+      close: () => sock.destroy(),
+    };
   }
 
   async exec(): Promise<ExecSession> {
