@@ -193,3 +193,22 @@ test('restart policy always: a clean exit is restarted too; never: it is not', a
   assert.equal(after.restarts, 0);
   assert.equal(after.state, 'failed');
 });
+
+test('pause freezes the container in place and resume thaws it', async () => {
+  const id = await run({ command: ['sh', '-c', 'while true; do sleep 1; done'], stopGraceSeconds: 1 });
+  await until('running', inState(id, 'running'));
+  assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 409, 'not paused yet');
+  assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
+  await until('paused', inState(id, 'paused'));
+  const [c] = await containersOf(id);
+  assert.equal((await docker.getContainer(c!.Id).inspect()).State.Paused, true);
+  assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 409, 'already paused');
+  assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 202);
+  await until('running again', inState(id, 'running'));
+  assert.equal((await docker.getContainer(c!.Id).inspect()).State.Paused, false);
+  // A paused instance can be stopped: it is thawed to take its signal.
+  assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
+  await until('paused', inState(id, 'paused'));
+  assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
+  await until('stopped', inState(id, 'stopped'));
+});

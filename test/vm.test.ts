@@ -265,3 +265,18 @@ test('strata console attaches to the serial console: keys in, output out, Ctrl-]
   assert.equal(exec.code, 1);
   assert.match(exec.stderr, /exec runs a process in a container; a VM has its serial console/);
 });
+
+test('pause stops the guest CPUs and resume lets it go on', async () => {
+  const id = await vm(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'], { stopGraceSeconds: 2 });
+  await fx.waitFor(id, 'running', 90_000);
+  const serial = join(fx.agentData, 'vm', id, 'serial.log');
+  await until('ticking', async () => (readFileSync(serial, 'utf8').includes('tick 3') ? true : undefined), 30_000);
+  assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
+  await fx.waitFor(id, 'paused', 30_000);
+  const frozen = readFileSync(serial, 'utf8').length;
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(readFileSync(serial, 'utf8').length, frozen, 'no output while paused');
+  assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 202);
+  await fx.waitFor(id, 'running', 30_000);
+  await until('ticking again', async () => (readFileSync(serial, 'utf8').length > frozen ? true : undefined), 30_000);
+});

@@ -205,7 +205,7 @@ export class Agent {
         this.detach(id);
         const spec = this.assigned.get(id);
         // An exit the agent caused (stop, delete) is reported by that path.
-        if (!spec || spec.desiredState !== 'running') return;
+        if (!spec || (spec.desiredState !== 'running' && spec.desiredState !== 'paused')) return;
         const seen = await driver.inspect(id);
         if (seen.state === 'running') return this.watchExit(driver, id);
         if (seen.state === 'absent') return;
@@ -359,7 +359,17 @@ export class Agent {
     // Only a fresh placement or a start request (both `scheduled`) starts a
     // workload; one that ran and ended stays ended (restart policies decide more).
     const wantsStart = spec.state === 'scheduled' || spec.state === 'starting';
-    if (spec.desiredState === 'running' && seen.state !== 'running' && wantsStart) {
+    const alive = seen.state === 'running' || seen.state === 'paused';
+    if (spec.desiredState === 'paused' && seen.state === 'running') {
+      this.detach(spec.id);
+      await driver.pause(spec.id);
+      await this.report(spec.id, 'paused');
+    } else if (spec.desiredState === 'running' && seen.state === 'paused') {
+      await driver.resume(spec.id);
+      await this.report(spec.id, 'running');
+      await this.attach(driver, spec);
+      this.watchExit(driver, spec.id);
+    } else if (spec.desiredState === 'running' && !alive && wantsStart) {
       await this.report(spec.id, 'starting');
       const progress = this.progress(spec.id);
       try {
@@ -372,17 +382,18 @@ export class Agent {
         await progress.done();
         await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
       }
-    } else if (spec.desiredState === 'stopped' && seen.state === 'running') {
+    } else if (spec.desiredState === 'stopped' && alive) {
       this.detach(spec.id);
       await this.report(spec.id, 'stopping');
       await driver.stop(spec.id, spec.stopGraceSeconds);
       const after = await driver.inspect(spec.id);
       await this.report(spec.id, 'stopped', { exitCode: after.exitCode ?? null });
-    } else if (seen.state === 'running') {
-      // Found running (an agent restart): carry on managing it.
+    } else if (alive) {
+      // Found running or paused (an agent restart): carry on managing it.
       this.watchExit(driver, spec.id);
-      if (spec.state !== 'running') await this.report(spec.id, 'running');
-      if (!this.attached.has(spec.id)) await this.attach(driver, spec);
+      const now = seen.state === 'paused' ? 'paused' : 'running';
+      if (spec.state !== now) await this.report(spec.id, now);
+      if (seen.state === 'running' && !this.attached.has(spec.id)) await this.attach(driver, spec);
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
       await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
     }

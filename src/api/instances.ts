@@ -103,6 +103,29 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     );
   }
 
+  for (const [verb, paused] of [
+    ['pause', true],
+    ['resume', false],
+  ] as const) {
+    app.post(
+      `/instances/:id/${verb}`,
+      {
+        schema: {
+          tags,
+          summary: paused ? 'Pause a running instance: its processes (or its whole VM) are frozen in place' : 'Resume a paused instance',
+          params: IdParam,
+          response: { 202: Instance },
+        },
+      },
+      async (req, reply) => {
+        const p = requireUser(principalOf(req));
+        await load(p, req.params.id, 'reader');
+        const row = await services.instances.pause(req.params.id, paused, actorOf(p), guard(p, req.params.id, 'member'));
+        return reply.code(202).send(presentInstance(row));
+      },
+    );
+  }
+
   app.post(
     '/instances/:id/restart',
     { schema: { tags, summary: 'Restart the instance: stop it (signal, grace, kill) and start it again; starts one that is not running', params: IdParam, response: { 202: Instance } } },

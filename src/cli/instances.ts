@@ -379,7 +379,9 @@ export function instanceCommand(): Command {
   for (const [verb, description] of [
     ['start', 'ask for instances to be running'],
     ['stop', 'ask for instances to be stopped (a polite signal, then a kill after the stop grace period)'],
-    ['restart', 'stop running instances and start them again (starts stopped ones)'],
+    ['restart', 'stop running instances and start them again (starts stopped ones); VMs reboot in place'],
+    ['pause', 'freeze running instances in place (their processes, or their whole VM)'],
+    ['resume', 'thaw paused instances'],
   ] as const) {
     cmd.addCommand(
       leaf(verb, description)

@@ -15,7 +15,7 @@ export interface PortBinding {
 }
 
 export interface Observed {
-  state: 'running' | 'stopped' | 'failed' | 'absent';
+  state: 'running' | 'paused' | 'stopped' | 'failed' | 'absent';
   exitCode?: number | null;
   message?: string;
   /** Where the host reaches the instance (its address on the host's bridge). */
@@ -83,6 +83,9 @@ export interface Driver {
    * signal allow. Rejects (before any output) when there is nothing to read.
    */
   logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>>;
+  /** Freezes a running instance in place, and thaws it. */
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
   /** Reboots a running machine in place (VMs); drivers without it are restarted by stop and start. */
   reboot?(id: string): Promise<void>;
   /** Attaches to the machine's console (VMs: the serial port); its exit code is 0. */

@@ -5,6 +5,7 @@ export const instanceStates = [
   'scheduled',
   'starting',
   'running',
+  'paused',
   'stopping',
   'stopped',
   'failed',
@@ -13,14 +14,15 @@ export const instanceStates = [
 ] as const;
 export type InstanceState = (typeof instanceStates)[number];
 
-export const desiredStates = ['running', 'stopped', 'deleted'] as const;
+export const desiredStates = ['running', 'paused', 'stopped', 'deleted'] as const;
 export type DesiredState = (typeof desiredStates)[number];
 
 const edges: Record<InstanceState, readonly InstanceState[]> = {
   pending: ['scheduled', 'failed', 'deleting', 'deleted'],
   scheduled: ['starting', 'running', 'stopped', 'failed', 'deleting', 'pending'],
   starting: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
-  running: ['stopping', 'stopped', 'failed', 'deleting', 'starting'],
+  running: ['stopping', 'stopped', 'failed', 'deleting', 'starting', 'paused'],
+  paused: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
   stopping: ['stopped', 'failed', 'deleting'],
   stopped: ['starting', 'running', 'failed', 'deleting', 'scheduled'],
   failed: ['starting', 'running', 'scheduled', 'pending', 'deleting', 'stopped'],
@@ -37,4 +39,4 @@ export function isInstanceState(value: string): value is InstanceState {
 }
 
 /** States in which an instance may be holding resources on its host. */
-export const activeStates: readonly InstanceState[] = ['scheduled', 'starting', 'running', 'stopping'];
+export const activeStates: readonly InstanceState[] = ['scheduled', 'starting', 'running', 'paused', 'stopping'];

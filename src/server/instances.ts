@@ -97,6 +97,19 @@ export class InstanceService {
 
   /** Sets the desired state; the agent holding the instance acts on it. */
   async setDesired(id: string, desired: 'running' | 'stopped', actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+    return this.changeDesired(id, desired, actor, check, desired === 'running' ? 'start' : 'stop');
+  }
+
+  /** Pause freezes a running instance in place (its processes, or its whole VM); resume thaws it. */
+  async pause(id: string, paused: boolean, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+    return this.changeDesired(id, paused ? 'paused' : 'running', actor, (row) => {
+      check(row);
+      if (paused && (row.state !== 'running' || row.desired_state !== 'running')) throw conflict(`instance ${row.name} is not running (state ${row.state})`);
+      if (!paused && row.desired_state !== 'paused' && row.state !== 'paused') throw conflict(`instance ${row.name} is not paused (state ${row.state})`);
+    }, paused ? 'pause' : 'resume');
+  }
+
+  private async changeDesired(id: string, desired: 'running' | 'paused' | 'stopped', actor: string, check: (row: InstanceRow) => void, verb: string): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
       const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('instance', id);
@@ -110,7 +123,7 @@ export class InstanceService {
       // `scheduled`, which is the agent's cue to start it.
       if (desired === 'running' && row.host_id !== null && (row.state === 'stopped' || row.state === 'failed')) update.state = 'scheduled';
       await trx.updateTable('instances').set(update).where('id', '=', id).execute();
-      emit({ type: `instance.${desired === 'running' ? 'start' : 'stop'}-requested`, projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      emit({ type: `instance.${verb}-requested`, projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
       if (update.state === 'pending') emit({ type: 'instance.rescheduled', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: {} });
       return { ...row, ...update } as InstanceRow;
     });

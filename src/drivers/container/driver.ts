@@ -77,12 +77,25 @@ export class ContainerDriver implements Driver {
   async stop(id: string, graceSeconds: number): Promise<void> {
     const c = await this.find(id);
     if (!c?.State.Running) return;
+    // A frozen process cannot take its signal: thaw it first.
+    if (c.State.Paused) await this.docker.getContainer(c.Id).unpause().catch(() => undefined);
     await this.docker
       .getContainer(c.Id)
       .stop({ t: graceSeconds })
       .catch((err: unknown) => {
         if (statusOf(err) !== 304) throw err;
       });
+  }
+
+  async pause(id: string): Promise<void> {
+    const c = await this.find(id);
+    if (!c?.State.Running) throw conflict('the instance is not running');
+    if (!c.State.Paused) await this.docker.getContainer(c.Id).pause();
+  }
+
+  async resume(id: string): Promise<void> {
+    const c = await this.find(id);
+    if (c?.State.Paused) await this.docker.getContainer(c.Id).unpause();
   }
 
   async destroy(id: string): Promise<void> {
@@ -99,7 +112,7 @@ export class ContainerDriver implements Driver {
   async inspect(id: string): Promise<Observed> {
     const c = await this.find(id);
     if (!c) return { state: 'absent' };
-    if (c.State.Running) return { state: 'running', address: addressOf(c), ports: bindingsOf(c) };
+    if (c.State.Running) return { state: c.State.Paused ? 'paused' : 'running', address: addressOf(c), ports: bindingsOf(c) };
     const code = c.State.ExitCode;
     if (c.State.Status === 'created' || c.State.Status === 'configured') return { state: 'stopped', exitCode: null };
     if (code === 0) return { state: 'stopped', exitCode: 0 };

@@ -267,6 +267,19 @@ export class VmDriver implements Driver {
     }
   }
 
+  /** Stops the virtual CPUs (QMP stop): the guest is frozen, memory and devices kept. */
+  async pause(id: string): Promise<void> {
+    const f = this.files(id);
+    if (!this.readPid(f)) throw conflict('the VM is not running');
+    await this.qmp(f, 'stop');
+  }
+
+  async resume(id: string): Promise<void> {
+    const f = this.files(id);
+    if (!this.readPid(f)) throw conflict('the VM is not running');
+    await this.qmp(f, 'cont');
+  }
+
   /** A hard reset of the machine (QMP system_reset): same QEMU, same disk; up again when the guest says so. */
   async reboot(id: string): Promise<void> {
     const f = this.files(id);
@@ -300,6 +313,8 @@ export class VmDriver implements Driver {
   async stop(id: string, graceSeconds: number): Promise<void> {
     const f = this.files(id);
     if (!this.readPid(f)) return;
+    // A paused guest cannot hear the power button: let it run first.
+    await this.qmp(f, 'cont').catch(() => undefined);
     // Politely: the ACPI power button, which the guest init turns into SIGTERM.
     await this.qmp(f, 'system_powerdown').catch(() => undefined);
     if (await this.exited(f, graceSeconds * 1000)) return;
@@ -351,7 +366,10 @@ export class VmDriver implements Driver {
     const f = this.files(id);
     const meta = this.meta(f);
     if (!meta) return { state: 'absent' };
-    if (this.readPid(f)) return { state: 'running', address: meta.ip ?? null, ports: [], accelerator: meta.accelerator };
+    if (this.readPid(f)) {
+      const status = await this.qmp<{ status?: string }>(f, 'query-status').catch(() => undefined);
+      return { state: status?.status === 'paused' ? 'paused' : 'running', address: meta.ip ?? null, ports: [], accelerator: meta.accelerator };
+    }
     const code = exitCodeOf(readTail(f.serial, 1 << 20));
     if (code === undefined) {
       if (!existsSync(f.serial) || meta.mode === 'init') return { state: 'stopped', exitCode: null };
