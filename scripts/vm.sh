@@ -31,11 +31,14 @@ packages() { apt_ensure "${PACKAGES[@]}"; }
 # whatever Debian's linux-image-cloud-amd64 points at today; it is recorded in
 # kernel/version and kept until removed.
 kernel() {
-  [ -s "$VM/kernel/vmlinux" ] && [ -d "$VM/kernel/modules" ] && return 0
+  local want
+  want="$(echo "${MODULES[*]}" | sha256sum | cut -c1-16)"
+  [ -s "$VM/kernel/vmlinux" ] && [ "$(cat "$VM/kernel/modules.id" 2>/dev/null)" = "$want" ] && return 0
   local pkg work
   pkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')"
   [ -n "$pkg" ] || { log "no linux-image-cloud-amd64 in the package lists"; return 1; }
   log "fetching the guest kernel $pkg (unpacked, not installed)"
+  rm -rf "$VM/kernel.new"
   work="$(mktemp -d)"
   (cd "$work" && apt-get download -q "$pkg" >/dev/null 2>&1)
   dpkg-deb -x "$work"/*.deb "$work/root"
@@ -50,13 +53,22 @@ kernel() {
   head -c 4 "$VM/kernel.new/vmlinux" | grep -q ELF || { log "could not unpack $vmlinuz"; return 1; }
   cp "$vmlinuz" "$VM/kernel.new/vmlinuz"
   local mods="$VM/kernel.new/modules/lib/modules/$version"
+  # The package carries no modules.dep (installation makes it): make one to
+  # find what each module needs, and take those along.
+  depmod -b "$work/root" "$version"
+  local all=()
   for m in "${MODULES[@]}"; do
-    mkdir -p "$mods/kernel/$(dirname "$m")"
-    cp "$work/root/lib/modules/$version/kernel/$m" "$mods/kernel/$m"
+    all+=("kernel/$m")
+    for d in $(awk -v m="kernel/$m:" '$1 == m { for (i = 2; i <= NF; i++) print $i }' "$work/root/lib/modules/$version/modules.dep"); do all+=("$d"); done
+  done
+  for m in $(printf '%s\n' "${all[@]}" | sort -u); do
+    mkdir -p "$mods/$(dirname "$m")"
+    cp "$work/root/lib/modules/$version/$m" "$mods/$m"
   done
   cp "$work/root/lib/modules/$version"/modules.builtin* "$mods/"
-  printf 'kernel/%s\n' "${MODULES[@]}" > "$mods/modules.order"
+  printf '%s\n' "${all[@]}" > "$mods/modules.order"
   depmod -b "$VM/kernel.new/modules" "$version"
+  echo "$want" > "$VM/kernel.new/modules.id"
   echo "$version" > "$VM/kernel.new/version"
   rm -rf "$work" "$VM/kernel"
   mv "$VM/kernel.new" "$VM/kernel"
@@ -75,7 +87,7 @@ busybox_tree() {
 # Rebuilt whenever guest/init changes: its hash names the build.
 initramfs() {
   local want have work
-  want="$(cat "$ROOT/guest/init" "$VM/kernel/version" | sha256sum | cut -c1-16)"
+  want="$(cat "$ROOT/guest/init" "$VM/kernel/version" "$VM/kernel/modules.id" | sha256sum | cut -c1-16)"
   have="$(cat "$VM/kernel/initramfs.id" 2>/dev/null || true)"
   [ "$want" = "$have" ] && [ -s "$VM/kernel/initramfs.cpio.gz" ] && return 0
   log "building the initramfs"

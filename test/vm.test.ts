@@ -280,3 +280,24 @@ test('pause stops the guest CPUs and resume lets it go on', async () => {
   await fx.waitFor(id, 'running', 30_000);
   await until('ticking again', async () => (readFileSync(serial, 'utf8').length > frozen ? true : undefined), 30_000);
 });
+
+test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', async () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStrataTestKeyOnly test@strata';
+  const read = 'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = cidata ] && mkdir -p /mnt && mount -t iso9660 -o ro /dev/${d##*/} /mnt; done; cat /mnt/meta-data; cat /mnt/user-data';
+  const id = await vm(['sh', '-c', read], {
+    name: 'vm-q35',
+    machine: 'q35',
+    cloudInit: { userData: '#cloud-config\nruncmd: [echo from-user-data]\n', sshAuthorizedKeys: [key] },
+  });
+  const done = await fx.waitFor(id, 'stopped', 120_000);
+  assert.equal(done.machine, 'q35');
+  const log = await logsOf(id);
+  assert.match(log, /local-hostname: vm-q35/);
+  assert.match(log, /instance-id: ins_/);
+  assert.ok(log.includes(key), 'the SSH key is in meta-data');
+  assert.match(log, /runcmd: \[echo from-user-data\]/);
+
+  const refused = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox', machine: 'q35' });
+  assert.equal(refused.status, 400);
+  assert.match(refused.body.error.message, /machine applies to VMs only/);
+});

@@ -62,6 +62,8 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     readOnlyRootfs: o.readOnlyRootfs ?? false,
     tmpfs: o.tmpfs ?? [],
     healthCheck: o.healthCheck ?? null,
+    machine: o.machine ?? 'microvm',
+    cloudInit: o.cloudInit ?? null,
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),
     restartPolicy: json<RestartPolicy>(r.restart_policy),

@@ -303,6 +303,14 @@ export const HealthCheck = Type.Object(
   },
   Closed,
 );
+export const CloudInit = Type.Object(
+  {
+    userData: Type.Optional(Type.String({ maxLength: 65536, description: 'cloud-init user-data: #cloud-config YAML or a script' })),
+    sshAuthorizedKeys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 16384 }), { maxItems: 64 })),
+  },
+  { ...Closed, description: 'VMs: a NoCloud seed (hostname from the instance name) for images that run cloud-init' },
+);
+export const MachineType = StringEnum(['microvm', 'q35'], { description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)' });
 export const Health = Type.Object({
   status: StringEnum(['starting', 'healthy', 'unhealthy']),
   failingStreak: Type.Integer(),
@@ -340,6 +348,8 @@ export const Instance = Type.Object({
   readOnlyRootfs: Type.Boolean(),
   tmpfs: Type.Array(Tmpfs),
   healthCheck: Nullable(HealthCheck),
+  machine: MachineType,
+  cloudInit: Nullable(CloudInit),
   labels: Labels,
   constraints: Type.Array(Constraint),
   restartPolicy: RestartPolicy,
@@ -373,6 +383,8 @@ export const InstanceCreate = Type.Object(
     readOnlyRootfs: Type.Optional(Type.Boolean()),
     tmpfs: Type.Optional(Type.Array(Tmpfs, { maxItems: 16 })),
     healthCheck: Type.Optional(HealthCheck),
+    machine: Type.Optional(MachineType),
+    cloudInit: Type.Optional(CloudInit),
     labels: Type.Optional(Labels),
     constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
     restartPolicy: Type.Optional(RestartPolicy),
@@ -433,6 +445,7 @@ export type UserOut = Static<typeof User>;
 export type Constraint = Static<typeof Constraint>;
 export type RestartPolicy = Static<typeof RestartPolicy>;
 export type HealthCheck = Static<typeof HealthCheck>;
+export type CloudInit = Static<typeof CloudInit>;
 export type Port = Static<typeof Port>;
 export type TmpfsMount = Static<typeof Tmpfs>;
 export type ObservedOut = Static<typeof Observed>;

@@ -1,6 +1,7 @@
 // `strata instance ...` and `strata run`: containers, VMs and bare-metal
 // machines, one resource. Commands that take an instance accept its id or its
 // name in the current project.
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { instanceStates } from '../model/instance-state.ts';
 import { instanceKinds } from '../model/kinds.ts';
@@ -122,7 +123,13 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Tmpfs', i.tmpfs.map((t) => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
     ['Ports', portsText(i)],
     ['Address', i.observed.address ?? '-'],
-    ...(i.kind === 'vm' ? ([['Accelerator', i.observed.accelerator ?? '-']] as [string, unknown][]) : []),
+    ...(i.kind === 'vm'
+      ? ([
+          ['Machine', i.machine],
+          ['Accelerator', i.observed.accelerator ?? '-'],
+          ['Cloud-init', i.cloudInit ? `seed with ${i.cloudInit.sshAuthorizedKeys?.length ?? 0} SSH keys${i.cloudInit.userData ? ' and user-data' : ''}` : '-'],
+        ] as [string, unknown][])
+      : []),
     ['Health check', healthCheckText(i)],
     ['Health', i.observed.health ? `${i.observed.health.status}${i.observed.health.failingStreak ? ` (${i.observed.health.failingStreak} failing)` : ''}${i.observed.health.output ? `: ${i.observed.health.output}` : ''}` : '-'],
     ['Constraints', i.constraints.map((c) => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`)).join(' ')],
@@ -209,6 +216,9 @@ interface CreateFlags extends HealthFlags {
   tmpfs?: InstanceCreate['tmpfs'];
   pids?: number;
   stopGrace?: number;
+  machine?: 'microvm' | 'q35';
+  userData?: string;
+  sshKey?: string[];
   wait?: boolean;
 }
 
@@ -272,6 +282,9 @@ function createCommand(name: string, description: string): Command {
     .option('--health-timeout <duration>', 'time a check may take (default 5s)', seconds)
     .option('--health-retries <n>', 'failures in a row that make it unhealthy (default 3)', intArg(1))
     .option('--health-start-period <duration>', 'failures in this time after start do not count (default 0)', parseDuration)
+    .addOption(new Option('--machine <type>', 'VMs: microvm (fast) or q35 (PCI, full ACPI)').choices(['microvm', 'q35']))
+    .option('--user-data <file>', 'VMs: cloud-init user-data from a file (a NoCloud seed is attached)')
+    .option('--ssh-key <key>', 'VMs: an SSH public key for cloud-init, or @FILE (repeatable)', collect)
     .option('--wait', 'follow placement, image pull and start, and return once it runs (or fail if it fails)')
     .addHelpText(
       'after',
@@ -308,6 +321,14 @@ function createCommand(name: string, description: string): Command {
       if (o.tmpfs) body.tmpfs = o.tmpfs;
       if (o.pids !== undefined) body.pidsLimit = o.pids;
       if (o.stopGrace !== undefined) body.stopGraceSeconds = o.stopGrace;
+      if (o.machine !== undefined) body.machine = o.machine;
+      if (o.userData !== undefined || o.sshKey) {
+        const keys = (o.sshKey ?? []).map((k) => (k.startsWith('@') ? readFileSync(k.slice(1), 'utf8').trim() : k));
+        body.cloudInit = {
+          ...(o.userData !== undefined ? { userData: readFileSync(o.userData, 'utf8') } : {}),
+          ...(keys.length > 0 ? { sshAuthorizedKeys: keys } : {}),
+        };
+      }
       const healthCheck = healthCheckOf(o);
       if (healthCheck) body.healthCheck = healthCheck;
       let i = await ctx.client.post<Instance>('/v1/instances', body);

@@ -10,10 +10,12 @@ import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { insertLabels } from '../api/paging.ts';
 import { isUniqueViolation } from '../store/errors.ts';
-import type { HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
+import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
 
 export interface InstanceOptions {
   stopGraceSeconds: number;
+  machine: 'microvm' | 'q35';
+  cloudInit: CloudInit | null;
   workingDir: string;
   user: string;
   ports: Port[];
@@ -247,6 +249,8 @@ export function optionsOf(b: InstanceCreate): InstanceOptions {
   return {
     workingDir: b.workingDir ?? '',
     stopGraceSeconds: b.stopGraceSeconds ?? 10,
+    machine: b.machine ?? 'microvm',
+    cloudInit: b.cloudInit ?? null,
     user: b.user ?? '',
     ports: (b.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
     readOnlyRootfs: b.readOnlyRootfs ?? false,
@@ -282,6 +286,10 @@ export function checkInstanceSpec(b: InstanceCreate): void {
   for (const [i, t] of (b.tmpfs ?? []).entries()) {
     if (paths.has(t.path)) problems.push({ field: `body.tmpfs.${i}.path`, message: `${t.path} is mounted twice` });
     paths.add(t.path);
+  }
+  if (b.kind !== 'vm') {
+    if (b.machine !== undefined) problems.push({ field: 'body.machine', message: 'applies to VMs only (kind vm)' });
+    if (b.cloudInit !== undefined) problems.push({ field: 'body.cloudInit', message: 'applies to VMs only (kind vm)' });
   }
   const first = problems[0];
   if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);

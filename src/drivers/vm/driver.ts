@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
+import { buildSeed } from './cloud-init.ts';
 import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
 import { ociDisk, processArgv, type ImageProcess, type OciSource } from './oci-disk.ts';
 import { createTap, deleteTap, ensureBridge, gatewayOf, Leases, macOf, parseCidr, tapName, type Subnet } from './network.ts';
@@ -35,6 +36,7 @@ export interface VmDriverOptions {
 }
 
 export type Accelerator = 'kvm' | 'tcg';
+type Machine = 'microvm' | 'q35';
 
 const READY = 'strata-guest: ready';
 const EXIT = /strata-exit: (\d+)/g;
@@ -141,13 +143,13 @@ export class VmDriver implements Driver {
     return this.accel;
   }
 
-  private machineArgs(accel: Accelerator, vcpus: number, memoryMib: number): string[] {
+  private machineArgs(accel: Accelerator, vcpus: number, memoryMib: number, machine: Machine = 'microvm'): string[] {
     const append = ['console=ttyS0', 'panic=-1', 'quiet'];
     // microvm has no clock to calibrate against under TCG: tell the kernel the TSC rate.
     const khz = tscKhz();
     if (khz) append.push(`tsc_early_khz=${khz}`);
     return [
-      '-machine', `microvm,accel=${accel},acpi=on`,
+      '-machine', machine === 'q35' ? `q35,accel=${accel}` : `microvm,accel=${accel},acpi=on`,
       '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-smp', String(vcpus),
       '-m', `${memoryMib}M`,
@@ -220,20 +222,28 @@ export class VmDriver implements Driver {
         gateway: gatewayOf(this.subnet),
       }),
     );
+    // virtio on microvm's MMIO transport, or on PCI for q35.
+    const bus = spec.machine === 'q35' ? { blk: 'virtio-blk-pci', net: 'virtio-net-pci' } : { blk: 'virtio-blk-device', net: 'virtio-net-device' };
+    let seed: string | undefined;
+    if (spec.cloudInit) {
+      seed = join(f.dir, 'seed.iso');
+      await buildSeed(seed, spec.id, spec.name, spec.cloudInit);
+    }
     // Each run's console output starts a fresh log; the previous run's is kept beside it.
     if (existsSync(f.serial)) renameSync(f.serial, `${f.serial}.1`);
     for (const p of [f.qmp, f.console, f.pidfile]) rmSync(p, { force: true });
     writeFileSync(f.serial, '');
     const args = [
       '-name', `strata-${spec.name},process=strata-vm-${spec.id}`,
-      ...this.machineArgs(accel, spec.resources.vcpus, spec.resources.memoryMib),
+      ...this.machineArgs(accel, spec.resources.vcpus, spec.resources.memoryMib, spec.machine),
       '-chardev', `socket,id=console,path=${f.console},server=on,wait=off,logfile=${f.serial}`,
       '-serial', 'chardev:console',
       '-drive', `id=root,file=${f.overlay},format=qcow2,if=none,discard=unmap`,
-      '-device', 'virtio-blk-device,drive=root,serial=strata-root',
-      ...configDrive(f.config),
+      '-device', `${bus.blk},drive=root,serial=strata-root`,
+      ...configDrive(f.config, bus.blk),
+      ...(seed ? ['-drive', `id=seed,file=${seed},format=raw,if=none,readonly=on`, '-device', `${bus.blk},drive=seed,serial=cidata`] : []),
       '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`,
-      '-device', `virtio-net-device,netdev=net0,mac=${macOf(spec.id)}`,
+      '-device', `${bus.net},netdev=net0,mac=${macOf(spec.id)}`,
       '-qmp', `unix:${f.qmp},server=on,wait=off`,
       '-pidfile', f.pidfile,
     ];
@@ -246,7 +256,7 @@ export class VmDriver implements Driver {
     } catch (err) {
       // What this start made goes; a disk from an earlier run stays (it is the VM's data).
       await this.kill(f);
-      for (const p of [f.config, f.qmp, f.console, ...(fresh ? [f.overlay] : [])]) rmSync(p, { force: true });
+      for (const p of [f.config, f.qmp, f.console, join(f.dir, 'seed.iso'), ...(fresh ? [f.overlay] : [])]) rmSync(p, { force: true });
       await deleteTap(tap);
       if (fresh) this.leases.release(ip, spec.id);
       throw err;
@@ -467,8 +477,8 @@ export class VmDriver implements Driver {
   }
 }
 
-function configDrive(path: string): string[] {
-  return ['-drive', `id=config,file=${path},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=config,serial=strata-config'];
+function configDrive(path: string, device = 'virtio-blk-device'): string[] {
+  return ['-drive', `id=config,file=${path},format=raw,if=none,readonly=on`, '-device', `${device},drive=config,serial=strata-config`];
 }
 
 async function imageInfo(path: string): Promise<{ format: string; virtualSize: number }> {
