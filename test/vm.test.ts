@@ -301,3 +301,23 @@ test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', a
   assert.equal(refused.status, 400);
   assert.match(refused.body.error.message, /machine applies to VMs only/);
 });
+
+test('stop --force switches a VM off at once, without asking the guest', async () => {
+  const { cliEnv, runCli, tempDir } = await import('./helpers.ts');
+  const id = await vm(['sh', '-c', 'echo up; while true; do sleep 1; done'], { name: 'vm-force', stopGraceSeconds: 600 });
+  await fx.waitFor(id, 'running', 90_000);
+  const home = tempDir('strata-force-cli-');
+  const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });
+  const r = await runCli(['instance', 'stop', '--force', 'vm-force'], env);
+  assert.equal(r.code, 0, r.stderr);
+  const stopped = await fx.waitFor(id, 'stopped', 30_000);
+  assert.equal(stopped.exitCode, null);
+  assert.doesNotMatch(await logsOf(id), /power button/, 'the guest was never asked');
+  // The next start forgets the forced stop.
+  assert.equal((await admin.post(`/v1/instances/${id}/start`)).status, 202);
+  const again = await fx.waitFor(id, 'running', 90_000);
+  assert.equal(again.stopGraceOverride, null);
+  assert.equal((await admin.post(`/v1/instances/${id}/stop?graceSeconds=0`)).status, 202);
+  await fx.waitFor(id, 'stopped', 30_000);
+  assert.equal((await admin.post(`/v1/instances/${id}/stop?graceSeconds=-1`)).status, 400);
+});

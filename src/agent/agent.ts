@@ -385,7 +385,7 @@ export class Agent {
     } else if (spec.desiredState === 'stopped' && alive) {
       this.detach(spec.id);
       await this.report(spec.id, 'stopping');
-      await driver.stop(spec.id, spec.stopGraceSeconds);
+      await driver.stop(spec.id, spec.stopGraceOverride ?? spec.stopGraceSeconds);
       const after = await driver.inspect(spec.id);
       await this.report(spec.id, 'stopped', { exitCode: after.exitCode ?? null });
     } else if (alive) {

@@ -12,6 +12,14 @@ import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from './sc
 
 const tags = ['instances'];
 
+const StopQuery = Type.Object(
+  {
+    force: Type.Optional(Type.Boolean({ description: 'a hard stop: no grace period (a VM is switched off)' })),
+    graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: "this stop's grace period instead of the instance's" })),
+  },
+  { additionalProperties: false },
+);
+
 /** 404 unless the caller can see the instance's project; 403 unless its role suffices. */
 const guard = (p: UserPrincipal, id: string, role: 'reader' | 'member') => (row: InstanceRow) => {
   if (!canSee(p, row.project_id)) throw notFound('instance', id);
@@ -87,21 +95,36 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     return presentInstance(await load(p, req.params.id, 'reader'));
   });
 
-  for (const [verb, desired] of [
-    ['start', 'running'],
-    ['stop', 'stopped'],
-  ] as const) {
-    app.post(
-      `/instances/:id/${verb}`,
-      { schema: { tags, summary: `Ask for the instance to be ${desired}`, params: IdParam, response: { 202: Instance } } },
-      async (req, reply) => {
-        const p = requireUser(principalOf(req));
-        await load(p, req.params.id, 'reader');
-        const row = await services.instances.setDesired(req.params.id, desired, actorOf(p), guard(p, req.params.id, 'member'));
-        return reply.code(202).send(presentInstance(row));
+  app.post(
+    '/instances/:id/start',
+    { schema: { tags, summary: 'Ask for the instance to be running', params: IdParam, response: { 202: Instance } } },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      await load(p, req.params.id, 'reader');
+      const row = await services.instances.setDesired(req.params.id, 'running', actorOf(p), guard(p, req.params.id, 'member'));
+      return reply.code(202).send(presentInstance(row));
+    },
+  );
+
+  app.post(
+    '/instances/:id/stop',
+    {
+      schema: {
+        tags,
+        summary: "Ask for the instance to be stopped: a polite signal (a VM's power button), then a kill after the grace period",
+        params: IdParam,
+        querystring: StopQuery,
+        response: { 202: Instance },
       },
-    );
-  }
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      await load(p, req.params.id, 'reader');
+      const grace = req.query.force ? 0 : req.query.graceSeconds;
+      const row = await services.instances.setDesired(req.params.id, 'stopped', actorOf(p), guard(p, req.params.id, 'member'), grace);
+      return reply.code(202).send(presentInstance(row));
+    },
+  );
 
   for (const [verb, paused] of [
     ['pause', true],

@@ -56,6 +56,7 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     pidsLimit: r.pids_limit,
     stopGraceSeconds: o.stopGraceSeconds ?? 10,
     restartRequestedAt: r.restart_requested_at,
+    stopGraceOverride: r.stop_grace_override,
     workingDir: o.workingDir ?? '',
     user: o.user ?? '',
     ports: o.ports ?? [],

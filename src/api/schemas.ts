@@ -342,6 +342,7 @@ export const Instance = Type.Object({
   pidsLimit: Type.Integer({ description: 'most processes the instance may run at once' }),
   stopGraceSeconds: Type.Integer({ description: 'on stop: time between the polite signal and the kill' }),
   restartRequestedAt: Nullable(Timestamp),
+  stopGraceOverride: Nullable(Type.Integer({ description: 'the grace period the pending stop request asked for (0: at once)' })),
   workingDir: Type.String(),
   user: Type.String(),
   ports: Type.Array(Port),

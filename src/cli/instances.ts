@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { instanceStates } from '../model/instance-state.ts';
 import { instanceKinds } from '../model/kinds.ts';
-import { ApiError, enc, type Host, type Instance, type InstanceCreate, type Page, type Project } from './client.ts';
+import { ApiError, enc, withQuery, type Host, type Instance, type InstanceCreate, type Page, type Project } from './client.ts';
 import {
   collect,
   ctxOf,
@@ -404,17 +404,20 @@ export function instanceCommand(): Command {
     ['pause', 'freeze running instances in place (their processes, or their whole VM)'],
     ['resume', 'thaw paused instances'],
   ] as const) {
+    const c = leaf(verb, description).argument('<instance...>', 'instance names (in the current project) or ids');
+    if (verb === 'stop') {
+      c.option('--force', 'a hard stop: no grace period (a VM is switched off)').option('--grace <duration>', "this stop's grace period instead of the instance's", parseDuration);
+    }
     cmd.addCommand(
-      leaf(verb, description)
-        .argument('<instance...>', 'instance names (in the current project) or ids')
-        .action(async (refs: string[], _o: unknown, c: Command) => {
-          const ctx = ctxOf(c);
-          for (const ref of refs) {
-            const id = await resolveInstance(ctx, ref);
-            const i = await ctx.client.post<Instance>(`/v1/instances/${enc(id)}/${verb}`);
-            out(ctx.format === 'table' ? `instance ${i.name} (${i.id}): desired ${i.desiredState}, now ${i.state}` : await renderObject(i, [], ctx.format));
-          }
-        }),
+      c.action(async (refs: string[], o: { force?: boolean; grace?: number }, cc: Command) => {
+        const ctx = ctxOf(cc);
+        const query = withQuery('', { force: o.force, graceSeconds: o.grace });
+        for (const ref of refs) {
+          const id = await resolveInstance(ctx, ref);
+          const i = await ctx.client.post<Instance>(`/v1/instances/${enc(id)}/${verb}${query}`);
+          out(ctx.format === 'table' ? `instance ${i.name} (${i.id}): desired ${i.desiredState}, now ${i.state}` : await renderObject(i, [], ctx.format));
+        }
+      }),
     );
   }
   return cmd;

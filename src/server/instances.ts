@@ -73,6 +73,7 @@ export class InstanceService {
         pids_limit: b.pidsLimit ?? 4096,
         observed: '{}',
         restart_requested_at: null,
+        stop_grace_override: null,
         host_id: null,
         desired_state: b.desiredState ?? 'running',
         state: 'pending',
@@ -98,8 +99,9 @@ export class InstanceService {
   }
 
   /** Sets the desired state; the agent holding the instance acts on it. */
-  async setDesired(id: string, desired: 'running' | 'stopped', actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
-    return this.changeDesired(id, desired, actor, check, desired === 'running' ? 'start' : 'stop');
+  /** `graceSeconds` (stop only) overrides the instance's stop grace period for this stop; 0 kills at once. */
+  async setDesired(id: string, desired: 'running' | 'stopped', actor: string, check: (row: InstanceRow) => void, graceSeconds?: number): Promise<InstanceRow> {
+    return this.changeDesired(id, desired, actor, check, desired === 'running' ? 'start' : 'stop', graceSeconds);
   }
 
   /** Pause freezes a running instance in place (its processes, or its whole VM); resume thaws it. */
@@ -111,13 +113,22 @@ export class InstanceService {
     }, paused ? 'pause' : 'resume');
   }
 
-  private async changeDesired(id: string, desired: 'running' | 'paused' | 'stopped', actor: string, check: (row: InstanceRow) => void, verb: string): Promise<InstanceRow> {
+  private async changeDesired(
+    id: string,
+    desired: 'running' | 'paused' | 'stopped',
+    actor: string,
+    check: (row: InstanceRow) => void,
+    verb: string,
+    graceSeconds?: number,
+  ): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
       const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('instance', id);
       check(row);
       if (row.desired_state === 'deleted') throw conflict(`instance ${row.name} is being deleted`);
       const update: Partial<InstanceTable> = { desired_state: desired, updated_at: now() };
+      if (desired === 'stopped' && graceSeconds !== undefined) update.stop_grace_override = graceSeconds;
+      if (desired === 'running' && row.stop_grace_override !== null) update.stop_grace_override = null;
       // A failed instance that is started again goes back through the scheduler
       // when it holds no host.
       if (desired === 'running' && row.host_id === null && row.state === 'failed') update.state = 'pending';

@@ -171,11 +171,19 @@ const restartRequests: Migration = {
   },
 };
 
+const stopGraceOverride: Migration = {
+  async up(db: Db) {
+    // The grace period a stop request asked for (0: kill at once), until the next start.
+    await db.schema.alterTable('instances').addColumn('stop_grace_override', 'integer').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
   '0003_container_options': containerOptions,
   '0004_restart_requests': restartRequests,
+  '0005_stop_grace_override': stopGraceOverride,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -100,6 +100,8 @@ export interface InstanceTable {
   observed: string;
   /** A user asked for a restart of the running instance; cleared when its agent starts it again. */
   restart_requested_at: string | null;
+  /** A stop request's own grace period (0: at once), cleared by the next start. */
+  stop_grace_override: number | null;
   host_id: string | null;
   desired_state: string;
   state: string;

@@ -323,11 +323,14 @@ export class VmDriver implements Driver {
   async stop(id: string, graceSeconds: number): Promise<void> {
     const f = this.files(id);
     if (!this.readPid(f)) return;
-    // A paused guest cannot hear the power button: let it run first.
-    await this.qmp(f, 'cont').catch(() => undefined);
-    // Politely: the ACPI power button, which the guest init turns into SIGTERM.
-    await this.qmp(f, 'system_powerdown').catch(() => undefined);
-    if (await this.exited(f, graceSeconds * 1000)) return;
+    if (graceSeconds > 0) {
+      // A paused guest cannot hear the power button: let it run first.
+      await this.qmp(f, 'cont').catch(() => undefined);
+      // Politely: the ACPI power button, which the guest init turns into SIGTERM.
+      await this.qmp(f, 'system_powerdown').catch(() => undefined);
+      if (await this.exited(f, graceSeconds * 1000)) return;
+    }
+    // Hard: switched off.
     await this.kill(f);
   }
 
