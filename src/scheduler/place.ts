@@ -84,6 +84,7 @@ export function place(hosts: readonly HostView[], r: PlacementRequest, dedicated
 
 export function explain(total: number, reasons: ReadonlyMap<string, number>): string {
   if (total === 0) return 'no hosts registered';
-  const parts = [...reasons.entries()].sort((a, b) => b[1] - a[1]).map(([why, n]) => `${n} ${why}`);
+  // Most frequent first; ties alphabetically, so the same cluster always reads the same.
+  const parts = [...reasons.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([why, n]) => `${n} ${why}`);
   return `${total} host${total === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
