@@ -122,7 +122,7 @@ test('completion scripts are generated from the command tree', async () => {
   for (const c of ['run', 'instance', 'events', 'project', 'user', 'token', 'host', 'join-token', 'login', 'context', 'whoami', 'completion', 'dev']) {
     assert.ok(top.includes(c), `top-level completion lists ${c}: ${top.join(' ')}`);
   }
-  assert.match(bash.stdout, /'instance'\) echo 'list show create delete start stop restart pause resume'/);
+  assert.match(bash.stdout, /'instance'\) echo 'list show explain create delete start stop restart pause resume'/);
   assert.match(bash.stdout, /'instance list'\) echo '[^']*--all-projects[^']*'/);
   assert.match(bash.stdout, /'run\|--kind'\|'run\|-k'\) echo 'container vm metal'/);
   const fish = await strata(['completion', 'fish']);

@@ -13,6 +13,7 @@ import { describeValidation, validatorCompiler } from './validation.ts';
 import type { Services } from '../server/services.ts';
 import { agentRoutes } from './agent.ts';
 import { eventRoutes } from './events.ts';
+import { groupRoutes } from './groups.ts';
 import { hostRoutes } from './hosts.ts';
 import { instanceRoutes } from './instances.ts';
 import { joinTokenRoutes } from './join-tokens.ts';
@@ -121,6 +122,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       hostRoutes(r, deps);
       joinTokenRoutes(r, deps);
       instanceRoutes(r, deps);
+      groupRoutes(r, deps);
       eventRoutes(r, deps);
       streamRoutes(r, deps);
       agentRoutes(r, deps);

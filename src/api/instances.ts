@@ -8,6 +8,7 @@ import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findHost, getProject } from './lookup.ts';
 import { decodeCursor, labelsMatch, pageOf, parseSelector } from './paging.ts';
 import { presentInstance } from './present.ts';
+import { requestOf, snapshot } from '../server/placer.ts';
 import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from './schemas.ts';
 
 const tags = ['instances'];
@@ -157,6 +158,40 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       await load(p, req.params.id, 'reader');
       const row = await services.instances.restart(req.params.id, actorOf(p), guard(p, req.params.id, 'member'));
       return reply.code(202).send(presentInstance(row));
+    },
+  );
+
+  app.get(
+    '/instances/:id/explain',
+    {
+      schema: {
+        tags,
+        summary: "How the scheduler sees the instance now: the best hosts' scores and why the others cannot take it",
+        params: IdParam,
+        response: {
+          200: Type.Object({
+            instance: Type.String(),
+            host: Type.Union([Type.String(), Type.Null()]),
+            candidates: Type.Array(Type.Object({ host: Type.String(), hostName: Type.String(), score: Type.Number() })),
+            refusals: Type.String({ description: 'e.g. "12 hosts: 7 lack memory, 3 anti-affinity physical-host, 2 draining"' }),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      const p = requireUser(principalOf(req));
+      const row = await load(p, req.params.id, 'reader');
+      return store.db.transaction().execute(async (trx) => {
+        const snap = await snapshot(trx);
+        const names = new Map((await trx.selectFrom('hosts').select(['id', 'name']).execute()).map((h) => [h.id, h.name]));
+        const ranked = snap.scheduler.rank(requestOf(row, snap));
+        return {
+          instance: row.id,
+          host: row.host_id,
+          candidates: ranked.candidates.map((c) => ({ host: c.hostId, hostName: names.get(c.hostId) ?? c.hostId, score: Math.round(c.score * 1000) / 1000 })),
+          refusals: ranked.refusals,
+        };
+      });
     },
   );
 

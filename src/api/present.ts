@@ -15,6 +15,7 @@ export function presentProject(r: ProjectRow): ProjectOut {
     labels: json(r.labels),
     quota: { instances: r.quota_instances, vcpus: r.quota_vcpus, memoryMib: r.quota_memory_mib, diskGib: r.quota_disk_gib },
     usage: { instances: r.used_instances, vcpus: r.used_vcpus, memoryMib: r.used_memory_mib, diskGib: r.used_disk_gib },
+    placementStrategy: r.placement_strategy as 'binpack' | 'spread',
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -65,6 +66,7 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     healthCheck: o.healthCheck ?? null,
     machine: o.machine ?? 'microvm',
     cloudInit: o.cloudInit ?? null,
+    groups: o.groups ?? [],
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),
     restartPolicy: json<RestartPolicy>(r.restart_policy),

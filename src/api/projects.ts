@@ -28,7 +28,12 @@ export function newProjectRow(
   id: string,
   name: string,
   t: string,
-  o: { description?: string | undefined; labels?: Record<string, string> | undefined; quota?: Partial<Record<'instances' | 'vcpus' | 'memoryMib' | 'diskGib', number | null>> | undefined } = {},
+  o: {
+    description?: string | undefined;
+    labels?: Record<string, string> | undefined;
+    quota?: Partial<Record<'instances' | 'vcpus' | 'memoryMib' | 'diskGib', number | null>> | undefined;
+    placementStrategy?: 'binpack' | 'spread' | undefined;
+  } = {},
 ): ProjectRow {
   return {
     id,
@@ -45,6 +50,7 @@ export function newProjectRow(
     used_disk_gib: 0,
     created_at: t,
     updated_at: t,
+    placement_strategy: o.placementStrategy ?? 'binpack',
   };
 }
 
@@ -76,7 +82,7 @@ export function projectRoutes(app: App, { store }: RouteDeps): void {
         if (await findProject(trx, b.name)) throw conflict(`project ${JSON.stringify(b.name)} already exists`);
         const t = now();
         const id = newId('prj');
-        const values = newProjectRow(id, b.name, t, { description: b.description, labels: b.labels, quota: b.quota });
+        const values = newProjectRow(id, b.name, t, { description: b.description, labels: b.labels, quota: b.quota, placementStrategy: b.placementStrategy });
         await trx.insertInto('projects').values(values).execute();
         await replaceLabels(trx, 'project', id, b.labels ?? {});
         emit({ type: 'project.created', projectId: id, resourceType: 'project', resourceId: id, actor: actorOf(p), data: { name: b.name } });
@@ -125,6 +131,7 @@ export function projectRoutes(app: App, { store }: RouteDeps): void {
           quota_vcpus: q.vcpus === undefined ? row.quota_vcpus : q.vcpus,
           quota_memory_mib: q.memoryMib === undefined ? row.quota_memory_mib : q.memoryMib,
           quota_disk_gib: q.diskGib === undefined ? row.quota_disk_gib : q.diskGib,
+          placement_strategy: b.placementStrategy ?? row.placement_strategy,
           updated_at: now(),
         };
         await trx.updateTable('projects').set(update).where('id', '=', row.id).execute();

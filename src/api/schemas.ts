@@ -67,6 +67,7 @@ export const Usage = Type.Object({
   memoryMib: Type.Integer(),
   diskGib: Type.Integer(),
 });
+const PlacementStrategy = StringEnum(['binpack', 'spread'], { description: "how the scheduler scores hosts for the project's instances: fill them up, or keep them even" });
 export const Project = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -74,6 +75,7 @@ export const Project = Type.Object({
   labels: Labels,
   quota: Quota,
   usage: Usage,
+  placementStrategy: PlacementStrategy,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -83,6 +85,7 @@ export const ProjectCreate = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     labels: Type.Optional(Labels),
     quota: Type.Optional(QuotaPatch),
+    placementStrategy: Type.Optional(PlacementStrategy),
   },
   Closed,
 );
@@ -91,6 +94,7 @@ export const ProjectPatch = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     labels: Type.Optional(Labels),
     quota: Type.Optional(QuotaPatch),
+    placementStrategy: Type.Optional(PlacementStrategy),
   },
   Closed,
 );
@@ -351,6 +355,7 @@ export const Instance = Type.Object({
   healthCheck: Nullable(HealthCheck),
   machine: MachineType,
   cloudInit: Nullable(CloudInit),
+  groups: Type.Array(Type.String(), { description: 'placement group ids' }),
   labels: Labels,
   constraints: Type.Array(Constraint),
   restartPolicy: RestartPolicy,
@@ -386,6 +391,7 @@ export const InstanceCreate = Type.Object(
     healthCheck: Type.Optional(HealthCheck),
     machine: Type.Optional(MachineType),
     cloudInit: Type.Optional(CloudInit),
+    groups: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 8, uniqueItems: true, description: 'placement groups (names or ids in the project) whose rules the placement keeps' })),
     labels: Type.Optional(Labels),
     constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
     restartPolicy: Type.Optional(RestartPolicy),

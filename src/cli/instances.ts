@@ -24,6 +24,7 @@ import {
   type ListFlags,
 } from './common.ts';
 import { age, col, labelsText, mib, out, renderList, renderObject, shellQuote, type Column } from './output.ts';
+import { explainCommand } from './groups.ts';
 import { watch } from './watch.ts';
 
 /** The id of an instance given by id, or by name in the current project. */
@@ -219,6 +220,7 @@ interface CreateFlags extends HealthFlags {
   machine?: 'microvm' | 'q35';
   userData?: string;
   sshKey?: string[];
+  group?: string[];
   wait?: boolean;
 }
 
@@ -285,6 +287,7 @@ function createCommand(name: string, description: string): Command {
     .addOption(new Option('--machine <type>', 'VMs: microvm (fast) or q35 (PCI, full ACPI)').choices(['microvm', 'q35']))
     .option('--user-data <file>', 'VMs: cloud-init user-data from a file (a NoCloud seed is attached)')
     .option('--ssh-key <key>', 'VMs: an SSH public key for cloud-init, or @FILE (repeatable)', collect)
+    .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect)
     .option('--wait', 'follow placement, image pull and start, and return once it runs (or fail if it fails)')
     .addHelpText(
       'after',
@@ -322,6 +325,7 @@ function createCommand(name: string, description: string): Command {
       if (o.pids !== undefined) body.pidsLimit = o.pids;
       if (o.stopGrace !== undefined) body.stopGraceSeconds = o.stopGrace;
       if (o.machine !== undefined) body.machine = o.machine;
+      if (o.group) body.groups = o.group;
       if (o.userData !== undefined || o.sshKey) {
         const keys = (o.sshKey ?? []).map((k) => (k.startsWith('@') ? readFileSync(k.slice(1), 'utf8').trim() : k));
         body.cloudInit = {
@@ -379,6 +383,8 @@ export function instanceCommand(): Command {
         out(await render(first));
       }),
   );
+
+  cmd.addCommand(explainCommand(resolveInstance));
 
   cmd.addCommand(createCommand('create', 'create an instance; it is placed and started at once unless --stopped'));
 

@@ -197,11 +197,16 @@ export class Scheduler {
     for (const id of ids) this.addMember(id, hostId);
   }
 
-  /** Every feasible host's score, best first (for `strata instance explain`). */
-  rank(r: Request, top = 10): Scored[] {
+  /** Every feasible host's score, best first, and why the others cannot (for `strata instance explain`). */
+  rank(r: Request, top = 10): { candidates: Scored[]; refusals: string } {
     const out: Scored[] = [];
-    for (const n of this.nodes) if (!this.reject(n, r)) out.push({ hostId: n.id, score: this.score(n, r) });
-    return out.sort((a, b) => b.score - a.score).slice(0, top);
+    const reasons = new Map<string, number>();
+    for (const n of this.nodes) {
+      const why = this.reject(n, r);
+      if (why) reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      else out.push({ hostId: n.id, score: this.score(n, r) });
+    }
+    return { candidates: out.sort((a, b) => b.score - a.score).slice(0, top), refusals: explain(this.nodes.length, reasons) };
   }
 
   /** Free resources of a host as the snapshot sees them now. */

@@ -13,6 +13,8 @@ import { isUniqueViolation } from '../store/errors.ts';
 import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
 
 export interface InstanceOptions {
+  /** placement group ids */
+  groups: string[];
   stopGraceSeconds: number;
   machine: 'microvm' | 'q35';
   cloudInit: CloudInit | null;
@@ -52,6 +54,7 @@ export class InstanceService {
       const id = newId('ins');
       const name = b.name ?? `${b.kind}-${id.slice(-6)}`;
       await reserveQuota(trx, projectId, res);
+      const groups = await resolveGroups(trx, projectId, b.groups ?? []);
       const t = now();
       const row: InstanceTable = {
         id,
@@ -69,7 +72,7 @@ export class InstanceService {
         constraints: JSON.stringify(b.constraints ?? []),
         restart_policy: JSON.stringify(b.restartPolicy ?? { policy: 'never' }),
         restarts: 0,
-        options: JSON.stringify(optionsOf(b)),
+        options: JSON.stringify(optionsOf(b, groups)),
         pids_limit: b.pidsLimit ?? 4096,
         observed: '{}',
         restart_requested_at: null,
@@ -92,6 +95,7 @@ export class InstanceService {
         throw err;
       }
       await insertLabels(trx, 'instance', row.id, b.labels ?? {});
+      if (groups.length > 0) await trx.insertInto('instance_groups').values(groups.map((g) => ({ instance_id: row.id, group_id: g }))).execute();
       // The environment may hold secrets: events carry names, never values.
       emit({ type: 'instance.created', projectId, resourceType: 'instance', resourceId: row.id, actor, data: { name, kind: b.kind, image: b.image } });
       return row;
@@ -254,11 +258,12 @@ export class InstanceService {
   }
 }
 
-/** The options document of a new instance, with defaults filled in. */
-export function optionsOf(b: InstanceCreate): InstanceOptions {
+/** The options document of a new instance, with defaults filled in (group refs resolved by the caller). */
+export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOptions {
   const hc = b.healthCheck;
   return {
     workingDir: b.workingDir ?? '',
+    groups,
     stopGraceSeconds: b.stopGraceSeconds ?? 10,
     machine: b.machine ?? 'microvm',
     cloudInit: b.cloudInit ?? null,
@@ -309,6 +314,21 @@ export function checkInstanceSpec(b: InstanceCreate): void {
 /** What an agent observes of an instance beyond its state: address, published ports, health. */
 export type ObservedPatch = Partial<ObservedOut>;
 
+/** Group names or ids of the instance's project -> ids; an unknown one is a 422 and nothing is stored. */
+async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[]): Promise<string[]> {
+  if (refs.length === 0) return [];
+  const rows = await trx
+    .selectFrom('placement_groups')
+    .select(['id', 'name'])
+    .where('project_id', '=', projectId)
+    .where((eb) => eb.or([eb('id', 'in', [...refs]), eb('name', 'in', [...refs])]))
+    .execute();
+  const ids = refs.map((ref) => rows.find((r) => r.id === ref || r.name === ref)?.id);
+  const missing = refs.filter((_, i) => ids[i] === undefined);
+  if (missing.length > 0) throw new ApiError('unprocessable', `no placement group ${missing.map((m) => JSON.stringify(m)).join(', ')} in this project`, { missing });
+  return [...new Set(ids as string[])];
+}
+
 async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; memoryMib: number; diskGib: number }): Promise<void> {
   // One conditional UPDATE checks and takes the quota at once, so concurrent
   // creations can never overshoot it, on SQLite or PostgreSQL alike.
@@ -337,6 +357,7 @@ async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; mem
 }
 
 async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, actor: string): Promise<InstanceRow> {
+  await trx.deleteFrom('instance_groups').where('instance_id', '=', row.id).execute();
   await trx.deleteFrom('labels').where('resource_type', '=', 'instance').where('resource_id', '=', row.id).execute();
   await trx.deleteFrom('instances').where('id', '=', row.id).execute();
   await trx

@@ -4,9 +4,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import { now } from '../lib/time.ts';
-import type { InstanceKind } from '../model/kinds.ts';
-import { place, type ConstraintSpec, type HostView } from '../scheduler/place.ts';
-import type { HostRow } from '../store/schema.ts';
+import type { ConstraintSpec } from '../scheduler/place.ts';
+import { Scheduler, type GroupRule, type Request, type SchedHost, type SpreadRule } from '../scheduler/scheduler.ts';
+import type { Level } from '../scheduler/topology.ts';
+import type { HostRow, InstanceRow, PlacementGroupRow } from '../store/schema.ts';
 import type { Store, Trx } from '../store/store.ts';
 
 // Events that may let a waiting instance fit somewhere: every pending instance is retried.
@@ -87,22 +88,12 @@ export class Placer {
           : await trx.selectFrom('instances').selectAll().where('id', 'in', ids).orderBy('id').execute();
       const pending = rows.filter((r) => r.state === 'pending' && r.desired_state !== 'deleted');
       if (pending.length === 0) return;
-      const { hosts, dedicated } = await snapshot(trx);
-      const byId = new Map(hosts.map((h) => [h.id, h]));
-      const anyReady = hosts.some((h) => h.state === 'ready');
+      const snap = await snapshot(trx);
+      const sched = snap.scheduler;
+      const anyReady = snap.anyReady;
       for (const inst of pending) {
-        const result = place(
-          hosts,
-          {
-            projectId: inst.project_id,
-            kind: inst.kind as InstanceKind,
-            vcpus: inst.vcpus,
-            memoryMib: inst.memory_mib,
-            diskGib: inst.disk_gib,
-            constraints: JSON.parse(inst.constraints) as ConstraintSpec[],
-          },
-          dedicated,
-        );
+        const request = requestOf(inst, snap);
+        const result = sched.place(request);
         if (!result.ok) {
           const message = `unplaced: ${result.reason}`;
           // With ready hosts that cannot take it the instance fails at once,
@@ -118,8 +109,7 @@ export class Placer {
           }
           continue;
         }
-        const h = byId.get(result.hostId)!;
-        h.free = { vcpus: h.free.vcpus - inst.vcpus, memoryMib: h.free.memoryMib - inst.memory_mib, diskGib: h.free.diskGib - inst.disk_gib };
+        sched.commit(result.hostId, request);
         await trx.updateTable('instances').set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() }).where('id', '=', inst.id).execute();
         emit({ type: 'instance.scheduled', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { hostId: result.hostId } });
       }
@@ -127,8 +117,19 @@ export class Placer {
   }
 }
 
-/** Hosts with what is free on them now, read inside the committing transaction. */
-async function snapshot(trx: Trx): Promise<{ hosts: HostView[]; dedicated: Set<string> }> {
+interface Snapshot {
+  scheduler: Scheduler;
+  anyReady: boolean;
+  groups: Map<string, PlacementGroupRow>;
+  strategies: Map<string, 'binpack' | 'spread'>;
+}
+
+/**
+ * The cluster as it is now, read inside the committing transaction: hosts
+ * with what is free on them and the host each nested host runs on, and where
+ * the members of every placement group already are.
+ */
+export async function snapshot(trx: Trx): Promise<Snapshot> {
   const rows: HostRow[] = await trx.selectFrom('hosts').selectAll().execute();
   const used = await trx
     .selectFrom('instances')
@@ -137,8 +138,13 @@ async function snapshot(trx: Trx): Promise<{ hosts: HostView[]; dedicated: Set<s
     .groupBy('host_id')
     .execute();
   const usage = new Map(used.map((u) => [u.host_id!, u]));
+  const parents = rows.flatMap((h) => (h.parent_instance_id ? [h.parent_instance_id] : []));
+  const parentHost = new Map<string, string | null>();
+  if (parents.length > 0) {
+    for (const p of await trx.selectFrom('instances').select(['id', 'host_id']).where('id', 'in', parents).execute()) parentHost.set(p.id, p.host_id);
+  }
   const dedicated = new Set<string>();
-  const hosts = rows.map((h): HostView => {
+  const hosts = rows.map((h): SchedHost => {
     if (h.pool) dedicated.add(h.pool);
     const u = usage.get(h.id);
     return {
@@ -148,6 +154,8 @@ async function snapshot(trx: Trx): Promise<{ hosts: HostView[]; dedicated: Set<s
       pool: h.pool,
       labels: JSON.parse(h.labels) as Record<string, string>,
       topology: { region: h.region, zone: h.zone, rack: h.rack },
+      parentHostId: h.parent_instance_id ? (parentHost.get(h.parent_instance_id) ?? null) : null,
+      allocatable: { vcpus: h.allocatable_vcpus, memoryMib: h.allocatable_memory_mib, diskGib: h.allocatable_disk_gib },
       free: {
         vcpus: h.allocatable_vcpus - Number(u?.vcpus ?? 0),
         memoryMib: h.allocatable_memory_mib - Number(u?.mem ?? 0),
@@ -155,5 +163,39 @@ async function snapshot(trx: Trx): Promise<{ hosts: HostView[]; dedicated: Set<s
       },
     };
   });
-  return { hosts, dedicated };
+  const scheduler = new Scheduler(hosts, dedicated);
+  const members = await trx
+    .selectFrom('instance_groups')
+    .innerJoin('instances', 'instances.id', 'instance_groups.instance_id')
+    .select(['instance_groups.group_id as group_id', 'instances.host_id as host_id'])
+    .where('instances.host_id', 'is not', null)
+    .execute();
+  for (const m of members) scheduler.addMember(m.group_id, m.host_id!);
+  const groups = new Map((await trx.selectFrom('placement_groups').selectAll().execute()).map((g) => [g.id, g]));
+  const strategies = new Map((await trx.selectFrom('projects').select(['id', 'placement_strategy']).execute()).map((p) => [p.id, p.placement_strategy as 'binpack' | 'spread']));
+  return { scheduler, anyReady: hosts.some((h) => h.state === 'ready'), groups, strategies };
+}
+
+/** What the scheduler needs of an instance: its resources, constraints, groups and its project's strategy. */
+export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'strategies'>): Request {
+  const options = JSON.parse(inst.options) as { groups?: string[] };
+  const rules: GroupRule[] = [];
+  let spread: SpreadRule | undefined;
+  for (const id of options.groups ?? []) {
+    const g = snap.groups.get(id);
+    if (!g) continue;
+    if (g.policy === 'spread') spread ??= { groupId: g.id, level: g.level as Level, maxSkew: g.max_skew };
+    else rules.push({ id: g.id, policy: g.policy as GroupRule['policy'], strength: g.strength as GroupRule['strength'], level: g.level as Level });
+  }
+  return {
+    projectId: inst.project_id,
+    kind: inst.kind,
+    vcpus: inst.vcpus,
+    memoryMib: inst.memory_mib,
+    diskGib: inst.disk_gib,
+    constraints: JSON.parse(inst.constraints) as ConstraintSpec[],
+    groups: rules,
+    spread,
+    strategy: snap.strategies.get(inst.project_id) ?? 'binpack',
+  };
 }

@@ -178,12 +178,39 @@ const stopGraceOverride: Migration = {
   },
 };
 
+const placementGroups: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('placement_groups')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('policy', 'text', (c) => c.notNull())
+      .addColumn('strength', 'text', (c) => c.notNull())
+      .addColumn('level', 'text', (c) => c.notNull())
+      .addColumn('max_skew', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('placement_groups_name').on('placement_groups').columns(['project_id', 'name']).unique().execute();
+    // Membership as rows, so the placer reads a group's members with one indexed query.
+    await db.schema
+      .createTable('instance_groups')
+      .addColumn('instance_id', 'text', (c) => c.notNull())
+      .addColumn('group_id', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('instance_groups_pk', ['instance_id', 'group_id'])
+      .execute();
+    await db.schema.createIndex('instance_groups_group').on('instance_groups').column('group_id').execute();
+    await db.schema.alterTable('projects').addColumn('placement_strategy', 'text', (c) => c.notNull().defaultTo('binpack')).execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
   '0003_container_options': containerOptions,
   '0004_restart_requests': restartRequests,
   '0005_stop_grace_override': stopGraceOverride,
+  '0006_placement_groups': placementGroups,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -17,6 +17,8 @@ export interface ProjectTable {
   used_disk_gib: number;
   created_at: string;
   updated_at: string;
+  /** binpack | spread: how the scheduler scores hosts for this project's instances */
+  placement_strategy: string;
 }
 
 export interface UserTable {
@@ -113,6 +115,25 @@ export interface InstanceTable {
   finished_at: string | null;
 }
 
+export interface PlacementGroupTable {
+  id: string;
+  project_id: string;
+  name: string;
+  /** affinity | anti-affinity | spread */
+  policy: string;
+  /** hard | soft */
+  strength: string;
+  /** host | physical-host | rack | zone | region */
+  level: string;
+  max_skew: number;
+  created_at: string;
+}
+
+export interface InstanceGroupTable {
+  instance_id: string;
+  group_id: string;
+}
+
 /** One row per label, so label filters are plain indexed joins on any SQL dialect. */
 export interface LabelTable {
   resource_type: string;
@@ -140,11 +161,14 @@ export interface Database {
   join_tokens: JoinTokenTable;
   hosts: HostTable;
   instances: InstanceTable;
+  placement_groups: PlacementGroupTable;
+  instance_groups: InstanceGroupTable;
   labels: LabelTable;
   events: EventTable;
 }
 
 export type ProjectRow = Selectable<ProjectTable>;
+export type PlacementGroupRow = Selectable<PlacementGroupTable>;
 export type UserRow = Selectable<UserTable>;
 export type TokenRow = Selectable<TokenTable>;
 export type HostRow = Selectable<HostTable>;
