@@ -137,3 +137,20 @@ test('the CLI: group create, run --group, instance explain', async () => {
   assert.match(explained.stdout, /RANK\s+HOST\s+SCORE/);
   assert.match(explained.stdout, /1\s+t\d\s+[-\d.]+/);
 });
+
+test('draining a host stops placements on it and hands its instances over, one event each', async () => {
+  assert.equal((await admin.post('/v1/projects', { name: 'drain' })).status, 201);
+  const a = await register('drain-a', { labels: { team: 'drain' } });
+  const b = await register('drain-b', { labels: { team: 'drain' } });
+  const put = (name: string) =>
+    admin.post('/v1/instances', { project: 'drain', kind: 'container', image: 'busybox', name, constraints: [{ key: 'team', op: '==', value: 'drain' }], resources: { memoryMib: 64 } });
+  const first = await settled((await put('d1')).body.id);
+  const busy = first.host as string;
+  const idle = busy === a ? b : a;
+  assert.equal((await admin.patch(`/v1/hosts/${busy}`, { state: 'draining' })).status, 200);
+  const events = (await admin.get(`/v1/events?resource=${first.id}&limit=1000`)).body.items as { type: string; data: { reason?: string } }[];
+  assert.ok(events.some((e) => e.type === 'instance.evict-requested' && /is draining/.test(e.data.reason ?? '')));
+  for (let i = 0; i < 3; i++) assert.equal((await settled((await put(`d${i + 2}`)).body.id)).host, idle, 'nothing new on the draining host');
+  const explained = (await admin.get(`/v1/instances/${first.id}/explain`)).body;
+  assert.match(explained.refusals, /1 draining/);
+});

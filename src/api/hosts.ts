@@ -119,6 +119,15 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
         await trx.updateTable('hosts').set(update).where('id', '=', h.id).execute();
         if (b.labels) await replaceLabels(trx, 'host', h.id, b.labels);
         emit({ type: 'host.updated', projectId: update.pool ?? null, resourceType: 'host', resourceId: h.id, actor: actorOf(p), data: { fields: Object.keys(b), state: update.state } });
+        if (b.state === 'draining' && h.state !== 'draining') {
+          // Draining stops new placements at once (the scheduler takes only ready
+          // hosts); the instances already here are handed to the controllers,
+          // which move them, one event each.
+          const held = await trx.selectFrom('instances').select(['id', 'project_id', 'name']).where('host_id', '=', h.id).where('desired_state', '!=', 'deleted').execute();
+          for (const i of held) {
+            emit({ type: 'instance.evict-requested', projectId: i.project_id, resourceType: 'instance', resourceId: i.id, actor: actorOf(p), data: { host: h.id, reason: `host ${h.name} is draining` } });
+          }
+        }
         return presentHost({ ...h, ...update });
       });
     },
