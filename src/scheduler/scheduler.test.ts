@@ -143,3 +143,17 @@ test('property: no over-commit, no group violation, every refusal explained', ()
     { numRuns: 300 },
   );
 });
+
+test('topology constraints, and dedicated pools keep other projects out and their project in', () => {
+  const zoned = [host('a', { labels: { gpu: 'yes' } }), host('b', { topology: { region: 'eu', zone: 'b', rack: 'x' } })];
+  const on = (hosts: SchedHost[], r: Request, pools = new Set<string>()) => new Scheduler(hosts, pools).place(r);
+  assert.equal((on(zoned, req({ constraints: [{ key: 'gpu', op: 'exists' }] })) as { hostId: string }).hostId, 'a');
+  assert.equal((on(zoned, req({ constraints: [{ key: 'topology.zone', op: '==', value: 'b' }] })) as { hostId: string }).hostId, 'b');
+  assert.equal((on(zoned, req({ constraints: [{ key: 'topology.rack', op: '!=', value: 'r1' }] })) as { hostId: string }).hostId, 'b');
+  assert.equal(on(zoned, req({ constraints: [{ key: 'gpu', op: 'not-exists' }, { key: 'topology.zone', op: '==', value: 'a' }] })).ok, false);
+  const pools = [host('shared'), host('mine', { pool: 'p1' }), host('theirs', { pool: 'p2' })];
+  assert.equal((on(pools, req({ projectId: 'p1' }), new Set(['p1'])) as { hostId: string }).hostId, 'mine');
+  assert.equal((on(pools, req({ projectId: 'p3' }), new Set(['p1', 'p2'])) as { hostId: string }).hostId, 'shared');
+  assert.deepEqual(on(pools.slice(0, 1), req({ projectId: 'p1' }), new Set(['p1'])), { ok: false, reason: '1 host: 1 shared pool (project has dedicated hosts)' });
+  assert.deepEqual(on([], req()), { ok: false, reason: 'no hosts registered' });
+});

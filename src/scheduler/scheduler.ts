@@ -10,7 +10,7 @@
 // search stops after `candidates` of them (Nomad's trick), so the cost per
 // placement grows with the candidates looked at, not with the cluster; a
 // refusal scans every host, so its explanation counts every one.
-import { constraintHolds, explain, type ConstraintSpec } from './place.ts';
+import { constraintHolds, explain, type ConstraintSpec } from './constraints.ts';
 import { domainOf, physicalHosts, type Level, type TopologyHost } from './topology.ts';
 
 export interface SchedHost extends TopologyHost {

@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import { now } from '../lib/time.ts';
-import type { ConstraintSpec } from '../scheduler/place.ts';
+import type { ConstraintSpec } from '../scheduler/constraints.ts';
 import { Scheduler, type GroupRule, type Request, type SchedHost, type SpreadRule } from '../scheduler/scheduler.ts';
 import type { Level } from '../scheduler/topology.ts';
 import type { HostRow, InstanceRow, PlacementGroupRow } from '../store/schema.ts';
