@@ -54,6 +54,8 @@ test('stop, start, restart and delete drive the real container', async () => {
   const [c] = await containersOf(id);
   assert.equal(c?.State, 'running');
   assert.equal(first.stopGraceSeconds, 1);
+  // Only once the trap is set does the process ignore SIGTERM.
+  await until('the trap is set', async () => ((await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString().includes('started') ? true : undefined));
 
   const asked = Date.now();
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);

@@ -81,6 +81,8 @@ test('a VM boots to its command, shows its console through the API, and stops gr
 test('a guest that ignores the power button is stopped hard after the grace period', async () => {
   const id = await vm(['sh', '-c', 'trap "" TERM; echo stubborn; while true; do sleep 1; done'], { stopGraceSeconds: 2 });
   await fx.waitFor(id, 'running', 90_000);
+  // Only once the trap is set does the guest ignore the power button.
+  await until('the trap is set', async () => ((await logsOf(id)).includes('stubborn') ? true : undefined), 60_000);
   const pid = pidOf(id);
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   const stopped = await fx.waitFor(id, 'stopped', 60_000);
@@ -197,14 +199,21 @@ test('one image, two isolation levels: the same OCI image prints the same as a c
 });
 
 test('restart reboots a VM in place: the same QEMU and disk, the guest boots again', async () => {
-  const id = await vm(['sh', '-c', 'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
+  const id = await vm(['sh', '-c', 'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; echo synced; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
   await fx.waitFor(id, 'running', 90_000);
+  // The first boot's write must be on disk before the reset, or there is nothing to find after it.
+  await until('the first boot wrote its mark', async () => ((await logsOf(id)).includes('synced') ? true : undefined), 60_000);
   const pid = pidOf(id);
   assert.equal((await admin.post(`/v1/instances/${id}/restart`)).status, 202);
+  let last = '';
   await until('rebooted', async () => {
     const i = (await admin.get(`/v1/instances/${id}`)).body;
-    return i.state === 'running' && i.restartRequestedAt === null && (await logsOf(id)).includes('boot x') ? true : undefined;
-  }, 90_000);
+    const log = await logsOf(id);
+    last = `${i.state} ${i.message} restartRequestedAt=${i.restartRequestedAt}\n${log.slice(-600)}`;
+    return i.state === 'running' && i.restartRequestedAt === null && log.includes('boot x') ? true : undefined;
+  }, 90_000).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen: ${last}`);
+  });
   assert.equal(pidOf(id), pid, 'the same QEMU process');
   const log = await logsOf(id);
   assert.equal(log.match(/strata-guest: ready/g)?.length, 2, 'two boots in one run');
