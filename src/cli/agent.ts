@@ -97,7 +97,7 @@ export function agentCommand(): Command {
     .option('--vm-bridge <name>', 'host bridge the VMs are attached to (made if missing)', 'strata0')
     .option('--vm-subnet <cidr>', "the VMs' subnet on that bridge; the host takes its first address", '10.99.0.0/24')
     .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', (v) => Number.parseInt(v, 10), 60)
-    .option('--no-manage-runtime', "do not start Podman's API service when nothing answers on the socket")
+    .option('--no-manage-runtime', "do not start Podman's API service (podman system service) on the socket when nothing answers there, nor restart it when it dies (config: manageRuntime: false); a socket something else serves is never touched")
     .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
