@@ -309,6 +309,11 @@ test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', a
   const refused = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox', machine: 'q35' });
   assert.equal(refused.status, 400);
   assert.match(refused.body.error.message, /machine applies to VMs only/);
+  for (const extra of [{ user: 'nobody' }, { ports: [{ containerPort: 80 }] }, { readOnlyRootfs: true }, { tmpfs: [{ path: '/t' }] }]) {
+    const r = await admin.post('/v1/instances', { project: 'default', kind: 'vm', image: 'busybox', ...extra });
+    assert.equal(r.status, 400, JSON.stringify(extra));
+    assert.match(r.body.error.message, /applies to containers only/);
+  }
 });
 
 test('stop --force switches a VM off at once, without asking the guest', async () => {

@@ -303,6 +303,14 @@ export function checkInstanceSpec(b: InstanceCreate): void {
     if (paths.has(t.path)) problems.push({ field: `body.tmpfs.${i}.path`, message: `${t.path} is mounted twice` });
     paths.add(t.path);
   }
+  if (b.kind === 'vm') {
+    // Container-only options are refused rather than silently ignored.
+    const why = 'applies to containers only: a VM has its own address, disk and users';
+    if (b.user) problems.push({ field: 'body.user', message: why });
+    if (b.ports?.length) problems.push({ field: 'body.ports', message: why });
+    if (b.readOnlyRootfs) problems.push({ field: 'body.readOnlyRootfs', message: why });
+    if (b.tmpfs?.length) problems.push({ field: 'body.tmpfs', message: why });
+  }
   if (b.kind !== 'vm') {
     if (b.machine !== undefined) problems.push({ field: 'body.machine', message: 'applies to VMs only (kind vm)' });
     if (b.cloudInit !== undefined) problems.push({ field: 'body.cloudInit', message: 'applies to VMs only (kind vm)' });
