@@ -15,7 +15,8 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 # Debian packages the control plane and its tests use.
-APT_PACKAGES=(ca-certificates python3 make g++ sqlite3)
+# procps (pgrep) and bsdutils (script, a terminal for `exec -it` tests) are used by the tests.
+APT_PACKAGES=(ca-certificates python3 make g++ sqlite3 procps bsdutils)
 . "$STRATA_ROOT/scripts/apt.sh"
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }

@@ -15,7 +15,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 VM="${STRATA_VM_DIR:-/var/lib/strata-host/vm}"
-PACKAGES=(qemu-system-x86 qemu-utils kmod cpio lz4 e2fsprogs socat cloud-image-utils genisoimage busybox-static)
+PACKAGES=(qemu-system-x86 qemu-utils kmod cpio lz4 e2fsprogs socat cloud-image-utils genisoimage busybox-static iproute2)
 MODULES=(drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/virtio/virtio_mmio.ko drivers/virtio/virtio_pci.ko
   drivers/virtio/virtio_pci_legacy_dev.ko drivers/virtio/virtio_pci_modern_dev.ko drivers/block/virtio_blk.ko
   drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko fs/isofs/isofs.ko
