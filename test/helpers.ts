@@ -249,3 +249,28 @@ export function killProcessesMentioning(text: string): void {
     }
   }
 }
+
+/** A CLI command on a pseudo-terminal (util-linux `script`), as a user's shell would run it. */
+export interface Terminal {
+  /** Everything it printed so far. */
+  output(): string;
+  /** Waits until the output holds `text`. */
+  shows(text: string, timeoutMs?: number): Promise<void>;
+  type(keys: string): void;
+  exited: Promise<number | null>;
+}
+
+export function onTerminal(command: string, env: Record<string, string | undefined>): Terminal {
+  const child = spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    output: () => out,
+    shows: async (text, timeoutMs = 30_000) => {
+      await until(JSON.stringify(text), async () => (out.includes(text) ? true : undefined), timeoutMs);
+    },
+    type: (keys) => void child.stdin!.write(keys),
+    exited: new Promise((r) => child.once('close', r)),
+  };
+}

@@ -2,11 +2,10 @@
 // Podman, and the CLI as a user runs it (with a pseudo-terminal from
 // util-linux `script` for `exec -it`).
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { Channel, frame, parseFrame, parseStatus } from '../src/lib/stream-frames.ts';
-import { client, cliEnv, runCli, startContainerFixture, strataBin, tempDir, until, type Client, type CliResult, type ContainerFixture, type TestServer } from './helpers.ts';
+import { client, cliEnv, onTerminal, runCli, startContainerFixture, strataBin, tempDir, until, type Client, type CliResult, type ContainerFixture, type TestServer } from './helpers.ts';
 
 let fx: ContainerFixture;
 let srv: TestServer;
@@ -104,19 +103,14 @@ test('exec -it gives an interactive shell on a terminal', async () => {
   await inState(id, 'running')();
   // `script` runs the CLI on a pseudo-terminal, as a user's shell would.
   const env = cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken });
-  const cmd = `${strataBin} exec -it ${id} -- sh`;
-  const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('close', r));
+  const term = onTerminal(`${strataBin} exec -it ${id} -- sh`, env);
   // busybox's prompt, "/ # ", may be followed by terminal queries.
-  await until('a prompt', async () => (output.includes('# ') ? true : undefined), 20_000);
-  child.stdin!.write('tty && echo "answer=$((6*7))"\r');
-  await until('the answer', async () => (output.includes('answer=42') ? true : undefined), 20_000);
-  assert.match(output, /\/dev\/pts\/\d+/, 'the shell has a terminal');
-  child.stdin!.write('exit 5\r');
-  assert.equal(await exited, 5, output);
+  await term.shows('# ', 20_000);
+  term.type('tty && echo "answer=$((6*7))"\r');
+  await term.shows('answer=42', 20_000);
+  assert.match(term.output(), /\/dev\/pts\/\d+/, 'the shell has a terminal');
+  term.type('exit 5\r');
+  assert.equal(await term.exited, 5, term.output());
 });
 
 test('who may stream: readers read logs but cannot exec; other projects see 404; bad requests change nothing', async () => {

@@ -59,6 +59,9 @@ const qemuFor = (id: string): number[] =>
     })
     .map(Number);
 
+/** Waits until the instance's console log holds `text`. */
+const consoleShows = (id: string, text: string) => until(`${JSON.stringify(text)} on the console`, async () => ((await logsOf(id)).includes(text) ? true : undefined), 60_000);
+
 const pidOf = (id: string) => Number(readFileSync(join(fx.agentData, 'vm', id, 'qemu.pid'), 'utf8').trim());
 
 test('a VM boots to its command, shows its console through the API, and stops gracefully', async () => {
@@ -81,8 +84,7 @@ test('a VM boots to its command, shows its console through the API, and stops gr
 test('a guest that ignores the power button is stopped hard after the grace period', async () => {
   const id = await vm(['sh', '-c', 'trap "" TERM; echo stubborn; while true; do sleep 1; done'], { stopGraceSeconds: 2 });
   await fx.waitFor(id, 'running', 90_000);
-  // Only once the trap is set does the guest ignore the power button.
-  await until('the trap is set', async () => ((await logsOf(id)).includes('stubborn') ? true : undefined), 60_000);
+  await consoleShows(id, 'stubborn'); // only once the trap is set does the guest ignore the power button
   const pid = pidOf(id);
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   const stopped = await fx.waitFor(id, 'stopped', 60_000);
@@ -202,7 +204,7 @@ test('restart reboots a VM in place: the same QEMU and disk, the guest boots aga
   const id = await vm(['sh', '-c', 'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; echo synced; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
   await fx.waitFor(id, 'running', 90_000);
   // The first boot's write must be on disk before the reset, or there is nothing to find after it.
-  await until('the first boot wrote its mark', async () => ((await logsOf(id)).includes('synced') ? true : undefined), 60_000);
+  await consoleShows(id, 'synced');
   const pid = pidOf(id);
   assert.equal((await admin.post(`/v1/instances/${id}/restart`)).status, 202);
   let last = '';
@@ -251,22 +253,17 @@ test('VMs are on a host bridge: the host reaches a guest at its reported address
 });
 
 test('strata console attaches to the serial console: keys in, output out, Ctrl-] detaches and the VM runs on', async () => {
-  const { spawn } = await import('node:child_process');
-  const { cliEnv, strataBin, tempDir } = await import('./helpers.ts');
+  const { cliEnv, onTerminal, strataBin, tempDir } = await import('./helpers.ts');
   const id = await vm(['sh'], { name: 'vm-console', stopGraceSeconds: 1 });
   await fx.waitFor(id, 'running', 90_000);
   const home = tempDir('strata-console-cli-');
   const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });
-  const child = spawn('script', ['-qefc', `${strataBin} console ${id}`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('close', r));
-  await until('attached', async () => (output.includes('attached to the console') ? true : undefined), 20_000);
-  child.stdin!.write('echo "answer=$((6*7))"\r');
-  await until('the answer from the guest', async () => (output.includes('answer=42') ? true : undefined), 30_000);
-  child.stdin!.write('\x1d');
-  assert.equal(await exited, 0, output);
+  const term = onTerminal(`${strataBin} console ${id}`, env);
+  await term.shows('attached to the console', 20_000);
+  term.type('echo "answer=$((6*7))"\r');
+  await term.shows('answer=42', 30_000);
+  term.type('\x1d');
+  assert.equal(await term.exited, 0, term.output());
   assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running', 'detaching leaves the VM running');
 
   const { runCli } = await import('./helpers.ts');

@@ -289,6 +289,13 @@ export class Agent {
     };
   }
 
+  /** The instance runs: report it, start its checks, and wait on its exit. */
+  private async nowRunning(driver: Driver, spec: InstanceSpec, extra: ReportExtra = {}): Promise<void> {
+    await this.report(spec.id, 'running', extra);
+    await this.attach(driver, spec);
+    this.watchExit(driver, spec.id);
+  }
+
   /** A running instance: reports where it can be reached and starts its health checks. */
   private async attach(driver: Driver, spec: InstanceSpec): Promise<void> {
     this.detach(spec.id);
@@ -328,9 +335,7 @@ export class Agent {
         await this.report(id, 'starting', { restart: true, message: `restart ${attempt}` });
         try {
           await driver.start(spec);
-          await this.report(id, 'running');
-          await this.attach(driver, spec);
-          this.watchExit(driver, id);
+          await this.nowRunning(driver, spec);
         } catch (err) {
           await this.report(id, 'failed', { message: err instanceof Error ? err.message : String(err) });
         }
@@ -366,18 +371,14 @@ export class Agent {
       await this.report(spec.id, 'paused');
     } else if (spec.desiredState === 'running' && seen.state === 'paused') {
       await driver.resume(spec.id);
-      await this.report(spec.id, 'running');
-      await this.attach(driver, spec);
-      this.watchExit(driver, spec.id);
+      await this.nowRunning(driver, spec);
     } else if (spec.desiredState === 'running' && !alive && wantsStart) {
       await this.report(spec.id, 'starting');
       const progress = this.progress(spec.id);
       try {
         await driver.start(spec, progress.update);
         await progress.done();
-        await this.report(spec.id, 'running', { message: '' });
-        await this.attach(driver, spec);
-        this.watchExit(driver, spec.id);
+        await this.nowRunning(driver, spec, { message: '' });
       } catch (err) {
         await progress.done();
         await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });

@@ -2,12 +2,17 @@
 // like one that does not exist; a project it can see but not change answers 403.
 import { ApiError, notFound } from '../lib/errors.ts';
 import type { Role } from '../model/kinds.ts';
-import type { Principal, UserPrincipal } from './auth.ts';
+import type { AgentPrincipal, Principal, UserPrincipal } from './auth.ts';
 
 const rank: Record<Role, number> = { reader: 1, member: 2, admin: 3 };
 
 export function requireUser(p: Principal): UserPrincipal {
   if (p.kind !== 'user') throw new ApiError('forbidden', 'agent credentials cannot call the user API');
+  return p;
+}
+
+export function requireAgent(p: Principal): AgentPrincipal {
+  if (p.kind !== 'agent') throw new ApiError('forbidden', 'this route is for host agents');
   return p;
 }
 

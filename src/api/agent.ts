@@ -7,7 +7,8 @@ import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { HostRow, HostTable } from '../store/schema.ts';
 import type { Trx } from '../store/store.ts';
-import { hashSecret, newSecret, type AgentPrincipal } from './auth.ts';
+import { hashSecret, newSecret } from './auth.ts';
+import { requireAgent } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { AssignmentQuery, Assignments, Heartbeat, HeartbeatAck, ObservedReport, Register, Registered, StatusReportBody, type Fingerprint } from './agent-schemas.ts';
 import { resolveParent } from './hosts.ts';
@@ -17,12 +18,6 @@ import { presentHost, presentInstance } from './present.ts';
 import { IdParam, Instance } from './schemas.ts';
 
 const tags = ['agent'];
-
-function requireAgent(req: { principal: import('./auth.ts').Principal | undefined }): AgentPrincipal {
-  const p = principalOf(req);
-  if (p.kind !== 'agent') throw new ApiError('forbidden', 'this route is for host agents');
-  return p;
-}
 
 async function applyFingerprint(trx: Trx, f: Fingerprint): Promise<Partial<HostTable>> {
   const alloc = f.allocatable ?? f.capacity;
@@ -116,7 +111,7 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
     '/agent/heartbeat',
     { schema: { tags, summary: 'Heartbeat, optionally with a fresh fingerprint', body: Heartbeat, response: { 200: HeartbeatAck } } },
     async (req) => {
-      const a = requireAgent(req);
+      const a = requireAgent(principalOf(req));
       const host = await store.write(async ({ trx, emit }) => {
         const h = await trx.selectFrom('hosts').selectAll().where('id', '=', a.hostId).executeTakeFirstOrThrow();
         const t = now();
@@ -144,7 +139,7 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
       },
     },
     async (req) => {
-      const a = requireAgent(req);
+      const a = requireAgent(principalOf(req));
       const abort = new AbortController();
       req.raw.once('close', () => abort.abort());
       await services.agents.wait(a.hostId, req.query.version, (req.query.waitSeconds ?? 30) * 1000, abort.signal);
@@ -160,7 +155,7 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
     '/agent/instances/:id/status',
     { schema: { tags, summary: 'Report what the agent observes of an instance', params: IdParam, body: StatusReportBody, response: { 200: Instance } } },
     async (req) => {
-      const a = requireAgent(req);
+      const a = requireAgent(principalOf(req));
       const row = await services.instances.report(a.hostId, req.params.id, req.body, `agent:${a.name}`);
       return presentInstance(row);
     },
@@ -178,7 +173,7 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
       },
     },
     async (req) => {
-      const a = requireAgent(req);
+      const a = requireAgent(principalOf(req));
       const row = await services.instances.observe(a.hostId, req.params.id, req.body, `agent:${a.name}`);
       return presentInstance(row);
     },

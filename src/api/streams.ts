@@ -15,7 +15,7 @@ import { Channel, parseFrame, statusFrame } from '../lib/stream-frames.ts';
 import { messages, send } from '../lib/ws-messages.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import type { AgentStream, StreamRequest } from '../server/stream-hub.ts';
-import { requireRole, requireUser } from './access.ts';
+import { requireAgent, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { IdParam } from './schemas.ts';
 
@@ -65,6 +65,17 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
   };
   const open = (row: InstanceRow, hostName: string, r: StreamRequest): Promise<AgentStream> =>
     services.streams.open(row.host_id!, hostName, r);
+  /**
+   * Exec and console: a member, a WebSocket upgrade, a running instance, then
+   * the agent's stream, handed to the request's WebSocket handler.
+   */
+  const openInteractive = async (req: FastifyRequest, request: (instance: string) => StreamRequest): Promise<void> => {
+    const { id } = req.params as { id: string };
+    const { row, hostName } = await target(req, id, 'member');
+    requireUpgrade(req);
+    if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
+    opened.set(req, await open(row, hostName, request(row.id)));
+  };
 
   app.get(
     '/instances/:id/logs',
@@ -109,21 +120,8 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
       querystring: ExecQuery,
     },
     preHandler: async (req) => {
-      const { id } = req.params as { id: string };
       const q = req.query as { command: string[]; tty?: boolean; stdin?: boolean; cols?: number; rows?: number };
-      const { row, hostName } = await target(req, id, 'member');
-      requireUpgrade(req);
-      if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-      const stream = await open(row, hostName, {
-        op: 'exec',
-        instance: row.id,
-        command: q.command,
-        tty: q.tty ?? false,
-        stdin: q.stdin ?? false,
-        cols: q.cols,
-        rows: q.rows,
-      });
-      opened.set(req, stream);
+      await openInteractive(req, (instance) => ({ op: 'exec', instance, command: q.command, tty: q.tty ?? false, stdin: q.stdin ?? false, cols: q.cols, rows: q.rows }));
     },
     handler: needsUpgrade,
     wsHandler: relayOpened,
@@ -138,11 +136,7 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
       params: IdParam,
     },
     preHandler: async (req) => {
-      const { id } = req.params as { id: string };
-      const { row, hostName } = await target(req, id, 'member');
-      requireUpgrade(req);
-      if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-      opened.set(req, await open(row, hostName, { op: 'console', instance: row.id }));
+      await openInteractive(req, (instance) => ({ op: 'console', instance }));
     },
     handler: needsUpgrade,
     wsHandler: relayOpened,
@@ -153,15 +147,11 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     url: '/agent/streams',
     schema: { tags: ['agent'], summary: "An agent's control WebSocket: the server asks it for streams here" },
     preHandler: async (req) => {
-      const p = principalOf(req);
-      if (p.kind !== 'agent') throw new ApiError('forbidden', 'this route is for host agents');
+      requireAgent(principalOf(req));
       requireUpgrade(req);
     },
     handler: needsUpgrade,
-    wsHandler: (ws, req) => {
-      const p = principalOf(req);
-      if (p.kind === 'agent') services.streams.attachControl(p.hostId, ws);
-    },
+    wsHandler: (ws, req) => services.streams.attachControl(requireAgent(principalOf(req)).hostId, ws),
   });
 
   app.route({
@@ -169,17 +159,15 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     url: '/agent/streams/:id',
     schema: { tags: ['agent'], summary: "An agent's data WebSocket for one stream the server asked for", params: IdParam },
     preHandler: async (req) => {
-      const p = principalOf(req);
-      if (p.kind !== 'agent') throw new ApiError('forbidden', 'this route is for host agents');
+      const a = requireAgent(principalOf(req));
       const { id } = req.params as { id: string };
-      if (!services.streams.awaits(p.hostId, id)) throw notFound('stream', id);
+      if (!services.streams.awaits(a.hostId, id)) throw notFound('stream', id);
       requireUpgrade(req);
     },
     handler: needsUpgrade,
     wsHandler: (ws, req) => {
-      const p = principalOf(req);
       const { id } = req.params as { id: string };
-      if (p.kind !== 'agent' || !services.streams.attachData(p.hostId, id, ws)) ws.close(4404, 'no such stream');
+      if (!services.streams.attachData(requireAgent(principalOf(req)).hostId, id, ws)) ws.close(4404, 'no such stream');
     },
   });
 }

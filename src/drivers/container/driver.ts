@@ -5,6 +5,7 @@
 import Docker from 'dockerode';
 import type { Duplex } from 'node:stream';
 import { ApiError, conflict } from '../../lib/errors.ts';
+import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk, PortBinding } from '../driver.ts';
 import { demux } from './demux.ts';
 import { splitImageRef } from './image-ref.ts';
@@ -150,7 +151,7 @@ export class ContainerDriver implements Driver {
       AttachStdout: true,
       AttachStderr: true,
       Tty: o.tty,
-      ...(o.env ? { Env: Object.entries(o.env).map(([k, v]) => `${k}=${v}`) } : {}),
+      ...(o.env ? { Env: envList(o.env) } : {}),
       ...(o.tty && o.cols && o.rows ? { ConsoleSize: [o.rows, o.cols] as [number, number] } : {}),
     });
     const stream = (await exec.start({ hijack: true, stdin: o.stdin, Tty: o.tty })) as Duplex;
@@ -172,7 +173,7 @@ export class ContainerDriver implements Driver {
         for (let i = 0; i < 50; i++) {
           const info = await exec.inspect();
           if (!info.Running && info.ExitCode !== null) return info.ExitCode;
-          await new Promise((r) => setTimeout(r, 20));
+          await sleep(20);
         }
         throw new Error('the exec process did not report an exit code');
       },
@@ -232,6 +233,9 @@ async function* followed(stream: NodeJS.ReadableStream & { destroy(): void }, si
   }
 }
 
+/** KEY=VALUE, as the Docker API takes an environment. */
+const envList = (env: Record<string, string>): string[] => Object.entries(env).map(([k, v]) => `${k}=${v}`);
+
 async function* oneChunk(buf: Buffer): AsyncIterable<Buffer> {
   yield buf;
 }
@@ -257,7 +261,7 @@ export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions
     name: containerName(spec),
     Image: spec.image,
     ...(cmd.length > 0 ? { Cmd: cmd } : {}),
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: envList(spec.env),
     ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
     ...(spec.user ? { User: spec.user } : {}),
     ...(spec.ports.length > 0 ? { ExposedPorts: exposed } : {}),
