@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import SQLite from 'better-sqlite3';
-import { client, startTestServer, type Client, type TestServer } from './helpers.ts';
+import { client, startTestServer, until, type Client, type TestServer } from './helpers.ts';
 
 type Schema = {
   type?: string | string[];
@@ -41,7 +41,9 @@ function snapshot(dir: string): string {
 }
 
 before(async () => {
-  srv = await startTestServer();
+  // Heartbeats an hour apart: the registered host below has no agent, and must
+  // stay ready however long the walk takes, or liveness would change the store.
+  srv = await startTestServer({ heartbeatSeconds: 3600 });
   admin = client(srv.url, srv.adminToken);
   const project = (await admin.post('/v1/projects', { name: 'walk', quota: { instances: 50 } })).body;
   const user = (await admin.post('/v1/users', { name: 'walker', projects: [{ project: 'walk', role: 'member' }] })).body;
@@ -56,9 +58,8 @@ before(async () => {
   agentToken = reg.body.token;
   const inst = (await admin.post('/v1/instances', { project: 'walk', kind: 'container', image: 'busybox', name: 'one' })).body;
   real = { project: project.id, user: user.id, id: inst.id, token: token.id, host: reg.body.host.id, joinToken: jt.id };
-  // Let the placer finish so the snapshot below is stable.
-  await srv.server.app.ready();
-  await new Promise((r) => setTimeout(r, 200));
+  // The placer puts it on the host; after that nothing changes the store by itself.
+  await until('the instance is placed', async () => ((await admin.get(`/v1/instances/${inst.id}`)).body.state === 'scheduled' ? true : undefined));
 });
 after(() => srv.close());
 

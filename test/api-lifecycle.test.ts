@@ -81,8 +81,16 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   const skip = await agent.post(`/v1/agent/instances/${id}/status`, { state: 'deleted' });
   assert.equal(skip.status, 409);
   assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'scheduled');
-  for (const state of ['starting', 'running']) assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state })).status, 200);
-  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running');
+  assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'starting' })).status, 200);
+  // What the agent saw at start is stored with the state: a running instance already shows it.
+  const observed = { address: '10.88.0.7', ports: [{ containerPort: 80, protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }], accelerator: 'tcg' };
+  assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'running', observed })).status, 200);
+  const running = (await admin.get(`/v1/instances/${id}`)).body;
+  assert.equal(running.state, 'running');
+  assert.deepEqual(running.observed, { ...observed, health: null });
+  // Health is the agent's to report, through /observed, never with a state.
+  const withHealth = await agent.post(`/v1/agent/instances/${id}/status`, { state: 'running', observed: { health: { status: 'healthy' } } });
+  assert.equal(withHealth.status, 400);
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
   const next = await agent.get(`/v1/agent/assignments?version=${woke.body.version}&waitSeconds=5`);
   assert.equal(next.body.instances[0].desiredState, 'deleted');

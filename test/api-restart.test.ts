@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { client, startServerProcess, tempDir } from './helpers.ts';
+import { client, startServerProcess, tempDir, until } from './helpers.ts';
 
 test('everything acknowledged survives kill -9 and a restart', async () => {
   const dir = tempDir('strata-restart-');
@@ -30,8 +30,8 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
       hosts: (await admin.get('/v1/hosts')).body.items.map((h: Record<string, unknown>) => ({ id: h['id'], name: h['name'], capacity: h['capacity'] })),
       tokens: (await admin.get('/v1/tokens?user=kim')).body.items,
     });
-    // Let the placer settle so the state compared is the final one.
-    await new Promise((r) => setTimeout(r, 300));
+    // The placer has acted on all five (placed, or failed for want of room): the state compared is the final one.
+    await until('the placer is done', async () => ((await admin.get('/v1/instances?limit=1000')).body.items.every((i: { state: string }) => i.state !== 'pending') ? true : undefined));
     const before = await snapshot();
     const lastSeq = (await admin.get('/v1/events?limit=1000')).body.nextSince as number;
     await srv.stop('SIGKILL');
@@ -56,7 +56,7 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
 test('a server killed with -9 under a running container: the workload runs on, the agent reconnects, streams work again', async () => {
   const { spawn } = await import('node:child_process');
   const { createServer } = await import('node:net');
-  const { PODMAN_SOCKET, TEST_IMAGE, strataBin, until } = await import('./helpers.ts');
+  const { PODMAN_SOCKET, TEST_IMAGE, strataBin } = await import('./helpers.ts');
   // A fixed port, so the agent finds the restarted server where it was.
   const probe = createServer();
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));

@@ -125,12 +125,18 @@ test('an agent killed with -9 finds its running VM again and never starts a seco
   fx.agent.kill('SIGKILL');
   await new Promise((r) => fx.agent.once('exit', r));
   assert.ok(alive(pid), 'the VM runs on without its agent');
+  const before = (await admin.get(`/v1/instances/${id}`)).body.updatedAt;
   fx.restartAgent();
-  await until('the agent is back', async () => ((await admin.get(`/v1/hosts/${fx.hostId}`)).body.state === 'ready' ? true : undefined));
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal(pidOf(id), pid, 'the same QEMU');
-  assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running');
+  // Asked while the agent is away, the logs wait for it to come back.
   assert.match(await logsOf(id), /survivor/);
+  // A re-attached instance has its observed state reported again: the new
+  // agent has reconciled it by then.
+  const found = await until('the new agent re-attaches', async () => {
+    const i = (await admin.get(`/v1/instances/${id}`)).body;
+    return i.updatedAt !== before ? i : undefined;
+  });
+  assert.equal(found.state, 'running');
+  assert.deepEqual(qemuFor(id), [pid], 'the same QEMU, and only it');
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await fx.waitFor(id, 'stopped', 60_000);
   assert.equal(alive(pid), false);

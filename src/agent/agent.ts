@@ -3,7 +3,7 @@
 // instance towards its desired state through the driver of its kind.
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Driver, InstanceSpec } from '../drivers/driver.ts';
+import type { Driver, InstanceSpec, Observed } from '../drivers/driver.ts';
 import { AgentApi, AgentApiError, type ReportExtra } from './api-client.ts';
 import { restartDecision } from './restart-policy.ts';
 import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
@@ -11,6 +11,11 @@ import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
 import { HealthMonitor, runCheck } from './health.ts';
 import { AgentStreams } from './streams.ts';
 import { sleep } from '../lib/time.ts';
+
+/** The part of what a driver sees that the server records beside the state. */
+function observedOf(seen: Observed): NonNullable<ReportExtra['observed']> {
+  return { address: seen.address ?? null, ports: seen.ports ?? [], ...(seen.accelerator ? { accelerator: seen.accelerator } : {}) };
+}
 
 export interface AgentOptions {
   server: string;
@@ -235,8 +240,7 @@ export class Agent {
       } else {
         await this.restartByStopStart(driver, spec);
       }
-      await this.report(spec.id, 'running', { message: '' });
-      await this.attach(driver, spec);
+      await this.reportRunning(driver, spec, { message: '' });
     } catch (err) {
       await this.report(spec.id, 'failed', { message: err instanceof Error ? err.message : String(err) });
       return;
@@ -291,20 +295,35 @@ export class Agent {
 
   /** The instance runs: report it, start its checks, and wait on its exit. */
   private async nowRunning(driver: Driver, spec: InstanceSpec, extra: ReportExtra = {}): Promise<void> {
-    await this.report(spec.id, 'running', extra);
-    await this.attach(driver, spec);
+    await this.reportRunning(driver, spec, extra);
     this.watchExit(driver, spec.id);
   }
 
-  /** A running instance: reports where it can be reached and starts its health checks. */
+  /**
+   * Reports `running` together with what the driver sees (address, ports,
+   * accelerator) in one write, so nobody reads a running instance whose
+   * address is not recorded yet; then starts its health checks.
+   */
+  private async reportRunning(driver: Driver, spec: InstanceSpec, extra: ReportExtra = {}): Promise<void> {
+    this.detach(spec.id);
+    const seen = await driver.inspect(spec.id).catch(() => undefined);
+    const running = seen?.state === 'running';
+    await this.report(spec.id, 'running', { ...extra, ...(running ? { observed: observedOf(seen) } : {}) });
+    if (running) this.startChecks(driver, spec, seen.address ?? null);
+  }
+
+  /** A running instance found again (an agent restart): reports where it can be reached and starts its health checks. */
   private async attach(driver: Driver, spec: InstanceSpec): Promise<void> {
     this.detach(spec.id);
     const seen = await driver.inspect(spec.id).catch(() => undefined);
     if (seen?.state !== 'running') return;
-    const address = seen.address ?? null;
-    await this.api.observe(spec.id, { address, ports: seen.ports ?? [], ...(seen.accelerator ? { accelerator: seen.accelerator } : {}) }).catch((err: unknown) => {
+    await this.api.observe(spec.id, observedOf(seen)).catch((err: unknown) => {
       this.o.log.warn({ err: String(err), instance: spec.id }, 'observed-state report refused');
     });
+    this.startChecks(driver, spec, seen.address ?? null);
+  }
+
+  private startChecks(driver: Driver, spec: InstanceSpec, address: string | null): void {
     const check = spec.healthCheck;
     const monitor = check
       ? new HealthMonitor(
@@ -392,8 +411,8 @@ export class Agent {
     } else if (alive) {
       // Found running or paused (an agent restart): carry on managing it.
       this.watchExit(driver, spec.id);
-      const now = seen.state === 'paused' ? 'paused' : 'running';
-      if (spec.state !== now) await this.report(spec.id, now);
+      if (seen.state === 'running' && spec.state !== 'running') await this.reportRunning(driver, spec);
+      if (seen.state === 'paused' && spec.state !== 'paused') await this.report(spec.id, 'paused');
       if (seen.state === 'running' && !this.attached.has(spec.id)) await this.attach(driver, spec);
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
       await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });

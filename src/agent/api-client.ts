@@ -1,6 +1,6 @@
 // The agent's side of the agent protocol (docs/agent-protocol.md).
 import type { Static } from 'typebox';
-import type { Assignments, Fingerprint, ObservedReport, Registered } from '../api/agent-schemas.ts';
+import type { Assignments, Fingerprint, ObservedReport, Registered, StatusReportBody } from '../api/agent-schemas.ts';
 import type { HeartbeatAck } from '../api/agent-schemas.ts';
 import type { InstanceState } from '../model/instance-state.ts';
 
@@ -18,6 +18,7 @@ export interface ReportExtra {
   message?: string;
   exitCode?: number | null;
   restart?: boolean;
+  observed?: Static<typeof StatusReportBody>['observed'];
 }
 
 export class AgentApi {

@@ -56,22 +56,32 @@ export const Assignments = Type.Object({
   instances: Type.Array(Assignment),
 });
 
+const observedFields = {
+  address: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+  ports: Type.Optional(Type.Array(PortBinding, { maxItems: 256 })),
+  accelerator: Type.Optional(Type.Union([Type.String({ maxLength: 16 }), Type.Null()])),
+};
+
 export const StatusReportBody = Type.Object(
   {
     state: StringEnum(instanceStates),
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     exitCode: Type.Optional(Type.Union([Type.Integer({ minimum: -1, maximum: 255 }), Type.Null()])),
     restart: Type.Optional(Type.Boolean({ description: 'true when the agent restarts the instance by its restart policy' })),
+    observed: Type.Optional(
+      Type.Object(observedFields, {
+        ...Closed,
+        description: 'what the agent saw as the instance started (address, ports, accelerator), recorded with the state in one write',
+      }),
+    ),
   },
   Closed,
 );
 
 export const ObservedReport = Type.Object(
   {
-    address: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
-    ports: Type.Optional(Type.Array(PortBinding, { maxItems: 256 })),
+    ...observedFields,
     health: Type.Optional(Type.Union([Health, Type.Null()])),
-    accelerator: Type.Optional(Type.Union([Type.String({ maxLength: 16 }), Type.Null()])),
   },
   Closed,
 );

@@ -63,8 +63,13 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     const host = await store.db.selectFrom('hosts').select(['name']).where('id', '=', row.host_id).executeTakeFirst();
     return { row, hostName: host?.name ?? row.host_id };
   };
-  const open = (row: InstanceRow, hostName: string, r: StreamRequest): Promise<AgentStream> =>
-    services.streams.open(row.host_id!, hostName, r);
+  /** Opens the agent's stream; a caller that goes away stops the wait for a reconnecting agent. */
+  const open = (req: FastifyRequest, row: InstanceRow, hostName: string, r: StreamRequest): Promise<AgentStream> => {
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    req.raw.once('close', onClose);
+    return services.streams.open(row.host_id!, hostName, r, gone.signal).finally(() => req.raw.off('close', onClose));
+  };
   /**
    * Exec and console: a member, a WebSocket upgrade, a running instance, then
    * the agent's stream, handed to the request's WebSocket handler.
@@ -74,7 +79,7 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     const { row, hostName } = await target(req, id, 'member');
     requireUpgrade(req);
     if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-    opened.set(req, await open(row, hostName, request(row.id)));
+    opened.set(req, await open(req, row, hostName, request(row.id)));
   };
 
   app.get(
@@ -89,7 +94,7 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async (req, reply) => {
       const { row, hostName } = await target(req, req.params.id, 'reader');
-      const stream = await open(row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail });
+      const stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail });
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });

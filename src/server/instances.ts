@@ -38,6 +38,8 @@ export interface StatusReport {
   exitCode?: number | null | undefined;
   /** The agent restarts the instance by its restart policy. */
   restart?: boolean | undefined;
+  /** What the agent saw as the instance started: stored with the state, so a reader never sees one without the other. */
+  observed?: Omit<ObservedPatch, 'health'> | undefined;
 }
 
 export class InstanceService {
@@ -209,10 +211,9 @@ export class InstanceService {
       }
       if ((r.state === 'stopped' || r.state === 'failed') && from !== r.state) update.finished_at = t;
       // Health describes a running process; a new run starts its checks afresh.
-      if (from === 'running' && r.state !== 'running') {
-        const seen = JSON.parse(row.observed) as Partial<ObservedOut>;
-        if (seen.health) update.observed = JSON.stringify({ ...seen, health: null });
-      }
+      const seen = JSON.parse(row.observed) as Partial<ObservedOut>;
+      if (from === 'running' && r.state !== 'running' && seen.health) update.observed = JSON.stringify({ ...seen, health: null });
+      if (r.observed) update.observed = JSON.stringify({ ...seen, ...(update.observed ? { health: null } : {}), ...r.observed });
       await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
       if (from !== r.state || r.message !== undefined) {
         ctx.emit({

@@ -20,6 +20,8 @@ export interface ServerOptions {
   port: number;
   logger?: Logger;
   heartbeatSeconds?: number;
+  /** How long logs, exec and console wait for a host's agent to reconnect; two heartbeats by default. */
+  agentWaitSeconds?: number;
   synchronous?: 'full' | 'normal';
 }
 
@@ -48,7 +50,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const heartbeatSeconds = o.heartbeatSeconds ?? 5;
   const placer = new Placer(store, logger);
-  const streams = new StreamHub();
+  const streams = new StreamHub({ agentWaitMs: (o.agentWaitSeconds ?? 2 * heartbeatSeconds) * 1000 });
   const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, streams, heartbeatSeconds };
   const app = await buildApp({ store, services, logger, version: VERSION });
   const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });

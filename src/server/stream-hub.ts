@@ -45,7 +45,6 @@ export interface AgentStream {
 interface Pending {
   hostId: string;
   accept(ws: WebSocket): void;
-  fail(err: Error): void;
 }
 
 const OPEN_TIMEOUT_MS = 10_000;
@@ -53,9 +52,25 @@ const PING_MS = 20_000;
 
 const knownCodes = new Set<string>(['invalid_request', 'not_found', 'conflict', 'unprocessable', 'unavailable']);
 
+export interface StreamHubOptions {
+  /**
+   * How long a stream request waits for a host's agent that is not connected
+   * (an agent restarting, or reconnecting after a server restart) before it
+   * is answered 503.
+   */
+  agentWaitMs?: number;
+}
+
 export class StreamHub {
   private readonly controls = new Map<string, WebSocket>();
   private readonly pending = new Map<string, Pending>();
+  /** Stream requests waiting for a host's control socket, by host id. */
+  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly agentWaitMs: number;
+
+  constructor(o: StreamHubOptions = {}) {
+    this.agentWaitMs = o.agentWaitMs ?? 10_000;
+  }
 
   /** An agent's control socket; the newest one of a host wins. */
   attachControl(hostId: string, ws: WebSocket): void {
@@ -71,6 +86,34 @@ export class StreamHub {
     // Errors end in 'close'; without a listener they would be thrown.
     ws.on('error', () => undefined);
     ws.send(JSON.stringify({ type: 'hello', hostId } satisfies ControlMessage));
+    for (const wake of this.waiting.get(hostId) ?? []) wake();
+  }
+
+  /** The host's open control socket, waiting until `end` for one to attach. */
+  private async control(hostId: string, end: number, signal?: AbortSignal): Promise<WebSocket | undefined> {
+    const usable = () => {
+      const ws = this.controls.get(hostId);
+      return ws && ws.readyState === ws.OPEN ? ws : undefined;
+    };
+    for (let ws = usable(); ; ws = usable()) {
+      if (ws) return ws;
+      const left = end - Date.now();
+      if (left <= 0 || signal?.aborted) return undefined;
+      await new Promise<void>((resolve) => {
+        const set = this.waiting.get(hostId) ?? new Set<() => void>();
+        this.waiting.set(hostId, set);
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          set.delete(done);
+          if (set.size === 0 && this.waiting.get(hostId) === set) this.waiting.delete(hostId);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        signal?.addEventListener('abort', done, { once: true });
+        set.add(done);
+      });
+    }
   }
 
   connected(hostId: string): boolean {
@@ -80,27 +123,47 @@ export class StreamHub {
   /**
    * Asks the host's agent for a stream and resolves with the agent's data
    * socket once the agent has said the stream is open; rejects with the
-   * agent's reason (an ApiError) otherwise.
+   * agent's reason (an ApiError) otherwise. An agent that is not connected is
+   * waited for a bounded time (until `signal` aborts, at most).
    */
-  open(hostId: string, hostName: string, req: StreamRequest): Promise<AgentStream> {
-    const control = this.controls.get(hostId);
-    if (!control || control.readyState !== control.OPEN) {
-      return Promise.reject(new ApiError('unavailable', `the agent of host ${hostName} is not connected; try again when it is`));
+  async open(hostId: string, hostName: string, req: StreamRequest, signal?: AbortSignal): Promise<AgentStream> {
+    const deadline = Date.now() + this.agentWaitMs;
+    for (;;) {
+      const control = await this.control(hostId, deadline, signal);
+      if (!control) {
+        const waited = Math.round(this.agentWaitMs / 1000);
+        throw new ApiError('unavailable', `the agent of host ${hostName} is not connected (waited ${waited} s); try again when it is`);
+      }
+      const stream = await this.ask(control, hostId, hostName, req);
+      // The control socket closed before the agent dialled back (the agent
+      // restarted, or its connection dropped): ask on its next one.
+      if (stream !== 'lost') return stream;
     }
+  }
+
+  /** One request on one control socket; 'lost' when that socket closes before the agent dials back. */
+  private ask(control: WebSocket, hostId: string, hostName: string, req: StreamRequest): Promise<AgentStream | 'lost'> {
     const id = randomBytes(16).toString('hex');
-    return new Promise<AgentStream>((resolve, reject) => {
+    return new Promise<AgentStream | 'lost'>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(id);
+        settle();
         reject(new ApiError('unavailable', `the agent of host ${hostName} did not open the stream within ${OPEN_TIMEOUT_MS / 1000} s`));
       }, OPEN_TIMEOUT_MS);
+      const lost = () => {
+        settle();
+        resolve('lost');
+      };
+      control.once('close', lost);
       const settle = () => {
         clearTimeout(timer);
+        control.off('close', lost);
         this.pending.delete(id);
       };
       this.pending.set(id, {
         hostId,
-        fail: (err) => (settle(), reject(err)),
         accept: (ws) => {
+          // Dialled back: the control socket's fate no longer matters.
+          control.off('close', lost);
           // The agent's first message says whether the stream opened; the
           // iterator queues whatever follows until the relay reads it.
           const it = messages(ws)[Symbol.asyncIterator]();
@@ -126,7 +189,7 @@ export class StreamHub {
         },
       });
       control.send(JSON.stringify({ type: 'open', id, ...req } satisfies ControlMessage), (err) => {
-        if (err) this.pending.get(id)?.fail(new ApiError('unavailable', `could not reach the agent of host ${hostName}`));
+        if (err && this.pending.has(id)) lost();
       });
     });
   }
@@ -145,6 +208,7 @@ export class StreamHub {
   }
 
   closeAll(): void {
+    for (const set of this.waiting.values()) for (const wake of set) wake();
     for (const ws of this.controls.values()) ws.close(1001, 'server shutting down');
     this.controls.clear();
   }

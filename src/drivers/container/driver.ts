@@ -15,6 +15,8 @@ import type { RegistryAuth } from './registry-auth.ts';
 export const INSTANCE_LABEL = 'io.strata.instance';
 export const PROJECT_LABEL = 'io.strata.project';
 export const HOST_LABEL = 'io.strata.host';
+/** How long an exec's exit code may take to appear after its output ends. */
+const EXEC_EXIT_WAIT_MS = 30_000;
 
 export interface ContainerDriverOptions {
   /** Docker API socket, e.g. /run/podman/podman.sock or /var/run/docker.sock */
@@ -169,13 +171,15 @@ export class ContainerDriver implements Driver {
         await exec.resize({ h: rows, w: cols });
       },
       exitCode: async () => {
-        // The runtime records the exit code a moment after the output ends.
-        for (let i = 0; i < 50; i++) {
+        // The runtime records the exit code a moment after the output ends
+        // (longer on a busy host): ask until it has, within a bound.
+        const end = Date.now() + EXEC_EXIT_WAIT_MS;
+        for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
           const info = await exec.inspect();
           if (!info.Running && info.ExitCode !== null) return info.ExitCode;
-          await sleep(20);
+          if (Date.now() > end) throw new Error(`the exec process did not report an exit code within ${EXEC_EXIT_WAIT_MS / 1000} s`);
+          await sleep(wait);
         }
-        throw new Error('the exec process did not report an exit code');
       },
       close: () => stream.destroy(),
     };

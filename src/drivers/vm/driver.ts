@@ -4,7 +4,7 @@
 // sockets, the serial log, QEMU's pidfile). QEMU daemonizes, so it outlives
 // the agent; a restarted agent finds it again by its pidfile and never starts
 // a second one. The guest boots Strata's kernel and initramfs (scripts/vm.sh).
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -251,8 +251,8 @@ export class VmDriver implements Driver {
     try {
       await ensureBridge(this.bridge, this.subnet);
       await createTap(tap, this.bridge);
-      this.launch(f, args);
-      await this.waitBooted(spec.id);
+      const child = this.launch(f, args);
+      await this.waitBooted(spec.id, 0, child);
     } catch (err) {
       // What this start made goes; a disk from an earlier run stays (it is the VM's data).
       await this.kill(f);
@@ -263,7 +263,7 @@ export class VmDriver implements Driver {
     }
   }
 
-  private launch(f: InstanceFiles, args: string[]): void {
+  private launch(f: InstanceFiles, args: string[]): ChildProcess {
     // Detached in its own session, so it outlives the agent; while the agent
     // lives it is QEMU's parent and reaps it (a daemonized QEMU would be left
     // to a PID 1 that may never reap it). Its own errors go to qemu.log.
@@ -272,6 +272,7 @@ export class VmDriver implements Driver {
       const child = spawn(this.qemu, args, { cwd: f.dir, detached: true, stdio: ['ignore', logFd, logFd] });
       child.on('error', () => undefined);
       child.unref();
+      return child;
     } finally {
       closeSync(logFd);
     }
@@ -299,17 +300,20 @@ export class VmDriver implements Driver {
     await this.waitBooted(id, from);
   }
 
-  /** Until the guest init says it is up; a guest that never does is stopped and the start fails. */
-  private async waitBooted(id: string, fromByte = 0): Promise<void> {
+  /**
+   * Until the guest init says it is up; a guest that never does is stopped
+   * and the start fails. `child` is the QEMU this agent just launched (a
+   * reboot waits on one that may be an earlier agent's).
+   */
+  private async waitBooted(id: string, fromByte = 0, child?: ChildProcess): Promise<void> {
     const f = this.files(id);
     const timeout = (this.o.bootTimeoutSeconds ?? 60) * 1000;
-    const started = Date.now();
-    const end = started + timeout;
+    const end = Date.now() + timeout;
+    const ended = () => (child ? child.exitCode !== null || child.signalCode !== null || (existsSync(f.pidfile) && !this.readPid(f)) : !this.readPid(f));
     while (Date.now() < end) {
       const log = readFrom(f.serial, fromByte);
       if (log.includes(READY)) return;
-      // QEMU writes its pidfile once it runs; no pidfile after a moment, or no process, is a failure.
-      if (!this.readPid(f) && (existsSync(f.pidfile) || Date.now() > started + 5000)) {
+      if (ended()) {
         const qemuSaid = readTail(join(f.dir, 'qemu.log'), 4096).trim().split('\n').slice(-2).join('; ');
         const why = [...log.matchAll(/strata-guest: (.*)/g)].at(-1)?.[1] ?? (qemuSaid ? `QEMU: ${qemuSaid}` : undefined);
         throw new Error(`the guest stopped while booting${why ? `: ${why}` : ''}`);
