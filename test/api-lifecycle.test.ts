@@ -1,7 +1,7 @@
 // Lists, selectors and the agent protocol, through the real HTTP server.
 import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
-import { client, startTestServer, type Client, type TestServer } from './helpers.ts';
+import { client, startTestServer, until, type Client, type TestServer } from './helpers.ts';
 
 let srv: TestServer;
 let admin: Client;
@@ -124,6 +124,26 @@ test('hosts go not-ready then down without heartbeats, and back to ready with on
     assert.equal((await a.get(`/v1/hosts/${id}`)).body.state, 'ready');
     const types = (await a.get('/v1/events?limit=1000')).body.items.filter((e: { type: string }) => e.type === 'host.state').map((e: { data: { to: string } }) => e.data.to);
     assert.deepEqual(types, ['not-ready', 'down', 'ready']);
+  } finally {
+    await fast.close();
+  }
+});
+
+test('logs of an instance whose agent never connects answer 503 after a bounded wait', async () => {
+  // One-second heartbeats: the server waits two of them for the agent.
+  const fast = await startTestServer({ heartbeatSeconds: 1 });
+  try {
+    const a = client(fast.url, fast.adminToken);
+    const jt = await a.post('/v1/join-tokens', {});
+    const fingerprint = { capacity: { vcpus: 2, memoryMib: 1024, diskGib: 5 }, drivers: ['container'] };
+    assert.equal((await client(fast.url).post('/v1/agent/register', { joinToken: jt.body.secret, name: 'silent', fingerprint })).status, 201);
+    const made = await a.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox' });
+    const id = made.body.id as string;
+    await until('placed', async () => ((await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined));
+    const res = await a.get(`/v1/instances/${id}/logs`);
+    assert.equal(res.status, 503);
+    assert.equal(res.body.error.code, 'unavailable');
+    assert.match(res.body.error.message, /agent of host silent is not connected \(waited 2 s\)/);
   } finally {
     await fast.close();
   }

@@ -35,7 +35,7 @@ function background(args: string[]) {
   return {
     state,
     /** resolves once the predicate holds on the output so far */
-    until(what: string, pred: (s: typeof state) => boolean, timeoutMs = 10_000): Promise<void> {
+    until(what: string, pred: (s: typeof state) => boolean, timeoutMs = 60_000): Promise<void> {
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; stdout: ${state.stdout}; stderr: ${state.stderr}`)), timeoutMs);
         const check = () => {

@@ -21,7 +21,7 @@ test('strata dev starts a server and an agent and becomes the current context', 
   dev.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no banner: ${out}`)), 20_000);
+      const t = setTimeout(() => reject(new Error(`no banner: ${out}`)), 60_000);
       dev.stdout!.on('data', () => {
         const m = /Strata is running at (http:\/\/\S+)/.exec(out);
         if (m?.[1]) {

@@ -267,8 +267,10 @@ export function onTerminal(command: string, env: Record<string, string | undefin
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   return {
     output: () => out,
-    shows: async (text, timeoutMs = 30_000) => {
-      await until(JSON.stringify(text), async () => (out.includes(text) ? true : undefined), timeoutMs);
+    shows: async (text, timeoutMs = 60_000) => {
+      await until(JSON.stringify(text), async () => (out.includes(text) ? true : undefined), timeoutMs).catch((err: Error) => {
+        throw new Error(`${err.message}; the terminal shows ${JSON.stringify(out.slice(-2000))}`);
+      });
     },
     type: (keys) => void child.stdin!.write(keys),
     exited: new Promise((r) => child.once('close', r)),

@@ -144,7 +144,7 @@ test('an agent killed with -9 finds its running VM again and never starts a seco
 
 test('bad VM input fails the instance with the reason and leaves nothing running', async () => {
   const missing = await vm(['true'], { image: 'no-such-image' });
-  const m = await fx.waitFor(missing, 'failed', 30_000);
+  const m = await fx.waitFor(missing, 'failed');
   assert.match(m.message, /no-such-image is not in this host's image store/);
 
   // A qcow2 header with nonsense after it, and a raw disk with no filesystem.
@@ -158,7 +158,7 @@ test('bad VM input fails the instance with the reason and leaves nothing running
   writeFileSync(blank, Buffer.alloc(1 << 20));
   try {
     const bad = await vm(['true'], { image: `corrupt-${process.pid}` });
-    const b = await fx.waitFor(bad, 'failed', 30_000);
+    const b = await fx.waitFor(bad, 'failed');
     assert.match(b.message, /not a usable disk image/);
     const empty = await vm(['true'], { image: `blank-${process.pid}` });
     const e = await fx.waitFor(empty, 'failed', 90_000);
@@ -171,7 +171,7 @@ test('bad VM input fails the instance with the reason and leaves nothing running
   }
 
   const huge = await vm(['true'], { resources: { vcpus: 1, memoryMib: 10_000_000, diskGib: 1 } });
-  const h = await fx.waitFor(huge, 'failed', 10_000);
+  const h = await fx.waitFor(huge, 'failed');
   assert.match(h.message, /unplaced: .*memory/);
 });
 
@@ -265,9 +265,9 @@ test('strata console attaches to the serial console: keys in, output out, Ctrl-]
   const home = tempDir('strata-console-cli-');
   const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });
   const term = onTerminal(`${strataBin} console ${id}`, env);
-  await term.shows('attached to the console', 20_000);
+  await term.shows('attached to the console');
   term.type('echo "answer=$((6*7))"\r');
-  await term.shows('answer=42', 30_000);
+  await term.shows('answer=42');
   term.type('\x1d');
   assert.equal(await term.exited, 0, term.output());
   assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'running', 'detaching leaves the VM running');
@@ -282,15 +282,15 @@ test('pause stops the guest CPUs and resume lets it go on', async () => {
   const id = await vm(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'], { stopGraceSeconds: 2 });
   await fx.waitFor(id, 'running', 90_000);
   const serial = join(fx.agentData, 'vm', id, 'serial.log');
-  await until('ticking', async () => (readFileSync(serial, 'utf8').includes('tick 3') ? true : undefined), 30_000);
+  await until('ticking', async () => (readFileSync(serial, 'utf8').includes('tick 3') ? true : undefined));
   assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
-  await fx.waitFor(id, 'paused', 30_000);
+  await fx.waitFor(id, 'paused');
   const frozen = readFileSync(serial, 'utf8').length;
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(readFileSync(serial, 'utf8').length, frozen, 'no output while paused');
   assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 202);
-  await fx.waitFor(id, 'running', 30_000);
-  await until('ticking again', async () => (readFileSync(serial, 'utf8').length > frozen ? true : undefined), 30_000);
+  await fx.waitFor(id, 'running');
+  await until('ticking again', async () => (readFileSync(serial, 'utf8').length > frozen ? true : undefined));
 });
 
 test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', async () => {
@@ -327,7 +327,7 @@ test('stop --force switches a VM off at once, without asking the guest', async (
   const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });
   const r = await runCli(['instance', 'stop', '--force', 'vm-force'], env);
   assert.equal(r.code, 0, r.stderr);
-  const stopped = await fx.waitFor(id, 'stopped', 30_000);
+  const stopped = await fx.waitFor(id, 'stopped');
   assert.equal(stopped.exitCode, null);
   assert.doesNotMatch(await logsOf(id), /power button/, 'the guest was never asked');
   // The next start forgets the forced stop.
@@ -335,6 +335,6 @@ test('stop --force switches a VM off at once, without asking the guest', async (
   const again = await fx.waitFor(id, 'running', 90_000);
   assert.equal(again.stopGraceOverride, null);
   assert.equal((await admin.post(`/v1/instances/${id}/stop?graceSeconds=0`)).status, 202);
-  await fx.waitFor(id, 'stopped', 30_000);
+  await fx.waitFor(id, 'stopped');
   assert.equal((await admin.post(`/v1/instances/${id}/stop?graceSeconds=-1`)).status, 400);
 });

@@ -4,7 +4,7 @@
 // ConnectError (nothing answered), never as raw fetch failures.
 import type { Static } from 'typebox';
 import WebSocket from 'ws';
-import { wsUrl } from '../lib/ws-messages.ts';
+import { messages, wsUrl } from '../lib/ws-messages.ts';
 import type * as S from '../api/schemas.ts';
 
 export type Project = Static<typeof S.Project>;
@@ -156,11 +156,17 @@ export class Client {
   }
 
   /** Opens a WebSocket route; API errors before the upgrade come back as ApiError. */
-  socket(path: string, query: Query): Promise<WebSocket> {
+  /**
+   * Opens a WebSocket and answers it with its messages. The messages are
+   * read from the start: the server may send the first ones in the same
+   * packet as the handshake, before a reader attached after 'open' would see them.
+   */
+  socket(path: string, query: Query): Promise<{ ws: WebSocket; messages: AsyncIterable<Buffer> }> {
     const url = wsUrl(this.url, withQuery(path, query).replace(/^\//, ''));
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
-      ws.once('open', () => resolve(ws));
+      const received = messages(ws);
+      ws.once('open', () => resolve({ ws, messages: received }));
       ws.once('unexpected-response', (_req, res) => {
         let text = '';
         res.setEncoding('utf8');

@@ -2,7 +2,6 @@
 // streamed through the server (which checks the caller's project and role).
 import { Command } from 'commander';
 import { Channel, frame, parseFrame, parseStatus } from '../lib/stream-frames.ts';
-import { messages } from '../lib/ws-messages.ts';
 import { enc } from './client.ts';
 import { ctxOf, intArg, leaf, UsageError } from './common.ts';
 import { resolveInstance } from './instances.ts';
@@ -43,13 +42,12 @@ export function execCommand(): Command {
       const id = await resolveInstance(ctx, ref);
       const interactive = (o.tty ?? false) && process.stdin.isTTY === true;
       const size = () => ({ cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
-      const ws = await ctx.client.socket(`/v1/instances/${enc(id)}/exec`, {
+      const { ws, messages: input } = await ctx.client.socket(`/v1/instances/${enc(id)}/exec`, {
         command,
         tty: o.tty ?? false,
         stdin: o.stdin ?? false,
         ...(o.tty && process.stdout.isTTY ? size() : {}),
       });
-      const input = messages(ws);
 
       // Raw mode: keys (Ctrl-C included) go to the remote terminal, not to us.
       if (interactive) process.stdin.setRawMode(true);
@@ -95,8 +93,7 @@ export function consoleCommand(): Command {
     .action(async (ref: string, _o: unknown, c: Command) => {
       const ctx = ctxOf(c);
       const id = await resolveInstance(ctx, ref);
-      const ws = await ctx.client.socket(`/v1/instances/${enc(id)}/console`, {});
-      const input = messages(ws);
+      const { ws, messages: input } = await ctx.client.socket(`/v1/instances/${enc(id)}/console`, {});
       const tty = process.stdin.isTTY === true;
       if (tty) {
         process.stdin.setRawMode(true);
