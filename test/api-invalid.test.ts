@@ -222,3 +222,88 @@ test('unknown routes answer 404 in the same error shape', async () => {
   assertErrorShape('GET /v1/nothing-here', res.status, res.body);
   assert.equal(res.status, 404);
 });
+
+/** Strings a hostile tenant sends, meant for a shell, a path, a URL or a runtime. */
+const hostileStrings: [string, string][] = [
+  ['path traversal', '../../etc/passwd'],
+  ['a redirect target', '../../127.0.0.1:7399/x?'],
+  ['an option', '--privileged'],
+  ['option separators', '/t:size=200m,exec,suid'],
+  ['shell syntax', '$(id) `id` ; rm -rf / #'],
+  ['a NUL byte', 'x\u0000y'],
+  ['a line break', 'x\ny: z'],
+  ['1 MiB', 'x'.repeat(1 << 20)],
+];
+/** Raw JSON values: numbers no double holds, and nesting deeper than any parser's stack. */
+const hostileRaw: [string, string][] = [
+  ['Infinity (1e400)', '1e400'],
+  ['-Infinity (-1e400)', '-1e400'],
+  ['an unsafe integer', '1e20'],
+  ['deep nesting', `${'['.repeat(100_000)}${']'.repeat(100_000)}`],
+  ['deep nesting in an object', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`],
+];
+
+test('hostile strings, numbers and nesting in every field answer no 5xx', async () => {
+  const doc = (await admin.get('/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
+  let tried = 0;
+  const expectNo5xx = async (label: string, method: string, path: string, body: string | undefined, token: string) => {
+    const res = await client(srv.url, token).call(method, path, body, body === undefined ? {} : { 'content-type': 'application/json' });
+    tried++;
+    assert.ok(res.status < 500, `${label}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    if (res.status >= 400) assertErrorShape(label, res.status, res.body);
+  };
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(ops)) {
+      const method = m.toUpperCase();
+      const token = path.startsWith('/v1/agent/') ? agentToken : srv.adminToken;
+      // Unknown ids: nothing that exists is changed by what is tried here.
+      const unknownIds = fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' });
+      const required = (op.parameters ?? []).filter((q) => q.in === 'query' && (q as { required?: boolean }).required).map((q) => `${q.name}=true`);
+      const withQuery = (base: string, extra?: string) => {
+        const q = [...required, ...(extra ? [extra] : [])].join('&');
+        return q ? `${base}?${q}` : base;
+      };
+      if (path.includes('{')) {
+        for (const [why, v] of hostileStrings) {
+          if (v.length > 4096) continue;
+          await expectNo5xx(`${method} ${path} path parameter: ${why}`, method, withQuery(fill(path, { id: v, project: v, user: v })), undefined, token);
+        }
+      }
+      if (method === 'GET') {
+        for (const q of op.parameters?.filter((p) => p.in === 'query') ?? []) {
+          for (const [why, v] of [...hostileStrings.filter(([, s]) => s.length < 4096), ...hostileRaw.filter(([w]) => !w.startsWith('deep'))]) {
+            await expectNo5xx(`${method} ${path} query ${q.name}: ${why}`, method, withQuery(path.includes('{') ? fill(path, realParams(path)) : path, `${q.name}=${encodeURIComponent(v)}`), undefined, token);
+          }
+        }
+      }
+      const schema = op.requestBody?.content['application/json']?.schema;
+      if (!schema) continue;
+      const base = minimalValid(path);
+      // Every string field (and strings one level down), every field with raw values.
+      const fields: { set: (v: unknown) => Record<string, unknown>; name: string; schema: Schema }[] = [];
+      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+        fields.push({ name, schema: prop, set: (v) => ({ ...base, [name]: v }) });
+        for (const [inner, innerProp] of Object.entries(prop.properties ?? {})) fields.push({ name: `${name}.${inner}`, schema: innerProp, set: (v) => ({ ...base, [name]: { [inner]: v } }) });
+        if (prop.patternProperties) fields.push({ name: `${name}{}`, schema: Object.values(prop.patternProperties)[0]!, set: (v) => ({ ...base, [name]: { k: v } }) });
+        if (prop.items) fields.push({ name: `${name}[]`, schema: prop.items, set: (v) => ({ ...base, [name]: [v] }) });
+      }
+      for (const f of fields) {
+        for (const [why, v] of hostileStrings) await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, JSON.stringify(f.set(v)), token);
+        for (const [why, raw] of hostileRaw) {
+          const text = JSON.stringify(f.set('\u0001RAW\u0001')).replace('"\\u0001RAW\\u0001"', raw);
+          await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, text, token);
+        }
+      }
+      // Hostile keys where maps take any key.
+      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+        if (!prop.patternProperties) continue;
+        for (const [why, v] of hostileStrings) {
+          if (v.length > 4096) continue;
+          await expectNo5xx(`${method} ${path} body ${name} key: ${why}`, method, unknownIds, JSON.stringify({ ...base, [name]: { [v]: 'x' } }), token);
+          await expectNo5xx(`${method} ${path} body ${name} nested value under ${why}`, method, unknownIds, JSON.stringify({ ...base, [name]: { [v]: { x: 1 } } }), token);
+        }
+      }
+    }
+  }
+  console.log(`# ${tried} hostile requests, none answered 5xx`);
+});

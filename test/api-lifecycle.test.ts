@@ -148,3 +148,28 @@ test('logs of an instance whose agent never connects answer 503 after a bounded 
     await fast.close();
   }
 });
+
+test('strings that could steer a runtime, a mount or the store are refused with a 400 and store nothing', async () => {
+  const before = (await admin.get('/v1/instances?limit=1000&project=default')).body.items.length;
+  const base = { project: 'default', kind: 'container', image: 'busybox' };
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['an image path out of the registry', { image: '../../etc/passwd' }, /body\.image must match pattern/],
+    ['an image with a query', { image: '../../127.0.0.1:7399/x?' }, /body\.image/],
+    ['an image in upper case', { image: 'BusyBox' }, /body\.image/],
+    ['mount options in a tmpfs path', { tmpfs: [{ path: '/t1:size=200m,exec,suid', sizeMib: 1 }] }, /body\.tmpfs\.0\.path/],
+    ['a tmpfs path with ..', { tmpfs: [{ path: '/a/../etc' }] }, /body\.tmpfs\.0\.path/],
+    ['a working dir with a space', { workingDir: '/a b' }, /body\.workingDir/],
+    ['a label key off the grammar, holding an object', { labels: { _k: { x: 1 } } }, /body\.labels has unknown field "_k"/],
+    ['a label key over 63 characters', { labels: { ['k'.repeat(64)]: 'v' } }, /body\.labels/],
+    ['an env name that is shell syntax', { env: { '$(id)': 'x' } }, /body\.env has unknown field/],
+  ];
+  for (const [why, extra, message] of cases) {
+    const res = await admin.post('/v1/instances', { ...base, ...extra });
+    assert.equal(res.status, 400, `${why}: ${JSON.stringify(res.body)}`);
+    assert.match(res.body.error.message, message, why);
+  }
+  assert.equal((await admin.patch('/v1/projects/default', { labels: { _k: { x: 1 } } })).status, 400);
+  const since = await admin.get('/v1/events?since=1e400');
+  assert.equal(since.status, 400, 'Infinity is no sequence number');
+  assert.equal((await admin.get('/v1/instances?limit=1000&project=default')).body.items.length, before);
+});

@@ -9,6 +9,7 @@ import { restartDecision } from './restart-policy.ts';
 import { fingerprint, type DriverName, type TopologyFlags } from './fingerprint.ts';
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
 import { HealthMonitor, runCheck } from './health.ts';
+import { scope, type Scope } from './last-resort.ts';
 import { AgentStreams } from './streams.ts';
 import { sleep } from '../lib/time.ts';
 
@@ -163,7 +164,8 @@ export class Agent {
       return;
     }
     this.busy.add(spec.id);
-    void this.reconcileOnce(spec)
+    void scope
+      .run({ instance: spec.id }, () => this.reconcileOnce(spec))
       .catch((err: unknown) => this.o.log.error({ err: String(err), instance: spec.id }, 'reconcile failed'))
       .finally(() => {
         this.busy.delete(spec.id);
@@ -173,6 +175,22 @@ export class Agent {
           this.reconcile(next);
         }
       });
+  }
+
+  /**
+   * An error nobody caught in this instance's work (see last-resort.ts): the
+   * instance fails with it, and whatever was in flight for it is let go, so
+   * the next assignment answer can act on it again.
+   */
+  instanceCrashed(s: Scope, err: unknown): void {
+    if (s.stream) return;
+    const id = s.instance;
+    this.detach(id);
+    this.busy.delete(id);
+    this.dirty.delete(id);
+    this.restarting.delete(id);
+    const why = err instanceof Error ? err.message : String(err);
+    void this.report(id, 'failed', { message: `the agent hit an unexpected error handling this instance: ${why}`.slice(0, 4096) });
   }
 
   private async report(id: string, state: InstanceSpec['state'], extra: ReportExtra = {}) {

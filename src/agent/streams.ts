@@ -10,6 +10,7 @@ import { messages, send, wsUrl } from '../lib/ws-messages.ts';
 import type { ControlMessage, LogsRequest, StreamRequest } from '../server/stream-hub.ts';
 import type { Driver, ExecSession } from '../drivers/driver.ts';
 import { sleep } from '../lib/time.ts';
+import { scope } from './last-resort.ts';
 
 export interface AgentStreamsOptions {
   server: string;
@@ -62,7 +63,7 @@ export class AgentStreams {
         } catch {
           return;
         }
-        if (msg.type === 'open') void this.serve(msg.id, msg);
+        if (msg.type === 'open') void scope.run({ instance: msg.instance, stream: true }, () => this.serve(msg.id, msg));
       });
       ws.on('open', () => this.o.log.debug('stream control connection open'));
       ws.on('error', (err) => reject(err));

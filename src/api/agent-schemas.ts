@@ -2,7 +2,7 @@
 import { Type, type Static } from 'typebox';
 import { instanceStates } from '../model/instance-state.ts';
 import { hostKinds } from '../model/kinds.ts';
-import { DriverName, Env, Health, Host, Instance, Labels, Name, PortBinding, Resources, StringEnum, Topology } from './schemas.ts';
+import { DriverName, Env, Health, Host, Instance, Labels, Name, PortBinding, Resources, StringEnum, StringMap, Topology } from './schemas.ts';
 
 const Closed = { additionalProperties: false } as const;
 
@@ -15,7 +15,7 @@ export const Fingerprint = Type.Object(
     capacity: Resources,
     allocatable: Type.Optional(Resources),
     drivers: Type.Array(DriverName, { uniqueItems: true, maxItems: 4 }),
-    info: Type.Optional(Type.Record(Type.String({ maxLength: 63 }), Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]), { maxProperties: 64 })),
+    info: Type.Optional(StringMap('^[A-Za-z0-9_.-]{1,63}$', Type.Union([Type.String({ maxLength: 1024 }), Type.Number({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }), Type.Boolean()]), { maxProperties: 64 })),
   },
   Closed,
 );

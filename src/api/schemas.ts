@@ -2,6 +2,7 @@
 // responses (fast serialization, no stray fields) and become the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
 import { desiredStates, instanceStates } from '../model/instance-state.ts';
+import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from '../model/image-ref.ts';
 import { hostKinds, hostStates, instanceKinds, roles } from '../model/kinds.ts';
 
 export const StringEnum = <const T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) =>
@@ -15,11 +16,18 @@ export const Name = Type.String({
   pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
   description: 'lower-case letters, digits and dashes; starts and ends with a letter or digit',
 });
-export const Labels = Type.Record(
-  Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$' }),
-  Type.String({ maxLength: 255 }),
-  { maxProperties: 64, description: 'key/value labels; filter lists with ?labels=k=v,k2' },
-);
+/**
+ * A JSON object whose every key matches `keyPattern` (which also bounds its
+ * length) and every value `value`: a key that does not match is refused, not
+ * passed through unchecked as a plain Type.Record would.
+ */
+export const StringMap = <V extends TSchema>(keyPattern: string, value: V, opts: Record<string, unknown> = {}) =>
+  Type.Unsafe<Record<string, Static<V>>>({ type: 'object', patternProperties: { [keyPattern]: value }, additionalProperties: false, ...opts });
+
+export const Labels = StringMap('^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$', Type.String({ maxLength: 255 }), {
+  maxProperties: 64,
+  description: 'key/value labels: keys of up to 63 letters, digits and ._/- (starting and ending alphanumeric), values of up to 255 characters; filter lists with ?labels=k=v,k2',
+});
 export const Timestamp = Type.String({ format: 'date-time' });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -266,8 +274,9 @@ export const InstanceResources = Type.Object(
   },
   Closed,
 );
-export const Env = Type.Record(Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }), {
+export const Env = StringMap('^[A-Za-z_][A-Za-z0-9_]{0,254}$', Type.String({ maxLength: 32768 }), {
   maxProperties: 256,
+  description: 'environment variables: names of letters, digits and _ (not starting with a digit), up to 255 characters',
 });
 export const RestartPolicy = Type.Object(
   {
@@ -277,7 +286,18 @@ export const RestartPolicy = Type.Object(
   Closed,
 );
 const Argv = Type.Array(Type.String({ maxLength: 32768 }), { maxItems: 1024 });
-const AbsolutePath = Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' });
+/**
+ * A clean absolute path: `/` then names of letters, digits and `._@+~=-`,
+ * no `.` or `..` component, no empty one, no trailing slash. Nothing a
+ * runtime or a shell reads as an option or a separator (`:`, `,`, spaces,
+ * quotes, NUL) can appear.
+ */
+export const AbsolutePath = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  pattern: '^(?!.*/\\.{1,2}(/|$))(/[A-Za-z0-9._@+~=-]+)+$|^/$',
+  description: 'a clean absolute path: names of letters, digits and ._@+~=- under /, no . or .. components',
+});
 export const Port = Type.Object(
   {
     containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -315,18 +335,24 @@ export const CloudInit = Type.Object(
   { ...Closed, description: 'VMs: a NoCloud seed (hostname from the instance name) for images that run cloud-init' },
 );
 export const MachineType = StringEnum(['microvm', 'q35'], { description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)' });
-export const Health = Type.Object({
-  status: StringEnum(['starting', 'healthy', 'unhealthy']),
-  failingStreak: Type.Integer(),
-  changedAt: Nullable(Timestamp),
-  output: Type.String({ description: 'what the check that changed the health said (trimmed)' }),
-});
-export const PortBinding = Type.Object({
-  containerPort: Type.Integer(),
-  protocol: Type.String(),
-  hostIp: Type.String(),
-  hostPort: Type.Integer(),
-});
+export const Health = Type.Object(
+  {
+    status: StringEnum(['starting', 'healthy', 'unhealthy']),
+    failingStreak: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    changedAt: Nullable(Timestamp),
+    output: Type.String({ maxLength: 4096, description: 'what the check that changed the health said (trimmed)' }),
+  },
+  Closed,
+);
+export const PortBinding = Type.Object(
+  {
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: StringEnum(['tcp', 'udp', 'sctp']),
+    hostIp: Type.String({ maxLength: 64 }),
+    hostPort: Type.Integer({ minimum: 0, maximum: 65535 }),
+  },
+  Closed,
+);
 export const Observed = Type.Object({
   address: Nullable(Type.String({ description: "the instance's address on its host's network" })),
   ports: Type.Array(PortBinding),
@@ -376,7 +402,12 @@ export const InstanceCreate = Type.Object(
     project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),
     name: Type.Optional(Name),
     kind: StringEnum(instanceKinds),
-    image: Type.String({ minLength: 1, maxLength: 1024 }),
+    image: Type.String({
+      minLength: 1,
+      maxLength: IMAGE_REF_MAX_LENGTH,
+      pattern: IMAGE_REF_PATTERN,
+      description: "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
+    }),
     command: Type.Optional(Argv),
     args: Type.Optional(Argv),
     env: Type.Optional(Env),
@@ -427,7 +458,7 @@ export const EventQuery = Type.Object(
   {
     project: Type.Optional(Type.String({ maxLength: 100 })),
     resource: Type.Optional(Type.String({ maxLength: 100, description: 'only events of this resource id' })),
-    since: Type.Optional(Type.Integer({ minimum: 0, description: 'only events after this sequence number' })),
+    since: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'only events after this sequence number' })),
     limit: ListQuery.properties.limit,
     follow: Type.Optional(Type.Boolean({ description: 'stream as server-sent events' })),
   },

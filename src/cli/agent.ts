@@ -141,6 +141,8 @@ export function agentCommand(): Command {
       const drivers = [containers, vms];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
+      const { installLastResort } = await import('../agent/last-resort.ts');
+      installLastResort((scope, err) => agent.instanceCrashed(scope, err), log);
       try {
         await agent.start();
       } catch (err) {

@@ -9,7 +9,7 @@ export type InstanceSpec = Static<typeof Assignment>;
 
 export interface PortBinding {
   containerPort: number;
-  protocol: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
   hostIp: string;
   hostPort: number;
 }

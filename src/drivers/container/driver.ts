@@ -8,6 +8,7 @@ import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk, PortBinding } from '../driver.ts';
 import { demux } from './demux.ts';
+import { assertImageRef } from '../../model/image-ref.ts';
 import { splitImageRef } from './image-ref.ts';
 import { PullProgress, type PullEvent } from './pull-progress.ts';
 import type { RegistryAuth } from './registry-auth.ts';
@@ -187,6 +188,9 @@ export class ContainerDriver implements Driver {
 
   /** Pulls the image unless the runtime has it (with credentials and progress). */
   async ensureImage(ref: string, progress?: (message: string) => void): Promise<void> {
+    // The API checks references; a driver never hands the runtime one that
+    // could steer its request elsewhere (the Docker API puts it in the URL path).
+    assertImageRef(ref);
     try {
       await this.docker.getImage(ref).inspect();
       return;
@@ -297,7 +301,8 @@ function bindingsOf(c: Docker.ContainerInspectInfo): PortBinding[] {
   const out: PortBinding[] = [];
   const ports = (c.NetworkSettings.Ports ?? {}) as Record<string, { HostIp: string; HostPort: string }[] | null>;
   for (const [key, binds] of Object.entries(ports)) {
-    const [port, protocol = 'tcp'] = key.split('/');
+    const [port, proto = 'tcp'] = key.split('/');
+    const protocol = proto === 'udp' || proto === 'sctp' ? proto : 'tcp';
     for (const b of binds ?? []) {
       out.push({ containerPort: Number(port), protocol, hostIp: b.HostIp || '0.0.0.0', hostPort: Number(b.HostPort) });
     }

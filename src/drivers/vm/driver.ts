@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
+import { assertImageRef } from '../../model/image-ref.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { buildSeed } from './cloud-init.ts';
@@ -467,10 +468,12 @@ export class VmDriver implements Driver {
 
   /** A disk of the image store by name, or else an OCI image turned into a disk. */
   private async resolveImage(ref: string, progress?: (message: string) => void): Promise<{ path: string; process?: ImageProcess }> {
+    assertImageRef(ref);
     const store = join(this.o.assetsDir, 'images');
     const name = ref.replace(/:latest$/, '');
     for (const candidate of [name, `${name}.qcow2`, `${name}.raw`, `${name}.img`]) {
-      if (!/^[A-Za-z0-9._-]+$/.test(candidate)) break;
+      // A file directly in the store, never a path out of it.
+      if (!/^[a-z0-9][a-z0-9._-]*$/.test(candidate) || candidate.includes('..')) break;
       const p = join(store, candidate);
       if (existsSync(p)) return { path: p };
     }
