@@ -154,3 +154,23 @@ test('draining a host stops placements on it and hands its instances over, one e
   const explained = (await admin.get(`/v1/instances/${first.id}/explain`)).body;
   assert.match(explained.refusals, /1 draining/);
 });
+
+test("placement counts a VM's QEMU overhead on its host, and only a VM's", async () => {
+  assert.equal((await admin.post('/v1/projects', { name: 'overhead' })).status, 201);
+  await register('small-1', { capacity: { vcpus: 8, memoryMib: 1024, diskGib: 100 }, labels: { pool: 'small' } });
+  const create = async (kind: string, memoryMib: number) => {
+    const r = await admin.post('/v1/instances', { project: 'overhead', kind, image: 'busybox', resources: { memoryMib, diskGib: 1 }, constraints: [{ key: 'pool', op: '==', value: 'small' }] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return settled(r.body.id);
+  };
+  // 1024 MiB: a VM of 900 needs 900 + 192 for its QEMU.
+  const tooBig = await create('vm', 900);
+  assert.equal(tooBig.state, 'failed');
+  assert.match(tooBig.message, /1 lack memory/);
+  // 832 + 192 fills the host exactly...
+  assert.equal((await create('vm', 832)).state, 'scheduled');
+  // ...and what it holds, overhead included, is counted for the next one.
+  const none = await create('container', 4);
+  assert.equal(none.state, 'failed');
+  assert.match(none.message, /1 lack memory/);
+});

@@ -2,8 +2,10 @@
 // Strata's guest kernel and init with a busybox root disk from the image
 // store, driven through the API by a real agent.
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
@@ -73,6 +75,15 @@ test('a VM boots to its command, shows its console through the API, and stops gr
     return l.includes('vm-marker from vm-one') ? l : undefined;
   });
   assert.match(log, /strata-guest: ready/);
+  // What QEMU takes from the host stays within what placement counts for it:
+  // the guest's memory plus the VM overhead (a bounded TCG cache, QEMU itself).
+  // Under TCG the translation cache is bounded (QEMU 7.2 reserves 1 GiB by default).
+  const { hostMemoryOverheadMib } = await import('../src/model/kinds.ts');
+  const argv = readFileSync(`/proc/${pidOf(id)}/cmdline`, 'utf8').split('\0');
+  const accel = argv[argv.indexOf('-accel') + 1];
+  assert.ok(accel === 'kvm' || accel === 'tcg,tb-size=128', `-accel ${accel}`);
+  const rssMib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pidOf(id)}/status`, 'utf8'))?.[1]) / 1024;
+  assert.ok(rssMib > 0 && rssMib <= 256 + hostMemoryOverheadMib.vm, `QEMU holds ${rssMib.toFixed(0)} MiB for a 256 MiB guest`);
 
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await fx.waitFor(id, 'stopped', 60_000);
@@ -173,6 +184,30 @@ test('bad VM input fails the instance with the reason and leaves nothing running
   const huge = await vm(['true'], { resources: { vcpus: 1, memoryMib: 10_000_000, diskGib: 1 } });
   const h = await fx.waitFor(huge, 'failed');
   assert.match(h.message, /unplaced: .*memory/);
+});
+
+test("a VM whose own init exits fails with the kernel's reason instead of rebooting forever", async () => {
+  // A root disk whose /sbin/init exits at once, in the host's image store.
+  const root = mkdtempSync(join(tmpdir(), 'strata-init-exits-'));
+  const image = join(ASSETS, 'images', `init-exits-${process.pid}.raw`);
+  try {
+    mkdirSync(join(root, 'bin'));
+    mkdirSync(join(root, 'sbin'));
+    copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+    symlinkSync('busybox', join(root, 'bin', 'sh'));
+    writeFileSync(join(root, 'sbin', 'init'), '#!/bin/sh\necho "init: done already"\nexit 3\n', { mode: 0o755 });
+    writeFileSync(image, Buffer.alloc(0));
+    truncateSync(image, 16 << 20);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-d', root, image]);
+    const id = await vm([], { image: `init-exits-${process.pid}` });
+    const failed = await fx.waitFor(id, 'failed', 90_000);
+    assert.match(failed.message, /the guest kernel panicked: Attempted to kill init/);
+    assert.match(await logsOf(id), /init: done already/);
+    assert.deepEqual(qemuFor(id), [], 'QEMU ended with the guest');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(image, { force: true });
+  }
 });
 
 test('a guest that is not up within the boot timeout fails, and its QEMU is stopped', async () => {

@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
 import { now } from '../lib/time.ts';
+import { hostMemoryOverheadMib, type InstanceKind } from '../model/kinds.ts';
 import type { ConstraintSpec } from '../scheduler/constraints.ts';
 import { Scheduler, type GroupRule, type Request, type SchedHost, type SpreadRule } from '../scheduler/scheduler.ts';
 import type { Level } from '../scheduler/topology.ts';
@@ -124,6 +125,9 @@ interface Snapshot {
   strategies: Map<string, 'binpack' | 'spread'>;
 }
 
+/** Each instance's memory overhead on its host, by kind, as SQL. */
+const overheadSql = sql.raw(`case kind ${Object.entries(hostMemoryOverheadMib).map(([k, mib]) => `when '${k}' then ${mib}`).join(' ')} else 0 end`);
+
 /**
  * The cluster as it is now, read inside the committing transaction: hosts
  * with what is free on them and the host each nested host runs on, and where
@@ -133,7 +137,7 @@ export async function snapshot(trx: Trx): Promise<Snapshot> {
   const rows: HostRow[] = await trx.selectFrom('hosts').selectAll().execute();
   const used = await trx
     .selectFrom('instances')
-    .select(['host_id', sql<number>`sum(vcpus)`.as('vcpus'), sql<number>`sum(memory_mib)`.as('mem'), sql<number>`sum(disk_gib)`.as('disk')])
+    .select(['host_id', sql<number>`sum(vcpus)`.as('vcpus'), sql<number>`sum(memory_mib + ${overheadSql})`.as('mem'), sql<number>`sum(disk_gib)`.as('disk')])
     .where('host_id', 'is not', null)
     .groupBy('host_id')
     .execute();
@@ -191,7 +195,7 @@ export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'st
     projectId: inst.project_id,
     kind: inst.kind,
     vcpus: inst.vcpus,
-    memoryMib: inst.memory_mib,
+    memoryMib: inst.memory_mib + (hostMemoryOverheadMib[inst.kind as InstanceKind] ?? 0),
     diskGib: inst.disk_gib,
     constraints: JSON.parse(inst.constraints) as ConstraintSpec[],
     groups: rules,

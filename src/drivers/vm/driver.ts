@@ -150,7 +150,15 @@ export class VmDriver implements Driver {
     const khz = tscKhz();
     if (khz) append.push(`tsc_early_khz=${khz}`);
     return [
-      '-machine', machine === 'q35' ? `q35,accel=${accel}` : `microvm,accel=${accel},acpi=on`,
+      '-machine', machine === 'q35' ? 'q35' : 'microvm,acpi=on',
+      // Under TCG, QEMU 7.2 reserves a 1 GiB translation cache by default, on
+      // top of the guest's memory; 128 MiB is as fast here and is what
+      // placement counts (hostMemoryOverheadMib in src/model/kinds.ts).
+      '-accel', accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_CACHE_MIB}`,
+      // A reset the guest asks for (its init exited and the kernel panicked,
+      // or it rebooted itself) ends QEMU: the instance stops and says why.
+      // Only a restart the user asks for resets it (see reboot()).
+      '-action', 'reboot=shutdown',
       '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-smp', String(vcpus),
       '-m', `${memoryMib}M`,
@@ -297,8 +305,14 @@ export class VmDriver implements Driver {
     const f = this.files(id);
     if (!this.readPid(f)) throw conflict('the VM is not running');
     const from = existsSync(f.serial) ? statSync(f.serial).size : 0;
-    await this.qmp(f, 'system_reset');
-    await this.waitBooted(id, from);
+    // This reset is asked for: let it reset rather than end QEMU, just for it.
+    await this.qmp(f, 'set-action', { reboot: 'reset' });
+    try {
+      await this.qmp(f, 'system_reset');
+      await this.waitBooted(id, from);
+    } finally {
+      await this.qmp(f, 'set-action', { reboot: 'shutdown' }).catch(() => undefined);
+    }
   }
 
   /**
@@ -389,6 +403,8 @@ export class VmDriver implements Driver {
       return { state: status?.status === 'paused' ? 'paused' : 'running', address: meta.ip ?? null, ports: [], accelerator: meta.accelerator };
     }
     const code = exitCodeOf(readTail(f.serial, 1 << 20));
+    const panic = /Kernel panic - not syncing: (.*)/.exec(readTail(f.serial, 1 << 16))?.[1]?.trim();
+    if (code === undefined && panic) return { state: 'failed', exitCode: null, message: `the guest kernel panicked: ${panic}` };
     if (code === undefined) {
       if (!existsSync(f.serial) || meta.mode === 'init') return { state: 'stopped', exitCode: null };
       return { state: 'failed', exitCode: null, message: 'the guest stopped without reporting an exit code' };
@@ -544,6 +560,9 @@ function guestComplaint(log: string): string {
   const lines = [...log.matchAll(/strata-guest: (.*)/g)].map((m) => m[1]);
   return lines.at(-1) ?? 'the guest init failed';
 }
+
+/** The TCG translation cache, MiB. */
+const TCG_CACHE_MIB = 128;
 
 let khzCache: number | undefined;
 function tscKhz(): number | undefined {

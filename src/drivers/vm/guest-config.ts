@@ -25,7 +25,9 @@ export function guestConfig(c: GuestConfig): string {
   if (c.probe) lines.push('STRATA_PROBE=1');
   // env -i: the process sees exactly the instance's environment, as in a container.
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...c.env };
-  const assignments = Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`);
+  // Each NAME=value is one quoted word for env(1), names included: an image's
+  // environment may name a variable anything, and no name reaches the shell.
+  const assignments = Object.entries(env).map(([k, v]) => shq(`${k}=${v}`));
   // exec: the background job the init starts becomes the command itself, so
   // the power button's SIGTERM reaches the command, not a shell around it.
   // chroot(1) always moves to /, so the init's own busybox (copied to the
