@@ -173,3 +173,27 @@ test('strings that could steer a runtime, a mount or the store are refused with 
   assert.equal(since.status, 400, 'Infinity is no sequence number');
   assert.equal((await admin.get('/v1/instances?limit=1000&project=default')).body.items.length, before);
 });
+
+test("a join token cannot take over a live host's name; a down host's, or a removed one's, it can", async () => {
+  const fast = await startTestServer({ heartbeatSeconds: 1 });
+  try {
+    const a = client(fast.url, fast.adminToken);
+    const jt = (await a.post('/v1/join-tokens', {})).body.secret as string;
+    const fingerprint = { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] };
+    const first = await client(fast.url).post('/v1/agent/register', { joinToken: jt, name: 'held', fingerprint });
+    assert.equal(first.status, 201);
+    const owner = client(fast.url, first.body.token);
+    const thief = await client(fast.url).post('/v1/agent/register', { joinToken: jt, name: 'held', fingerprint });
+    assert.equal(thief.status, 409);
+    assert.match(thief.body.error.message, /host held is registered and its agent is alive/);
+    assert.equal((await owner.post('/v1/agent/heartbeat', {})).status, 200, 'the owner keeps its credential');
+    // Once its agent is gone for good (down), a reinstalled agent may register under the name.
+    await until('down', async () => ((await a.get(`/v1/hosts/${first.body.host.id}`)).body.state === 'down' ? true : undefined));
+    const reinstalled = await client(fast.url).post('/v1/agent/register', { joinToken: jt, name: 'held', fingerprint });
+    assert.equal(reinstalled.status, 201);
+    assert.equal(reinstalled.body.host.id, first.body.host.id);
+    assert.equal((await owner.post('/v1/agent/heartbeat', {})).status, 401, 'the old credential is gone');
+  } finally {
+    await fast.close();
+  }
+});

@@ -172,3 +172,19 @@ test('quota refusals under concurrency: exactly the quota succeeds, nothing else
   assert.match(disk.body.error.message, /diskGib/);
   assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9, 'refusals took nothing');
 });
+
+test('a token cannot create a token that outlives it', async () => {
+  const short = await admin.post('/v1/tokens', { name: 'short-lived', expiresInSeconds: 3600 });
+  assert.equal(short.status, 201);
+  const withShort = client(srv.url, short.body.secret);
+  for (const body of [{ name: 'forever' }, { name: 'longer', expiresInSeconds: 7200 }]) {
+    const res = await withShort.post('/v1/tokens', body);
+    assert.equal(res.status, 403, JSON.stringify(body));
+    assert.match(res.body.error.message, /cannot outlive it \(give expiresInSeconds of at most \d+\)/);
+  }
+  const shorter = await withShort.post('/v1/tokens', { name: 'shorter', expiresInSeconds: 600 });
+  assert.equal(shorter.status, 201);
+  assert.ok(Date.parse(shorter.body.expiresAt) <= Date.parse(short.body.expiresAt));
+  const names = (await admin.get('/v1/tokens')).body.items.map((t: { name: string }) => t.name);
+  assert.ok(!names.includes('forever') && !names.includes('longer'), 'nothing was made by the refusals');
+});

@@ -1,7 +1,7 @@
 // The host agent: registers (once), heartbeats, watches its assignments with a
 // long-poll that the server answers the moment they change, and drives each
 // instance towards its desired state through the driver of its kind.
-import { mkdirSync } from 'node:fs';
+import { ensurePrivateDir } from '../lib/private-dir.ts';
 import type { Logger } from 'pino';
 import type { Driver, InstanceSpec, Observed } from '../drivers/driver.ts';
 import { AgentApi, AgentApiError, type ReportExtra } from './api-client.ts';
@@ -62,7 +62,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    mkdirSync(this.o.dataDir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.o.dataDir);
     for (const d of this.o.drivers) {
       if (await d.probe().catch(() => false)) this.drivers.set(d.name, d);
       else this.o.log.warn({ driver: d.name }, 'driver does not work on this host; not offered');

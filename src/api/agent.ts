@@ -63,6 +63,13 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
         let row: HostRow;
         if (existing) {
           if (existing.pool !== jt.pool) throw conflict(`host ${b.name} exists in another pool`);
+          // A join token is no key to a live host: only one whose agent is gone
+          // (down) may be taken over by name, or one that never had an agent.
+          if (existing.last_heartbeat_at !== null && existing.state !== 'down') {
+            throw conflict(
+              `host ${b.name} is registered and its agent is alive (state ${existing.state}); another agent may take its name only once it is down, or after a cluster admin removes it (strata host delete ${b.name})`,
+            );
+          }
           // Re-registration (a reinstalled agent): the old credential stops working.
           await trx.deleteFrom('tokens').where('host_id', '=', existing.id).execute();
           const state = existing.state === 'draining' ? 'draining' : 'ready';

@@ -15,6 +15,8 @@ export interface UserPrincipal {
   /** project id -> role */
   roles: Map<string, Role>;
   tokenId: string;
+  /** When the token presented expires (ISO time), or null. */
+  expiresAt: string | null;
 }
 
 export interface AgentPrincipal {
@@ -22,6 +24,7 @@ export interface AgentPrincipal {
   hostId: string;
   name: string;
   tokenId: string;
+  expiresAt: string | null;
 }
 
 export type Principal = UserPrincipal | AgentPrincipal;
@@ -60,7 +63,9 @@ export class Authenticator {
     const principal = await this.load(hash);
     if (!principal) throw new ApiError('unauthenticated', 'invalid or expired token');
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(hash, { principal, until: t + CACHE_TTL_MS });
+    // A cached token still expires on time.
+    const expires = principal.expiresAt ? Date.parse(principal.expiresAt) : Number.POSITIVE_INFINITY;
+    this.cache.set(hash, { principal, until: Math.min(t + CACHE_TTL_MS, expires) });
     return principal;
   }
 
@@ -71,7 +76,7 @@ export class Authenticator {
     if (token.expires_at && token.expires_at <= new Date().toISOString()) return undefined;
     if (token.host_id) {
       const host = await db.selectFrom('hosts').select(['id', 'name']).where('id', '=', token.host_id).executeTakeFirst();
-      return host ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id } : undefined;
+      return host ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id, expiresAt: token.expires_at } : undefined;
     }
     if (!token.user_id) return undefined;
     const user = await db.selectFrom('users').selectAll().where('id', '=', token.user_id).executeTakeFirst();
@@ -88,6 +93,7 @@ export class Authenticator {
       clusterAdmin: user.cluster_admin === 1,
       roles: new Map(memberships.map((m) => [m.project_id, m.role as Role])),
       tokenId: token.id,
+      expiresAt: token.expires_at,
     };
   }
 }

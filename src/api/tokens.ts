@@ -1,6 +1,6 @@
 // /v1/tokens: API tokens. The secret is returned once, at creation.
 import { Type } from 'typebox';
-import { notFound } from '../lib/errors.ts';
+import { forbidden, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { TokenRow } from '../store/schema.ts';
@@ -41,6 +41,13 @@ export function tokenRoutes(app: App, { store }: RouteDeps): void {
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       const b = req.body;
+      // A token cannot mint one that outlives it.
+      if (p.expiresAt !== null) {
+        const left = Math.floor((Date.parse(p.expiresAt) - Date.now()) / 1000);
+        if (b.expiresInSeconds === undefined || b.expiresInSeconds > left) {
+          throw forbidden(`the token you use expires at ${p.expiresAt}: a token it creates cannot outlive it (give expiresInSeconds of at most ${Math.max(0, left)})`);
+        }
+      }
       const secret = newSecret('stk');
       const row = await store.write(async ({ trx, emit }) => {
         let userId = p.userId;

@@ -1,6 +1,5 @@
 // `strata server`: opens the store, bootstraps a fresh install, serves the API
 // and runs the control loops (placement, host liveness).
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp, type App } from '../api/app.ts';
@@ -12,6 +11,7 @@ import { InstanceService } from './instances.ts';
 import { startLiveness } from './liveness.ts';
 import { Placer } from './placer.ts';
 import { StreamHub } from './stream-hub.ts';
+import { ensurePrivateDir } from '../lib/private-dir.ts';
 import { VERSION } from '../lib/version.ts';
 
 export interface ServerOptions {
@@ -41,7 +41,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(o.dataDir);
   const logger = o.logger ?? pino({ level: 'info' });
   const db = await openDatabase({ file: join(o.dataDir, 'strata.db'), synchronous: o.synchronous ?? 'normal' });
   const store = new Store(db);

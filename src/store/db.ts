@@ -1,6 +1,7 @@
 // Opens the embedded store (SQLite in WAL mode through Kysely) and brings its
 // schema up to date.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { ensurePrivateFile } from '../lib/private-dir.ts';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
@@ -22,7 +23,11 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Db> {
-  if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
+  if (opts.file !== ':memory:') {
+    mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
+    // The store holds instances' environment: readable by this user only.
+    for (const f of [opts.file, `${opts.file}-wal`, `${opts.file}-shm`]) if (f === opts.file || existsSync(f)) ensurePrivateFile(f);
+  }
   const sqlite = new SQLite(opts.file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
