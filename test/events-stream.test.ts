@@ -1,7 +1,7 @@
 // The event stream follows live changes, and stops when the caller loses access.
 import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
-import { client, startTestServer, type Client, type TestServer } from './helpers.ts';
+import { client, startTestServer, until, type Client, type TestServer } from './helpers.ts';
 
 let srv: TestServer;
 let admin: Client;
@@ -26,7 +26,7 @@ async function openStream(token: string, query: string) {
   let text = '';
   const decoder = new TextDecoder();
   /** Reads until `pred` holds on everything received, or the stream ends. */
-  const readUntil = async (pred: (t: string) => boolean, ms = 5000): Promise<{ text: string; ended: boolean }> => {
+  const readUntil = async (pred: (t: string) => boolean, ms = 60_000): Promise<{ text: string; ended: boolean }> => {
     const deadline = Date.now() + ms;
     while (!pred(text)) {
       const left = deadline - Date.now();
@@ -85,5 +85,35 @@ test('the stream ends when its token is revoked', async () => {
   } catch (err) {
     s.close();
     throw err;
+  }
+});
+
+test('one token holds at most 16 streams; the 17th is a 429 with Retry-After until one closes', async () => {
+  const reader = (await admin.post('/v1/tokens', { name: 'many-streams' })).body.secret as string;
+  const open: AbortController[] = [];
+  const follow = async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${srv.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${reader}`, accept: 'text/event-stream' }, signal: ctl.signal });
+    if (res.status === 200) open.push(ctl);
+    else await res.text();
+    return res;
+  };
+  try {
+    for (let i = 0; i < 16; i++) assert.equal((await follow()).status, 200, `stream ${i + 1}`);
+    const refused = await follow();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '5');
+    // Another token is not held back by this one.
+    const other = await fetch(`${srv.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${srv.adminToken}`, accept: 'text/event-stream' } });
+    assert.equal(other.status, 200);
+    await other.body?.cancel();
+    open.pop()!.abort();
+    const again = await until('a slot is free again', async () => {
+      const res = await follow();
+      return res.status === 200 ? res : undefined;
+    });
+    assert.equal(again.status, 200);
+  } finally {
+    open.forEach((c) => c.abort());
   }
 });

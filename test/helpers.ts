@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
+import type { HttpLimits } from '../src/api/app.ts';
 import { startServer, type RunningServer } from '../src/server/server.ts';
 
 export const repoRoot = new URL('..', import.meta.url).pathname;
@@ -24,7 +25,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(opts: { dataDir?: string; heartbeatSeconds?: number } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { dataDir?: string; heartbeatSeconds?: number; limits?: Partial<HttpLimits> } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const server = await startServer({
     dataDir,
@@ -32,6 +33,7 @@ export async function startTestServer(opts: { dataDir?: string; heartbeatSeconds
     port: 0,
     logger: pino({ level: process.env['STRATA_TEST_LOG'] ?? 'silent' }),
     heartbeatSeconds: opts.heartbeatSeconds ?? 5,
+    ...(opts.limits ? { limits: opts.limits } : {}),
   });
   return {
     url: server.url,

@@ -9,6 +9,7 @@ import { ApiError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
 import { Authenticator, type Principal } from './auth.ts';
 import { ErrorBody, NoQuery } from './schemas.ts';
+import { StreamSlots } from './stream-slots.ts';
 import { describeValidation, validatorCompiler } from './validation.ts';
 import type { Services } from '../server/services.ts';
 import { agentRoutes } from './agent.ts';
@@ -40,17 +41,62 @@ export type App = FastifyInstance<
   TypeBoxTypeProvider
 >;
 
+/** Bounds on what one client can hold of the server. */
+export interface HttpLimits {
+  /** A request's headers and body must arrive within this (a slow sender is answered 408 and cut off). */
+  requestTimeoutMs: number;
+  /** Its headers, within this. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections beyond this are closed as they come. */
+  maxConnections: number;
+  /** Long-lived streams (events, logs, exec, console) one token may hold open at once... */
+  streamsPerToken: number;
+  /** ...and the whole server. */
+  streams: number;
+}
+
+export const defaultHttpLimits: HttpLimits = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 30_000,
+  maxConnections: 4096,
+  streamsPerToken: 16,
+  streams: 1024,
+};
+
 export interface AppOptions {
   store: Store;
   services: Services;
   logger: FastifyBaseLogger;
   version: string;
+  limits?: Partial<HttpLimits> | undefined;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
 
 export async function buildApp(opts: AppOptions): Promise<App> {
+  const limits = { ...defaultHttpLimits, ...opts.limits };
   const app: App = Fastify({
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks the timeouts above at this interval (30 s by default).
+    http: { headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) },
+    // What Node refuses before any route runs (a slow or malformed request) gets the one error shape too.
+    clientErrorHandler: (err, socket) => {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT';
+      if (!timeout && code === 'ECONNRESET') return void socket.destroy();
+      const [status, reason, body] = timeout
+        ? [408, 'Request Timeout', { code: 'request_timeout', message: `the request did not arrive within ${limits.requestTimeoutMs / 1000} s` }]
+        : code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'Request Header Fields Too Large', { code: 'invalid_request', message: 'the request headers are too large' }]
+          : [400, 'Bad Request', { code: 'invalid_request', message: 'the request is not valid HTTP' }];
+      const text = JSON.stringify({ error: body });
+      if (!socket.writable) return void socket.destroy();
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    },
     loggerInstance: opts.logger,
     // Requests are not logged one by one: at API rates that is most of the cost.
     logController: new LogController({ disableRequestLogging: true }),
@@ -67,6 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.server.maxConnections = limits.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   app.decorateRequest('principal', undefined);
   app.setErrorHandler(errorHandler);
@@ -112,7 +159,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
   app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
 
-  const deps = { store: opts.store, services: opts.services, authenticator };
+  const slots = new StreamSlots({ perToken: limits.streamsPerToken, total: limits.streams });
+  const deps = { store: opts.store, services: opts.services, authenticator, slots };
   await app.register(
     async (v1) => {
       const r = v1 as unknown as App;
@@ -136,6 +184,7 @@ export interface RouteDeps {
   store: Store;
   services: Services;
   authenticator: Authenticator;
+  slots: StreamSlots;
 }
 
 /** The authenticated caller; the onRequest hook guarantees it on /v1 routes. */
@@ -153,7 +202,11 @@ function errorHandler(
   const send = (status: number, code: string, message: string, details?: unknown) => {
     void reply.code(status).send({ error: details === undefined ? { code, message } : { code, message, details } });
   };
-  if (err instanceof ApiError) return send(err.status, err.code, err.message, err.details);
+  if (err instanceof ApiError) {
+    const retry = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (err.status === 429 && retry !== undefined) void reply.header('retry-after', String(retry));
+    return send(err.status, err.code, err.message, err.details);
+  }
   if (err.validation) {
     const { message, details } = describeValidation(err.validation as never, err.validationContext);
     return send(400, 'invalid_request', message, details);

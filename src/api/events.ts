@@ -13,8 +13,10 @@ import { Type } from 'typebox';
 
 const tags = ['events'];
 const KEEPALIVE_MS = 15_000;
+/** A follower that lets this much pile up unsent is too slow: it is cut off, and may come back with ?since. */
+const SLOW_CONSUMER_BYTES = 1 << 20;
 
-export function eventRoutes(app: App, { store, authenticator }: RouteDeps): void {
+export function eventRoutes(app: App, { store, authenticator, slots }: RouteDeps): void {
   app.get(
     '/events',
     {
@@ -56,15 +58,19 @@ export function eventRoutes(app: App, { store, authenticator }: RouteDeps): void
         throw new ApiError('invalid_request', 'follow=true answers text/event-stream; send Accept: text/event-stream');
       }
 
+      const release = slots.acquire(p.tokenId);
       // Subscribe before reading the backlog so nothing falls between the two.
       const buffered: EventRow[] = [];
       let live = false;
       let last = qs.since ?? 0;
       const raw = reply.raw;
-      const write = (e: EventRow) => {
-        if (e.seq <= last || !allowed(e)) return;
+      /** Writes one event; false when the client should be waited for (the backlog does). */
+      const write = (e: EventRow): boolean => {
+        if (e.seq <= last || !allowed(e) || raw.destroyed) return true;
         last = e.seq;
-        raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(presentEvent(e))}\n\n`);
+        const ok = raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(presentEvent(e))}\n\n`);
+        if (raw.writableLength > SLOW_CONSUMER_BYTES) raw.destroy();
+        return ok;
       };
       // A stream outlives the request that opened it: when access changes
       // (token revoked, role removed) the caller is authenticated again, and
@@ -93,18 +99,23 @@ export function eventRoutes(app: App, { store, authenticator }: RouteDeps): void
       });
       raw.write(': connected\n\n');
       const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
+      // A token that expires ends its streams on time.
+      const expiry = p.expiresAt ? setTimeout(() => void recheck(), Math.max(0, Date.parse(p.expiresAt) - Date.now()) + 10) : undefined;
       const close = () => {
         closed = true;
         off();
         clearInterval(keepalive);
+        clearTimeout(expiry);
+        release();
       };
       req.raw.on('close', close);
+      raw.on('close', close);
       try {
         if (qs.since !== undefined) {
           for (;;) {
             const rows = await backlog(last, 1000);
-            rows.forEach(write);
-            if (rows.length < 1000) break;
+            for (const e of rows) if (!write(e)) await new Promise((r) => raw.once('drain', r).once('close', r));
+            if (rows.length < 1000 || raw.destroyed) break;
           }
         }
         buffered.forEach(write);

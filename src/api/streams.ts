@@ -52,7 +52,7 @@ function requireUpgrade(req: FastifyRequest): void {
   if (!isUpgrade(req)) throw upgradeRequired();
 }
 
-export function streamRoutes(app: App, { store, services }: RouteDeps): void {
+export function streamRoutes(app: App, { store, services, slots }: RouteDeps): void {
   /** The instance the caller may stream from, and its host; checks before any stream opens. */
   const target = async (req: FastifyRequest, id: string, role: 'reader' | 'member'): Promise<{ row: InstanceRow; hostName: string }> => {
     const p = requireUser(principalOf(req));
@@ -79,7 +79,15 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     const { row, hostName } = await target(req, id, 'member');
     requireUpgrade(req);
     if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-    opened.set(req, await open(req, row, hostName, request(row.id)));
+    const release = slots.acquire(principalOf(req).tokenId);
+    try {
+      const stream = await open(req, row, hostName, request(row.id));
+      stream.ws.once('close', release);
+      opened.set(req, stream);
+    } catch (err) {
+      release();
+      throw err;
+    }
   };
 
   app.get(
@@ -94,7 +102,15 @@ export function streamRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async (req, reply) => {
       const { row, hostName } = await target(req, req.params.id, 'reader');
-      const stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail });
+      const release = slots.acquire(principalOf(req).tokenId);
+      let stream: AgentStream;
+      try {
+        stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail });
+      } catch (err) {
+        release();
+        throw err;
+      }
+      stream.ws.once('close', release);
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });

@@ -2,7 +2,7 @@
 // and runs the control loops (placement, host liveness).
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { buildApp, type App } from '../api/app.ts';
+import { buildApp, type App, type HttpLimits } from '../api/app.ts';
 import { openDatabase } from '../store/db.ts';
 import { Store } from '../store/store.ts';
 import { AgentHub } from './agent-hub.ts';
@@ -20,6 +20,8 @@ export interface ServerOptions {
   port: number;
   logger?: Logger;
   heartbeatSeconds?: number;
+  /** Timeouts and the connection cap of the HTTP server (src/api/app.ts). */
+  limits?: Partial<HttpLimits>;
   /** How long logs, exec and console wait for a host's agent to reconnect; two heartbeats by default. */
   agentWaitSeconds?: number;
   synchronous?: 'full' | 'normal';
@@ -52,7 +54,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const placer = new Placer(store, logger);
   const streams = new StreamHub({ agentWaitMs: (o.agentWaitSeconds ?? 2 * heartbeatSeconds) * 1000 });
   const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, streams, heartbeatSeconds };
-  const app = await buildApp({ store, services, logger, version: VERSION });
+  const app = await buildApp({ store, services, logger, version: VERSION, limits: o.limits });
   const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });
   await app.listen({ host: o.host, port: o.port });
   const addr = app.server.address();

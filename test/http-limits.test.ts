@@ -1,0 +1,70 @@
+// What one client can hold of the server is bounded: a request must arrive
+// in time, and connections beyond the cap are closed as they come.
+import { strict as assert } from 'node:assert';
+import { connect, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { client, startTestServer, until } from './helpers.ts';
+
+function open(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+test('slow senders are answered 408 in the error shape and cut off', async () => {
+  const srv = await startTestServer({ limits: { requestTimeoutMs: 2000 } });
+  const sockets: Socket[] = [];
+  try {
+    const answers: string[] = [];
+    const closed: boolean[] = [];
+    for (let i = 0; i < 40; i++) {
+      const s = await open(srv.url);
+      sockets.push(s);
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('error', () => undefined);
+      s.on('close', () => ((answers[i] = got), (closed[i] = true)));
+      s.write(`POST /v1/agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"joinToken":`);
+    }
+    // A byte every so often, so that no idle timer ends them: only the request deadline can.
+    const drip = setInterval(() => sockets.forEach((s) => s.writable && s.write(' ')), 300);
+    try {
+      await until('every slow connection is closed', async () => (closed.filter(Boolean).length === 40 ? true : undefined));
+    } finally {
+      clearInterval(drip);
+    }
+    for (const a of answers) {
+      assert.match(a, /^HTTP\/1\.1 408 /);
+      const body = JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'request_timeout');
+    }
+    // The server still answers everyone else.
+    assert.equal((await client(srv.url).get('/healthz')).status, 200);
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await srv.close();
+  }
+});
+
+test('connections beyond the cap are closed at once; the server serves again when they go', async () => {
+  const srv = await startTestServer({ limits: { maxConnections: 5 } });
+  const sockets: Socket[] = [];
+  try {
+    const closed = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      const s = await open(srv.url);
+      s.on('close', () => closed.add(i));
+      s.on('error', () => undefined);
+      sockets.push(s);
+    }
+    await until('the five over the cap are closed', async () => (closed.size >= 5 ? true : undefined));
+    assert.deepEqual([...closed].sort((a, b) => a - b), [5, 6, 7, 8, 9]);
+    sockets.forEach((s) => s.destroy());
+    await until('a new client is served', async () => ((await client(srv.url).get('/healthz').catch(() => undefined))?.status === 200 ? true : undefined));
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await srv.close();
+  }
+});
