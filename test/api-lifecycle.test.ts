@@ -197,3 +197,57 @@ test("a join token cannot take over a live host's name; a down host's, or a remo
     await fast.close();
   }
 });
+
+test("a dead host's instances are lost; they can be deleted by force, and the host removed with them", async () => {
+  const fast = await startTestServer({ heartbeatSeconds: 1 });
+  try {
+    const a = client(fast.url, fast.adminToken);
+    assert.equal((await a.post('/v1/projects', { name: 'doom' })).status, 201);
+    const jt = (await a.post('/v1/join-tokens', { pool: 'doom' })).body.secret as string;
+    const fingerprint = { capacity: { vcpus: 8, memoryMib: 8192, diskGib: 10 }, drivers: ['container'] };
+    const reg = await client(fast.url).post('/v1/agent/register', { joinToken: jt, name: 'doomed', fingerprint });
+    const agent = client(fast.url, reg.body.token);
+    const ids: string[] = [];
+    for (const name of ['l1', 'l2', 'l3']) {
+      const id = (await a.post('/v1/instances', { project: 'doom', kind: 'container', image: 'busybox', name })).body.id as string;
+      await until(`${name} placed`, async () => ((await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined));
+      for (const state of ['starting', 'running']) assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state })).status, 200);
+      ids.push(id);
+    }
+    const [l1, l2, l3] = ids as [string, string, string];
+    // The agent goes silent: the host goes down and what ran there is lost.
+    const lost = await until('lost', async () => {
+      const i = (await a.get(`/v1/instances/${l1}`)).body;
+      return i.state === 'lost' ? i : undefined;
+    });
+    assert.match(lost.message, /host doomed is down \(no heartbeat for \d+ s\)/);
+    const events = (await a.get(`/v1/events?resource=${l1}&limit=100`)).body.items as { type: string; data: { to?: string } }[];
+    assert.ok(events.some((e) => e.type === 'instance.state' && e.data.to === 'lost'));
+
+    // A plain delete waits for a host that cannot answer; a forced one does not.
+    assert.equal((await a.delete(`/v1/instances/${l1}`)).status, 202);
+    assert.equal((await a.get(`/v1/instances/${l1}`)).body.state, 'deleting');
+    assert.equal((await a.delete(`/v1/instances/${l1}?force=true`)).status, 204);
+    assert.equal((await a.get(`/v1/instances/${l1}`)).status, 404);
+
+    // The agent comes back and finds l2 still running: it is running again.
+    assert.equal((await agent.post('/v1/agent/heartbeat', {})).status, 200);
+    assert.equal((await agent.post(`/v1/agent/instances/${l2}/status`, { state: 'running' })).status, 200);
+    assert.equal((await a.get(`/v1/instances/${l2}`)).body.state, 'running');
+
+    // Gone for good: a cluster admin removes the host with what it held, once it is down.
+    const live = await a.delete('/v1/hosts/doomed?force=true');
+    assert.equal(live.status, 409, 'not while its agent answers');
+    assert.match(live.body.error.message, /not down: its agent still answers/);
+    await until('down again', async () => ((await a.get(`/v1/hosts/${reg.body.host.id}`)).body.state === 'down' ? true : undefined));
+    const refused = await a.delete('/v1/hosts/doomed');
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error.message, /still holds 2 instance\(s\).*force/);
+    assert.equal((await a.delete('/v1/hosts/doomed?force=true')).status, 204);
+    for (const id of [l2, l3]) assert.equal((await a.get(`/v1/instances/${id}`)).status, 404);
+    assert.equal((await a.get('/v1/projects/doom')).body.usage.instances, 0, 'their quota is released');
+    assert.equal((await a.delete('/v1/projects/doom')).status, 204, 'and the project can go');
+  } finally {
+    await fast.close();
+  }
+});

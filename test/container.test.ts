@@ -214,3 +214,11 @@ test('pause freezes the container in place and resume thaws it', async () => {
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await until('stopped', inState(id, 'stopped'));
 });
+
+test('an instance deleted by force is forgotten at once, and its agent removes the container', async () => {
+  const id = await run({ command: ['sleep', '600'] });
+  await until('running', inState(id, 'running'));
+  assert.equal((await admin.delete(`/v1/instances/${id}?force=true`)).status, 204);
+  assert.equal((await admin.get(`/v1/instances/${id}`)).status, 404);
+  await until('container removed', async () => ((await containersOf(id)).length === 0 ? true : undefined));
+});

@@ -145,8 +145,12 @@ export class Agent {
         if (res.version === version) continue;
         const first = version === undefined;
         version = res.version;
+        const before = this.assigned;
         this.assigned = new Map(res.instances.map((i) => [i.id, i]));
         if (first) await this.collectOrphans();
+        // An instance that left without a `deleted` report from here was
+        // forgotten by force (its host was thought dead): remove its workload.
+        for (const [id, spec] of before) if (!this.assigned.has(id) && spec.desiredState !== 'deleted') this.forgotten(spec);
         for (const inst of res.instances) this.reconcile(inst);
       } catch (err) {
         if (signal.aborted) break;
@@ -201,6 +205,14 @@ export class Agent {
       // assignment answer carries the current state.
       this.o.log.warn({ err: String(err), instance: id, state }, 'status report refused');
     }
+  }
+
+  private forgotten(spec: InstanceSpec): void {
+    const driver = this.drivers.get(spec.kind);
+    this.detach(spec.id);
+    if (!driver) return;
+    this.o.log.info({ instance: spec.id }, 'removing the workload of an instance deleted by force');
+    void scope.run({ instance: spec.id }, () => driver.destroy(spec.id)).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: spec.id }, 'clean-up failed'));
   }
 
   /** Workloads whose instance was deleted while the agent was away are removed. */
@@ -432,6 +444,9 @@ export class Agent {
       if (seen.state === 'running' && spec.state !== 'running') await this.reportRunning(driver, spec);
       if (seen.state === 'paused' && spec.state !== 'paused') await this.report(spec.id, 'paused');
       if (seen.state === 'running' && !this.attached.has(spec.id)) await this.attach(driver, spec);
+    } else if (seen.state === 'absent' && spec.state === 'lost') {
+      // Back after its host was down, and the workload is gone (the host restarted).
+      await this.report(spec.id, 'failed', { message: 'the workload was gone when its host came back' });
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
       await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
     }

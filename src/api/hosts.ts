@@ -11,10 +11,16 @@ import { actorOf, requireClusterAdmin, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findHost, getProject } from './lookup.ts';
 import { decodeCursor, labelsMatch, pageOf, parseSelector, replaceLabels } from './paging.ts';
+import { finalizeDelete } from '../server/instances.ts';
 import { presentHost } from './present.ts';
 import { Host, HostCreate, HostPatch, IdParam, ListQuery, Page } from './schemas.ts';
 
 const tags = ['hosts'];
+
+const HostDeleteQuery = Type.Object(
+  { force: Type.Optional(Type.Boolean({ description: 'remove a host that is down together with the instances it held' })) },
+  { additionalProperties: false },
+);
 
 /** Shared hosts are visible to every user; dedicated ones only to their project. */
 function visible(p: UserPrincipal, h: HostRow): boolean {
@@ -135,15 +141,31 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
 
   app.delete(
     '/hosts/:id',
-    { schema: { tags, summary: 'Remove a host that holds no instances (cluster admins)', params: IdParam, response: { 204: Type.Null() } } },
+    {
+      schema: {
+        tags,
+        summary: 'Remove a host that holds no instances, or with ?force=true a dead one together with its instances (cluster admins)',
+        params: IdParam,
+        querystring: HostDeleteQuery,
+        response: { 204: Type.Null() },
+      },
+    },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
-      await store.write(async ({ trx, emit }) => {
+      await store.write(async (ctx) => {
+        const { trx, emit } = ctx;
         const h = await findHost(trx, req.params.id);
         if (!h || !visible(p, h)) throw notFound('host', req.params.id);
         requireClusterAdmin(p);
-        const held = await trx.selectFrom('instances').select('id').where('host_id', '=', h.id).limit(1).executeTakeFirst();
-        if (held) throw conflict(`host ${h.name} still holds instances; drain it first`);
+        const held = await trx.selectFrom('instances').selectAll().where('host_id', '=', h.id).execute();
+        if (held.length > 0 && !req.query.force) {
+          throw conflict(`host ${h.name} still holds ${held.length} instance(s); drain it first, or remove it with them (force) if it is dead`);
+        }
+        if (held.length > 0 && h.state !== 'down' && h.last_heartbeat_at !== null) {
+          throw conflict(`host ${h.name} is ${h.state}, not down: its agent still answers; drain it, or wait until it is down to remove it with its instances`);
+        }
+        // Its instances go with it: their workloads died with the host, or its agent removes them should it come back.
+        for (const row of held) await finalizeDelete(ctx, row, actorOf(p), true);
         await trx.deleteFrom('labels').where('resource_type', '=', 'host').where('resource_id', '=', h.id).execute();
         await trx.deleteFrom('hosts').where('id', '=', h.id).execute();
         emit({ type: 'host.deleted', projectId: h.pool, resourceType: 'host', resourceId: h.id, actor: actorOf(p), data: { name: h.name } });

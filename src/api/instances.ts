@@ -21,6 +21,17 @@ const StopQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const DeleteQuery = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({
+        description: "forget the instance at once, without its host's word: for a host that is down or gone. Should the host come back, its agent removes the workload.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 /** 404 unless the caller can see the instance's project; 403 unless its role suffices. */
 const guard = (p: UserPrincipal, id: string, role: 'reader' | 'member') => (row: InstanceRow) => {
   if (!canSee(p, row.project_id)) throw notFound('instance', id);
@@ -200,15 +211,16 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     {
       schema: {
         tags,
-        summary: 'Delete an instance; answers 202 while its agent tears it down',
+        summary: 'Delete an instance; answers 202 while its agent tears it down (204 when nothing holds it, or with ?force=true)',
         params: IdParam,
+        querystring: DeleteQuery,
         response: { 202: Instance, 204: Type.Null() },
       },
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
-      const row = await services.instances.delete(req.params.id, actorOf(p), guard(p, req.params.id, 'member'));
+      const row = await services.instances.delete(req.params.id, actorOf(p), guard(p, req.params.id, 'member'), req.query.force ?? false);
       if (row.state === 'deleted') return reply.code(204).send(null);
       return reply.code(202).send(presentInstance(row));
     },

@@ -112,9 +112,10 @@ export function hostCommand(): Command {
     leaf('delete', 'remove a host that holds no instances (cluster admins)')
       .alias('rm')
       .argument('<host>', 'host name or id')
-      .action(async (ref: string, _o: unknown, c: Command) => {
+      .option('--force', 'remove a host that is down together with the instances it held')
+      .action(async (ref: string, o: { force?: boolean }, c: Command) => {
         const ctx = ctxOf(c);
-        await ctx.client.delete(`/v1/hosts/${enc(ref)}`);
+        await ctx.client.delete(`/v1/hosts/${enc(ref)}${o.force ? '?force=true' : ''}`);
         out(`host ${ref} deleted`);
       }),
   );

@@ -392,11 +392,12 @@ export function instanceCommand(): Command {
     leaf('delete', 'delete instances (their hosts tear them down)')
       .alias('rm')
       .argument('<instance...>', 'instance names (in the current project) or ids')
-      .action(async (refs: string[], _o: unknown, c: Command) => {
+      .option('--force', "forget them at once, without their host's word: for instances on a host that is down (lost) or gone; should the host come back, its agent removes them")
+      .action(async (refs: string[], o: { force?: boolean }, c: Command) => {
         const ctx = ctxOf(c);
         for (const ref of refs) {
           const id = await resolveInstance(ctx, ref);
-          const i = await ctx.client.delete<Instance | null>(`/v1/instances/${enc(id)}`);
+          const i = await ctx.client.delete<Instance | null>(`/v1/instances/${enc(id)}${o.force ? '?force=true' : ''}`);
           if (ctx.format !== 'table') out(await renderObject(i ?? { id, state: 'deleted' }, [], ctx.format));
           else out(i ? `instance ${i.name} (${id}) is ${i.state}` : `instance ${ref} (${id}) deleted`);
         }

@@ -9,6 +9,7 @@ export const instanceStates = [
   'stopping',
   'stopped',
   'failed',
+  'lost',
   'deleting',
   'deleted',
 ] as const;
@@ -17,15 +18,19 @@ export type InstanceState = (typeof instanceStates)[number];
 export const desiredStates = ['running', 'paused', 'stopped', 'deleted'] as const;
 export type DesiredState = (typeof desiredStates)[number];
 
+// `lost`: the instance's host stopped heartbeating (it went down) while the
+// instance was active there; nobody knows what became of it until the host's
+// agent is back and reports what it sees.
 const edges: Record<InstanceState, readonly InstanceState[]> = {
   pending: ['scheduled', 'failed', 'deleting', 'deleted'],
-  scheduled: ['starting', 'running', 'stopped', 'failed', 'deleting', 'pending'],
-  starting: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
-  running: ['stopping', 'stopped', 'failed', 'deleting', 'starting', 'paused'],
-  paused: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
-  stopping: ['stopped', 'failed', 'deleting'],
+  scheduled: ['starting', 'running', 'stopped', 'failed', 'deleting', 'pending', 'lost'],
+  starting: ['running', 'stopping', 'stopped', 'failed', 'deleting', 'lost'],
+  running: ['stopping', 'stopped', 'failed', 'deleting', 'starting', 'paused', 'lost'],
+  paused: ['running', 'stopping', 'stopped', 'failed', 'deleting', 'lost'],
+  stopping: ['stopped', 'failed', 'deleting', 'lost'],
   stopped: ['starting', 'running', 'failed', 'deleting', 'scheduled'],
   failed: ['starting', 'running', 'scheduled', 'pending', 'deleting', 'stopped'],
+  lost: ['running', 'paused', 'stopped', 'failed', 'starting', 'scheduled', 'deleting'],
   deleting: ['deleted', 'failed'],
   deleted: [],
 };

@@ -169,15 +169,17 @@ export class InstanceService {
 
   /**
    * Deletes an instance. One that no agent holds is gone at once; one on a host
-   * goes to `deleting` until its agent reports it destroyed.
+   * goes to `deleting` until its agent reports it destroyed. `force` forgets it
+   * at once, for a host that cannot answer (down, or gone): should that host
+   * come back, its agent removes the workload it no longer finds assigned.
    */
-  async delete(id: string, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
+  async delete(id: string, actor: string, check: (row: InstanceRow) => void, force = false): Promise<InstanceRow> {
     return this.store.write(async (ctx) => {
       const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('instance', id);
       check(row);
       const held = row.host_id !== null && row.state !== 'pending';
-      if (!held) return finalizeDelete(ctx, row, actor);
+      if (!held || force) return finalizeDelete(ctx, row, actor, force);
       const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
       await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
       ctx.emit({ type: 'instance.deleting', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
@@ -365,7 +367,7 @@ async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; mem
   throw new ApiError('quota_exceeded', `project ${p.name} quota exceeded: ${over.join('; ')}`, { exceeded: over });
 }
 
-async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, actor: string): Promise<InstanceRow> {
+export async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, actor: string, forced = false): Promise<InstanceRow> {
   await trx.deleteFrom('instance_groups').where('instance_id', '=', row.id).execute();
   await trx.deleteFrom('labels').where('resource_type', '=', 'instance').where('resource_id', '=', row.id).execute();
   await trx.deleteFrom('instances').where('id', '=', row.id).execute();
@@ -379,6 +381,6 @@ async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, act
     }))
     .where('id', '=', row.project_id)
     .execute();
-  emit({ type: 'instance.deleted', projectId: row.project_id, resourceType: 'instance', resourceId: row.id, actor, data: { name: row.name, hostId: row.host_id } });
+  emit({ type: 'instance.deleted', projectId: row.project_id, resourceType: 'instance', resourceId: row.id, actor, data: { name: row.name, hostId: row.host_id, ...(forced ? { forced: true } : {}) } });
   return { ...row, state: 'deleted', desired_state: 'deleted', updated_at: now() };
 }
