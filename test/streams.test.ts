@@ -211,3 +211,31 @@ test('run --wait shows the start and returns once running; a registry that does 
   const shown = (await admin.get('/v1/instances?name=nowhere&project=default')).body.items[0];
   assert.equal(shown.state, 'failed');
 });
+
+test('a logs stream and an exec session end when their token is revoked', async () => {
+  const id = await run(['sh', '-c', 'while true; do echo tick; sleep 0.2; done']);
+  await inState(id, 'running')();
+  const made = await admin.post('/v1/tokens', { name: 'revoked-soon' });
+  const token = made.body.secret as string;
+  // Logs, followed.
+  const res = await fetch(`${srv.url}/v1/instances/${id}/logs?follow=true`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  let got = '';
+  while (!got.includes('tick')) {
+    const chunk = await reader.read();
+    assert.equal(chunk.done, false);
+    got += new TextDecoder().decode(chunk.value);
+  }
+  // An exec session, open.
+  const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/v1/instances/${id}/exec?command=cat&stdin=true`, { headers: { authorization: `Bearer ${token}` } });
+  const wsClosed = new Promise<void>((r) => ws.once('close', () => r()));
+  await new Promise((r) => ws.once('open', r));
+
+  assert.equal((await admin.delete(`/v1/tokens/${made.body.id}`)).status, 204);
+  for (;;) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+  }
+  await wsClosed;
+});

@@ -3,7 +3,8 @@
 // of no project (users, tokens) are for cluster admins.
 import { ApiError } from '../lib/errors.ts';
 import type { EventRow } from '../store/schema.ts';
-import { changesAccess, type UserPrincipal } from './auth.ts';
+import { watchAccess } from './access-watch.ts';
+import type { UserPrincipal } from './auth.ts';
 import { requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { getProject } from './lookup.ts';
@@ -72,21 +73,10 @@ export function eventRoutes(app: App, { store, authenticator, slots }: RouteDeps
         if (raw.writableLength > SLOW_CONSUMER_BYTES) raw.destroy();
         return ok;
       };
-      // A stream outlives the request that opened it: when access changes
-      // (token revoked, role removed) the caller is authenticated again, and
-      // the stream ends once it may no longer read what it follows.
-      let closed = false;
-      const recheck = async () => {
-        try {
-          const again = requireUser(await authenticator.authenticate(req.headers.authorization));
-          if (projectId !== undefined && !again.clusterAdmin && !again.roles.has(projectId)) throw new Error('access removed');
-          p = again;
-        } catch {
-          if (!closed) raw.end();
-        }
-      };
+      // The stream ends once the caller may no longer read what it follows.
+      const access = watchAccess({ store, authenticator }, req.headers.authorization, p, { projectId }, () => raw.end());
       const off = store.onEvent((e) => {
-        if (changesAccess(e.type)) void recheck();
+        p = access.principal();
         if (live) write(e);
         else buffered.push(e);
       });
@@ -99,13 +89,10 @@ export function eventRoutes(app: App, { store, authenticator, slots }: RouteDeps
       });
       raw.write(': connected\n\n');
       const keepalive = setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS);
-      // A token that expires ends its streams on time.
-      const expiry = p.expiresAt ? setTimeout(() => void recheck(), Math.max(0, Date.parse(p.expiresAt) - Date.now()) + 10) : undefined;
       const close = () => {
-        closed = true;
+        access.stop();
         off();
         clearInterval(keepalive);
-        clearTimeout(expiry);
         release();
       };
       req.raw.on('close', close);

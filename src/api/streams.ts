@@ -16,6 +16,7 @@ import { messages, send } from '../lib/ws-messages.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import type { AgentStream, StreamRequest } from '../server/stream-hub.ts';
 import { requireAgent, requireRole, requireUser } from './access.ts';
+import { watchAccess } from './access-watch.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { IdParam } from './schemas.ts';
 
@@ -52,7 +53,7 @@ function requireUpgrade(req: FastifyRequest): void {
   if (!isUpgrade(req)) throw upgradeRequired();
 }
 
-export function streamRoutes(app: App, { store, services, slots }: RouteDeps): void {
+export function streamRoutes(app: App, { store, services, slots, authenticator }: RouteDeps): void {
   /** The instance the caller may stream from, and its host; checks before any stream opens. */
   const target = async (req: FastifyRequest, id: string, role: 'reader' | 'member'): Promise<{ row: InstanceRow; hostName: string }> => {
     const p = requireUser(principalOf(req));
@@ -83,6 +84,11 @@ export function streamRoutes(app: App, { store, services, slots }: RouteDeps): v
     try {
       const stream = await open(req, row, hostName, request(row.id));
       stream.ws.once('close', release);
+      // A member's session ends when the caller is no longer one.
+      const access = watchAccess({ store, authenticator }, req.headers.authorization, requireUser(principalOf(req)), { projectId: row.project_id, role: 'member' }, () =>
+        stream.ws.close(1008, 'access revoked'),
+      );
+      stream.ws.once('close', () => access.stop());
       opened.set(req, stream);
     } catch (err) {
       release();
@@ -111,6 +117,10 @@ export function streamRoutes(app: App, { store, services, slots }: RouteDeps): v
         throw err;
       }
       stream.ws.once('close', release);
+      const access = watchAccess({ store, authenticator }, req.headers.authorization, requireUser(principalOf(req)), { projectId: row.project_id, role: 'reader' }, () =>
+        stream.ws.close(1008, 'access revoked'),
+      );
+      stream.ws.once('close', () => access.stop());
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
