@@ -188,3 +188,23 @@ test('a token cannot create a token that outlives it', async () => {
   const names = (await admin.get('/v1/tokens')).body.items.map((t: { name: string }) => t.name);
   assert.ok(!names.includes('forever') && !names.includes('longer'), 'nothing was made by the refusals');
 });
+
+test('removing members says the same of a user who does not exist and one who is not a member', async () => {
+  const alice = as['alice']!;
+  const ghost = await alice.delete('/v1/projects/proj-a/members/no-such-user');
+  const stranger = await alice.delete('/v1/projects/proj-a/members/dave');
+  assert.equal(ghost.status, 404);
+  assert.equal(stranger.status, 404);
+  assert.equal(ghost.body.error.message.replace('no-such-user', 'X'), stranger.body.error.message.replace('dave', 'X'));
+});
+
+test("explanations neither count nor name other projects' dedicated hosts", async () => {
+  // hostB is dedicated to proj-b; bob's instance in proj-a cannot learn of it.
+  const explained = await as['bob']!.get(`/v1/instances/${instA}/explain`);
+  assert.equal(explained.status, 200);
+  assert.doesNotMatch(explained.body.refusals, /dedicated/);
+  assert.ok(!explained.body.candidates.some((c: { host: string }) => c.host === hostB));
+  const hostsSeen = Number(/^(\d+) host/.exec(explained.body.refusals)?.[1] ?? 0);
+  const visible = (await admin.get('/v1/hosts')).body.items.filter((h: { pool: string | null }) => !h.pool || h.pool === 'proj-a').length;
+  assert.equal(hostsSeen, visible);
+});

@@ -222,8 +222,10 @@ export function projectRoutes(app: App, { store }: RouteDeps): void {
       await store.write(async ({ trx, emit }) => {
         const project = await getProject(trx, req.params.project);
         requireRole(p, project.id, 'admin', req.params.project);
+        // One answer for a user who does not exist and one who is not a member:
+        // removing members tells a project admin nothing about other users.
         const user = await findUser(trx, req.params.user);
-        if (!user) throw notFound('user', req.params.user);
+        if (!user) throw notFound('member', req.params.user);
         const res = await trx.deleteFrom('memberships').where('project_id', '=', project.id).where('user_id', '=', user.id).executeTakeFirst();
         if (Number(res.numDeletedRows) === 0) throw notFound('member', req.params.user);
         emit({ type: 'member.removed', projectId: project.id, resourceType: 'project', resourceId: project.id, actor: actorOf(p), data: { user: user.name } });

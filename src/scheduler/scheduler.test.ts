@@ -18,7 +18,7 @@ const host = (id: string, o: Partial<SchedHost> = {}): SchedHost => ({
 const req = (o: Partial<Request> = {}): Request => ({ projectId: 'p', kind: 'container', vcpus: 1, memoryMib: 512, diskGib: 0, constraints: [], ...o });
 const anti = (level: GroupRule['level'], strength: GroupRule['strength'] = 'hard'): GroupRule => ({ id: 'g', policy: 'anti-affinity', strength, level });
 
-test('feasibility: state, driver, pool, constraints and each resource, each refusal counted', () => {
+test('feasibility: state, driver, pool, constraints and each resource, each refusal counted; other projects\' dedicated hosts neither counted nor named', () => {
   const s = new Scheduler(
     [
       host('down', { state: 'down' }),
@@ -30,9 +30,12 @@ test('feasibility: state, driver, pool, constraints and each resource, each refu
     new Set(),
   );
   const r = s.place(req({ kind: 'vm', constraints: [{ key: 'disk', op: '==', value: 'nvme' }] }));
-  assert.deepEqual(r, { ok: false, reason: '5 hosts: 2 constraint disk == nvme, 1 dedicated to another project, 1 down, 1 lack driver vm' });
+  assert.deepEqual(r, { ok: false, reason: '4 hosts: 2 constraint disk == nvme, 1 down, 1 lack driver vm' });
   const big = s.place(req({ memoryMib: 9000 }));
-  assert.deepEqual(big, { ok: false, reason: '5 hosts: 3 lack memory, 1 dedicated to another project, 1 down' });
+  assert.deepEqual(big, { ok: false, reason: '4 hosts: 3 lack memory, 1 down' });
+  assert.equal(s.rank(req({ memoryMib: 9000 })).refusals, '4 hosts: 3 lack memory, 1 down');
+  // The project that owns the dedicated host sees it, and why it cannot take this.
+  assert.deepEqual(s.place(req({ projectId: 'other', memoryMib: 9000 })), { ok: false, reason: '5 hosts: 4 lack memory, 1 down' });
   assert.deepEqual(s.place(req({ constraints: [{ key: 'disk', op: '==', value: 'ssd' }] })).ok, true);
 });
 
@@ -155,5 +158,5 @@ test('topology constraints, and dedicated pools keep other projects out and thei
   assert.equal((on(pools, req({ projectId: 'p1' }), new Set(['p1'])) as { hostId: string }).hostId, 'mine');
   assert.equal((on(pools, req({ projectId: 'p3' }), new Set(['p1', 'p2'])) as { hostId: string }).hostId, 'shared');
   assert.deepEqual(on(pools.slice(0, 1), req({ projectId: 'p1' }), new Set(['p1'])), { ok: false, reason: '1 host: 1 shared pool (project has dedicated hosts)' });
-  assert.deepEqual(on([], req()), { ok: false, reason: 'no hosts registered' });
+  assert.deepEqual(on([], req()), { ok: false, reason: 'no hosts available to this project' });
 });

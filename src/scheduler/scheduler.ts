@@ -60,6 +60,9 @@ interface Node extends SchedHost {
   domains: Map<Level, string>;
 }
 
+/** Another project's dedicated host: explanations neither count nor mention it. */
+const hiddenFrom = (n: SchedHost, r: Request): boolean => n.pool !== null && n.pool !== r.projectId;
+
 export class Scheduler {
   private readonly nodes: Node[];
   private readonly byId = new Map<string, Node>();
@@ -170,7 +173,7 @@ export class Scheduler {
       const n = this.nodes[(start + i) % total]!;
       const why = this.reject(n, r);
       if (why) {
-        reasons.set(why, (reasons.get(why) ?? 0) + 1);
+        if (!hiddenFrom(n, r)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
         continue;
       }
       const sc = this.score(n, r);
@@ -183,7 +186,7 @@ export class Scheduler {
     // The next search starts further on, so hosts share the load of being looked at.
     this.cursor = total === 0 ? 0 : (start + 1) % total;
     if (best) return { ok: true, hostId: best.id, score: bestScore };
-    return { ok: false, reason: explain(total, reasons) };
+    return { ok: false, reason: explain(this.visibleTo(r), reasons) };
   }
 
   /** Takes the request's resources on the host and counts it in its groups. */
@@ -203,10 +206,17 @@ export class Scheduler {
     const reasons = new Map<string, number>();
     for (const n of this.nodes) {
       const why = this.reject(n, r);
-      if (why) reasons.set(why, (reasons.get(why) ?? 0) + 1);
-      else out.push({ hostId: n.id, score: this.score(n, r) });
+      if (!why) out.push({ hostId: n.id, score: this.score(n, r) });
+      else if (!hiddenFrom(n, r)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
     }
-    return { candidates: out.sort((a, b) => b.score - a.score).slice(0, top), refusals: explain(this.nodes.length, reasons) };
+    return { candidates: out.sort((a, b) => b.score - a.score).slice(0, top), refusals: explain(this.visibleTo(r), reasons) };
+  }
+
+  /** Hosts the request's project may know of: all but those dedicated to other projects. */
+  private visibleTo(r: Request): number {
+    let n = 0;
+    for (const node of this.nodes) if (!hiddenFrom(node, r)) n++;
+    return n;
   }
 
   /** Free resources of a host as the snapshot sees them now. */
