@@ -4,7 +4,9 @@
 //   node bench/api.ts [--duration 10] [--connections 32] [--record]
 //
 // The server runs as a child process (`strata server`) so it and the load
-// generator each get a core of this 2-core machine.
+// generator each get a core of this 2-core machine. It runs with
+// `--token-rate 0`: the load comes from one token, and what is measured is
+// the API's own cost, not the per-token limit (1,000 requests/s by default).
 import autocannon from 'autocannon';
 import SQLite from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -64,7 +66,7 @@ async function bareFastify(body: string): Promise<{ url: string; stop: () => voi
 }
 
 const dataDir = tempDir('strata-bench-');
-const server = await startServerProcess(dataDir);
+const server = await startServerProcess(dataDir, ['--token-rate', '0']);
 const api = client(server.url, server.adminToken);
 const auth = { authorization: `Bearer ${server.adminToken}` };
 try {

@@ -43,7 +43,8 @@ function snapshot(dir: string): string {
 before(async () => {
   // Heartbeats an hour apart: the registered host below has no agent, and must
   // stay ready however long the walk takes, or liveness would change the store.
-  srv = await startTestServer({ heartbeatSeconds: 3600 });
+  // It presents hundreds of bad credentials on purpose: no lockout of its address.
+  srv = await startTestServer({ heartbeatSeconds: 3600, limits: { authFailureBurst: 1_000_000 } });
   admin = client(srv.url, srv.adminToken);
   const project = (await admin.post('/v1/projects', { name: 'walk', quota: { instances: 50 } })).body;
   const user = (await admin.post('/v1/users', { name: 'walker', projects: [{ project: 'walk', role: 'member' }] })).body;

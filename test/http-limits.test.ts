@@ -68,3 +68,42 @@ test('connections beyond the cap are closed at once; the server serves again whe
     await srv.close();
   }
 });
+
+test('an address that keeps failing to authenticate is refused with 429 and Retry-After, before its tokens are checked', async () => {
+  const srv = await startTestServer({ limits: { authFailureBurst: 20, authFailuresPerSecond: 1 } });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++) statuses.push((await client(srv.url, `stk_wrong-${i}`).get('/v1/projects')).status);
+    assert.deepEqual(statuses.slice(0, 20), Array(20).fill(401));
+    assert.deepEqual(statuses.slice(20), Array(5).fill(429));
+    const refused = await client(srv.url, srv.adminToken).get('/v1/projects');
+    assert.equal(refused.status, 429, 'even a good token waits: nothing is checked from that address meanwhile');
+    assert.equal(refused.body.error.code, 'rate_limited');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    // Join tokens count the same.
+    const reg = await client(srv.url).post('/v1/agent/register', { joinToken: 'sjt_wrong', name: 'x', fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] } });
+    assert.equal(reg.status, 429);
+    // It refills: a second later one more attempt is allowed.
+    await until('allowed again', async () => ((await client(srv.url, srv.adminToken).get('/v1/projects')).status === 200 ? true : undefined));
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a token that sends more than its rate is answered 429 with Retry-After; other tokens are not', async () => {
+  const srv = await startTestServer({ limits: { tokenBurst: 30, tokenRequestsPerSecond: 1 } });
+  try {
+    const admin = client(srv.url, srv.adminToken);
+    const other = (await admin.post('/v1/tokens', { name: 'other' })).body.secret as string;
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await admin.get('/v1/projects')).status);
+    assert.ok(statuses.slice(0, 29).every((s) => s === 200), statuses.join(' '));
+    const limited = await admin.get('/v1/projects');
+    assert.equal(limited.status, 429);
+    assert.match(limited.body.error.message, /more than 1 requests a second/);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.equal((await client(srv.url, other).get('/v1/projects')).status, 200);
+  } finally {
+    await srv.close();
+  }
+});

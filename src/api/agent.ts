@@ -44,7 +44,7 @@ async function applyFingerprint(trx: Trx, f: Fingerprint): Promise<Partial<HostT
   return out;
 }
 
-export function agentRoutes(app: App, { store, services }: RouteDeps): void {
+export function agentRoutes(app: App, { store, services, guard }: RouteDeps): void {
   app.post(
     '/agent/register',
     {
@@ -53,8 +53,12 @@ export function agentRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async (req, reply) => {
       const b = req.body;
+      guard.check(req.ip);
       const jt = await store.db.selectFrom('join_tokens').selectAll().where('hash', '=', hashSecret(b.joinToken)).executeTakeFirst();
-      if (!jt || (jt.expires_at !== null && jt.expires_at <= now())) throw new ApiError('unauthenticated', 'invalid or expired join token');
+      if (!jt || (jt.expires_at !== null && jt.expires_at <= now())) {
+        guard.failed(req.ip);
+        throw new ApiError('unauthenticated', 'invalid or expired join token');
+      }
       const secret = newSecret('stk');
       const host = await store.write(async ({ trx, emit }) => {
         const t = now();

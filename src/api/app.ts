@@ -9,6 +9,7 @@ import { ApiError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
 import { Authenticator, type Principal } from './auth.ts';
 import { ErrorBody, NoQuery } from './schemas.ts';
+import { RateLimiter, rateLimited } from './rate-limit.ts';
 import { StreamSlots } from './stream-slots.ts';
 import { describeValidation, validatorCompiler } from './validation.ts';
 import type { Services } from '../server/services.ts';
@@ -55,6 +56,12 @@ export interface HttpLimits {
   streamsPerToken: number;
   /** ...and the whole server. */
   streams: number;
+  /** Failed authentications one client address may make: a burst, then so many a second. */
+  authFailureBurst: number;
+  authFailuresPerSecond: number;
+  /** Requests one token may make: a burst, then so many a second (0: no limit). */
+  tokenBurst: number;
+  tokenRequestsPerSecond: number;
 }
 
 export const defaultHttpLimits: HttpLimits = {
@@ -64,6 +71,10 @@ export const defaultHttpLimits: HttpLimits = {
   maxConnections: 4096,
   streamsPerToken: 16,
   streams: 1024,
+  authFailureBurst: 50,
+  authFailuresPerSecond: 5,
+  tokenBurst: 2000,
+  tokenRequestsPerSecond: 1000,
 };
 
 export interface AppOptions {
@@ -148,9 +159,17 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
   const authenticator = new Authenticator(opts.store);
+  const guard = new AuthGuard(limits);
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/v1/') || req.routeOptions.config.auth === false) return;
-    req.principal = await authenticator.authenticate(req.headers.authorization);
+    guard.check(req.ip);
+    try {
+      req.principal = await authenticator.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) guard.failed(req.ip);
+      throw err;
+    }
+    guard.request(req.principal.tokenId);
   });
 
   app.get('/healthz', { config: { auth: false }, schema: { hide: true } }, async () => {
@@ -160,7 +179,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
 
   const slots = new StreamSlots({ perToken: limits.streamsPerToken, total: limits.streams });
-  const deps = { store: opts.store, services: opts.services, authenticator, slots };
+  const deps = { store: opts.store, services: opts.services, authenticator, slots, guard };
   await app.register(
     async (v1) => {
       const r = v1 as unknown as App;
@@ -185,6 +204,39 @@ export interface RouteDeps {
   services: Services;
   authenticator: Authenticator;
   slots: StreamSlots;
+  guard: AuthGuard;
+}
+
+/**
+ * Rate limits around authentication: a client address that keeps presenting
+ * bad credentials is refused (429) before they are even checked, and each
+ * token may make only so many requests a second.
+ */
+export class AuthGuard {
+  private readonly failures: RateLimiter;
+  private readonly requests: RateLimiter | undefined;
+  private readonly limits: HttpLimits;
+
+  constructor(limits: HttpLimits) {
+    this.limits = limits;
+    this.failures = new RateLimiter({ perSecond: limits.authFailuresPerSecond, burst: limits.authFailureBurst });
+    this.requests = limits.tokenRequestsPerSecond > 0 ? new RateLimiter({ perSecond: limits.tokenRequestsPerSecond, burst: limits.tokenBurst }) : undefined;
+  }
+
+  /** Refuses an address whose failures used up its allowance. */
+  check(address: string): void {
+    const wait = this.failures.empty(address);
+    if (wait) throw rateLimited(`too many failed authentications from ${address}; try again in ${wait} s`, wait);
+  }
+
+  failed(address: string): void {
+    this.failures.take(address);
+  }
+
+  request(tokenId: string): void {
+    const wait = this.requests?.take(tokenId) ?? 0;
+    if (wait) throw rateLimited(`this token made more than ${this.limits.tokenRequestsPerSecond} requests a second; try again in ${wait} s`, wait);
+  }
 }
 
 /** The authenticated caller; the onRequest hook guarantees it on /v1 routes. */
