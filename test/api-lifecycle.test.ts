@@ -251,3 +251,28 @@ test("a dead host's instances are lost; they can be deleted by force, and the ho
     await fast.close();
   }
 });
+
+test('a spec is bounded as a whole, and a page of large instances is cut by size, not only by count', async () => {
+  assert.equal((await admin.post('/v1/projects', { name: 'big' })).status, 201);
+  const word = 'x'.repeat(8000);
+  const tooBig = await admin.post('/v1/instances', { project: 'big', kind: 'container', image: 'busybox', command: Array(17).fill(word) });
+  assert.equal(tooBig.status, 400);
+  assert.match(tooBig.body.error.message, /an instance spec may take at most 131072/);
+  // 100 instances of about 96 KiB each: more than one 8 MiB page holds.
+  for (let i = 0; i < 100; i += 20) {
+    const made = await Promise.all(Array.from({ length: 20 }, (_, j) => admin.post('/v1/instances', { project: 'big', kind: 'container', image: 'busybox', name: `big-${i + j}`, command: Array(12).fill(word) })));
+    assert.ok(made.every((r) => r.status === 201), JSON.stringify(made.find((r) => r.status !== 201)?.body));
+  }
+  const seen = new Set<string>();
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const res: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(`/v1/instances?project=big&limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    assert.equal(res.status, 200);
+    res.body.items.forEach((i) => seen.add(i.id));
+    cursor = res.body.nextCursor;
+    pages++;
+  } while (cursor);
+  assert.equal(seen.size, 100);
+  assert.ok(pages >= 2, `${pages} page(s)`);
+});

@@ -23,9 +23,27 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
 }
 
 /** Fetch limit+1 rows, return a page and the cursor of the next one. */
-export function pageOf<T extends { id: string }>(rows: T[], limit: number): { rows: T[]; nextCursor: string | null } {
-  if (rows.length <= limit) return { rows, nextCursor: null };
-  const page = rows.slice(0, limit);
+/** The most a page of a list answers, whatever its limit: large items make shorter pages. */
+export const PAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * One page of `rows` (fetched with limit + 1): at most `limit` items and, when
+ * `sizeOf` tells each item's size, at most PAGE_BYTES of them (always one).
+ */
+export function pageOf<T extends { id: string }>(rows: T[], limit: number, sizeOf?: (row: T) => number): { rows: T[]; nextCursor: string | null } {
+  let n = Math.min(rows.length, limit);
+  if (sizeOf) {
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      bytes += sizeOf(rows[i]!);
+      if (bytes > PAGE_BYTES && i > 0) {
+        n = i;
+        break;
+      }
+    }
+  }
+  if (n === rows.length) return { rows, nextCursor: null };
+  const page = rows.slice(0, n);
   return { rows: page, nextCursor: encodeCursor(page[page.length - 1]!.id) };
 }
 

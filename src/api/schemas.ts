@@ -285,7 +285,7 @@ export const RestartPolicy = Type.Object(
   },
   Closed,
 );
-const Argv = Type.Array(Type.String({ maxLength: 32768 }), { maxItems: 1024 });
+const Argv = Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 256, description: 'at most 256 words of up to 8 KiB; a whole instance spec takes at most 128 KiB' });
 /**
  * A clean absolute path: `/` then names of letters, digits and `._@+~=-`,
  * no `.` or `..` component, no empty one, no trailing slash. Nothing a

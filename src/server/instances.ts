@@ -288,8 +288,13 @@ export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOpt
 }
 
 /** What a request asks that the schema alone cannot check; answers a 400 before anything is stored. */
+/** The most an instance spec may take, as JSON: far above what a real workload needs, far below what a list can carry. */
+export const SPEC_BYTES = 128 * 1024;
+
 export function checkInstanceSpec(b: InstanceCreate): void {
   const problems: { field: string; message: string }[] = [];
+  const bytes = Buffer.byteLength(JSON.stringify(b));
+  if (bytes > SPEC_BYTES) problems.push({ field: 'body', message: `is ${bytes} bytes as JSON; an instance spec may take at most ${SPEC_BYTES}` });
   const hc = b.healthCheck;
   if (hc?.type === 'exec' && !hc.command) problems.push({ field: 'body.healthCheck.command', message: 'an exec health check needs a command' });
   if ((hc?.type === 'http' || hc?.type === 'tcp') && hc.port === undefined) problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
