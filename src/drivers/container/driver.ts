@@ -67,6 +67,7 @@ export class ContainerDriver implements Driver {
       return;
     }
     await this.ensureImage(spec.image, progress);
+    await this.ensureNetwork(spec.project);
     const container = await this.docker.createContainer(createOptions(spec));
     try {
       await container.start();
@@ -186,6 +187,46 @@ export class ContainerDriver implements Driver {
     };
   }
 
+  private readonly networks = new Map<string, Promise<void>>();
+
+  /**
+   * The project's own network on this host, made on its first container:
+   * containers of different projects do not reach each other. Podman
+   * isolates only networks made with its `isolate` option, which its own API
+   * takes (the Docker-compatible one drops it); Docker isolates user-defined
+   * bridge networks from each other by default.
+   */
+  private ensureNetwork(projectId: string): Promise<void> {
+    const name = networkName(projectId);
+    let made = this.networks.get(name);
+    if (!made) {
+      made = this.createNetwork(name, projectId);
+      this.networks.set(name, made);
+      made.catch(() => this.networks.delete(name));
+    }
+    return made;
+  }
+
+  private async createNetwork(name: string, projectId: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new Error(`network ${name}: ${runtimeMessage(err)}`);
+    }
+    const labels = { [PROJECT_LABEL]: projectId };
+    try {
+      await dial(this.docker, '/v4.0.0/libpod/networks/create', { name, driver: 'bridge', options: { isolate: 'true' }, labels });
+    } catch (err) {
+      if (statusOf(err) === 409) return;
+      if (statusOf(err) !== 404) throw new Error(`could not make network ${name}: ${runtimeMessage(err)}`);
+      // Not Podman: Docker's own API.
+      await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: labels }).catch((e: unknown) => {
+        if (statusOf(e) !== 409) throw new Error(`could not make network ${name}: ${runtimeMessage(e)}`);
+      });
+    }
+  }
+
   /** Pulls the image unless the runtime has it (with credentials and progress). */
   async ensureImage(ref: string, progress?: (message: string) => void): Promise<void> {
     // The API checks references; a driver never hands the runtime one that
@@ -281,7 +322,7 @@ export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions
       // Without a swap limit equal to the memory limit a memory hog swaps instead of being OOM-killed.
       MemorySwap: spec.resources.memoryMib * 1024 * 1024,
       PidsLimit: spec.pidsLimit,
-      NetworkMode: 'bridge',
+      NetworkMode: networkName(spec.project),
       ReadonlyRootfs: spec.readOnlyRootfs,
       ...(spec.ports.length > 0 ? { PortBindings: bindings } : {}),
       ...(spec.tmpfs.length > 0 ? { Tmpfs: tmpfs } : {}),
@@ -314,6 +355,16 @@ function bindingsOf(c: Docker.ContainerInspectInfo): PortBinding[] {
 export function containerName(spec: { id: string; name: string }): string {
   const suffix = spec.id.slice(-6);
   return spec.name.endsWith(`-${suffix}`) ? `strata-${spec.name}` : `strata-${spec.name}-${suffix}`;
+}
+
+/** Each project's network on a host. */
+export const networkName = (projectId: string): string => `strata-${projectId}`;
+
+/** A POST with a JSON body to a path of the runtime's API that dockerode does not wrap. */
+function dial(docker: Docker, path: string, body: Record<string, unknown>): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    docker.modem.dial({ path, method: 'POST', options: body, statusCodes: { 200: true, 201: true, 404: 'not found', 409: 'conflict', 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data)));
+  });
 }
 
 function statusOf(err: unknown): number | undefined {

@@ -1,0 +1,46 @@
+// Containers of different projects on one host are on different networks:
+// neither reaches the other's address, while a project's own containers do.
+import { strict as assert } from 'node:assert';
+import { after, before, test } from 'node:test';
+import Docker from 'dockerode';
+import { networkName } from '../src/drivers/container/driver.ts';
+import { PODMAN_SOCKET, startContainerFixture, type ContainerFixture } from './helpers.ts';
+
+const HTTP_IMAGE = '127.0.0.1:5000/library/busybox-http:latest';
+let fx: ContainerFixture;
+
+before(async () => {
+  fx = await startContainerFixture('net-node');
+  assert.equal((await fx.admin.post('/v1/projects', { name: 'net-b' })).status, 201);
+});
+after(() => fx.close());
+
+/** Runs a one-shot probe in `project` and answers what it printed. */
+async function probe(project: string, address: string): Promise<string> {
+  const res = await fx.admin.post('/v1/instances', {
+    project,
+    kind: 'container',
+    image: '127.0.0.1:5000/library/busybox:latest',
+    resources: { vcpus: 1, memoryMib: 32 },
+    command: ['sh', '-c', `nc -w 3 ${address} 8080 </dev/null >/dev/null && echo reached || echo blocked`],
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  await fx.waitFor(res.body.id, 'stopped');
+  const logs = await fx.admin.get(`/v1/instances/${res.body.id}/logs`);
+  const text = typeof logs.body === 'string' ? logs.body : JSON.stringify(logs.body);
+  return /reached|blocked/.exec(text)?.[0] ?? text;
+}
+
+test("a project's containers reach each other; another project's do not", async () => {
+  const web = await fx.run({ image: HTTP_IMAGE, stopGraceSeconds: 1 });
+  const running = await fx.waitFor(web, 'running');
+  const address = running.observed.address as string;
+  assert.match(address, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.equal(await probe('default', address), 'reached', 'the same project reaches it');
+  assert.equal(await probe('net-b', address), 'blocked', 'another project does not');
+  // Each project has its own network on the host, isolated in the runtime.
+  const docker = new Docker({ socketPath: PODMAN_SOCKET });
+  const project = (await fx.admin.get('/v1/projects/net-b')).body.id as string;
+  const net = (await docker.getNetwork(networkName(project)).inspect()) as { Name: string };
+  assert.equal(net.Name, networkName(project));
+});
