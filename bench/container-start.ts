@@ -89,12 +89,13 @@ const strata = async () => {
   return ms;
 };
 
-/** The create request the agent sends, for the same spec. */
+/** The create request the agent sends, for the same spec (on the same project network, which Strata's warm-up makes). */
+const defaultProject = (await admin.get('/v1/projects/default')).body.id as string;
 const spec = (id: string): InstanceSpec =>
   ({
     id: `bench_${id}`,
     name: `bench-${id}`,
-    project: 'bench',
+    project: defaultProject,
     host: host.id,
     image: TEST_IMAGE,
     command: command(id),
@@ -175,7 +176,7 @@ if (flags.record) {
     `## ${new Date().toISOString()}: bench/container-start.ts`,
     '',
     `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Podman's Docker API on ${PODMAN_SOCKET}, load average before the run ${load.map((l) => l.toFixed(2)).join(' ')}.`,
-    `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, bridge network, 64 MiB; time from the request to the container's first action, an HTTP request to the bench on the bridge gateway; the three paths round-robin, one warm-up each).`,
+    `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, 64 MiB; Strata and the bare API on the project's isolated network, \`podman run\` on Podman's default bridge; time from the request to the container's first action, an HTTP request to the bench on the default bridge's gateway; the three paths round-robin, one warm-up each).`,
     '',
     ...lines,
     '',

@@ -104,6 +104,8 @@ function minimalValid(path: string): Record<string, unknown> {
   if (path === '/v1/hosts') return { name: 'walk-new', capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 } };
   if (path === '/v1/instances') return { project: 'walk', kind: 'container', image: 'busybox', name: 'walk-new' };
   if (path === '/v1/groups') return { project: 'walk', name: 'walk-new', policy: 'anti-affinity', level: 'zone' };
+  if (path === '/v1/secrets') return { project: 'walk', name: 'walk-new', value: 'v' };
+  if (path === '/v1/secrets/{id}') return { value: 'v' };
   if (path === '/v1/agent/register') return { joinToken: 'sjt_wrong', name: 'walk-new', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } };
   if (path.endsWith('/members/{user}')) return { role: 'reader' };
   if (path.endsWith('/status')) return { state: 'running' };

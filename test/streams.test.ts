@@ -239,3 +239,26 @@ test('a logs stream and an exec session end when their token is revoked', async 
   }
   await wsClosed;
 });
+
+test('a secret set from standard input reaches the container through --secret-env, and nothing shows its value', async () => {
+  const value = 's3cret-from-stdin';
+  const set = await strata(['secret', 'set', 'app-key'], { input: `${value}\n` });
+  assert.equal(set.code, 0, set.stderr);
+  assert.match(set.stdout, /secret app-key created/);
+  const run = await strata(['run', '--wait', '--name', 'uses-secret', '--secret-env', 'APP_KEY=app-key', '127.0.0.1:5000/library/busybox:latest', '--', 'sh', '-c', 'echo "key=$APP_KEY"; sleep 600']);
+  assert.equal(run.code, 0, run.stderr);
+  const id = (await admin.get('/v1/instances?name=uses-secret&project=default')).body.items[0].id as string;
+  const logs = await until('the value in the container', async () => {
+    const res = await admin.get(`/v1/instances/${id}/logs`);
+    const t = text(res.body);
+    return t.includes('key=') ? t : undefined;
+  });
+  assert.match(logs, new RegExp(`key=${value}`));
+  const shown = await strata(['instance', 'show', 'uses-secret']);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /APP_KEY=\(secret app-key\)/);
+  assert.equal(shown.stdout.includes(value), false);
+  const listed = await strata(['secret', 'list']);
+  assert.match(listed.stdout, /app-key/);
+  assert.equal(listed.stdout.includes(value), false);
+});

@@ -12,6 +12,7 @@ import { requireAgent } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { AssignmentQuery, Assignments, Heartbeat, HeartbeatAck, ObservedReport, Register, Registered, StatusReportBody, type Fingerprint } from './agent-schemas.ts';
 import { resolveParent } from './hosts.ts';
+import { resolveEnv } from '../server/secrets.ts';
 import { findHost } from './lookup.ts';
 import { replaceLabels } from './paging.ts';
 import { presentHost, presentInstance } from './present.ts';
@@ -158,7 +159,9 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
       // next call return at once instead of being missed.
       const version = services.agents.version(a.hostId);
       const rows = await store.db.selectFrom('instances').selectAll().where('host_id', '=', a.hostId).orderBy('id').execute();
-      return { version, instances: rows.map(presentInstance) };
+      // The one place secrets' values leave the server: to the agent of the host that runs them.
+      const envs = await resolveEnv(store.db, services.secrets, rows);
+      return { version, instances: rows.map((r) => ({ ...presentInstance(r), env: envs.get(r.id) ?? {} })) };
     },
   );
 

@@ -20,6 +20,7 @@ import { hostRoutes } from './hosts.ts';
 import { instanceRoutes } from './instances.ts';
 import { joinTokenRoutes } from './join-tokens.ts';
 import { projectRoutes } from './projects.ts';
+import { secretRoutes } from './secrets.ts';
 import { streamRoutes } from './streams.ts';
 import { tokenRoutes } from './tokens.ts';
 import { userRoutes } from './users.ts';
@@ -190,6 +191,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       joinTokenRoutes(r, deps);
       instanceRoutes(r, deps);
       groupRoutes(r, deps);
+      secretRoutes(r, deps);
       eventRoutes(r, deps);
       streamRoutes(r, deps);
       agentRoutes(r, deps);

@@ -274,9 +274,20 @@ export const InstanceResources = Type.Object(
   },
   Closed,
 );
-export const Env = StringMap('^[A-Za-z_][A-Za-z0-9_]{0,254}$', Type.String({ maxLength: 32768 }), {
+const envName = '^[A-Za-z_][A-Za-z0-9_]{0,254}$';
+/** An environment with every value known: what an agent is given. */
+export const Env = StringMap(envName, Type.String({ maxLength: 32768 }), {
   maxProperties: 256,
   description: 'environment variables: names of letters, digits and _ (not starting with a digit), up to 255 characters',
+});
+export const SecretRef = Type.Object(
+  { secret: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: "the name of a secret of the instance's project" }) },
+  { additionalProperties: false },
+);
+/** An environment as users write and read it: plain values, or references to the project's secrets. */
+export const EnvSpec = StringMap(envName, Type.Union([Type.String({ maxLength: 32768 }), SecretRef]), {
+  maxProperties: 256,
+  description: 'environment variables: a plain value, or {"secret": NAME} for a secret of the project, given to the instance only and never shown',
 });
 export const RestartPolicy = Type.Object(
   {
@@ -367,7 +378,7 @@ export const Instance = Type.Object({
   image: Type.String(),
   command: Argv,
   args: Argv,
-  env: Env,
+  env: EnvSpec,
   resources: InstanceResources,
   pidsLimit: Type.Integer({ description: 'most processes the instance may run at once' }),
   stopGraceSeconds: Type.Integer({ description: 'on stop: time between the polite signal and the kill' }),
@@ -410,7 +421,7 @@ export const InstanceCreate = Type.Object(
     }),
     command: Type.Optional(Argv),
     args: Type.Optional(Argv),
-    env: Type.Optional(Env),
+    env: Type.Optional(EnvSpec),
     resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
     pidsLimit: Type.Optional(Type.Integer({ minimum: 8, maximum: 4_194_304, default: 4096 })),
     stopGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 10, description: 'on stop: seconds between SIGTERM and SIGKILL' })),

@@ -114,7 +114,7 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Kind', i.kind],
     ['Image', i.image],
     ['Command', commandText(i)],
-    ['Env', Object.entries(i.env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')],
+    ['Env', Object.entries(i.env).map(([k, v]) => `${k}=${typeof v === 'string' ? shellQuote(v) : `(secret ${v.secret})`}`).join(' ')],
     ['Labels', labelsText(i.labels)],
     ['Stop grace', `${i.stopGraceSeconds}s`],
     ['Resources', `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`],
@@ -204,6 +204,7 @@ interface CreateFlags extends HealthFlags {
   kind: InstanceCreate['kind'];
   name?: string;
   env?: string[];
+  secretEnv?: string[];
   label?: string[];
   cpus?: number;
   disk?: number;
@@ -263,6 +264,7 @@ function createCommand(name: string, description: string): Command {
     .addOption(new Option('-k, --kind <kind>', 'container, vm or metal').choices(instanceKinds).default('container'))
     .option('--name <name>', 'instance name, unique in the project (default: generated)')
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
+    .option('--secret-env <key=secret>', "environment variable whose value is a secret of the project, given to the instance only (repeatable; see strata secret)", collect)
     .option('--label <key=value>', 'label (repeatable)', collect)
     .option('--cpus <n>', 'vCPUs', intArg(1))
     .option('-m, --memory <size>', 'memory: 512 (MiB), 512Mi, 2Gi', parseMemory)
@@ -309,8 +311,9 @@ function createCommand(name: string, description: string): Command {
       };
       if (o.name !== undefined) body.name = o.name;
       if (command.length > 0) body.command = command;
-      const env = keyValues(o.env, '--env');
-      if (env) body.env = env;
+      const env: NonNullable<InstanceCreate['env']> = { ...keyValues(o.env, '--env') };
+      for (const [k, secret] of Object.entries(keyValues(o.secretEnv, '--secret-env') ?? {})) env[k] = { secret };
+      if (Object.keys(env).length > 0) body.env = env;
       const labels = keyValues(o.label, '--label');
       if (labels) body.labels = labels;
       if (Object.keys(resources).length > 0) body.resources = resources;

@@ -10,6 +10,7 @@ import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { insertLabels } from '../api/paging.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { checkSecretRefs } from './secrets.ts';
 import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
 
 export interface InstanceOptions {
@@ -57,6 +58,7 @@ export class InstanceService {
       const name = b.name ?? `${b.kind}-${id.slice(-6)}`;
       await reserveQuota(trx, projectId, res);
       const groups = await resolveGroups(trx, projectId, b.groups ?? []);
+      await checkSecretRefs(trx, projectId, b.env ?? {});
       const t = now();
       const row: InstanceTable = {
         id,

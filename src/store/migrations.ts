@@ -204,6 +204,21 @@ const placementGroups: Migration = {
   },
 };
 
+const secrets: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('secrets')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('ciphertext', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('secrets_name').on('secrets').columns(['project_id', 'name']).unique().execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -211,6 +226,7 @@ export const migrations: Record<string, Migration> = {
   '0004_restart_requests': restartRequests,
   '0005_stop_grace_override': stopGraceOverride,
   '0006_placement_groups': placementGroups,
+  '0007_secrets': secrets,
 };
 
 export const migrationProvider: MigrationProvider = {

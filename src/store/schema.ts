@@ -129,6 +129,16 @@ export interface PlacementGroupTable {
   created_at: string;
 }
 
+/** A project's secret: its value only ever encrypted here (src/server/secret-box.ts). */
+export interface SecretTable {
+  id: string;
+  project_id: string;
+  name: string;
+  ciphertext: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface InstanceGroupTable {
   instance_id: string;
   group_id: string;
@@ -163,6 +173,7 @@ export interface Database {
   instances: InstanceTable;
   placement_groups: PlacementGroupTable;
   instance_groups: InstanceGroupTable;
+  secrets: SecretTable;
   labels: LabelTable;
   events: EventTable;
 }
@@ -174,5 +185,6 @@ export type TokenRow = Selectable<TokenTable>;
 export type HostRow = Selectable<HostTable>;
 export type InstanceRow = Selectable<InstanceTable>;
 export type EventRow = Selectable<EventTable>;
+export type SecretRow = Selectable<SecretTable>;
 export type NewEvent = Insertable<EventTable>;
 export type InstanceUpdate = Updateable<InstanceTable>;
