@@ -208,3 +208,14 @@ test("explanations neither count nor name other projects' dedicated hosts", asyn
   const visible = (await admin.get('/v1/hosts')).body.items.filter((h: { pool: string | null }) => !h.pool || h.pool === 'proj-a').length;
   assert.equal(hostsSeen, visible);
 });
+
+test("a project's host cannot name another project's instance as its parent, nor learn that it exists", async () => {
+  const jt = (await admin.post('/v1/join-tokens', { pool: 'proj-b' })).body.secret as string;
+  const register = (name: string, parent: string) =>
+    client(srv.url).post('/v1/agent/register', { joinToken: jt, name, fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [], parent } });
+  const theirs = await register('nested-1', instA);
+  const none = await register('nested-2', missing);
+  assert.equal(theirs.status, 404);
+  assert.equal(none.status, 404);
+  assert.equal(theirs.body.error.message.replace(instA, 'X'), none.body.error.message.replace(missing, 'X'));
+});

@@ -20,7 +20,7 @@ import { IdParam, Instance } from './schemas.ts';
 
 const tags = ['agent'];
 
-async function applyFingerprint(trx: Trx, f: Fingerprint): Promise<Partial<HostTable>> {
+async function applyFingerprint(trx: Trx, f: Fingerprint, pool: string | null): Promise<Partial<HostTable>> {
   const alloc = f.allocatable ?? f.capacity;
   const out: Partial<HostTable> = {
     capacity_vcpus: f.capacity.vcpus,
@@ -35,7 +35,7 @@ async function applyFingerprint(trx: Trx, f: Fingerprint): Promise<Partial<HostT
   };
   if (f.kind !== undefined) out.kind = f.kind;
   if (f.parent !== undefined) {
-    out.parent_instance_id = await resolveParent(trx, f.parent);
+    out.parent_instance_id = await resolveParent(trx, f.parent, pool);
     out.kind = 'virtual';
   }
   if (f.topology?.region !== undefined) out.region = f.topology.region;
@@ -64,7 +64,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
       const host = await store.write(async ({ trx, emit }) => {
         const t = now();
         const existing = await findHost(trx, b.name);
-        const fp = await applyFingerprint(trx, b.fingerprint);
+        const fp = await applyFingerprint(trx, b.fingerprint, jt.pool);
         let row: HostRow;
         if (existing) {
           if (existing.pool !== jt.pool) throw conflict(`host ${b.name} exists in another pool`);
@@ -127,7 +127,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
       const host = await store.write(async ({ trx, emit }) => {
         const h = await trx.selectFrom('hosts').selectAll().where('id', '=', a.hostId).executeTakeFirstOrThrow();
         const t = now();
-        const fp = req.body.fingerprint ? await applyFingerprint(trx, req.body.fingerprint) : {};
+        const fp = req.body.fingerprint ? await applyFingerprint(trx, req.body.fingerprint, h.pool) : {};
         const state = h.state === 'draining' ? 'draining' : 'ready';
         await trx.updateTable('hosts').set({ ...fp, state, last_heartbeat_at: t, updated_at: t }).where('id', '=', h.id).execute();
         if (fp.labels !== undefined) await replaceLabels(trx, 'host', h.id, JSON.parse(fp.labels) as Record<string, string>);

@@ -32,10 +32,15 @@ export async function resolvePool(trx: Trx, pool: string | null | undefined): Pr
   return (await getProject(trx, pool)).id;
 }
 
-export async function resolveParent(trx: Trx, parent: string | undefined): Promise<string | null> {
+/**
+ * The instance a nested host runs inside. A host of a project's pool may only
+ * name an instance of that project; the answer for one it may not name is the
+ * same as for one that does not exist.
+ */
+export async function resolveParent(trx: Trx, parent: string | undefined, pool: string | null = null): Promise<string | null> {
   if (parent === undefined) return null;
-  const inst = await trx.selectFrom('instances').select('id').where('id', '=', parent).executeTakeFirst();
-  if (!inst) throw notFound('parent instance', parent);
+  const inst = await trx.selectFrom('instances').select(['id', 'project_id']).where('id', '=', parent).executeTakeFirst();
+  if (!inst || (pool !== null && inst.project_id !== pool)) throw notFound('parent instance', parent);
   return inst.id;
 }
 
