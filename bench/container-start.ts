@@ -8,7 +8,7 @@
 //   podman-api   the same Docker API create request the agent sends, then start
 //   podman-run   the `podman run --rm` CLI
 // "First output" is the container's first action, an HTTP request to this
-// bench (`wget http://GATEWAY:PORT/ready/ID`) on the Podman bridge's gateway:
+// bench (`wget http://GATEWAY:PORT/ready/ID`) on its network's gateway:
 // it is timed to the microsecond here, where the runtime's log timestamps have
 // one-second precision. Images are pulled before timing; each container is
 // removed after its run, outside the timed part.
@@ -38,10 +38,9 @@ const beacon = createServer((req, res) => {
 });
 await new Promise<void>((r) => beacon.listen(0, '0.0.0.0', r));
 const port = (beacon.address() as { port: number }).port;
-const gateway = ((await docker.getNetwork('podman').inspect()) as { IPAM?: { Config?: { Gateway?: string }[] }; Subnets?: { gateway?: string }[] }).IPAM?.Config?.[0]?.Gateway
-  ?? (await docker.getNetwork('podman').inspect() as { Subnets?: { gateway?: string }[] }).Subnets?.[0]?.gateway
-  ?? '10.88.0.1';
-const command = (id: string) => ['sh', '-c', `wget -q -O /dev/null http://${gateway}:${port}/ready/${id}`];
+// Each path's container calls its own network's gateway (a project's network
+// is isolated from the default bridge), found inside the container alike.
+const command = (id: string) => ['sh', '-c', `gw=$(ip route | awk '/^default/ {print $3}'); wget -q -O /dev/null http://$gw:${port}/ready/${id}`];
 
 let seq = 0;
 /** Runs `start` and resolves with ms from its call to the container's request. */
@@ -176,7 +175,7 @@ if (flags.record) {
     `## ${new Date().toISOString()}: bench/container-start.ts`,
     '',
     `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Podman's Docker API on ${PODMAN_SOCKET}, load average before the run ${load.map((l) => l.toFixed(2)).join(' ')}.`,
-    `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, 64 MiB; Strata and the bare API on the project's isolated network, \`podman run\` on Podman's default bridge; time from the request to the container's first action, an HTTP request to the bench on the default bridge's gateway; the three paths round-robin, one warm-up each).`,
+    `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, 64 MiB; Strata and the bare API on the project's isolated network, \`podman run\` on Podman's default bridge; time from the request to the container's first action, an HTTP request to the bench on its network's gateway; the three paths round-robin, one warm-up each).`,
     '',
     ...lines,
     '',
@@ -187,8 +186,10 @@ if (flags.record) {
   console.error('recorded in bench/RESULTS.md');
 }
 
-agent.kill('SIGKILL');
+// The agent removes Strata's containers (and with the last, the project's network) before it goes.
 await cleanup().catch(() => undefined);
+await until('the agent removed its containers', async () => ((await admin.get('/v1/instances?limit=1000')).body.items.length === 0 ? true : undefined)).catch(() => undefined);
+agent.kill('SIGKILL');
 await srv.stop();
 removeDir(dir);
 beacon.close();

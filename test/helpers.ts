@@ -227,6 +227,11 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
       for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${f.hostId}`] } })) {
         await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }
+      // And the networks the driver made for this server's projects.
+      const { networkName } = await import('../src/drivers/container/driver.ts');
+      for (const p of (await admin.get('/v1/projects?limit=1000')).body.items as { id: string }[]) {
+        await docker.getNetwork(networkName(p.id)).remove().catch(() => undefined);
+      }
       await srv.close();
       removeDir(agentData);
     },

@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { networkName } from '../src/drivers/container/driver.ts';
-import { PODMAN_SOCKET, startContainerFixture, type ContainerFixture } from './helpers.ts';
+import { PODMAN_SOCKET, startContainerFixture, until, type ContainerFixture } from './helpers.ts';
 
 const HTTP_IMAGE = '127.0.0.1:5000/library/busybox-http:latest';
 let fx: ContainerFixture;
@@ -43,4 +43,9 @@ test("a project's containers reach each other; another project's do not", async 
   const project = (await fx.admin.get('/v1/projects/net-b')).body.id as string;
   const net = (await docker.getNetwork(networkName(project)).inspect()) as { Name: string };
   assert.equal(net.Name, networkName(project));
+  // Its last container gone, the project's network goes too: networks do not pile up.
+  for (const i of (await fx.admin.get('/v1/instances?project=net-b')).body.items as { id: string }[]) {
+    assert.equal((await fx.admin.delete(`/v1/instances/${i.id}`)).status, 202);
+  }
+  await until('the network is removed', async () => ((await docker.getNetwork(networkName(project)).inspect().catch(() => undefined)) === undefined ? true : undefined));
 });

@@ -68,7 +68,14 @@ export class ContainerDriver implements Driver {
     }
     await this.ensureImage(spec.image, progress);
     await this.ensureNetwork(spec.project);
-    const container = await this.docker.createContainer(createOptions(spec));
+    const container = await this.docker.createContainer(createOptions(spec)).catch(async (err: unknown) => {
+      // The network went between the check and the create (the project's last
+      // container elsewhere on this runtime was just removed): make it again, once.
+      if (!/network/i.test(runtimeMessage(err))) throw err;
+      this.networks.delete(networkName(spec.project));
+      await this.ensureNetwork(spec.project);
+      return this.docker.createContainer(createOptions(spec));
+    });
     try {
       await container.start();
     } catch (err) {
@@ -112,6 +119,24 @@ export class ContainerDriver implements Driver {
       .catch((err: unknown) => {
         if (statusOf(err) !== 404) throw err;
       });
+    const project = c.Config.Labels?.[PROJECT_LABEL];
+    if (project) await this.releaseNetwork(project);
+  }
+
+  /**
+   * Removes the project's network once no container of the project is left
+   * on this runtime, so networks (and their subnets) do not pile up. One in
+   * use (another agent on the same runtime just made a container there) stays.
+   */
+  private async releaseNetwork(projectId: string): Promise<void> {
+    const left = await this.docker.listContainers({ all: true, filters: { label: [`${PROJECT_LABEL}=${projectId}`] } });
+    if (left.length > 0) return;
+    const name = networkName(projectId);
+    this.networks.delete(name);
+    await this.docker
+      .getNetwork(name)
+      .remove()
+      .catch(() => undefined);
   }
 
   async inspect(id: string): Promise<Observed> {
