@@ -117,3 +117,59 @@ test('one token holds at most 16 streams; the 17th is a 429 with Retry-After unt
     open.forEach((c) => c.abort());
   }
 });
+
+test('a follower that does not read is cut off once its unsent events pass the bound', async () => {
+  const small = await startTestServer({ limits: { streamBufferBytes: 64 * 1024, tokenRequestsPerSecond: 0 } });
+  const { connect } = await import('node:net');
+  try {
+    const a = client(small.url, small.adminToken);
+    const { hostname, port } = new URL(small.url);
+    // A raw client that sends its request and then never reads a byte.
+    const sock = connect(Number(port), hostname);
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET /v1/events?follow=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${small.adminToken}\r\nAccept: text/event-stream\r\n\r\n`);
+    sock.pause();
+    let closed = false;
+    sock.on('close', () => (closed = true));
+    sock.on('error', () => undefined);
+    // 8,000 events of about 500 bytes: more than the kernel's buffers take (a
+    // few MiB) plus the bound, while the reader reads nothing.
+    const image = `registry.example.com/${'a'.repeat(200)}:latest`;
+    for (let batch = 0; batch < 160; batch++) {
+      const made = await Promise.all(Array.from({ length: 50 }, () => a.post('/v1/instances', { project: 'default', kind: 'container', image })));
+      assert.ok(made.every((r) => r.status === 201), JSON.stringify(made.find((r) => r.status !== 201)?.body));
+    }
+    // A paused socket cannot see its end: read what was sent, and the end must follow.
+    sock.on('data', () => undefined);
+    sock.resume();
+    await until('the slow reader is cut off', async () => (closed ? true : undefined));
+    // Everyone else is still served.
+    assert.equal((await a.get('/v1/events?limit=1')).status, 200);
+  } finally {
+    await small.close();
+  }
+});
+
+test('an event stream ends when its token expires', async () => {
+  const quick = await startTestServer();
+  try {
+    const { hashSecret, newSecret } = await import('../src/api/auth.ts');
+    // A token that expires in two seconds (the API's shortest is a minute).
+    const secret = newSecret('stk');
+    const admin = (await quick.server.store.db.selectFrom('users').select('id').where('cluster_admin', '=', 1).executeTakeFirstOrThrow()).id;
+    await quick.server.store.db
+      .insertInto('tokens')
+      .values({ id: 'tok_expiringsoon00000000000000', name: 'soon', hash: hashSecret(secret), user_id: admin, host_id: null, created_at: new Date().toISOString(), expires_at: new Date(Date.now() + 2000).toISOString() })
+      .execute();
+    const res = await fetch(`${quick.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${secret}`, accept: 'text/event-stream' } });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+    }
+    assert.equal((await client(quick.url, secret).get('/v1/projects')).status, 401);
+  } finally {
+    await quick.close();
+  }
+});

@@ -57,6 +57,8 @@ export interface HttpLimits {
   streamsPerToken: number;
   /** ...and the whole server. */
   streams: number;
+  /** An event follower that lets this much pile up unsent is too slow: it is cut off, and may come back with ?since. */
+  streamBufferBytes: number;
   /** Failed authentications one client address may make: a burst, then so many a second. */
   authFailureBurst: number;
   authFailuresPerSecond: number;
@@ -72,6 +74,7 @@ export const defaultHttpLimits: HttpLimits = {
   maxConnections: 4096,
   streamsPerToken: 16,
   streams: 1024,
+  streamBufferBytes: 1 << 20,
   authFailureBurst: 50,
   authFailuresPerSecond: 5,
   tokenBurst: 2000,
@@ -180,7 +183,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());
 
   const slots = new StreamSlots({ perToken: limits.streamsPerToken, total: limits.streams });
-  const deps = { store: opts.store, services: opts.services, authenticator, slots, guard };
+  const deps = { store: opts.store, services: opts.services, authenticator, slots, guard, limits };
   await app.register(
     async (v1) => {
       const r = v1 as unknown as App;
@@ -207,6 +210,7 @@ export interface RouteDeps {
   authenticator: Authenticator;
   slots: StreamSlots;
   guard: AuthGuard;
+  limits: HttpLimits;
 }
 
 /**

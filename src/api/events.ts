@@ -14,10 +14,8 @@ import { Type } from 'typebox';
 
 const tags = ['events'];
 const KEEPALIVE_MS = 15_000;
-/** A follower that lets this much pile up unsent is too slow: it is cut off, and may come back with ?since. */
-const SLOW_CONSUMER_BYTES = 1 << 20;
 
-export function eventRoutes(app: App, { store, authenticator, slots }: RouteDeps): void {
+export function eventRoutes(app: App, { store, authenticator, slots, limits }: RouteDeps): void {
   app.get(
     '/events',
     {
@@ -70,7 +68,7 @@ export function eventRoutes(app: App, { store, authenticator, slots }: RouteDeps
         if (e.seq <= last || !allowed(e) || raw.destroyed) return true;
         last = e.seq;
         const ok = raw.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(presentEvent(e))}\n\n`);
-        if (raw.writableLength > SLOW_CONSUMER_BYTES) raw.destroy();
+        if (raw.writableLength > limits.streamBufferBytes) raw.destroy();
         return ok;
       };
       // The stream ends once the caller may no longer read what it follows.
