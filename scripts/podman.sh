@@ -86,12 +86,18 @@ CONF
   return 1
 }
 
+# Strata makes a network per project on each host and removes it with the
+# project's last container; one left over by an agent that was killed first
+# holds a subnet of Podman's pool. Unused ones are removed (made again on demand).
+networks() { podman network prune -f --filter label=io.strata.project >/dev/null 2>&1 || true; }
+
 case "${1:-all}" in
   packages) packages ;;
   configure) configure ;;
   service) service ;;
   registry) registry ;;
   image) bash "$HERE/build-test-image.sh" ;;
-  all) packages; configure; service; registry; bash "$HERE/build-test-image.sh" ;;
-  *) echo "usage: $0 [all|packages|configure|service|registry|image]" >&2; exit 2 ;;
+  networks) networks ;;
+  all) packages; configure; service; registry; networks; bash "$HERE/build-test-image.sh" ;;
+  *) echo "usage: $0 [all|packages|configure|service|registry|image|networks]" >&2; exit 2 ;;
 esac
