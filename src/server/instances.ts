@@ -55,7 +55,9 @@ export class InstanceService {
     const res = { ...defaultResources[b.kind], ...b.resources };
     return this.store.write(async ({ trx, emit }) => {
       const id = newId('ins');
-      const name = b.name ?? `${b.kind}-${id.slice(-6)}`;
+      // A generated name takes 50 random bits of the id: with 30 (six
+      // characters) thousands of unnamed creates could collide, a 409 nobody asked for.
+      const name = b.name ?? `${b.kind}-${id.slice(-10)}`;
       await reserveQuota(trx, projectId, res);
       const groups = await resolveGroups(trx, projectId, b.groups ?? []);
       await checkSecretRefs(trx, projectId, b.env ?? {});

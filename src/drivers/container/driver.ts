@@ -378,7 +378,7 @@ function bindingsOf(c: Docker.ContainerInspectInfo): PortBinding[] {
 
 /** Unique per runtime (instance names are unique per project only), readable in `podman ps`. */
 export function containerName(spec: { id: string; name: string }): string {
-  const suffix = spec.id.slice(-6);
+  const suffix = spec.id.slice(-10);
   return spec.name.endsWith(`-${suffix}`) ? `strata-${spec.name}` : `strata-${spec.name}-${suffix}`;
 }
 
