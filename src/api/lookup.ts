@@ -4,6 +4,8 @@ import { hasPrefix } from '../lib/ids.ts';
 import type { Db } from '../store/db.ts';
 import type { HostRow, ProjectRow, UserRow } from '../store/schema.ts';
 import type { Trx } from '../store/store.ts';
+import { requireRole } from './access.ts';
+import type { UserPrincipal } from './auth.ts';
 
 type Q = Db | Trx;
 
@@ -26,4 +28,18 @@ export async function findUser(db: Q, ref: string): Promise<UserRow | undefined>
 export async function findHost(db: Q, ref: string): Promise<HostRow | undefined> {
   const col = hasPrefix(ref, 'hst') ? 'id' : 'name';
   return db.selectFrom('hosts').selectAll().where(col, '=', ref).executeTakeFirst();
+}
+
+/**
+ * The projects a list may show: the one asked for (which the caller must be
+ * able to read), or every project the caller sees ('all' for cluster admins;
+ * '' stands for none, so the list is empty rather than unfiltered).
+ */
+export async function listScope(db: Q, p: UserPrincipal, projectRef: string | undefined): Promise<string[] | 'all'> {
+  if (projectRef !== undefined) {
+    const project = await getProject(db, projectRef);
+    requireRole(p, project.id, 'reader', projectRef);
+    return [project.id];
+  }
+  return p.clusterAdmin ? 'all' : [...p.roles.keys(), ''];
 }

@@ -10,7 +10,7 @@ import { isUniqueViolation } from '../store/errors.ts';
 import type { SecretRow } from '../store/schema.ts';
 import { actorOf, canSee, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { getProject } from './lookup.ts';
+import { getProject, listScope } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
 import { IdParam, Name, Page, Timestamp } from './schemas.ts';
 
@@ -39,11 +39,8 @@ export function secretRoutes(app: App, { store, services }: RouteDeps): void {
     const limit = req.query.limit ?? 100;
     const after = decodeCursor(req.query.cursor);
     let q = store.db.selectFrom('secrets').selectAll().orderBy('id').limit(limit + 1);
-    if (req.query.project !== undefined) {
-      const project = await getProject(store.db, req.query.project);
-      requireRole(p, project.id, 'reader', req.query.project);
-      q = q.where('project_id', '=', project.id);
-    } else if (!p.clusterAdmin) q = q.where('project_id', 'in', [...p.roles.keys(), '']);
+    const projects = await listScope(store.db, p, req.query.project);
+    if (projects !== 'all') q = q.where('project_id', 'in', projects);
     if (req.query.name !== undefined) q = q.where('name', '=', req.query.name);
     if (after) q = q.where('id', '>', after);
     const { rows, nextCursor } = pageOf(await q.execute(), limit);
