@@ -70,7 +70,7 @@ test('connections beyond the cap are closed at once; the server serves again whe
 });
 
 test('an address that keeps failing to authenticate is refused with 429 and Retry-After, before its tokens are checked', async () => {
-  const srv = await startTestServer({ limits: { authFailureBurst: 20, authFailuresPerSecond: 1 } });
+  const srv = await startTestServer({ limits: { authFailureBurst: 20, authFailuresPerSecond: 0.2 } });
   try {
     const statuses: number[] = [];
     for (let i = 0; i < 25; i++) statuses.push((await client(srv.url, `stk_wrong-${i}`).get('/v1/projects')).status);
@@ -83,7 +83,8 @@ test('an address that keeps failing to authenticate is refused with 429 and Retr
     // Join tokens count the same.
     const reg = await client(srv.url).post('/v1/agent/register', { joinToken: 'sjt_wrong', name: 'x', fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] } });
     assert.equal(reg.status, 429);
-    // It refills: a second later one more attempt is allowed.
+    // It refills (one every five seconds here, so the 25 attempts above cannot
+    // have earned one back on a busy machine): an attempt is allowed again.
     await until('allowed again', async () => ((await client(srv.url, srv.adminToken).get('/v1/projects')).status === 200 ? true : undefined));
   } finally {
     await srv.close();
