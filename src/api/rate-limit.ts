@@ -22,11 +22,11 @@ export class RateLimiter {
   take(key: string, now = Date.now()): number {
     this.sweep(now);
     const b = this.buckets.get(key) ?? { level: this.o.burst, at: now };
-    b.level = Math.min(this.o.burst, b.level + ((now - b.at) / 1000) * this.o.perSecond);
+    b.level = this.levelOf(b, now);
     b.at = now;
     if (b.level < 1) {
       this.buckets.set(key, b);
-      return Math.max(1, Math.ceil((1 - b.level) / this.o.perSecond));
+      return this.waitFor(b.level);
     }
     b.level -= 1;
     this.buckets.set(key, b);
@@ -37,14 +37,24 @@ export class RateLimiter {
   empty(key: string, now = Date.now()): number {
     const b = this.buckets.get(key);
     if (!b) return 0;
-    const level = Math.min(this.o.burst, b.level + ((now - b.at) / 1000) * this.o.perSecond);
-    return level < 1 ? Math.max(1, Math.ceil((1 - level) / this.o.perSecond)) : 0;
+    const level = this.levelOf(b, now);
+    return level < 1 ? this.waitFor(level) : 0;
+  }
+
+  /** A bucket's level now: what it held, refilled since, at most full. */
+  private levelOf(b: { level: number; at: number }, now: number): number {
+    return Math.min(this.o.burst, b.level + ((now - b.at) / 1000) * this.o.perSecond);
+  }
+
+  /** Whole seconds until a bucket at `level` holds one again. */
+  private waitFor(level: number): number {
+    return Math.max(1, Math.ceil((1 - level) / this.o.perSecond));
   }
 
   private sweep(now: number): void {
     if (now - this.lastSweep < 10_000 && this.buckets.size < 100_000) return;
     this.lastSweep = now;
-    for (const [k, b] of this.buckets) if (b.level + ((now - b.at) / 1000) * this.o.perSecond >= this.o.burst) this.buckets.delete(k);
+    for (const [k, b] of this.buckets) if (this.levelOf(b, now) >= this.o.burst) this.buckets.delete(k);
   }
 }
 

@@ -64,12 +64,32 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     const host = await store.db.selectFrom('hosts').select(['name']).where('id', '=', row.host_id).executeTakeFirst();
     return { row, hostName: host?.name ?? row.host_id };
   };
-  /** Opens the agent's stream; a caller that goes away stops the wait for a reconnecting agent. */
-  const open = (req: FastifyRequest, row: InstanceRow, hostName: string, r: StreamRequest): Promise<AgentStream> => {
+  /**
+   * Opens the agent's stream for a caller with `role`: it holds one of the
+   * caller's stream slots while open, and ends when the caller loses that
+   * role. A caller that goes away stops the wait for a reconnecting agent.
+   */
+  const open = async (req: FastifyRequest, row: InstanceRow, hostName: string, r: StreamRequest, role: 'reader' | 'member'): Promise<AgentStream> => {
+    const caller = requireUser(principalOf(req));
+    const release = slots.acquire(caller.tokenId);
     const gone = new AbortController();
     const onClose = () => gone.abort();
     req.raw.once('close', onClose);
-    return services.streams.open(row.host_id!, hostName, r, gone.signal).finally(() => req.raw.off('close', onClose));
+    let stream: AgentStream;
+    try {
+      stream = await services.streams.open(row.host_id!, hostName, r, gone.signal);
+    } catch (err) {
+      release();
+      throw err;
+    } finally {
+      req.raw.off('close', onClose);
+    }
+    const access = watchAccess({ store, authenticator }, req.headers.authorization, caller, { projectId: row.project_id, role }, () => stream.ws.close(1008, 'access revoked'));
+    stream.ws.once('close', () => {
+      release();
+      access.stop();
+    });
+    return stream;
   };
   /**
    * Exec and console: a member, a WebSocket upgrade, a running instance, then
@@ -80,20 +100,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     const { row, hostName } = await target(req, id, 'member');
     requireUpgrade(req);
     if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-    const release = slots.acquire(principalOf(req).tokenId);
-    try {
-      const stream = await open(req, row, hostName, request(row.id));
-      stream.ws.once('close', release);
-      // A member's session ends when the caller is no longer one.
-      const access = watchAccess({ store, authenticator }, req.headers.authorization, requireUser(principalOf(req)), { projectId: row.project_id, role: 'member' }, () =>
-        stream.ws.close(1008, 'access revoked'),
-      );
-      stream.ws.once('close', () => access.stop());
-      opened.set(req, stream);
-    } catch (err) {
-      release();
-      throw err;
-    }
+    opened.set(req, await open(req, row, hostName, request(row.id), 'member'));
   };
 
   app.get(
@@ -108,19 +115,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     },
     async (req, reply) => {
       const { row, hostName } = await target(req, req.params.id, 'reader');
-      const release = slots.acquire(principalOf(req).tokenId);
-      let stream: AgentStream;
-      try {
-        stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail });
-      } catch (err) {
-        release();
-        throw err;
-      }
-      stream.ws.once('close', release);
-      const access = watchAccess({ store, authenticator }, req.headers.authorization, requireUser(principalOf(req)), { projectId: row.project_id, role: 'reader' }, () =>
-        stream.ws.close(1008, 'access revoked'),
-      );
-      stream.ws.once('close', () => access.stop());
+      const stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail }, 'reader');
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
