@@ -10,7 +10,7 @@
 import autocannon from 'autocannon';
 import SQLite from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,7 +43,9 @@ async function load(name: string, opts: Parameters<typeof autocannon>[0], note?:
   const r = await autocannon({ ...opts, connections, duration });
   const bad = r.errors + r.timeouts + r.non2xx;
   rows.push({ name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad, ...(note ? { note } : {}) });
-  console.error(`${name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx/errors ${bad}`);
+  console.error(
+    `${name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx/errors ${bad}`,
+  );
 }
 
 /** Bare Fastify answering a JSON object of the size of an instance: the HTTP floor. */
@@ -61,7 +63,9 @@ async function bareFastify(body: string): Promise<{ url: string; stop: () => voi
     env: { ...process.env, BODY: body },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+  const port = await new Promise<string>(resolve =>
+    child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())),
+  );
   return { url: `http://127.0.0.1:${port}/x`, stop: () => child.kill() };
 }
 
@@ -76,7 +80,13 @@ try {
   for (let i = 0; i < seedCount; i += 50) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(50, seedCount - i) }, (_, j) =>
-        api.post('/v1/instances', { project, kind: 'container', image: 'busybox', name: `seed-${i + j}`, labels: { tier: i % 2 ? 'web' : 'db' } }),
+        api.post('/v1/instances', {
+          project,
+          kind: 'container',
+          image: 'busybox',
+          name: `seed-${i + j}`,
+          labels: { tier: i % 2 ? 'web' : 'db' },
+        }),
       ),
     );
     for (const r of batch) {
@@ -99,12 +109,25 @@ try {
   for (let i = 0; i < n; i++) stmt.get(ids[i % ids.length]);
   const selectRate = n / ((performance.now() - t0) / 1000);
   sqlite.close();
-  rows.push({ name: 'bare better-sqlite3 point select (floor, in-process)', rps: selectRate, p50: 0, p99: 0, bad: 0, note: 'ops/s, no HTTP' });
+  rows.push({
+    name: 'bare better-sqlite3 point select (floor, in-process)',
+    rps: selectRate,
+    p50: 0,
+    p99: 0,
+    bad: 0,
+    note: 'ops/s, no HTTP',
+  });
   console.error(`bare SQLite point select: ${Math.round(selectRate)} ops/s`);
 
   await load('GET /v1/instances/:id', { url: `${server.url}/v1/instances/${one}`, headers: auth });
-  await load('GET /v1/instances?limit=100 (list page)', { url: `${server.url}/v1/instances?project=${project}&limit=100`, headers: auth });
-  await load('GET /v1/instances?limit=1000 (all 1,000)', { url: `${server.url}/v1/instances?project=${project}&limit=1000`, headers: auth });
+  await load('GET /v1/instances?limit=100 (list page)', {
+    url: `${server.url}/v1/instances?project=${project}&limit=100`,
+    headers: auth,
+  });
+  await load('GET /v1/instances?limit=1000 (all 1,000)', {
+    url: `${server.url}/v1/instances?project=${project}&limit=1000`,
+    headers: auth,
+  });
   await load('POST /v1/instances (create)', {
     url: `${server.url}/v1/instances`,
     method: 'POST',
@@ -128,8 +151,9 @@ const met = (r: Row): string => {
 const table = [
   '| what | req/s | p50 ms | p99 ms | non-2xx | target |',
   '|---|---:|---:|---:|---:|---|',
-  ...rows.map((r) =>
-    `| ${r.name} | ${Math.round(r.rps).toLocaleString('en')}${r.note ? ` (${r.note})` : ''} | ${r.p50 || '-'} | ${r.p99 || '-'} | ${r.bad} | ${targets[r.name] ? `${targets[r.name]}: ${met(r)}` : ''} |`,
+  ...rows.map(
+    r =>
+      `| ${r.name} | ${Math.round(r.rps).toLocaleString('en')}${r.note ? ` (${r.note})` : ''} | ${r.p50 || '-'} | ${r.p99 || '-'} | ${r.bad} | ${targets[r.name] ? `${targets[r.name]}: ${met(r)}` : ''} |`,
   ),
 ].join('\n');
 console.log(table);
@@ -140,7 +164,10 @@ if (flags.record) {
     '',
     `## ${new Date().toISOString()}: bench/api.ts`,
     '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${os
+      .loadavg()
+      .map(l => l.toFixed(2))
+      .join(' ')}.`,
     `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up; ${seedCount} instances seeded; server as a child process; request logging is off).`,
     '',
     table,
@@ -149,7 +176,7 @@ if (flags.record) {
   appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
   console.error('recorded in bench/RESULTS.md');
 }
-if (rows.some((r) => r.bad > 0)) {
+if (rows.some(r => r.bad > 0)) {
   console.error('some requests failed');
   process.exit(1);
 }

@@ -22,9 +22,20 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { createOptions } from '../src/drivers/container/driver.ts';
 import type { InstanceSpec } from '../src/drivers/driver.ts';
-import { client, PODMAN_SOCKET, removeDir, startServerProcess, strataBin, tempDir, TEST_IMAGE, until } from '../test/helpers.ts';
+import {
+  client,
+  PODMAN_SOCKET,
+  removeDir,
+  startServerProcess,
+  strataBin,
+  tempDir,
+  TEST_IMAGE,
+  until,
+} from '../test/helpers.ts';
 
-const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '20' }, record: { type: 'boolean', default: false } } });
+const { values: flags } = parseArgs({
+  options: { runs: { type: 'string', default: '20' }, record: { type: 'boolean', default: false } },
+});
 const runs = Number(flags.runs);
 const docker = new Docker({ socketPath: PODMAN_SOCKET });
 
@@ -36,11 +47,15 @@ const beacon = createServer((req, res) => {
   res.end('ok');
   arrivals.get(id)?.(at);
 });
-await new Promise<void>((r) => beacon.listen(0, '0.0.0.0', r));
+await new Promise<void>(r => beacon.listen(0, '0.0.0.0', r));
 const port = (beacon.address() as { port: number }).port;
 // Each path's container calls its own network's gateway (a project's network
 // is isolated from the default bridge), found inside the container alike.
-const command = (id: string) => ['sh', '-c', `gw=$(ip route | awk '/^default/ {print $3}'); wget -q -O /dev/null http://$gw:${port}/ready/${id}`];
+const command = (id: string) => [
+  'sh',
+  '-c',
+  `gw=$(ip route | awk '/^default/ {print $3}'); wget -q -O /dev/null http://$gw:${port}/ready/${id}`,
+];
 
 let seq = 0;
 /** Runs `start` and resolves with ms from its call to the container's request. */
@@ -62,15 +77,47 @@ const dir = tempDir('strata-bench-start-');
 const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
 const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
-const agent = spawn(strataBin, ['agent', '--server', srv.url, '--data', join(dir, 'agent'), '--name', 'bench-node', '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--cpu-overcommit', '64', '--join-token', joinToken], {
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-const host = await until('the agent offers containers', async () => (await admin.get('/v1/hosts')).body.items.find((h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container')));
-await docker.getImage(TEST_IMAGE).inspect().catch(async () => {
-  await new Promise<void>((resolve, reject) => {
-    void docker.pull(TEST_IMAGE).then((s: NodeJS.ReadableStream) => docker.modem.followProgress(s, (err) => (err ? reject(err) : resolve())), reject);
+const agent = spawn(
+  strataBin,
+  [
+    'agent',
+    '--server',
+    srv.url,
+    '--data',
+    join(dir, 'agent'),
+    '--name',
+    'bench-node',
+    '--docker-socket',
+    PODMAN_SOCKET,
+    '--log-level',
+    'warn',
+    '--cpu-overcommit',
+    '64',
+    '--join-token',
+    joinToken,
+  ],
+  {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  },
+);
+const host = await until('the agent offers containers', async () =>
+  (await admin.get('/v1/hosts')).body.items.find(
+    (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container'),
+  ),
+);
+await docker
+  .getImage(TEST_IMAGE)
+  .inspect()
+  .catch(async () => {
+    await new Promise<void>((resolve, reject) => {
+      void docker
+        .pull(TEST_IMAGE)
+        .then(
+          (s: NodeJS.ReadableStream) => docker.modem.followProgress(s, err => (err ? reject(err) : resolve())),
+          reject,
+        );
+    });
   });
-});
 
 const resources = { vcpus: 1, memoryMib: 64, diskGib: 0 };
 // After each timed run the path's own follow-up work (the agent reporting the
@@ -78,13 +125,21 @@ const resources = { vcpus: 1, memoryMib: 64, diskGib: 0 };
 // next path's timing on this 2-core machine.
 const strataIds: string[] = [];
 const strata = async () => {
-  const ms = await timed(async (id) => {
-    const res = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: TEST_IMAGE, resources, command: command(id) });
+  const ms = await timed(async id => {
+    const res = await admin.post('/v1/instances', {
+      project: 'default',
+      kind: 'container',
+      image: TEST_IMAGE,
+      resources,
+      command: command(id),
+    });
     if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
     strataIds.push(res.body.id);
   });
   const last = strataIds.at(-1)!;
-  await until('the instance ends', async () => ((await admin.get(`/v1/instances/${last}`)).body.state === 'stopped' ? true : undefined));
+  await until('the instance ends', async () =>
+    (await admin.get(`/v1/instances/${last}`)).body.state === 'stopped' ? true : undefined,
+  );
   return ms;
 };
 
@@ -110,7 +165,7 @@ const spec = (id: string): InstanceSpec =>
   }) as unknown as InstanceSpec;
 const bareIds: string[] = [];
 const podmanApi = async () => {
-  const ms = await timed(async (id) => {
+  const ms = await timed(async id => {
     const c = await docker.createContainer(createOptions(spec(id)));
     bareIds.push(c.id);
     await c.start();
@@ -121,10 +176,14 @@ const podmanApi = async () => {
 
 const podmanRun = async () => {
   let exited: Promise<unknown> = Promise.resolve();
-  const ms = await timed(async (id) => {
+  const ms = await timed(async id => {
     // Timed from the spawn: the CLI's own start-up is part of what it costs.
-    const child = spawn('podman', ['run', '--rm', '--network', 'bridge', '--memory', '64m', TEST_IMAGE, ...command(id)], { stdio: 'ignore' });
-    exited = new Promise((r) => child.once('exit', r));
+    const child = spawn(
+      'podman',
+      ['run', '--rm', '--network', 'bridge', '--memory', '64m', TEST_IMAGE, ...command(id)],
+      { stdio: 'ignore' },
+    );
+    exited = new Promise(r => child.once('exit', r));
   });
   await exited;
   return ms;
@@ -132,7 +191,11 @@ const podmanRun = async () => {
 
 async function cleanup(): Promise<void> {
   for (const id of strataIds.splice(0)) await admin.delete(`/v1/instances/${id}`);
-  for (const id of bareIds.splice(0)) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (const id of bareIds.splice(0))
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 const paths = [
@@ -146,7 +209,7 @@ await cleanup();
 for (let i = 0; i < runs; i++) {
   for (const p of paths) {
     p.ms.push(await p.run());
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise(r => setTimeout(r, 200));
   }
   await cleanup();
   process.stderr.write(`\rround ${i + 1}/${runs}`);
@@ -161,7 +224,10 @@ const f = (n: number) => n.toFixed(1);
 const lines = [
   '| path | runs | median ms | p95 ms | min ms | max ms |',
   '|---|---:|---:|---:|---:|---:|',
-  ...paths.map((p) => `| ${p.name} | ${p.ms.length} | ${f(pct(p.ms, 50))} | ${f(pct(p.ms, 95))} | ${f(Math.min(...p.ms))} | ${f(Math.max(...p.ms))} |`),
+  ...paths.map(
+    p =>
+      `| ${p.name} | ${p.ms.length} | ${f(pct(p.ms, 50))} | ${f(pct(p.ms, 95))} | ${f(Math.min(...p.ms))} | ${f(Math.max(...p.ms))} |`,
+  ),
 ];
 const overhead = pct(paths[0]!.ms, 50) - pct(paths[1]!.ms, 50);
 const verdict = `Strata overhead against the bare Podman API: median ${overhead >= 0 ? '+' : ''}${f(overhead)} ms (target <= 25 ms: ${overhead <= 25 ? 'met' : 'not met'}).`;
@@ -174,7 +240,7 @@ if (flags.record) {
     '',
     `## ${new Date().toISOString()}: bench/container-start.ts`,
     '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Podman's Docker API on ${PODMAN_SOCKET}, load average before the run ${load.map((l) => l.toFixed(2)).join(' ')}.`,
+    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Podman's Docker API on ${PODMAN_SOCKET}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
     `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, 64 MiB; Strata and the bare API on the project's isolated network, \`podman run\` on Podman's default bridge; time from the request to the container's first action, an HTTP request to the bench on its network's gateway; the three paths round-robin, one warm-up each).`,
     '',
     ...lines,
@@ -188,7 +254,9 @@ if (flags.record) {
 
 // The agent removes Strata's containers (and with the last, the project's network) before it goes.
 await cleanup().catch(() => undefined);
-await until('the agent removed its containers', async () => ((await admin.get('/v1/instances?limit=1000')).body.items.length === 0 ? true : undefined)).catch(() => undefined);
+await until('the agent removed its containers', async () =>
+  (await admin.get('/v1/instances?limit=1000')).body.items.length === 0 ? true : undefined,
+).catch(() => undefined);
 agent.kill('SIGKILL');
 await srv.stop();
 removeDir(dir);

@@ -18,7 +18,13 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Scheduler, type Request, type SchedHost } from '../src/scheduler/scheduler.ts';
 
-const { values: flags } = parseArgs({ options: { placements: { type: 'string', default: '100000' }, size: { type: 'string' }, record: { type: 'boolean', default: false } } });
+const { values: flags } = parseArgs({
+  options: {
+    placements: { type: 'string', default: '100000' },
+    size: { type: 'string' },
+    record: { type: 'boolean', default: false },
+  },
+});
 const placements = Number(flags.placements);
 
 interface Result {
@@ -106,7 +112,12 @@ function runSize(total: number): Result {
       vcpus: 1 + Math.floor(rand() * 2),
       memoryMib: 256 * (1 + Math.floor(rand() * 8)),
       diskGib: 0,
-      constraints: x < 0.1 ? [{ key: 'gpu', op: 'exists' }] : x > 0.9 ? [{ key: 'topology.zone', op: '==', value: `z${i % 12}` }] : [],
+      constraints:
+        x < 0.1
+          ? [{ key: 'gpu', op: 'exists' }]
+          : x > 0.9
+            ? [{ key: 'topology.zone', op: '==', value: `z${i % 12}` }]
+            : [],
       strategy: i % 2 === 0 ? 'binpack' : 'spread',
     };
     const y = rand();
@@ -160,20 +171,29 @@ if (flags.size) {
   const load = os.loadavg();
   const results: Result[] = [];
   for (const size of [1000, 10_000, 50_000]) {
-    const child = spawnSync(process.execPath, [import.meta.filename, '--size', String(size), '--placements', String(placements)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const child = spawnSync(
+      process.execPath,
+      [import.meta.filename, '--size', String(size), '--placements', String(placements)],
+      { encoding: 'utf8', maxBuffer: 1 << 20 },
+    );
     if (child.status !== 0) throw new Error(`size ${size} failed: ${child.stderr}`);
     const r = JSON.parse(child.stdout) as Result;
     results.push(r);
-    console.error(`${size} hosts: ${Math.round(r.perSecond)} placements/s, p50 ${r.p50us.toFixed(1)} µs, p99 ${r.p99us.toFixed(1)} µs, peak RSS ${Math.round(r.peakRssMib)} MiB`);
+    console.error(
+      `${size} hosts: ${Math.round(r.perSecond)} placements/s, p50 ${r.p50us.toFixed(1)} µs, p99 ${r.p99us.toFixed(1)} µs, peak RSS ${Math.round(r.peakRssMib)} MiB`,
+    );
   }
   const f = (n: number) => Math.round(n).toLocaleString('en');
   const lines = [
     '| hosts | placements | placed | refused | placements/s | p50 µs | p99 µs | snapshot build ms | peak RSS MiB | anti-affinity violations |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${f(r.hosts)} | ${f(placements)} | ${f(r.placed)} | ${f(r.refused)} | ${f(r.perSecond)} | ${r.p50us.toFixed(1)} | ${r.p99us.toFixed(1)} | ${f(r.buildMs)} | ${f(r.peakRssMib)} | ${r.violations} |`),
+    ...results.map(
+      r =>
+        `| ${f(r.hosts)} | ${f(placements)} | ${f(r.placed)} | ${f(r.refused)} | ${f(r.perSecond)} | ${r.p50us.toFixed(1)} | ${r.p99us.toFixed(1)} | ${f(r.buildMs)} | ${f(r.peakRssMib)} | ${r.violations} |`,
+    ),
   ];
-  const at10k = results.find((r) => r.hosts === 10_000)!;
-  const at50k = results.find((r) => r.hosts === 50_000)!;
+  const at10k = results.find(r => r.hosts === 10_000)!;
+  const at50k = results.find(r => r.hosts === 50_000)!;
   const verdicts = [
     `Target >= 10,000 placements/s at 10,000 hosts: ${at10k.perSecond >= 10_000 ? 'met' : 'not met'} (${f(at10k.perSecond)}).`,
     `Target under 1 GiB at 50,000 hosts: ${at50k.peakRssMib < 1024 ? 'met' : 'not met'} (${f(at50k.peakRssMib)} MiB peak RSS).`,
@@ -188,7 +208,7 @@ if (flags.size) {
         '',
         `## ${new Date().toISOString()}: bench/scheduler.ts`,
         '',
-        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map((l) => l.toFixed(2)).join(' ')}.`,
+        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
         `Command: \`node bench/scheduler.ts --placements ${placements} --record\` (the placer's Scheduler on simulated clusters, one process per size; 3 regions, 12 zones, racks of 20 servers, a VM host nested on every third server; 70% containers, 30% VMs; 20% in hard physical-host anti-affinity groups, 20% in zone spread groups, 20% with label constraints; half bin-pack, half spread; a fixed seed).`,
         '',
         ...lines,

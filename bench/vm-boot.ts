@@ -16,12 +16,22 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createTap, deleteTap } from '../src/drivers/vm/network.ts';
-import { client, killProcessesMentioning, removeDir, startServerProcess, strataBin, tempDir, until } from '../test/helpers.ts';
+import {
+  client,
+  killProcessesMentioning,
+  removeDir,
+  startServerProcess,
+  strataBin,
+  tempDir,
+  until,
+} from '../test/helpers.ts';
 
-const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '5' }, record: { type: 'boolean', default: false } } });
+const { values: flags } = parseArgs({
+  options: { runs: { type: 'string', default: '5' }, record: { type: 'boolean', default: false } },
+});
 const runs = Number(flags.runs);
 const MARKER = 'vm-boot-marker';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
 async function waitForMarker(file: string, timeoutMs = 120_000): Promise<number> {
   const end = Date.now() + timeoutMs;
@@ -37,8 +47,28 @@ const agentData = join(dir, 'agent');
 const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
 const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
-const agent = spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', 'bench-vm', '--log-level', 'warn', '--join-token', joinToken], { stdio: ['ignore', 'ignore', 'inherit'] });
-await until('the agent offers VMs', async () => (await admin.get('/v1/hosts')).body.items.find((h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('vm')));
+const agent = spawn(
+  strataBin,
+  [
+    'agent',
+    '--server',
+    srv.url,
+    '--data',
+    agentData,
+    '--name',
+    'bench-vm',
+    '--log-level',
+    'warn',
+    '--join-token',
+    joinToken,
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
+await until('the agent offers VMs', async () =>
+  (await admin.get('/v1/hosts')).body.items.find(
+    (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('vm'),
+  ),
+);
 
 let accelerator = '';
 let template: string[] | undefined;
@@ -46,7 +76,13 @@ const ids: string[] = [];
 
 async function strata(): Promise<number> {
   const t0 = performance.now();
-  const res = await admin.post('/v1/instances', { project: 'default', kind: 'vm', image: 'busybox', command: ['sh', '-c', `echo ${MARKER}; sleep 600`], resources: { vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  const res = await admin.post('/v1/instances', {
+    project: 'default',
+    kind: 'vm',
+    image: 'busybox',
+    command: ['sh', '-c', `echo ${MARKER}; sleep 600`],
+    resources: { vcpus: 1, memoryMib: 256, diskGib: 1 },
+  });
   if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
   const id = res.body.id as string;
   ids.push(id);
@@ -59,7 +95,10 @@ async function strata(): Promise<number> {
   // The agent's QEMU command line, for the hand-started twin.
   const pid = Number(readFileSync(join(agentData, 'vm', id, 'qemu.pid'), 'utf8'));
   if (!template) {
-    template = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => a.replaceAll(join(agentData, 'vm', id), '@DIR@'));
+    template = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map(a => a.replaceAll(join(agentData, 'vm', id), '@DIR@'));
     copyFileSync(join(agentData, 'vm', id, 'config.img'), join(dir, 'config.img'));
   }
   return t1 - t0;
@@ -72,17 +111,28 @@ async function byHand(): Promise<number> {
   mkdirSync(d);
   // What the agent prepares before QEMU starts (not timed): a fresh overlay and the config disk.
   const base = join('/var/lib/strata-host/vm/images', 'busybox.qcow2');
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', join(d, 'root.qcow2'), String(1024 ** 3)]);
+  execFileSync('qemu-img', [
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    '-b',
+    base,
+    '-F',
+    'qcow2',
+    join(d, 'root.qcow2'),
+    String(1024 ** 3),
+  ]);
   copyFileSync(join(dir, 'config.img'), join(d, 'config.img'));
   // Its own tap on the same bridge (the agent's belongs to its instance).
   const tap = `stapbench${handRun % 100}`;
   await createTap(tap, 'strata0');
-  const args = template.map((a) => a.replaceAll('@DIR@', d).replace(/ifname=stap[0-9a-f]+/, `ifname=${tap}`));
+  const args = template.map(a => a.replaceAll('@DIR@', d).replace(/ifname=stap[0-9a-f]+/, `ifname=${tap}`));
   const t0 = performance.now();
   const child = spawn(args[0]!, args.slice(1), { cwd: d, stdio: 'ignore', detached: true });
   const t1 = await waitForMarker(join(d, 'serial.log'));
   child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  await new Promise(r => child.once('exit', r));
   await deleteTap(tap);
   rmSync(d, { recursive: true, force: true });
   return t1 - t0;
@@ -124,7 +174,10 @@ const f = (n: number) => n.toFixed(0);
 const lines = [
   `| path | runs | median ms | min ms | max ms | accelerator |`,
   '|---|---:|---:|---:|---:|---|',
-  ...paths.map((p) => `| ${p.name} | ${p.ms.length} | ${f(median(p.ms))} | ${f(Math.min(...p.ms))} | ${f(Math.max(...p.ms))} | ${accelerator} |`),
+  ...paths.map(
+    p =>
+      `| ${p.name} | ${p.ms.length} | ${f(median(p.ms))} | ${f(Math.min(...p.ms))} | ${f(Math.max(...p.ms))} | ${accelerator} |`,
+  ),
 ];
 const overhead = median(paths[0]!.ms) - median(paths[1]!.ms);
 const verdict = `Strata overhead against QEMU by hand: median ${overhead >= 0 ? '+' : ''}${f(overhead)} ms (target <= 100 ms: ${overhead <= 100 ? 'met' : 'not met'}).`;
@@ -140,7 +193,7 @@ if (flags.record) {
       '',
       `## ${new Date().toISOString()}: bench/vm-boot.ts`,
       '',
-      `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${qemu}, accelerator ${accelerator}, load average before the run ${load.map((l) => l.toFixed(2)).join(' ')}.`,
+      `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${qemu}, accelerator ${accelerator}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
       `Command: \`node bench/vm-boot.ts --runs ${runs} --record\` (microvm, 1 vCPU, 256 MiB, the busybox image, Strata's kernel and initramfs; time from the request, or from QEMU's spawn, to the marker line in the serial log; one warm-up each, round-robin).`,
       '',
       ...lines,

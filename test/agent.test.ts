@@ -22,12 +22,34 @@ before(async () => {
 after(() => srv.close());
 
 function runAgent(args: string[] = []): ChildProcess {
-  return spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', 'node-1', '--zone', 'z1', '--rack', 'r7', '--label', 'disk=ssd', '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  return spawn(
+    strataBin,
+    [
+      'agent',
+      '--server',
+      srv.url,
+      '--data',
+      agentData,
+      '--name',
+      'node-1',
+      '--zone',
+      'z1',
+      '--rack',
+      'r7',
+      '--label',
+      'disk=ssd',
+      '--log-level',
+      'warn',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
-const hostsNamed = async (name: string) => (await admin.get('/v1/hosts?limit=1000')).body.items.filter((h: { name: string }) => h.name === name);
+const hostsNamed = async (name: string) =>
+  (await admin.get('/v1/hosts?limit=1000')).body.items.filter((h: { name: string }) => h.name === name);
 
 test('an agent registers its host with a fingerprint and keeps it ready', async () => {
   const agent = runAgent(['--join-token', joinToken]);
@@ -68,20 +90,28 @@ test('an agent killed with -9 comes back as the same host, without its join toke
 });
 
 test('an agent without identity or join token refuses to start with a clear message', async () => {
-  const child = spawn(strataBin, ['agent', '--server', srv.url, '--data', join(agentData, 'empty'), '--name', 'node-2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    strataBin,
+    ['agent', '--server', srv.url, '--data', join(agentData, 'empty'), '--name', 'node-2'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const code = await new Promise<number | null>(r => child.once('exit', r));
   assert.notEqual(code, 0);
   assert.match(err, /join-token/);
   assert.equal((await hostsNamed('node-2')).length, 0);
 });
 
 test('a bad join token is refused and registers nothing', async () => {
-  const child = spawn(strataBin, ['agent', '--server', srv.url, '--data', join(agentData, 'bad'), '--name', 'node-3', '--join-token', 'sjt_wrong'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    strataBin,
+    ['agent', '--server', srv.url, '--data', join(agentData, 'bad'), '--name', 'node-3', '--join-token', 'sjt_wrong'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const code = await new Promise<number | null>(r => child.once('exit', r));
   assert.notEqual(code, 0);
   assert.match(err, /invalid or expired join token/);
   assert.equal((await hostsNamed('node-3')).length, 0);
@@ -90,7 +120,9 @@ test('a bad join token is refused and registers nothing', async () => {
 test('an agent whose host was removed registers again with its join token', async () => {
   const agent = runAgent(['--join-token', joinToken]);
   try {
-    const first = await until('host ready', async () => (await hostsNamed('node-1')).find((h: { state: string }) => h.state === 'ready'));
+    const first = await until('host ready', async () =>
+      (await hostsNamed('node-1')).find((h: { state: string }) => h.state === 'ready'),
+    );
     assert.equal((await admin.delete(`/v1/hosts/${first.id}`)).status, 204);
     const again = await until('registered again', async () => (await hostsNamed('node-1'))[0]);
     assert.notEqual(again.id, first.id);

@@ -24,7 +24,10 @@ type Schema = {
   patternProperties?: Record<string, Schema>;
   additionalProperties?: boolean | Schema;
 };
-type Operation = { parameters?: { in: string; name: string; schema: Schema }[]; requestBody?: { content: Record<string, { schema: Schema }> } };
+type Operation = {
+  parameters?: { in: string; name: string; schema: Schema }[];
+  requestBody?: { content: Record<string, { schema: Schema }> };
+};
 
 let srv: TestServer;
 let admin: Client;
@@ -34,7 +37,9 @@ let sent = 0;
 
 function snapshot(dir: string): string {
   const db = new SQLite(join(dir, 'strata.db'), { readonly: true });
-  const tables = db.prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' order by name").all() as { name: string }[];
+  const tables = db
+    .prepare("select name from sqlite_master where type='table' and name not like 'sqlite_%' order by name")
+    .all() as { name: string }[];
   const dump = tables.map(({ name }) => [name, db.prepare(`select * from "${name}" order by rowid`).all()]);
   db.close();
   return JSON.stringify(dump);
@@ -47,7 +52,8 @@ before(async () => {
   srv = await startTestServer({ heartbeatSeconds: 3600, limits: { authFailureBurst: 1_000_000 } });
   admin = client(srv.url, srv.adminToken);
   const project = (await admin.post('/v1/projects', { name: 'walk', quota: { instances: 50 } })).body;
-  const user = (await admin.post('/v1/users', { name: 'walker', projects: [{ project: 'walk', role: 'member' }] })).body;
+  const user = (await admin.post('/v1/users', { name: 'walker', projects: [{ project: 'walk', role: 'member' }] }))
+    .body;
   const token = (await admin.post('/v1/tokens', { name: 't', user: 'walker' })).body;
   const jt = (await admin.post('/v1/join-tokens', { description: 'walk' })).body;
   const reg = await admin.post('/v1/agent/register', {
@@ -57,10 +63,14 @@ before(async () => {
   });
   assert.equal(reg.status, 201);
   agentToken = reg.body.token;
-  const inst = (await admin.post('/v1/instances', { project: 'walk', kind: 'container', image: 'busybox', name: 'one' })).body;
+  const inst = (
+    await admin.post('/v1/instances', { project: 'walk', kind: 'container', image: 'busybox', name: 'one' })
+  ).body;
   real = { project: project.id, user: user.id, id: inst.id, token: token.id, host: reg.body.host.id, joinToken: jt.id };
   // The placer puts it on the host; after that nothing changes the store by itself.
-  await until('the instance is placed', async () => ((await admin.get(`/v1/instances/${inst.id}`)).body.state === 'scheduled' ? true : undefined));
+  await until('the instance is placed', async () =>
+    (await admin.get(`/v1/instances/${inst.id}`)).body.state === 'scheduled' ? true : undefined,
+  );
 });
 after(() => srv.close());
 
@@ -69,7 +79,7 @@ function badValues(s: Schema): [string, unknown][] {
   const out: [string, unknown][] = [];
   const types = Array.isArray(s.type) ? s.type : s.type ? [s.type] : [];
   if (s.anyOf) {
-    if (!s.anyOf.some((a) => a.type === 'object')) out.push(['object where a scalar is expected', { x: 1 }]);
+    if (!s.anyOf.some(a => a.type === 'object')) out.push(['object where a scalar is expected', { x: 1 }]);
     return out;
   }
   if (types.includes('string')) {
@@ -106,7 +116,12 @@ function minimalValid(path: string): Record<string, unknown> {
   if (path === '/v1/groups') return { project: 'walk', name: 'walk-new', policy: 'anti-affinity', level: 'zone' };
   if (path === '/v1/secrets') return { project: 'walk', name: 'walk-new', value: 'v' };
   if (path === '/v1/secrets/{id}') return { value: 'v' };
-  if (path === '/v1/agent/register') return { joinToken: 'sjt_wrong', name: 'walk-new', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } };
+  if (path === '/v1/agent/register')
+    return {
+      joinToken: 'sjt_wrong',
+      name: 'walk-new',
+      fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] },
+    };
   if (path.endsWith('/members/{user}')) return { role: 'reader' };
   if (path.endsWith('/status')) return { state: 'running' };
   return {};
@@ -117,7 +132,15 @@ function fill(path: string, params: Record<string, string>): string {
 }
 
 function realParams(path: string): Record<string, string> {
-  const id = path.startsWith('/v1/users') ? real.user! : path.startsWith('/v1/tokens') ? real.token! : path.startsWith('/v1/hosts') ? real.host! : path.startsWith('/v1/join-tokens') ? real.joinToken! : real.id!;
+  const id = path.startsWith('/v1/users')
+    ? real.user!
+    : path.startsWith('/v1/tokens')
+      ? real.token!
+      : path.startsWith('/v1/hosts')
+        ? real.host!
+        : path.startsWith('/v1/join-tokens')
+          ? real.joinToken!
+          : real.id!;
   return { id, project: real.project!, user: real.user! };
 }
 
@@ -125,15 +148,17 @@ function assertErrorShape(label: string, status: number, body: unknown): void {
   assert.ok(status >= 400 && status < 500, `${label}: status ${status} ${JSON.stringify(body)}`);
   assert.ok(body && typeof body === 'object' && 'error' in body, `${label}: no error object: ${JSON.stringify(body)}`);
   const e = (body as { error: Record<string, unknown> }).error;
-  assert.equal(typeof e['code'], 'string', label);
-  assert.equal(typeof e['message'], 'string', label);
-  assert.ok((e['message'] as string).length > 0, label);
+  assert.equal(typeof e.code, 'string', label);
+  assert.equal(typeof e.message, 'string', label);
+  assert.ok((e.message as string).length > 0, label);
   for (const k of Object.keys(e)) assert.ok(['code', 'message', 'details'].includes(k), `${label}: stray key ${k}`);
 }
 
 test('every route refuses bad input with a 4xx, one error shape, and no change to the store', async () => {
   const doc = (await admin.get('/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
-  const routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+  const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({ path, method: method.toUpperCase(), op })),
+  );
   assert.ok(routes.length >= 30, `the document lists ${routes.length} operations`);
   const userToken = (await admin.post('/v1/tokens', { name: 'walk-user' })).body.secret as string;
   const afterSetup = snapshot(srv.dataDir);
@@ -142,15 +167,24 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
     const isAgent = path.startsWith('/v1/agent/');
     const token = isAgent ? agentToken : userToken;
     // `null` means no Authorization header at all.
-    const call = (p: string, body: unknown, headers: Record<string, string>, tok: string | null) => client(srv.url, tok ?? undefined).call(method, p, body, headers);
-    const check = async (label: string, p: string, body?: unknown, headers: Record<string, string> = {}, tok: string | null = token) => {
+    const call = (p: string, body: unknown, headers: Record<string, string>, tok: string | null) =>
+      client(srv.url, tok ?? undefined).call(method, p, body, headers);
+    const check = async (
+      label: string,
+      p: string,
+      body?: unknown,
+      headers: Record<string, string> = {},
+      tok: string | null = token,
+    ) => {
       const res = await call(p, body, headers, tok);
       sent++;
       assertErrorShape(`${method} ${path} ${label}`, res.status, res.body);
       return res.status;
     };
     // Required query parameters get a plain value, so each check fails for its own reason.
-    const required = (op.parameters ?? []).filter((q) => q.in === 'query' && (q as { required?: boolean }).required).map((q) => `${q.name}=true`);
+    const required = (op.parameters ?? [])
+      .filter(q => q.in === 'query' && (q as { required?: boolean }).required)
+      .map(q => `${q.name}=true`);
     const at = (base: string, ...extra: string[]) => {
       const q = [...required, ...extra].join('&');
       return q ? `${base}?${q}` : base;
@@ -161,34 +195,60 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
 
     // Credentials.
     if (path !== '/v1/agent/register') {
-      await check('without a token', good, hasBody ? minimalValid(path) : undefined, {}, null).then((s) => assert.equal(s, 401, `${method} ${path}`));
-      await check('with a wrong token', good, hasBody ? minimalValid(path) : undefined, {}, 'stk_not-a-real-token').then((s) => assert.equal(s, 401, `${method} ${path}`));
+      await check('without a token', good, hasBody ? minimalValid(path) : undefined, {}, null).then(s =>
+        assert.equal(s, 401, `${method} ${path}`),
+      );
+      await check(
+        'with a wrong token',
+        good,
+        hasBody ? minimalValid(path) : undefined,
+        {},
+        'stk_not-a-real-token',
+      ).then(s => assert.equal(s, 401, `${method} ${path}`));
       // whoami answers any valid credential, agents' included.
       if (path !== '/v1/whoami')
-        await check(isAgent ? 'with a user token' : 'with an agent token', good, hasBody ? minimalValid(path) : undefined, {}, isAgent ? srv.adminToken : agentToken).then((s) =>
-        assert.equal(s, 403, `${method} ${path} with the other kind of credential`),
-      );
+        await check(
+          isAgent ? 'with a user token' : 'with an agent token',
+          good,
+          hasBody ? minimalValid(path) : undefined,
+          {},
+          isAgent ? srv.adminToken : agentToken,
+        ).then(s => assert.equal(s, 403, `${method} ${path} with the other kind of credential`));
     }
 
     // Path parameters: unknown ids and malformed values.
     if (path.includes('{')) {
-      const unknown = at(fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' }));
+      const unknown = at(
+        fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' }),
+      );
       const code = await check('with unknown ids', unknown, hasBody ? minimalValid(path) : undefined);
       assert.ok([403, 404].includes(code), `${method} ${path} unknown id answered ${code}`);
-      await check('with an over-long id', fill(path, { id: 'x'.repeat(300), project: 'x'.repeat(300), user: 'x'.repeat(300) }), hasBody ? minimalValid(path) : undefined);
+      await check(
+        'with an over-long id',
+        fill(path, { id: 'x'.repeat(300), project: 'x'.repeat(300), user: 'x'.repeat(300) }),
+        hasBody ? minimalValid(path) : undefined,
+      );
     }
 
     // Query strings.
-    const qs = op.parameters?.filter((p) => p.in === 'query') ?? [];
-    await check('with an unknown query parameter', at(bare, 'surely_unknown=1'), hasBody ? minimalValid(path) : undefined);
+    const qs = op.parameters?.filter(p => p.in === 'query') ?? [];
+    await check(
+      'with an unknown query parameter',
+      at(bare, 'surely_unknown=1'),
+      hasBody ? minimalValid(path) : undefined,
+    );
     for (const q of qs) {
       for (const [why, v] of badValues(q.schema)) {
         // In a query string everything is text: only values no coercion can save.
         if (typeof v === 'object' || why === 'number for a string') continue;
-        await check(`query ${q.name}: ${why}`, at(bare, `${q.name}=${encodeURIComponent(String(v))}`), hasBody ? minimalValid(path) : undefined);
+        await check(
+          `query ${q.name}: ${why}`,
+          at(bare, `${q.name}=${encodeURIComponent(String(v))}`),
+          hasBody ? minimalValid(path) : undefined,
+        );
       }
     }
-    if (qs.some((q) => q.name === 'cursor')) await check('with a forged cursor', at(bare, 'cursor=garbage'));
+    if (qs.some(q => q.name === 'cursor')) await check('with a forged cursor', at(bare, 'cursor=garbage'));
 
     // Bodies.
     const schema = op.requestBody?.content['application/json']?.schema;
@@ -210,7 +270,8 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
         for (const [why, v] of badValues(prop)) await check(`body ${name}: ${why}`, good, { ...base, [name]: v });
         if (prop.properties) {
           for (const [inner, innerProp] of Object.entries(prop.properties)) {
-            for (const [why, v] of badValues(innerProp).slice(0, 3)) await check(`body ${name}.${inner}: ${why}`, good, { ...base, [name]: { [inner]: v } });
+            for (const [why, v] of badValues(innerProp).slice(0, 3))
+              await check(`body ${name}.${inner}: ${why}`, good, { ...base, [name]: { [inner]: v } });
           }
         }
       }
@@ -250,7 +311,12 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
   const doc = (await admin.get('/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
   let tried = 0;
   const expectNo5xx = async (label: string, method: string, path: string, body: string | undefined, token: string) => {
-    const res = await client(srv.url, token).call(method, path, body, body === undefined ? {} : { 'content-type': 'application/json' });
+    const res = await client(srv.url, token).call(
+      method,
+      path,
+      body,
+      body === undefined ? {} : { 'content-type': 'application/json' },
+    );
     tried++;
     assert.ok(res.status < 500, `${label}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
     if (res.status >= 400) assertErrorShape(label, res.status, res.body);
@@ -260,8 +326,14 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
       const method = m.toUpperCase();
       const token = path.startsWith('/v1/agent/') ? agentToken : srv.adminToken;
       // Unknown ids: nothing that exists is changed by what is tried here.
-      const unknownIds = fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' });
-      const required = (op.parameters ?? []).filter((q) => q.in === 'query' && (q as { required?: boolean }).required).map((q) => `${q.name}=true`);
+      const unknownIds = fill(path, {
+        id: 'ins_00000000000000000000000000',
+        project: 'no-such-project',
+        user: 'no-such-user',
+      });
+      const required = (op.parameters ?? [])
+        .filter(q => q.in === 'query' && (q as { required?: boolean }).required)
+        .map(q => `${q.name}=true`);
       const withQuery = (base: string, extra?: string) => {
         const q = [...required, ...(extra ? [extra] : [])].join('&');
         return q ? `${base}?${q}` : base;
@@ -269,13 +341,28 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
       if (path.includes('{')) {
         for (const [why, v] of hostileStrings) {
           if (v.length > 4096) continue;
-          await expectNo5xx(`${method} ${path} path parameter: ${why}`, method, withQuery(fill(path, { id: v, project: v, user: v })), undefined, token);
+          await expectNo5xx(
+            `${method} ${path} path parameter: ${why}`,
+            method,
+            withQuery(fill(path, { id: v, project: v, user: v })),
+            undefined,
+            token,
+          );
         }
       }
       if (method === 'GET') {
-        for (const q of op.parameters?.filter((p) => p.in === 'query') ?? []) {
-          for (const [why, v] of [...hostileStrings.filter(([, s]) => s.length < 4096), ...hostileRaw.filter(([w]) => !w.startsWith('deep'))]) {
-            await expectNo5xx(`${method} ${path} query ${q.name}: ${why}`, method, withQuery(path.includes('{') ? fill(path, realParams(path)) : path, `${q.name}=${encodeURIComponent(v)}`), undefined, token);
+        for (const q of op.parameters?.filter(p => p.in === 'query') ?? []) {
+          for (const [why, v] of [
+            ...hostileStrings.filter(([, s]) => s.length < 4096),
+            ...hostileRaw.filter(([w]) => !w.startsWith('deep')),
+          ]) {
+            await expectNo5xx(
+              `${method} ${path} query ${q.name}: ${why}`,
+              method,
+              withQuery(path.includes('{') ? fill(path, realParams(path)) : path, `${q.name}=${encodeURIComponent(v)}`),
+              undefined,
+              token,
+            );
           }
         }
       }
@@ -285,13 +372,26 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
       // Every string field (and strings one level down), every field with raw values.
       const fields: { set: (v: unknown) => Record<string, unknown>; name: string; schema: Schema }[] = [];
       for (const [name, prop] of Object.entries(schema.properties ?? {})) {
-        fields.push({ name, schema: prop, set: (v) => ({ ...base, [name]: v }) });
-        for (const [inner, innerProp] of Object.entries(prop.properties ?? {})) fields.push({ name: `${name}.${inner}`, schema: innerProp, set: (v) => ({ ...base, [name]: { [inner]: v } }) });
-        if (prop.patternProperties) fields.push({ name: `${name}{}`, schema: Object.values(prop.patternProperties)[0]!, set: (v) => ({ ...base, [name]: { k: v } }) });
-        if (prop.items) fields.push({ name: `${name}[]`, schema: prop.items, set: (v) => ({ ...base, [name]: [v] }) });
+        fields.push({ name, schema: prop, set: v => ({ ...base, [name]: v }) });
+        for (const [inner, innerProp] of Object.entries(prop.properties ?? {}))
+          fields.push({ name: `${name}.${inner}`, schema: innerProp, set: v => ({ ...base, [name]: { [inner]: v } }) });
+        if (prop.patternProperties)
+          fields.push({
+            name: `${name}{}`,
+            schema: Object.values(prop.patternProperties)[0]!,
+            set: v => ({ ...base, [name]: { k: v } }),
+          });
+        if (prop.items) fields.push({ name: `${name}[]`, schema: prop.items, set: v => ({ ...base, [name]: [v] }) });
       }
       for (const f of fields) {
-        for (const [why, v] of hostileStrings) await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, JSON.stringify(f.set(v)), token);
+        for (const [why, v] of hostileStrings)
+          await expectNo5xx(
+            `${method} ${path} body ${f.name}: ${why}`,
+            method,
+            unknownIds,
+            JSON.stringify(f.set(v)),
+            token,
+          );
         for (const [why, raw] of hostileRaw) {
           const text = JSON.stringify(f.set('\u0001RAW\u0001')).replace('"\\u0001RAW\\u0001"', raw);
           await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, text, token);
@@ -302,8 +402,20 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
         if (!prop.patternProperties) continue;
         for (const [why, v] of hostileStrings) {
           if (v.length > 4096) continue;
-          await expectNo5xx(`${method} ${path} body ${name} key: ${why}`, method, unknownIds, JSON.stringify({ ...base, [name]: { [v]: 'x' } }), token);
-          await expectNo5xx(`${method} ${path} body ${name} nested value under ${why}`, method, unknownIds, JSON.stringify({ ...base, [name]: { [v]: { x: 1 } } }), token);
+          await expectNo5xx(
+            `${method} ${path} body ${name} key: ${why}`,
+            method,
+            unknownIds,
+            JSON.stringify({ ...base, [name]: { [v]: 'x' } }),
+            token,
+          );
+          await expectNo5xx(
+            `${method} ${path} body ${name} nested value under ${why}`,
+            method,
+            unknownIds,
+            JSON.stringify({ ...base, [name]: { [v]: { x: 1 } } }),
+            token,
+          );
         }
       }
     }

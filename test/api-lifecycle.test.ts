@@ -17,23 +17,34 @@ test('cursor pagination returns every item once, in order', async () => {
   const made: string[] = [];
   for (let i = 0; i < 250; i += 50) {
     const batch = await Promise.all(
-      Array.from({ length: 50 }, (_, j) => admin.post('/v1/instances', { project: 'pages', kind: 'container', image: 'b', name: `p${i + j}`, labels: { parity: (i + j) % 2 ? 'odd' : 'even', ...(j === 0 ? { first: 'yes' } : {}) } })),
+      Array.from({ length: 50 }, (_, j) =>
+        admin.post('/v1/instances', {
+          project: 'pages',
+          kind: 'container',
+          image: 'b',
+          name: `p${i + j}`,
+          labels: { parity: (i + j) % 2 ? 'odd' : 'even', ...(j === 0 ? { first: 'yes' } : {}) },
+        }),
+      ),
     );
-    made.push(...batch.map((r) => r.body.id as string));
+    made.push(...batch.map(r => r.body.id as string));
   }
   const seen: string[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const res: { body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(`/v1/instances?project=pages&limit=100${cursor ? `&cursor=${cursor}` : ''}`);
-    seen.push(...res.body.items.map((i) => i.id));
+    const res: { body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(
+      `/v1/instances?project=pages&limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+    );
+    seen.push(...res.body.items.map(i => i.id));
     cursor = res.body.nextCursor;
     pages++;
   } while (cursor);
   assert.equal(pages, 3);
   assert.deepEqual(seen, [...made].sort());
   // Label selectors.
-  const count = async (sel: string) => (await admin.get(`/v1/instances?project=pages&limit=1000&labels=${encodeURIComponent(sel)}`)).body.items.length;
+  const count = async (sel: string) =>
+    (await admin.get(`/v1/instances?project=pages&limit=1000&labels=${encodeURIComponent(sel)}`)).body.items.length;
   assert.equal(await count('parity=odd'), 125);
   assert.equal(await count('parity!=odd'), 125);
   assert.equal(await count('first'), 5);
@@ -55,11 +66,24 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   await admin.post('/v1/projects', { name: 'agentp' });
   // A pool of its own keeps the other tests' pending instances off this host.
   const jt = await admin.post('/v1/join-tokens', { pool: 'agentp' });
-  assert.equal((await client(srv.url).post('/v1/agent/register', { joinToken: 'sjt_bad', name: 'a1', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } })).status, 401);
+  assert.equal(
+    (
+      await client(srv.url).post('/v1/agent/register', {
+        joinToken: 'sjt_bad',
+        name: 'a1',
+        fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] },
+      })
+    ).status,
+    401,
+  );
   const reg = await client(srv.url).post('/v1/agent/register', {
     joinToken: jt.body.secret,
     name: 'a1',
-    fingerprint: { capacity: { vcpus: 4, memoryMib: 4096, diskGib: 50 }, drivers: ['container'], topology: { zone: 'z' } },
+    fingerprint: {
+      capacity: { vcpus: 4, memoryMib: 4096, diskGib: 50 },
+      drivers: ['container'],
+      topology: { zone: 'z' },
+    },
   });
   assert.equal(reg.status, 201);
   const agent = client(srv.url, reg.body.token);
@@ -68,7 +92,7 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   // A long-poll with the current version waits until something lands here.
   const t0 = Date.now();
   const watch = agent.get(`/v1/agent/assignments?version=${first.body.version}&waitSeconds=20`);
-  await new Promise((r) => setTimeout(r, 100));
+  await new Promise(r => setTimeout(r, 100));
   const created = await admin.post('/v1/instances', { project: 'agentp', kind: 'container', image: 'b', name: 'w' });
   const woke = await watch;
   const waited = Date.now() - t0;
@@ -83,13 +107,20 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   assert.equal((await admin.get(`/v1/instances/${id}`)).body.state, 'scheduled');
   assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'starting' })).status, 200);
   // What the agent saw at start is stored with the state: a running instance already shows it.
-  const observed = { address: '10.88.0.7', ports: [{ containerPort: 80, protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }], accelerator: 'tcg' };
+  const observed = {
+    address: '10.88.0.7',
+    ports: [{ containerPort: 80, protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }],
+    accelerator: 'tcg',
+  };
   assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'running', observed })).status, 200);
   const running = (await admin.get(`/v1/instances/${id}`)).body;
   assert.equal(running.state, 'running');
   assert.deepEqual(running.observed, { ...observed, health: null });
   // Health is the agent's to report, through /observed, never with a state.
-  const withHealth = await agent.post(`/v1/agent/instances/${id}/status`, { state: 'running', observed: { health: { status: 'healthy' } } });
+  const withHealth = await agent.post(`/v1/agent/instances/${id}/status`, {
+    state: 'running',
+    observed: { health: { status: 'healthy' } },
+  });
   assert.equal(withHealth.status, 400);
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
   const next = await agent.get(`/v1/agent/assignments?version=${woke.body.version}&waitSeconds=5`);
@@ -100,8 +131,16 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   // Another host's agent cannot report on it.
   const other = await admin.post('/v1/instances', { project: 'agentp', kind: 'container', image: 'b', name: 'w2' });
   const jt2 = await admin.post('/v1/join-tokens', {});
-  const reg2 = await client(srv.url).post('/v1/agent/register', { joinToken: jt2.body.secret, name: 'a2', fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] } });
-  assert.equal((await client(srv.url, reg2.body.token).post(`/v1/agent/instances/${other.body.id}/status`, { state: 'starting' })).status, 404);
+  const reg2 = await client(srv.url).post('/v1/agent/register', {
+    joinToken: jt2.body.secret,
+    name: 'a2',
+    fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] },
+  });
+  assert.equal(
+    (await client(srv.url, reg2.body.token).post(`/v1/agent/instances/${other.body.id}/status`, { state: 'starting' }))
+      .status,
+    404,
+  );
 });
 
 test('hosts go not-ready then down without heartbeats, and back to ready with one', async () => {
@@ -109,12 +148,16 @@ test('hosts go not-ready then down without heartbeats, and back to ready with on
   try {
     const a = client(fast.url, fast.adminToken);
     const jt = await a.post('/v1/join-tokens', {});
-    const reg = await client(fast.url).post('/v1/agent/register', { joinToken: jt.body.secret, name: 'sleepy', fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] } });
+    const reg = await client(fast.url).post('/v1/agent/register', {
+      joinToken: jt.body.secret,
+      name: 'sleepy',
+      fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] },
+    });
     const id = reg.body.host.id as string;
     const waitFor = async (state: string) => {
       for (let i = 0; i < 300; i++) {
         if ((await a.get(`/v1/hosts/${id}`)).body.state === state) return;
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise(r => setTimeout(r, 100));
       }
       throw new Error(`host never became ${state}`);
     };
@@ -122,7 +165,9 @@ test('hosts go not-ready then down without heartbeats, and back to ready with on
     await waitFor('down');
     assert.equal((await client(fast.url, reg.body.token).post('/v1/agent/heartbeat', {})).status, 200);
     assert.equal((await a.get(`/v1/hosts/${id}`)).body.state, 'ready');
-    const types = (await a.get('/v1/events?limit=1000')).body.items.filter((e: { type: string }) => e.type === 'host.state').map((e: { data: { to: string } }) => e.data.to);
+    const types = (await a.get('/v1/events?limit=1000')).body.items
+      .filter((e: { type: string }) => e.type === 'host.state')
+      .map((e: { data: { to: string } }) => e.data.to);
     assert.deepEqual(types, ['not-ready', 'down', 'ready']);
   } finally {
     await fast.close();
@@ -136,10 +181,16 @@ test('logs of an instance whose agent never connects answer 503 after a bounded 
     const a = client(fast.url, fast.adminToken);
     const jt = await a.post('/v1/join-tokens', {});
     const fingerprint = { capacity: { vcpus: 2, memoryMib: 1024, diskGib: 5 }, drivers: ['container'] };
-    assert.equal((await client(fast.url).post('/v1/agent/register', { joinToken: jt.body.secret, name: 'silent', fingerprint })).status, 201);
+    assert.equal(
+      (await client(fast.url).post('/v1/agent/register', { joinToken: jt.body.secret, name: 'silent', fingerprint }))
+        .status,
+      201,
+    );
     const made = await a.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox' });
     const id = made.body.id as string;
-    await until('placed', async () => ((await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined));
+    await until('placed', async () =>
+      (await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined,
+    );
     const res = await a.get(`/v1/instances/${id}/logs`);
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'unavailable');
@@ -156,10 +207,18 @@ test('strings that could steer a runtime, a mount or the store are refused with 
     ['an image path out of the registry', { image: '../../etc/passwd' }, /body\.image must match pattern/],
     ['an image with a query', { image: '../../127.0.0.1:7399/x?' }, /body\.image/],
     ['an image in upper case', { image: 'BusyBox' }, /body\.image/],
-    ['mount options in a tmpfs path', { tmpfs: [{ path: '/t1:size=200m,exec,suid', sizeMib: 1 }] }, /body\.tmpfs\.0\.path/],
+    [
+      'mount options in a tmpfs path',
+      { tmpfs: [{ path: '/t1:size=200m,exec,suid', sizeMib: 1 }] },
+      /body\.tmpfs\.0\.path/,
+    ],
     ['a tmpfs path with ..', { tmpfs: [{ path: '/a/../etc' }] }, /body\.tmpfs\.0\.path/],
     ['a working dir with a space', { workingDir: '/a b' }, /body\.workingDir/],
-    ['a label key off the grammar, holding an object', { labels: { _k: { x: 1 } } }, /body\.labels has unknown field "_k"/],
+    [
+      'a label key off the grammar, holding an object',
+      { labels: { _k: { x: 1 } } },
+      /body\.labels has unknown field "_k"/,
+    ],
     ['a label key over 63 characters', { labels: { ['k'.repeat(64)]: 'v' } }, /body\.labels/],
     ['an env name that is shell syntax', { env: { '$(id)': 'x' } }, /body\.env has unknown field/],
   ];
@@ -188,7 +247,9 @@ test("a join token cannot take over a live host's name; a down host's, or a remo
     assert.match(thief.body.error.message, /host held is registered and its agent is alive/);
     assert.equal((await owner.post('/v1/agent/heartbeat', {})).status, 200, 'the owner keeps its credential');
     // Once its agent is gone for good (down), a reinstalled agent may register under the name.
-    await until('down', async () => ((await a.get(`/v1/hosts/${first.body.host.id}`)).body.state === 'down' ? true : undefined));
+    await until('down', async () =>
+      (await a.get(`/v1/hosts/${first.body.host.id}`)).body.state === 'down' ? true : undefined,
+    );
     const reinstalled = await client(fast.url).post('/v1/agent/register', { joinToken: jt, name: 'held', fingerprint });
     assert.equal(reinstalled.status, 201);
     assert.equal(reinstalled.body.host.id, first.body.host.id);
@@ -209,9 +270,13 @@ test("a dead host's instances are lost; they can be deleted by force, and the ho
     const agent = client(fast.url, reg.body.token);
     const ids: string[] = [];
     for (const name of ['l1', 'l2', 'l3']) {
-      const id = (await a.post('/v1/instances', { project: 'doom', kind: 'container', image: 'busybox', name })).body.id as string;
-      await until(`${name} placed`, async () => ((await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined));
-      for (const state of ['starting', 'running']) assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state })).status, 200);
+      const id = (await a.post('/v1/instances', { project: 'doom', kind: 'container', image: 'busybox', name })).body
+        .id as string;
+      await until(`${name} placed`, async () =>
+        (await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined,
+      );
+      for (const state of ['starting', 'running'])
+        assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state })).status, 200);
       ids.push(id);
     }
     const [l1, l2, l3] = ids as [string, string, string];
@@ -221,8 +286,11 @@ test("a dead host's instances are lost; they can be deleted by force, and the ho
       return i.state === 'lost' ? i : undefined;
     });
     assert.match(lost.message, /host doomed is down \(no heartbeat for \d+ s\)/);
-    const events = (await a.get(`/v1/events?resource=${l1}&limit=100`)).body.items as { type: string; data: { to?: string } }[];
-    assert.ok(events.some((e) => e.type === 'instance.state' && e.data.to === 'lost'));
+    const events = (await a.get(`/v1/events?resource=${l1}&limit=100`)).body.items as {
+      type: string;
+      data: { to?: string };
+    }[];
+    assert.ok(events.some(e => e.type === 'instance.state' && e.data.to === 'lost'));
 
     // A plain delete waits for a host that cannot answer; a forced one does not.
     assert.equal((await a.delete(`/v1/instances/${l1}`)).status, 202);
@@ -239,7 +307,9 @@ test("a dead host's instances are lost; they can be deleted by force, and the ho
     const live = await a.delete('/v1/hosts/doomed?force=true');
     assert.equal(live.status, 409, 'not while its agent answers');
     assert.match(live.body.error.message, /not down: its agent still answers/);
-    await until('down again', async () => ((await a.get(`/v1/hosts/${reg.body.host.id}`)).body.state === 'down' ? true : undefined));
+    await until('down again', async () =>
+      (await a.get(`/v1/hosts/${reg.body.host.id}`)).body.state === 'down' ? true : undefined,
+    );
     const refused = await a.delete('/v1/hosts/doomed');
     assert.equal(refused.status, 409);
     assert.match(refused.body.error.message, /still holds 2 instance\(s\).*force/);
@@ -255,21 +325,41 @@ test("a dead host's instances are lost; they can be deleted by force, and the ho
 test('a spec is bounded as a whole, and a page of large instances is cut by size, not only by count', async () => {
   assert.equal((await admin.post('/v1/projects', { name: 'big' })).status, 201);
   const word = 'x'.repeat(8000);
-  const tooBig = await admin.post('/v1/instances', { project: 'big', kind: 'container', image: 'busybox', command: Array(17).fill(word) });
+  const tooBig = await admin.post('/v1/instances', {
+    project: 'big',
+    kind: 'container',
+    image: 'busybox',
+    command: Array(17).fill(word),
+  });
   assert.equal(tooBig.status, 400);
   assert.match(tooBig.body.error.message, /an instance spec may take at most 131072/);
   // 100 instances of about 96 KiB each: more than one 8 MiB page holds.
   for (let i = 0; i < 100; i += 20) {
-    const made = await Promise.all(Array.from({ length: 20 }, (_, j) => admin.post('/v1/instances', { project: 'big', kind: 'container', image: 'busybox', name: `big-${i + j}`, command: Array(12).fill(word) })));
-    assert.ok(made.every((r) => r.status === 201), JSON.stringify(made.find((r) => r.status !== 201)?.body));
+    const made = await Promise.all(
+      Array.from({ length: 20 }, (_, j) =>
+        admin.post('/v1/instances', {
+          project: 'big',
+          kind: 'container',
+          image: 'busybox',
+          name: `big-${i + j}`,
+          command: Array(12).fill(word),
+        }),
+      ),
+    );
+    assert.ok(
+      made.every(r => r.status === 201),
+      JSON.stringify(made.find(r => r.status !== 201)?.body),
+    );
   }
   const seen = new Set<string>();
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const res: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(`/v1/instances?project=big&limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    const res: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await admin.get(
+      `/v1/instances?project=big&limit=1000${cursor ? `&cursor=${cursor}` : ''}`,
+    );
     assert.equal(res.status, 200);
-    res.body.items.forEach((i) => seen.add(i.id));
+    res.body.items.forEach(i => seen.add(i.id));
     cursor = res.body.nextCursor;
     pages++;
   } while (cursor);

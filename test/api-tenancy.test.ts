@@ -28,7 +28,8 @@ before(async () => {
     as[name] = client(srv.url, t.body.secret);
     if (name === 'dave') tokenOfDave = t.body.id;
   }
-  instA = (await as['bob']!.post('/v1/instances', { project: 'proj-a', kind: 'container', image: 'busybox', name: 'web' })).body.id;
+  instA = (await as.bob!.post('/v1/instances', { project: 'proj-a', kind: 'container', image: 'busybox', name: 'web' }))
+    .body.id;
   const jt = await admin.post('/v1/join-tokens', { pool: 'proj-b' });
   const reg = await admin.post('/v1/agent/register', {
     joinToken: jt.body.secret,
@@ -42,7 +43,7 @@ after(() => srv.close());
 const missing = 'ins_00000000000000000000000000';
 
 test("another project's resources answer 404, worded as for missing ones", async () => {
-  const dave = as['dave']!;
+  const dave = as.dave!;
   const cases: [string, string, string, unknown?][] = [
     ['GET', `/v1/instances/${instA}`, `/v1/instances/${missing}`],
     ['POST', `/v1/instances/${instA}/stop`, `/v1/instances/${missing}/stop`],
@@ -71,31 +72,51 @@ test("another project's resources answer 404, worded as for missing ones", async
 });
 
 test("a dedicated host is invisible to other projects; others' tokens and users too", async () => {
-  assert.equal((await as['bob']!.get(`/v1/hosts/${hostB}`)).status, 404);
-  assert.ok(!(await as['bob']!.get('/v1/hosts')).body.items.some((h: { id: string }) => h.id === hostB));
-  assert.equal((await as['dave']!.get(`/v1/hosts/${hostB}`)).status, 200);
-  assert.equal((await as['bob']!.get(`/v1/tokens/${tokenOfDave}`)).status, 404);
-  assert.equal((await as['bob']!.delete(`/v1/tokens/${tokenOfDave}`)).status, 404);
-  assert.equal((await as['bob']!.get('/v1/users/dave')).status, 404);
-  assert.deepEqual((await as['bob']!.get('/v1/users')).body.items.map((u: { name: string }) => u.name), ['bob']);
+  assert.equal((await as.bob!.get(`/v1/hosts/${hostB}`)).status, 404);
+  assert.ok(!(await as.bob!.get('/v1/hosts')).body.items.some((h: { id: string }) => h.id === hostB));
+  assert.equal((await as.dave!.get(`/v1/hosts/${hostB}`)).status, 200);
+  assert.equal((await as.bob!.get(`/v1/tokens/${tokenOfDave}`)).status, 404);
+  assert.equal((await as.bob!.delete(`/v1/tokens/${tokenOfDave}`)).status, 404);
+  assert.equal((await as.bob!.get('/v1/users/dave')).status, 404);
+  assert.deepEqual(
+    (await as.bob!.get('/v1/users')).body.items.map((u: { name: string }) => u.name),
+    ['bob'],
+  );
 });
 
 test('lists and the event log never show another project', async () => {
-  await as['dave']!.post('/v1/instances', { project: 'proj-b', kind: 'vm', image: 'img', name: 'db' });
+  await as.dave!.post('/v1/instances', { project: 'proj-b', kind: 'vm', image: 'img', name: 'db' });
   for (const who of ['alice', 'bob', 'carol']) {
     const insts = (await as[who]!.get('/v1/instances?limit=1000')).body.items as { project: string; name: string }[];
-    assert.deepEqual(insts.map((i) => i.name), ['web'], who);
+    assert.deepEqual(
+      insts.map(i => i.name),
+      ['web'],
+      who,
+    );
     const projects = (await as[who]!.get('/v1/projects')).body.items as { name: string }[];
-    assert.deepEqual(projects.map((p) => p.name), ['proj-a'], who);
-    const events = (await as[who]!.get('/v1/events?limit=1000')).body.items as { project: string | null; data: Record<string, unknown> }[];
+    assert.deepEqual(
+      projects.map(p => p.name),
+      ['proj-a'],
+      who,
+    );
+    const events = (await as[who]!.get('/v1/events?limit=1000')).body.items as {
+      project: string | null;
+      data: Record<string, unknown>;
+    }[];
     assert.ok(events.length > 0);
-    assert.ok(events.every((e) => e.project !== null && !JSON.stringify(e).includes('proj-b') && e.data['name'] !== 'db'), who);
+    assert.ok(
+      events.every(e => e.project !== null && !JSON.stringify(e).includes('proj-b') && e.data.name !== 'db'),
+      who,
+    );
   }
 });
 
 test('readers cannot write, members cannot administer, only cluster admins manage the cluster', async () => {
   const { alice, bob, carol } = as as Record<string, Client>;
-  const shared = await admin.post('/v1/hosts', { name: 'shared-1', capacity: { vcpus: 1, memoryMib: 1024, diskGib: 1 } });
+  const shared = await admin.post('/v1/hosts', {
+    name: 'shared-1',
+    capacity: { vcpus: 1, memoryMib: 1024, diskGib: 1 },
+  });
   assert.equal(shared.status, 201);
   const sharedHost = shared.body.id as string;
   assert.equal((await alice!.get(`/v1/hosts/${sharedHost}`)).status, 200, 'shared hosts are visible to all');
@@ -135,39 +156,66 @@ test('readers cannot write, members cannot administer, only cluster admins manag
   assert.equal((await bob!.post(`/v1/instances/${instA}/stop`)).status, 202);
   assert.equal((await alice!.patch('/v1/projects/proj-a', { description: 'team a' })).status, 200);
   assert.equal((await alice!.put('/v1/projects/proj-a/members/dave', { role: 'reader' })).status, 200);
-  assert.equal((await as['dave']!.get(`/v1/instances/${instA}`)).status, 200, 'membership takes effect at once');
+  assert.equal((await as.dave!.get(`/v1/instances/${instA}`)).status, 200, 'membership takes effect at once');
   assert.equal((await alice!.delete('/v1/projects/proj-a/members/dave')).status, 204);
-  assert.equal((await as['dave']!.get(`/v1/instances/${instA}`)).status, 404, 'and its removal too');
+  assert.equal((await as.dave!.get(`/v1/instances/${instA}`)).status, 404, 'and its removal too');
 });
 
 test('quota refusals under concurrency: exactly the quota succeeds, nothing else is left', async () => {
-  assert.equal((await admin.post('/v1/projects', { name: 'quota', quota: { instances: 10, vcpus: 100, memoryMib: 100_000, diskGib: 100 } })).status, 201);
+  assert.equal(
+    (
+      await admin.post('/v1/projects', {
+        name: 'quota',
+        quota: { instances: 10, vcpus: 100, memoryMib: 100_000, diskGib: 100 },
+      })
+    ).status,
+    201,
+  );
   const eventsBefore = (await admin.get('/v1/events?project=quota&limit=1000')).body.items.length;
   const results = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => admin.post('/v1/instances', { project: 'quota', kind: 'container', image: 'busybox', name: `q${i}` })),
+    Array.from({ length: 40 }, (_, i) =>
+      admin.post('/v1/instances', { project: 'quota', kind: 'container', image: 'busybox', name: `q${i}` }),
+    ),
   );
-  const codes = results.map((r) => r.status);
-  assert.equal(codes.filter((c) => c === 201).length, 10);
-  assert.equal(codes.filter((c) => c === 422).length, 30);
-  for (const r of results.filter((x) => x.status === 422)) assert.equal(r.body.error.code, 'quota_exceeded');
+  const codes = results.map(r => r.status);
+  assert.equal(codes.filter(c => c === 201).length, 10);
+  assert.equal(codes.filter(c => c === 422).length, 30);
+  for (const r of results.filter(x => x.status === 422)) assert.equal(r.body.error.code, 'quota_exceeded');
   const p = (await admin.get('/v1/projects/quota')).body;
   assert.deepEqual(p.usage, { instances: 10, vcpus: 10, memoryMib: 2560, diskGib: 0 });
   assert.equal((await admin.get('/v1/instances?project=quota&limit=1000')).body.items.length, 10);
-  const created = (await admin.get('/v1/events?project=quota&limit=1000')).body.items.filter((e: { type: string }) => e.type === 'instance.created');
+  const created = (await admin.get('/v1/events?project=quota&limit=1000')).body.items.filter(
+    (e: { type: string }) => e.type === 'instance.created',
+  );
   assert.equal(created.length, 10, 'refused creations logged no event');
   assert.ok((await admin.get('/v1/events?project=quota&limit=1000')).body.items.length >= eventsBefore + 10);
 
   // vCPU, memory and disk quotas, and release on delete.
-  const over = await admin.post('/v1/instances', { project: 'quota', kind: 'vm', image: 'x', resources: { vcpus: 200, memoryMib: 512, diskGib: 1 } });
+  const over = await admin.post('/v1/instances', {
+    project: 'quota',
+    kind: 'vm',
+    image: 'x',
+    resources: { vcpus: 200, memoryMib: 512, diskGib: 1 },
+  });
   assert.equal(over.status, 422);
   assert.match(over.body.error.message, /instances|vcpus/);
-  const one = results.find((r) => r.status === 201)!.body.id as string;
+  const one = results.find(r => r.status === 201)!.body.id as string;
   assert.equal((await admin.delete(`/v1/instances/${one}`)).status, 204);
   assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9);
-  const mem = await admin.post('/v1/instances', { project: 'quota', kind: 'vm', image: 'x', resources: { vcpus: 1, memoryMib: 200_000, diskGib: 1 } });
+  const mem = await admin.post('/v1/instances', {
+    project: 'quota',
+    kind: 'vm',
+    image: 'x',
+    resources: { vcpus: 1, memoryMib: 200_000, diskGib: 1 },
+  });
   assert.equal(mem.status, 422);
   assert.match(mem.body.error.message, /memoryMib/);
-  const disk = await admin.post('/v1/instances', { project: 'quota', kind: 'vm', image: 'x', resources: { vcpus: 1, memoryMib: 512, diskGib: 101 } });
+  const disk = await admin.post('/v1/instances', {
+    project: 'quota',
+    kind: 'vm',
+    image: 'x',
+    resources: { vcpus: 1, memoryMib: 512, diskGib: 101 },
+  });
   assert.equal(disk.status, 422);
   assert.match(disk.body.error.message, /diskGib/);
   assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9, 'refusals took nothing');
@@ -190,7 +238,7 @@ test('a token cannot create a token that outlives it', async () => {
 });
 
 test('removing members says the same of a user who does not exist and one who is not a member', async () => {
-  const alice = as['alice']!;
+  const alice = as.alice!;
   const ghost = await alice.delete('/v1/projects/proj-a/members/no-such-user');
   const stranger = await alice.delete('/v1/projects/proj-a/members/dave');
   assert.equal(ghost.status, 404);
@@ -200,19 +248,25 @@ test('removing members says the same of a user who does not exist and one who is
 
 test("explanations neither count nor name other projects' dedicated hosts", async () => {
   // hostB is dedicated to proj-b; bob's instance in proj-a cannot learn of it.
-  const explained = await as['bob']!.get(`/v1/instances/${instA}/explain`);
+  const explained = await as.bob!.get(`/v1/instances/${instA}/explain`);
   assert.equal(explained.status, 200);
   assert.doesNotMatch(explained.body.refusals, /dedicated/);
   assert.ok(!explained.body.candidates.some((c: { host: string }) => c.host === hostB));
   const hostsSeen = Number(/^(\d+) host/.exec(explained.body.refusals)?.[1] ?? 0);
-  const visible = (await admin.get('/v1/hosts')).body.items.filter((h: { pool: string | null }) => !h.pool || h.pool === 'proj-a').length;
+  const visible = (await admin.get('/v1/hosts')).body.items.filter(
+    (h: { pool: string | null }) => !h.pool || h.pool === 'proj-a',
+  ).length;
   assert.equal(hostsSeen, visible);
 });
 
 test("a project's host cannot name another project's instance as its parent, nor learn that it exists", async () => {
   const jt = (await admin.post('/v1/join-tokens', { pool: 'proj-b' })).body.secret as string;
   const register = (name: string, parent: string) =>
-    client(srv.url).post('/v1/agent/register', { joinToken: jt, name, fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [], parent } });
+    client(srv.url).post('/v1/agent/register', {
+      joinToken: jt,
+      name,
+      fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [], parent },
+    });
   const theirs = await register('nested-1', instA);
   const none = await register('nested-2', missing);
   assert.equal(theirs.status, 404);

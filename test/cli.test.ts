@@ -7,7 +7,17 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
-import { cliEnv, client, removeDir, runCli, startTestServer, tempDir, type CliResult, type Client, type TestServer } from './helpers.ts';
+import {
+  cliEnv,
+  client,
+  removeDir,
+  runCli,
+  startTestServer,
+  tempDir,
+  type CliResult,
+  type Client,
+  type TestServer,
+} from './helpers.ts';
 
 type Result = CliResult;
 
@@ -17,7 +27,8 @@ const dir = tempDir('strata-cli-');
 const configFile = join(dir, 'config.yaml');
 
 /** bin/strata with a clean environment: only this test's config file and the given overrides. */
-const strata = (args: string[], env: Record<string, string> = {}): Promise<Result> => runCli(args, cliEnv(configFile, dir, env));
+const strata = (args: string[], env: Record<string, string> = {}): Promise<Result> =>
+  runCli(args, cliEnv(configFile, dir, env));
 
 /** Runs as the given token instead of the saved context. */
 const as = (token: string) => ({ STRATA_URL: srv.url, STRATA_TOKEN: token });
@@ -55,10 +66,13 @@ test('login verifies the token, saves a 0600 context, and whoami uses it', async
   writeFileSync(tokenFile, `${srv.adminToken}\n`);
   ok(await strata(['login', srv.url, '--token-file', tokenFile, '--name', 'lab']), 'login');
   assert.equal(statSync(configFile).mode & 0o777, 0o600);
-  const cfg = parse(readFileSync(configFile, 'utf8')) as { currentContext: string; contexts: Record<string, { url: string; token: string; project: string }> };
+  const cfg = parse(readFileSync(configFile, 'utf8')) as {
+    currentContext: string;
+    contexts: Record<string, { url: string; token: string; project: string }>;
+  };
   assert.equal(cfg.currentContext, 'lab', 'the failed login saved nothing, the good one became current');
   assert.deepEqual(Object.keys(cfg.contexts), ['lab']);
-  assert.deepEqual(cfg.contexts['lab'], { url: srv.url, token: srv.adminToken, project: 'default' });
+  assert.deepEqual(cfg.contexts.lab, { url: srv.url, token: srv.adminToken, project: 'default' });
 
   const me = ok(await strata(['whoami']), 'whoami');
   assert.match(me.stdout, /^Name:\s+admin$/m);
@@ -71,10 +85,11 @@ test('project create, list, show and delete', async () => {
   ok(await strata(['project', 'create', 'beta']), 'create beta');
   ok(await strata(['project', 'create', 'scratch']), 'create scratch');
 
-  const list = json<{ name: string; labels: Record<string, string> }[]>(ok(await strata(['project', 'ls', '-o', 'json']), 'list'));
-  assert.deepEqual(list.map((p) => p.name).sort(), ['alpha', 'beta', 'default', 'scratch']);
-  assert.deepEqual(list.find((p) => p.name === 'alpha')?.labels, { team: 'a' });
-
+  const list = json<{ name: string; labels: Record<string, string> }[]>(
+    ok(await strata(['project', 'ls', '-o', 'json']), 'list'),
+  );
+  assert.deepEqual(list.map(p => p.name).sort(), ['alpha', 'beta', 'default', 'scratch']);
+  assert.deepEqual(list.find(p => p.name === 'alpha')?.labels, { team: 'a' });
 
   const show = ok(await strata(['project', 'show', 'alpha', '-o', 'yaml']), 'show');
   const shown = parse(show.stdout) as { name: string; description: string; quota: { instances: number | null } };
@@ -92,7 +107,12 @@ test('project create, list, show and delete', async () => {
 test('users with memberships; tokens created by the CLI work from the CLI', async () => {
   const rita = ok(await strata(['user', 'create', 'rita', '--member', 'alpha:reader']), 'create rita');
   assert.match(rita.stdout, /user rita created \(usr_\w+\); alpha:reader/);
-  const max = json(ok(await strata(['user', 'create', 'max', '--member', 'alpha:member', '--member', 'beta:reader', '-o', 'json']), 'create max'));
+  const max = json(
+    ok(
+      await strata(['user', 'create', 'max', '--member', 'alpha:member', '--member', 'beta:reader', '-o', 'json']),
+      'create max',
+    ),
+  );
   assert.deepEqual(
     max.projects.map((p: { projectName: string; role: string }) => `${p.projectName}:${p.role}`).sort(),
     ['alpha:member', 'beta:reader'],
@@ -102,7 +122,10 @@ test('users with memberships; tokens created by the CLI work from the CLI', asyn
   assert.match(badRole.stderr, /^error: --member "alpha:owner" is not PROJECT:ROLE/);
 
   // Table mode: the secret alone on stdout, the notice on stderr.
-  const t1 = ok(await strata(['token', 'create', 'rita-cli', '--user', 'rita', '--expires-in', '30d']), 'token for rita');
+  const t1 = ok(
+    await strata(['token', 'create', 'rita-cli', '--user', 'rita', '--expires-in', '30d']),
+    'token for rita',
+  );
   ritaToken = t1.stdout.trim();
   assert.match(ritaToken, /^stk_\S+$/);
   assert.match(t1.stderr, /shown only this once/);
@@ -112,10 +135,18 @@ test('users with memberships; tokens created by the CLI work from the CLI', asyn
 
   const whoRita = json(ok(await strata(['whoami', '-o', 'json'], as(ritaToken)), 'whoami as rita'));
   assert.equal(whoRita.name, 'rita');
-  assert.deepEqual(whoRita.projects.map((p: { role: string }) => p.role), ['reader']);
+  assert.deepEqual(
+    whoRita.projects.map((p: { role: string }) => p.role),
+    ['reader'],
+  );
 
-  const ritaTokens = json<{ name: string; expiresAt: string }[]>(ok(await strata(['token', 'list', '-o', 'json'], as(ritaToken)), 'rita lists her tokens'));
-  assert.deepEqual(ritaTokens.map((t) => t.name), ['rita-cli']);
+  const ritaTokens = json<{ name: string; expiresAt: string }[]>(
+    ok(await strata(['token', 'list', '-o', 'json'], as(ritaToken)), 'rita lists her tokens'),
+  );
+  assert.deepEqual(
+    ritaTokens.map(t => t.name),
+    ['rita-cli'],
+  );
   const days = (Date.parse(ritaTokens[0]!.expiresAt) - Date.now()) / 86400_000;
   assert.ok(days > 29.9 && days <= 30, `expires in 30 days, got ${days}`);
 
@@ -127,7 +158,10 @@ test('users with memberships; tokens created by the CLI work from the CLI', asyn
   assert.match(members.stdout, /^rita\s+reader/m);
   ok(await strata(['project', 'remove-member', 'beta', 'rita']), 'remove member');
   const after = await admin.get('/v1/projects/beta/members');
-  assert.deepEqual(after.body.items.map((m: { userName: string }) => m.userName), ['max']);
+  assert.deepEqual(
+    after.body.items.map((m: { userName: string }) => m.userName),
+    ['max'],
+  );
 });
 
 test('a reader cannot run instances: the server 403 message, exit 1', async () => {
@@ -142,9 +176,42 @@ test('a reader cannot run instances: the server 403 message, exit 1', async () =
 test('run: command after --, env, labels, resources and constraints reach the API', async () => {
   const r = ok(
     await strata(
-      ['run', '-p', 'alpha', '--kind', 'container', '--name', 'web-1', '--label', 'app=web', '--label', 'tier=front', '-e', 'MODE=prod', '--env', 'EQ=a=b',
-        '--cpus', '2', '--memory', '1Gi', '--disk', '3', '-c', 'topology.zone==a', '-c', 'gpu', '-c', '!ssd', '-c', 'arch!=arm',
-        'registry.local/busybox:1', '--', 'sh', '-c', 'echo "hi -o there"; exit 3'],
+      [
+        'run',
+        '-p',
+        'alpha',
+        '--kind',
+        'container',
+        '--name',
+        'web-1',
+        '--label',
+        'app=web',
+        '--label',
+        'tier=front',
+        '-e',
+        'MODE=prod',
+        '--env',
+        'EQ=a=b',
+        '--cpus',
+        '2',
+        '--memory',
+        '1Gi',
+        '--disk',
+        '3',
+        '-c',
+        'topology.zone==a',
+        '-c',
+        'gpu',
+        '-c',
+        '!ssd',
+        '-c',
+        'arch!=arm',
+        'registry.local/busybox:1',
+        '--',
+        'sh',
+        '-c',
+        'echo "hi -o there"; exit 3',
+      ],
       as(maxToken),
     ),
     'run',
@@ -167,13 +234,20 @@ test('run: command after --, env, labels, resources and constraints reach the AP
   ]);
 
   // show by name in the current project, as JSON: the API object.
-  const shown = json(ok(await strata(['instance', 'show', 'web-1', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'show'));
+  const shown = json(
+    ok(await strata(['instance', 'show', 'web-1', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'show'),
+  );
   assert.equal(shown.id, inst.id);
   assert.deepEqual(shown.command, inst.command);
 });
 
 test('instances of another project answer not found', async () => {
-  const other = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox', name: 'secret' });
+  const other = await admin.post('/v1/instances', {
+    project: 'default',
+    kind: 'container',
+    image: 'busybox',
+    name: 'secret',
+  });
   assert.equal(other.status, 201);
   const byId = await strata(['instance', 'show', other.body.id], as(maxToken));
   assert.equal(byId.code, 1);
@@ -189,26 +263,59 @@ test('instances of another project answer not found', async () => {
 });
 
 test('instance list: JSON, tables, label filters and --all pagination', async () => {
-  for (const [name, app] of [['web-2', 'web'], ['db-1', 'db'], ['db-2', 'db'], ['cache-1', 'cache']]) {
-    const r = await admin.post('/v1/instances', { project: 'alpha', kind: 'container', image: 'busybox', name, labels: { app } });
+  for (const [name, app] of [
+    ['web-2', 'web'],
+    ['db-1', 'db'],
+    ['db-2', 'db'],
+    ['cache-1', 'cache'],
+  ]) {
+    const r = await admin.post('/v1/instances', {
+      project: 'alpha',
+      kind: 'container',
+      image: 'busybox',
+      name,
+      labels: { app },
+    });
     assert.equal(r.status, 201);
   }
-  const all = json<{ name: string; project: string }[]>(ok(await strata(['instance', 'list', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'list json'));
-  assert.deepEqual(all.map((i) => i.name), ['web-1', 'web-2', 'db-1', 'db-2', 'cache-1']);
+  const all = json<{ name: string; project: string }[]>(
+    ok(await strata(['instance', 'list', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'list json'),
+  );
+  assert.deepEqual(
+    all.map(i => i.name),
+    ['web-1', 'web-2', 'db-1', 'db-2', 'cache-1'],
+  );
 
-  const web = json<{ name: string }[]>(ok(await strata(['instance', 'list', '-p', 'alpha', '-l', 'app=web', '-o', 'json'], as(maxToken)), 'label filter'));
-  assert.deepEqual(web.map((i) => i.name), ['web-1', 'web-2']);
+  const web = json<{ name: string }[]>(
+    ok(await strata(['instance', 'list', '-p', 'alpha', '-l', 'app=web', '-o', 'json'], as(maxToken)), 'label filter'),
+  );
+  assert.deepEqual(
+    web.map(i => i.name),
+    ['web-1', 'web-2'],
+  );
 
-  const firstPage = ok(await strata(['instance', 'list', '-p', 'alpha', '--limit', '2'], as(maxToken)), 'one page table');
+  const firstPage = ok(
+    await strata(['instance', 'list', '-p', 'alpha', '--limit', '2'], as(maxToken)),
+    'one page table',
+  );
   const lines = firstPage.stdout.trim().split('\n');
   assert.match(lines[0]!, /^NAME\s+ID\s+KIND\s+IMAGE\s+STATE\s+HOST\s+AGE$/);
   assert.match(lines[1]!, /^web-1\s+ins_\w+\s+container\s+registry\.local\/busybox:1\s+pending\s+-\s+\d+s$/);
   assert.match(lines[2]!, /^web-2\s/);
   assert.match(firstPage.stdout, /use --all/);
-  assert.equal(lines.filter((l) => /\sins_/.test(l)).length, 2);
+  assert.equal(lines.filter(l => /\sins_/.test(l)).length, 2);
 
-  const paged = json<{ name: string }[]>(ok(await strata(['instance', 'list', '-p', 'alpha', '--limit', '2', '--all', '-o', 'json'], as(maxToken)), 'all pages'));
-  assert.deepEqual(paged.map((i) => i.name), all.map((i) => i.name), '--all follows nextCursor through 3 pages of 2');
+  const paged = json<{ name: string }[]>(
+    ok(
+      await strata(['instance', 'list', '-p', 'alpha', '--limit', '2', '--all', '-o', 'json'], as(maxToken)),
+      'all pages',
+    ),
+  );
+  assert.deepEqual(
+    paged.map(i => i.name),
+    all.map(i => i.name),
+    '--all follows nextCursor through 3 pages of 2',
+  );
 
   const everywhere = ok(await strata(['instance', 'list', '--all-projects']), 'all projects');
   assert.match(everywhere.stdout, /^PROJECT\s+NAME\s+ID/);
@@ -220,7 +327,9 @@ test('stop, start and delete by name', async () => {
   const stop = ok(await strata(['instance', 'stop', 'db-1', 'db-2', '-p', 'alpha'], as(maxToken)), 'stop');
   assert.match(stop.stdout, /instance db-1 \(ins_\w+\): desired stopped/);
   assert.match(stop.stdout, /instance db-2 \(ins_\w+\): desired stopped/);
-  const start = json(ok(await strata(['instance', 'start', 'db-1', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'start'));
+  const start = json(
+    ok(await strata(['instance', 'start', 'db-1', '-p', 'alpha', '-o', 'json'], as(maxToken)), 'start'),
+  );
   assert.equal(start.desiredState, 'running');
   ok(await strata(['instance', 'rm', 'cache-1', '-p', 'alpha'], as(maxToken)), 'delete');
   const left = await admin.get('/v1/instances?project=alpha&name=cache-1');
@@ -230,14 +339,21 @@ test('stop, start and delete by name', async () => {
 });
 
 test('quota refusal names the limit; "unlimited" clears it', async () => {
-  const set = json(ok(await strata(['project', 'set-quota', 'beta', '--instances', '1', '--memory-mib', '2Gi', '-o', 'json']), 'set quota'));
+  const set = json(
+    ok(
+      await strata(['project', 'set-quota', 'beta', '--instances', '1', '--memory-mib', '2Gi', '-o', 'json']),
+      'set quota',
+    ),
+  );
   assert.deepEqual(set.quota, { instances: 1, vcpus: null, memoryMib: 2048, diskGib: null });
   ok(await strata(['run', '-p', 'beta', '--name', 'one', 'busybox']), 'first fits');
   const refused = await strata(['run', '-p', 'beta', '--name', 'two', 'busybox']);
   assert.equal(refused.code, 1);
   assert.equal(refused.stderr.trim(), 'error: project beta quota exceeded: instances 1+1 > 1');
   noStack(refused);
-  const cleared = json(ok(await strata(['project', 'set-quota', 'beta', '--instances', 'unlimited', '-o', 'json']), 'clear quota'));
+  const cleared = json(
+    ok(await strata(['project', 'set-quota', 'beta', '--instances', 'unlimited', '-o', 'json']), 'clear quota'),
+  );
   assert.equal(cleared.quota.instances, null);
   assert.equal(cleared.quota.memoryMib, 2048, 'other limits stay');
 });
@@ -245,32 +361,41 @@ test('quota refusal names the limit; "unlimited" clears it', async () => {
 test('events lists what happened in the project', async () => {
   const r = ok(await strata(['events', '-p', 'alpha', '-o', 'json'], as(ritaToken)), 'events');
   const events = json<{ type: string; project: string; data: Record<string, unknown> }[]>(r);
-  const types = new Set(events.map((e) => e.type));
+  const types = new Set(events.map(e => e.type));
   assert.ok(types.has('instance.created'), [...types].join(','));
-  assert.ok(events.some((e) => e.type === 'instance.created' && e.data['name'] === 'web-1'));
+  assert.ok(events.some(e => e.type === 'instance.created' && e.data.name === 'web-1'));
   const alphaId = (await admin.get('/v1/projects/alpha')).body.id;
-  assert.ok(events.every((e) => e.project === alphaId), 'only events of alpha');
+  assert.ok(
+    events.every(e => e.project === alphaId),
+    'only events of alpha',
+  );
 });
 
 test('contexts: use, show and delete; env overrides; revoked tokens', async () => {
   ok(await strata(['login', srv.url, '--token', maxToken, '--name', 'max']), 'login max');
-  const cfg = parse(readFileSync(configFile, 'utf8')) as { currentContext: string; contexts: Record<string, { project: string }> };
+  const cfg = parse(readFileSync(configFile, 'utf8')) as {
+    currentContext: string;
+    contexts: Record<string, { project: string }>;
+  };
   assert.equal(cfg.currentContext, 'max');
-  assert.equal(cfg.contexts['max']?.project, 'alpha', 'max cannot see "default": his first project');
+  assert.equal(cfg.contexts.max?.project, 'alpha', 'max cannot see "default": his first project');
   const list = ok(await strata(['context', 'list']), 'context list');
   assert.match(list.stdout, /^\*\s+max\s+http/m);
   assert.match(list.stdout, /^\s+lab\s+http/m);
   assert.doesNotMatch(list.stdout, /stk_/, 'tokens are not printed');
   // max's context is current: his instances are listed without -p.
   const mine = json<{ name: string }[]>(ok(await strata(['instance', 'list', '-o', 'json']), 'list as max'));
-  assert.ok(mine.some((i) => i.name === 'web-1'));
+  assert.ok(mine.some(i => i.name === 'web-1'));
   const viaFlag = json(ok(await strata(['whoami', '--context', 'lab', '-o', 'json']), '--context'));
   assert.equal(viaFlag.name, 'admin');
   const viaEnv = ok(await strata(['context', 'show'], { STRATA_PROJECT: 'beta' }), 'context show');
   assert.match(viaEnv.stdout, /^Project:\s+beta$/m);
   ok(await strata(['context', 'use', 'lab']), 'use');
   ok(await strata(['context', 'delete', 'max']), 'delete');
-  const after = parse(readFileSync(configFile, 'utf8')) as { currentContext: string; contexts: Record<string, unknown> };
+  const after = parse(readFileSync(configFile, 'utf8')) as {
+    currentContext: string;
+    contexts: Record<string, unknown>;
+  };
   assert.equal(after.currentContext, 'lab');
   assert.deepEqual(Object.keys(after.contexts), ['lab']);
 

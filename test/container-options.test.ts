@@ -25,22 +25,26 @@ const logsOf = async (id: string): Promise<string> => {
     .trim()
     .split('\n')
     .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { data: string }).data)
+    .map(l => (JSON.parse(l) as { data: string }).data)
     .join('');
 };
 
 const healthOf = (id: string, status: string, timeoutMs = 60_000) =>
-  until(`${id} ${status}`, async () => {
-    const i = (await admin.get(`/v1/instances/${id}`)).body;
-    return i.observed.health?.status === status ? i : undefined;
-  }, timeoutMs);
+  until(
+    `${id} ${status}`,
+    async () => {
+      const i = (await admin.get(`/v1/instances/${id}`)).body;
+      return i.observed.health?.status === status ? i : undefined;
+    },
+    timeoutMs,
+  );
 
 /** A TCP port nothing listens on right now. */
 async function freePort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>(r => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
+  await new Promise(r => s.close(r));
   return port;
 }
 
@@ -73,7 +77,7 @@ test('working dir, user, read-only root, tmpfs and the pids limit reach the runt
   assert.equal(info.HostConfig.NanoCpus, 2e9, 'two vCPUs of CPU time');
   assert.equal(info.HostConfig.Memory, 48 * 1024 * 1024);
   assert.equal(info.HostConfig.PidsLimit, 16);
-  assert.equal(info.Config.Labels['team'], 'blue', "the instance's labels are on the container");
+  assert.equal(info.Config.Labels.team, 'blue', "the instance's labels are on the container");
   assert.equal(shown.workingDir, '/tmp');
   assert.equal(shown.user, '1000:1001');
   assert.equal(shown.readOnlyRootfs, true);
@@ -85,14 +89,21 @@ test('working dir, user, read-only root, tmpfs and the pids limit reach the runt
   assert.equal(out[3], 'root-read-only');
   assert.equal(out[4], 'scratch');
   assert.match(out[5] ?? '', /^tmpfs\s+8\s/, 'an 8 MiB tmpfs');
-  const started = out.filter((l) => l.startsWith('started ')).length;
+  const started = out.filter(l => l.startsWith('started ')).length;
   assert.ok(started > 0 && started < 16, `the pids limit held after ${started} processes`);
   assert.match(out.at(-2) ?? '', /^loop exit [1-9]/, 'the forking shell was refused');
 });
 
 test('published ports: a fixed host port and any free one, both reachable from the host', async () => {
   const fixed = await freePort();
-  const id = await fx.run({ image: HTTP_IMAGE, command: [], ports: [{ containerPort: 8080, hostPort: fixed }, { containerPort: 8080, hostIp: '127.0.0.1' }] });
+  const id = await fx.run({
+    image: HTTP_IMAGE,
+    command: [],
+    ports: [
+      { containerPort: 8080, hostPort: fixed },
+      { containerPort: 8080, hostIp: '127.0.0.1' },
+    ],
+  });
   await fx.waitFor(id, 'running');
   const i = await until('ports observed', async () => {
     const x = (await admin.get(`/v1/instances/${id}`)).body;
@@ -100,8 +111,8 @@ test('published ports: a fixed host port and any free one, both reachable from t
   });
   assert.match(i.observed.address ?? '', /^\d+\.\d+\.\d+\.\d+$/, 'the container address is reported');
   const bound = i.observed.ports as { hostPort: number; hostIp: string }[];
-  assert.ok(bound.some((b) => b.hostPort === fixed));
-  const any = bound.find((b) => b.hostPort !== fixed);
+  assert.ok(bound.some(b => b.hostPort === fixed));
+  const any = bound.find(b => b.hostPort !== fixed);
   assert.ok(any && any.hostPort > 0 && any.hostIp === '127.0.0.1', JSON.stringify(bound));
   for (const port of [fixed, any.hostPort]) {
     const text = await until(`GET :${port}`, async () => {
@@ -114,8 +125,16 @@ test('published ports: a fixed host port and any free one, both reachable from t
 
 test('http and tcp health checks: healthy on a serving port, unhealthy on a closed port or a 404', async () => {
   const fast = { intervalSeconds: 1, timeoutSeconds: 1, retries: 2 };
-  const httpOk = await fx.run({ image: HTTP_IMAGE, command: [], healthCheck: { type: 'http', port: 8080, path: '/', ...fast } });
-  const httpMissing = await fx.run({ image: HTTP_IMAGE, command: [], healthCheck: { type: 'http', port: 8080, path: '/no-such-page', ...fast } });
+  const httpOk = await fx.run({
+    image: HTTP_IMAGE,
+    command: [],
+    healthCheck: { type: 'http', port: 8080, path: '/', ...fast },
+  });
+  const httpMissing = await fx.run({
+    image: HTTP_IMAGE,
+    command: [],
+    healthCheck: { type: 'http', port: 8080, path: '/no-such-page', ...fast },
+  });
   const tcpOk = await fx.run({ image: HTTP_IMAGE, command: [], healthCheck: { type: 'tcp', port: 8080, ...fast } });
   const tcpClosed = await fx.run({ image: HTTP_IMAGE, command: [], healthCheck: { type: 'tcp', port: 9, ...fast } });
   const healthy = await healthOf(httpOk, 'healthy');
@@ -132,13 +151,22 @@ test('http and tcp health checks: healthy on a serving port, unhealthy on a clos
 test('an exec health check goes healthy, then unhealthy when its command starts failing; each change is an event', async () => {
   const id = await fx.run({
     command: ['sh', '-c', 'touch /tmp/ok; sleep 4; rm /tmp/ok; sleep 600'],
-    healthCheck: { type: 'exec', command: ['test', '-f', '/tmp/ok'], intervalSeconds: 1, timeoutSeconds: 2, retries: 2 },
+    healthCheck: {
+      type: 'exec',
+      command: ['test', '-f', '/tmp/ok'],
+      intervalSeconds: 1,
+      timeoutSeconds: 2,
+      retries: 2,
+    },
   });
   await healthOf(id, 'healthy');
   const sick = await healthOf(id, 'unhealthy');
   assert.match(sick.observed.health.output, /exit 1/);
-  const events = (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { from: string | null; to: string } }[];
-  const changes = events.filter((e) => e.type === 'instance.health').map((e) => e.data.to);
+  const events = (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as {
+    type: string;
+    data: { from: string | null; to: string };
+  }[];
+  const changes = events.filter(e => e.type === 'instance.health').map(e => e.data.to);
   assert.deepEqual(changes.slice(0, 3), ['starting', 'healthy', 'unhealthy']);
 
   // A stopped instance has no health.
@@ -153,7 +181,7 @@ test('a health check in its start period stays starting', async () => {
     healthCheck: { type: 'exec', command: ['false'], intervalSeconds: 1, retries: 1, startPeriodSeconds: 600 },
   });
   await healthOf(id, 'starting');
-  await new Promise((r) => setTimeout(r, 3500));
+  await new Promise(r => setTimeout(r, 3500));
   assert.equal((await admin.get(`/v1/instances/${id}`)).body.observed.health.status, 'starting');
 });
 
@@ -164,7 +192,16 @@ test('contradictory options are refused with a 400 and create nothing', async ()
     ['exec without a command', { healthCheck: { type: 'exec' } }, /needs a command/],
     ['http without a port', { healthCheck: { type: 'http' } }, /needs a port/],
     ['a command on a tcp check', { healthCheck: { type: 'tcp', port: 80, command: ['true'] } }, /only exec/],
-    ['one host port twice', { ports: [{ containerPort: 80, hostPort: 8080 }, { containerPort: 81, hostPort: 8080 }] }, /published twice/],
+    [
+      'one host port twice',
+      {
+        ports: [
+          { containerPort: 80, hostPort: 8080 },
+          { containerPort: 81, hostPort: 8080 },
+        ],
+      },
+      /published twice/,
+    ],
     ['one tmpfs path twice', { tmpfs: [{ path: '/t' }, { path: '/t' }] }, /mounted twice/],
     ['a relative working dir', { workingDir: 'tmp' }, /workingDir/],
     ['a user with spaces', { user: 'root user' }, /user/],
@@ -184,5 +221,5 @@ test('limits larger than any host fail the instance at once, saying which', asyn
   assert.match(failed.message, /unplaced: .*memory/);
   assert.equal(failed.host, null);
   const events = (await admin.get(`/v1/events?resource=${id}`)).body.items as { type: string }[];
-  assert.ok(events.some((e) => e.type === 'instance.unplaced'));
+  assert.ok(events.some(e => e.type === 'instance.unplaced'));
 });

@@ -5,7 +5,16 @@ import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { INSTANCE_LABEL } from '../src/drivers/container/driver.ts';
-import { PODMAN_SOCKET, startContainerFixture, strataBin, tempDir, until, type Client, type ContainerFixture, type TestServer } from './helpers.ts';
+import {
+  PODMAN_SOCKET,
+  startContainerFixture,
+  strataBin,
+  tempDir,
+  until,
+  type Client,
+  type ContainerFixture,
+  type TestServer,
+} from './helpers.ts';
 
 const SOCKET = PODMAN_SOCKET;
 const docker = new Docker({ socketPath: SOCKET });
@@ -20,7 +29,8 @@ const inState = (id: string, state: string) => async () => {
   const i = await instance(id);
   return i.state === state ? i : undefined;
 };
-const containersOf = (id: string) => docker.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${id}`] } });
+const containersOf = (id: string) =>
+  docker.listContainers({ all: true, filters: { label: [`${INSTANCE_LABEL}=${id}`] } });
 const run = (body: Record<string, unknown>) => fx.run(body);
 
 before(async () => {
@@ -49,13 +59,20 @@ test('a failing command reports its exit code and failed', async () => {
 
 test('stop, start, restart and delete drive the real container', async () => {
   // PID 1 ignores SIGTERM, so only the kill after the grace period stops it.
-  const id = await run({ command: ['sh', '-c', 'trap "" TERM; echo started; while true; do sleep 1; done'], stopGraceSeconds: 1 });
+  const id = await run({
+    command: ['sh', '-c', 'trap "" TERM; echo started; while true; do sleep 1; done'],
+    stopGraceSeconds: 1,
+  });
   const first = await until('running', inState(id, 'running'));
   const [c] = await containersOf(id);
   assert.equal(c?.State, 'running');
   assert.equal(first.stopGraceSeconds, 1);
   // Only once the trap is set does the process ignore SIGTERM.
-  await until('the trap is set', async () => ((await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString().includes('started') ? true : undefined));
+  await until('the trap is set', async () =>
+    (await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString().includes('started')
+      ? true
+      : undefined,
+  );
 
   const asked = Date.now();
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
@@ -77,9 +94,11 @@ test('stop, start, restart and delete drive the real container', async () => {
   });
   assert.equal(restarted.restarts, 0);
   assert.equal((await containersOf(id))[0]?.Id, c?.Id, 'the same container');
-  const steps = ((await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { to?: string } }[])
-    .filter((e) => e.type === 'instance.restart-requested' || e.type === 'instance.state')
-    .map((e) => e.data.to ?? e.type);
+  const steps = (
+    (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { to?: string } }[]
+  )
+    .filter(e => e.type === 'instance.restart-requested' || e.type === 'instance.state')
+    .map(e => e.data.to ?? e.type);
   const from = steps.lastIndexOf('instance.restart-requested');
   assert.deepEqual(steps.slice(from), ['instance.restart-requested', 'stopping', 'stopped', 'starting', 'running']);
   const logs = (await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true })).toString();
@@ -110,7 +129,7 @@ test('an agent killed with -9 leaves its containers running and manages them aga
   await until('running', inState(id, 'running'));
   const [before] = await containersOf(id);
   fx.agent.kill('SIGKILL');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   assert.equal((await containersOf(id))[0]?.State, 'running', 'the workload survives the agent');
   fx.restartAgent();
   // Still the same container, and the restarted agent acts on it.
@@ -124,7 +143,7 @@ test('an instance deleted while its agent was away is torn down when the agent r
   const id = await run({ command: ['sleep', '600'] });
   await until('running', inState(id, 'running'));
   fx.agent.kill('SIGKILL');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   // With the agent away the delete waits in `deleting`; the host keeps the instance.
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
   fx.restartAgent();
@@ -135,13 +154,35 @@ test('an instance deleted while its agent was away is torn down when the agent r
 test("a second agent on the same runtime leaves the first one's containers alone", async () => {
   const id = await run({ command: ['sleep', '600'] });
   await until('running', inState(id, 'running'));
-  const other = spawn(strataBin, ['agent', '--server', srv.url, '--data', tempDir('strata-ctr-other-'), '--name', 'ctr-other', '--docker-socket', SOCKET, '--log-level', 'warn', '--join-token', joinToken], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const other = spawn(
+    strataBin,
+    [
+      'agent',
+      '--server',
+      srv.url,
+      '--data',
+      tempDir('strata-ctr-other-'),
+      '--name',
+      'ctr-other',
+      '--docker-socket',
+      SOCKET,
+      '--log-level',
+      'warn',
+      '--join-token',
+      joinToken,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   try {
-    await until('the second host registers', async () => (await admin.get('/v1/hosts')).body.items.find((h: { name: string; state: string }) => h.name === 'ctr-other' && h.state === 'ready'));
+    await until('the second host registers', async () =>
+      (await admin.get('/v1/hosts')).body.items.find(
+        (h: { name: string; state: string }) => h.name === 'ctr-other' && h.state === 'ready',
+      ),
+    );
     // Its first assignment answer (and clean-up pass) comes right after registration.
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise(r => setTimeout(r, 1500));
     assert.equal((await containersOf(id))[0]?.State, 'running');
   } finally {
     other.kill('SIGKILL');
@@ -150,7 +191,10 @@ test("a second agent on the same runtime leaves the first one's containers alone
 });
 
 test('limits are enforced by the runtime: a memory hog is OOM-killed and reported as exit 137', async () => {
-  const id = await run({ resources: { vcpus: 1, memoryMib: 16 }, command: ['sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done'] });
+  const id = await run({
+    resources: { vcpus: 1, memoryMib: 16 },
+    command: ['sh', '-c', 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done'],
+  });
   const failed = await until('failed', inState(id, 'failed'));
   assert.equal(failed.exitCode, 137);
   assert.match(failed.message, /137/);
@@ -175,13 +219,18 @@ test('restart policy on-failure: retried with backoff up to maxRetries, each res
     return i.restarts === 2 && i.state === 'failed' ? i : undefined;
   });
   assert.equal(done.exitCode, 1);
-  await new Promise((r) => setTimeout(r, 4500));
+  await new Promise(r => setTimeout(r, 4500));
   assert.equal((await instance(id)).restarts, 2, 'no third restart');
-  const events = (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: Record<string, unknown> }[];
-  const restarts = events.filter((e) => e.type === 'instance.state' && e.data['restart'] !== undefined).map((e) => e.data['restart']);
+  const events = (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as {
+    type: string;
+    data: Record<string, unknown>;
+  }[];
+  const restarts = events
+    .filter(e => e.type === 'instance.state' && e.data.restart !== undefined)
+    .map(e => e.data.restart);
   assert.deepEqual(restarts, [1, 2]);
-  assert.ok(events.some((e) => /restarting in 1 s/.test(String(e.data['message']))));
-  assert.ok(events.some((e) => /restarting in 2 s/.test(String(e.data['message']))));
+  assert.ok(events.some(e => /restarting in 1 s/.test(String(e.data.message))));
+  assert.ok(events.some(e => /restarting in 2 s/.test(String(e.data.message))));
 });
 
 test('restart policy always: a clean exit is restarted too; never: it is not', async () => {
@@ -190,7 +239,7 @@ test('restart policy always: a clean exit is restarted too; never: it is not', a
   assert.equal((await admin.delete(`/v1/instances/${always}`)).status, 202);
   const never = await run({ command: ['sh', '-c', 'exit 1'] });
   await until('failed', inState(never, 'failed'));
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise(r => setTimeout(r, 1500));
   const after = await instance(never);
   assert.equal(after.restarts, 0);
   assert.equal(after.state, 'failed');

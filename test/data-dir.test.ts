@@ -17,9 +17,20 @@ test('a data directory others could read is closed, and every file in it is 0600
   const srv = await startTestServer({ dataDir: dir });
   try {
     const admin = client(srv.url, srv.adminToken);
-    assert.equal((await admin.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox', env: { SECRET: 'x' } })).status, 201);
+    assert.equal(
+      (
+        await admin.post('/v1/instances', {
+          project: 'default',
+          kind: 'container',
+          image: 'busybox',
+          env: { SECRET: 'x' },
+        })
+      ).status,
+      201,
+    );
     assert.equal(modeOf(dir), 0o700);
-    for (const f of ['strata.db', 'strata.db-wal', 'strata.db-shm', 'admin.token']) assert.equal(modeOf(join(dir, f)), 0o600, f);
+    for (const f of ['strata.db', 'strata.db-wal', 'strata.db-shm', 'admin.token'])
+      assert.equal(modeOf(join(dir, f)), 0o600, f);
   } finally {
     await srv.close();
     removeDir(dir);
@@ -30,7 +41,10 @@ test('a data directory others can write is refused, by the server and by the CLI
   const dir = tempDir('strata-datadir-');
   chmodSync(dir, 0o777);
   try {
-    await assert.rejects(startTestServer({ dataDir: dir }), /can be written by others \(mode 777\); make it private first: chmod 700/);
+    await assert.rejects(
+      startTestServer({ dataDir: dir }),
+      /can be written by others \(mode 777\); make it private first: chmod 700/,
+    );
     await assert.rejects(startServerProcess(dir), /can be written by others/);
     assert.equal(modeOf(dir), 0o777, 'left as it was');
   } finally {

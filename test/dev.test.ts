@@ -15,7 +15,10 @@ test('strata dev starts a server and an agent and becomes the current context', 
   const dir = tempDir('strata-dev-');
   const { STRATA_URL: _u, STRATA_TOKEN: _t, STRATA_PROJECT: _p, ...inherited } = process.env;
   const env = { ...inherited, STRATA_CONFIG: join(dir, 'config.yaml') };
-  const dev = spawn(strataBin, ['dev', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(strataBin, ['dev', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   dev.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   dev.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -39,21 +42,21 @@ test('strata dev starts a server and an agent and becomes the current context', 
       contexts: Record<string, { url: string; token: string }>;
     };
     assert.equal(config.currentContext, 'dev');
-    assert.equal(config.contexts['dev']?.url, url);
-    assert.equal(config.contexts['dev']?.token, readFileSync(tokenFile, 'utf8').trim());
+    assert.equal(config.contexts.dev?.url, url);
+    assert.equal(config.contexts.dev?.token, readFileSync(tokenFile, 'utf8').trim());
 
     // The CLI, with no flags, talks to the dev server and sees the local host.
     let hosts: { name: string; state: string }[] = [];
     for (let i = 0; i < 100 && hosts.length === 0; i++) {
       const { stdout } = await run(strataBin, ['host', 'list', '-o', 'json'], { env });
       hosts = JSON.parse(stdout) as typeof hosts;
-      if (hosts.length === 0) await new Promise((r) => setTimeout(r, 200));
+      if (hosts.length === 0) await new Promise(r => setTimeout(r, 200));
     }
     assert.equal(hosts.length, 1, 'the local agent registered this machine');
     assert.equal(hosts[0]?.state, 'ready');
     assert.ok(existsSync(join(dir, 'data', 'agent', 'identity.json')));
   } finally {
-    const exited = new Promise<number | null>((r) => dev.once('exit', r));
+    const exited = new Promise<number | null>(r => dev.once('exit', r));
     dev.kill('SIGINT');
     assert.equal(await exited, 0, `strata dev exits cleanly on Ctrl-C: ${out}`);
   }

@@ -10,7 +10,10 @@ before(async () => {
   srv = await startTestServer();
   admin = client(srv.url, srv.adminToken);
   assert.equal((await admin.post('/v1/projects', { name: 'stream-a' })).status, 201);
-  assert.equal((await admin.post('/v1/users', { name: 'sam', projects: [{ project: 'stream-a', role: 'member' }] })).status, 201);
+  assert.equal(
+    (await admin.post('/v1/users', { name: 'sam', projects: [{ project: 'stream-a', role: 'member' }] })).status,
+    201,
+  );
 });
 after(() => srv.close());
 
@@ -31,7 +34,10 @@ async function openStream(token: string, query: string) {
     while (!pred(text)) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`stream timed out; got: ${text}`);
-      const chunk = await Promise.race([reader.read(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left))]);
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<'timeout'>(r => setTimeout(() => r('timeout'), left)),
+      ]);
       if (chunk === 'timeout') continue;
       if (chunk.done) return { text, ended: true };
       text += decoder.decode(chunk.value);
@@ -45,11 +51,16 @@ test('a follower receives events created after it connected, with ids', async ()
   const tok = (await admin.post('/v1/tokens', { name: 'sam-1', user: 'sam' })).body.secret as string;
   const s = await openStream(tok, 'project=stream-a');
   try {
-    await s.readUntil((t) => t.includes(': connected'));
-    const created = await client(srv.url, tok).post('/v1/instances', { project: 'stream-a', kind: 'container', image: 'busybox', name: 'live-1' });
+    await s.readUntil(t => t.includes(': connected'));
+    const created = await client(srv.url, tok).post('/v1/instances', {
+      project: 'stream-a',
+      kind: 'container',
+      image: 'busybox',
+      name: 'live-1',
+    });
     assert.equal(created.status, 201);
-    const { text } = await s.readUntil((t) => t.includes('live-1'));
-    const frame = text.split('\n\n').find((f) => f.includes('live-1'))!;
+    const { text } = await s.readUntil(t => t.includes('live-1'));
+    const frame = text.split('\n\n').find(f => f.includes('live-1'))!;
     assert.match(frame, /^id: \d+$/m);
     assert.match(frame, /^event: instance\.created$/m);
     const data = JSON.parse(/^data: (.*)$/m.exec(frame)![1]!) as { resourceId: string };
@@ -63,7 +74,7 @@ test('the stream ends when the follower is removed from the project', async () =
   const tok = (await admin.post('/v1/tokens', { name: 'sam-2', user: 'sam' })).body.secret as string;
   const s = await openStream(tok, 'project=stream-a');
   try {
-    await s.readUntil((t) => t.includes(': connected'));
+    await s.readUntil(t => t.includes(': connected'));
     assert.equal((await admin.delete('/v1/projects/stream-a/members/sam')).status, 204);
     const { ended } = await s.readUntil(() => false);
     assert.equal(ended, true);
@@ -78,7 +89,7 @@ test('the stream ends when its token is revoked', async () => {
   const created = await admin.post('/v1/tokens', { name: 'sam-3', user: 'sam' });
   const s = await openStream(created.body.secret, 'project=stream-a');
   try {
-    await s.readUntil((t) => t.includes(': connected'));
+    await s.readUntil(t => t.includes(': connected'));
     assert.equal((await admin.delete(`/v1/tokens/${created.body.id}`)).status, 204);
     const { ended } = await s.readUntil(() => false);
     assert.equal(ended, true);
@@ -93,7 +104,10 @@ test('one token holds at most 16 streams; the 17th is a 429 with Retry-After unt
   const open: AbortController[] = [];
   const follow = async () => {
     const ctl = new AbortController();
-    const res = await fetch(`${srv.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${reader}`, accept: 'text/event-stream' }, signal: ctl.signal });
+    const res = await fetch(`${srv.url}/v1/events?follow=true`, {
+      headers: { authorization: `Bearer ${reader}`, accept: 'text/event-stream' },
+      signal: ctl.signal,
+    });
     if (res.status === 200) open.push(ctl);
     else await res.text();
     return res;
@@ -104,7 +118,9 @@ test('one token holds at most 16 streams; the 17th is a 429 with Retry-After unt
     assert.equal(refused.status, 429);
     assert.equal(refused.headers.get('retry-after'), '5');
     // Another token is not held back by this one.
-    const other = await fetch(`${srv.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${srv.adminToken}`, accept: 'text/event-stream' } });
+    const other = await fetch(`${srv.url}/v1/events?follow=true`, {
+      headers: { authorization: `Bearer ${srv.adminToken}`, accept: 'text/event-stream' },
+    });
     assert.equal(other.status, 200);
     await other.body?.cancel();
     open.pop()!.abort();
@@ -114,7 +130,7 @@ test('one token holds at most 16 streams; the 17th is a 429 with Retry-After unt
     });
     assert.equal(again.status, 200);
   } finally {
-    open.forEach((c) => c.abort());
+    open.forEach(c => c.abort());
   }
 });
 
@@ -126,8 +142,10 @@ test('a follower that does not read is cut off once its unsent events pass the b
     const { hostname, port } = new URL(small.url);
     // A raw client that sends its request and then never reads a byte.
     const sock = connect(Number(port), hostname);
-    await new Promise((r) => sock.once('connect', r));
-    sock.write(`GET /v1/events?follow=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${small.adminToken}\r\nAccept: text/event-stream\r\n\r\n`);
+    await new Promise(r => sock.once('connect', r));
+    sock.write(
+      `GET /v1/events?follow=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${small.adminToken}\r\nAccept: text/event-stream\r\n\r\n`,
+    );
     sock.pause();
     let closed = false;
     sock.on('close', () => (closed = true));
@@ -136,8 +154,13 @@ test('a follower that does not read is cut off once its unsent events pass the b
     // few MiB) plus the bound, while the reader reads nothing.
     const image = `registry.example.com/${'a'.repeat(200)}:latest`;
     for (let batch = 0; batch < 160; batch++) {
-      const made = await Promise.all(Array.from({ length: 50 }, () => a.post('/v1/instances', { project: 'default', kind: 'container', image })));
-      assert.ok(made.every((r) => r.status === 201), JSON.stringify(made.find((r) => r.status !== 201)?.body));
+      const made = await Promise.all(
+        Array.from({ length: 50 }, () => a.post('/v1/instances', { project: 'default', kind: 'container', image })),
+      );
+      assert.ok(
+        made.every(r => r.status === 201),
+        JSON.stringify(made.find(r => r.status !== 201)?.body),
+      );
     }
     // A paused socket cannot see its end: read what was sent, and the end must follow.
     sock.on('data', () => undefined);
@@ -156,12 +179,28 @@ test('an event stream ends when its token expires', async () => {
     const { hashSecret, newSecret } = await import('../src/api/auth.ts');
     // A token that expires in two seconds (the API's shortest is a minute).
     const secret = newSecret('stk');
-    const admin = (await quick.server.store.db.selectFrom('users').select('id').where('cluster_admin', '=', 1).executeTakeFirstOrThrow()).id;
+    const admin = (
+      await quick.server.store.db
+        .selectFrom('users')
+        .select('id')
+        .where('cluster_admin', '=', 1)
+        .executeTakeFirstOrThrow()
+    ).id;
     await quick.server.store.db
       .insertInto('tokens')
-      .values({ id: 'tok_expiringsoon00000000000000', name: 'soon', hash: hashSecret(secret), user_id: admin, host_id: null, created_at: new Date().toISOString(), expires_at: new Date(Date.now() + 2000).toISOString() })
+      .values({
+        id: 'tok_expiringsoon00000000000000',
+        name: 'soon',
+        hash: hashSecret(secret),
+        user_id: admin,
+        host_id: null,
+        created_at: new Date().toISOString(),
+        expires_at: new Date(Date.now() + 2000).toISOString(),
+      })
       .execute();
-    const res = await fetch(`${quick.url}/v1/events?follow=true`, { headers: { authorization: `Bearer ${secret}`, accept: 'text/event-stream' } });
+    const res = await fetch(`${quick.url}/v1/events?follow=true`, {
+      headers: { authorization: `Bearer ${secret}`, accept: 'text/event-stream' },
+    });
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();
     for (;;) {

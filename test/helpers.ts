@@ -25,13 +25,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(opts: { dataDir?: string; heartbeatSeconds?: number; limits?: Partial<HttpLimits> } = {}): Promise<TestServer> {
+export async function startTestServer(
+  opts: { dataDir?: string; heartbeatSeconds?: number; limits?: Partial<HttpLimits> } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const server = await startServer({
     dataDir,
     host: '127.0.0.1',
     port: 0,
-    logger: pino({ level: process.env['STRATA_TEST_LOG'] ?? 'silent' }),
+    logger: pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' }),
     heartbeatSeconds: opts.heartbeatSeconds ?? 5,
     ...(opts.limits ? { limits: opts.limits } : {}),
   });
@@ -61,8 +63,8 @@ export async function startServerProcess(dataDir: string, extra: string[] = []):
     const lines = createInterface({ input: child.stdout! });
     const errs: string[] = [];
     child.stderr!.on('data', (d: Buffer) => errs.push(d.toString()));
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${errs.join('')}`)));
-    lines.on('line', (line) => {
+    child.once('exit', code => reject(new Error(`server exited with ${code}: ${errs.join('')}`)));
+    lines.on('line', line => {
       try {
         const rec = JSON.parse(line) as { msg?: string; url?: string };
         if (rec.msg === 'strata server listening' && rec.url) resolve(rec.url);
@@ -77,7 +79,7 @@ export async function startServerProcess(dataDir: string, extra: string[] = []):
     adminToken: readFileSync(join(dataDir, 'admin.token'), 'utf8').trim(),
     child,
     stop: (signal = 'SIGTERM') =>
-      new Promise<void>((resolve) => {
+      new Promise<void>(resolve => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill(signal);
@@ -93,9 +95,14 @@ export interface Reply<T = unknown> {
 
 /** A bare JSON client: no retries, no helpers that could hide a server's answer. */
 export function client(url: string, token?: string) {
-  const call = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> => {
+  const call = async <T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Reply<T>> => {
     const h: Record<string, string> = { ...headers };
-    if (token) h['authorization'] = `Bearer ${token}`;
+    if (token) h.authorization = `Bearer ${token}`;
     let payload: string | undefined;
     if (body !== undefined) {
       h['content-type'] ??= 'application/json';
@@ -136,8 +143,16 @@ export interface CliResult {
  * The environment for a CLI child process: only the given config file and
  * overrides, none of the caller's STRATA_* settings.
  */
-export function cliEnv(configFile: string, configHome: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
-  const e: Record<string, string | undefined> = { ...process.env, STRATA_CONFIG: configFile, XDG_CONFIG_HOME: configHome };
+export function cliEnv(
+  configFile: string,
+  configHome: string,
+  extra: Record<string, string> = {},
+): Record<string, string | undefined> {
+  const e: Record<string, string | undefined> = {
+    ...process.env,
+    STRATA_CONFIG: configFile,
+    XDG_CONFIG_HOME: configHome,
+  };
   for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete e[k];
   return { ...e, ...extra };
 }
@@ -152,7 +167,7 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', code => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -163,11 +178,11 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
     const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise(r => setTimeout(r, 100));
   }
 }
 
-export const PODMAN_SOCKET = process.env['STRATA_DOCKER_SOCKET'] ?? '/run/podman/podman.sock';
+export const PODMAN_SOCKET = process.env.STRATA_DOCKER_SOCKET ?? '/run/podman/podman.sock';
 export const TEST_IMAGE = '127.0.0.1:5000/library/busybox:latest';
 
 /** A server in this process and a real agent process on Podman, for container tests. */
@@ -188,7 +203,10 @@ export interface ContainerFixture {
 }
 
 /** `drivers`: the drivers the host must offer before the fixture is ready (default: container). */
-export async function startContainerFixture(name: string, opts: { agentArgs?: string[]; drivers?: string[] } = {}): Promise<ContainerFixture> {
+export async function startContainerFixture(
+  name: string,
+  opts: { agentArgs?: string[]; drivers?: string[] } = {},
+): Promise<ContainerFixture> {
   const { default: Docker } = await import('dockerode');
   const { HOST_LABEL } = await import('../src/drivers/container/driver.ts');
   const docker = new Docker({ socketPath: PODMAN_SOCKET });
@@ -197,9 +215,30 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
   const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
   const agentData = tempDir(`strata-${name}-agent-`);
   const spawnAgent = () =>
-    spawn(strataBin, ['agent', '--server', srv.url, '--data', agentData, '--name', name, '--docker-socket', PODMAN_SOCKET, '--log-level', 'warn', '--cpu-overcommit', '16', '--join-token', joinToken, ...(opts.agentArgs ?? [])], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    spawn(
+      strataBin,
+      [
+        'agent',
+        '--server',
+        srv.url,
+        '--data',
+        agentData,
+        '--name',
+        name,
+        '--docker-socket',
+        PODMAN_SOCKET,
+        '--log-level',
+        'warn',
+        '--cpu-overcommit',
+        '16',
+        '--join-token',
+        joinToken,
+        ...(opts.agentArgs ?? []),
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
   const f: ContainerFixture = {
     srv,
     admin,
@@ -209,28 +248,45 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
     agent: spawnAgent(),
     restartAgent: () => (f.agent = spawnAgent()),
     async run(body) {
-      const res = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: TEST_IMAGE, resources: { vcpus: 1, memoryMib: 64 }, ...body });
+      const res = await admin.post('/v1/instances', {
+        project: 'default',
+        kind: 'container',
+        image: TEST_IMAGE,
+        resources: { vcpus: 1, memoryMib: 64 },
+        ...body,
+      });
       if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
       return res.body.id as string;
     },
     waitFor: (id, state, timeoutMs) =>
-      until(`${id} ${state}`, async () => {
-        const i = (await admin.get(`/v1/instances/${id}`)).body;
-        return i.state === state ? i : undefined;
-      }, timeoutMs),
+      until(
+        `${id} ${state}`,
+        async () => {
+          const i = (await admin.get(`/v1/instances/${id}`)).body;
+          return i.state === state ? i : undefined;
+        },
+        timeoutMs,
+      ),
     async close() {
       f.agent.kill('SIGKILL');
       killProcessesMentioning(agentData);
       // The taps of its VMs (their address leases lapse with the directory).
       const { tapName, deleteTap } = await import('../src/drivers/vm/network.ts');
-      for (const id of existsSync(join(agentData, 'vm')) ? readdirSync(join(agentData, 'vm')) : []) await deleteTap(tapName(id));
+      for (const id of existsSync(join(agentData, 'vm')) ? readdirSync(join(agentData, 'vm')) : [])
+        await deleteTap(tapName(id));
       for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOST_LABEL}=${f.hostId}`] } })) {
-        await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
       }
       // And the networks the driver made for this server's projects.
       const { networkName } = await import('../src/drivers/container/driver.ts');
       for (const p of (await admin.get('/v1/projects?limit=1000')).body.items as { id: string }[]) {
-        await docker.getNetwork(networkName(p.id)).remove().catch(() => undefined);
+        await docker
+          .getNetwork(networkName(p.id))
+          .remove()
+          .catch(() => undefined);
       }
       await srv.close();
       removeDir(agentData);
@@ -239,7 +295,7 @@ export async function startContainerFixture(name: string, opts: { agentArgs?: st
   const wanted = opts.drivers ?? ['container'];
   const host = await until(`the host offers ${wanted.join(', ') || 'its drivers'}`, async () => {
     const hosts = (await admin.get('/v1/hosts')).body.items as { id: string; name: string; drivers: string[] }[];
-    return hosts.find((h) => h.name === name && wanted.every((d) => h.drivers.includes(d)));
+    return hosts.find(h => h.name === name && wanted.every(d => h.drivers.includes(d)));
   });
   f.hostId = host.id;
   return f;
@@ -275,11 +331,13 @@ export function onTerminal(command: string, env: Record<string, string | undefin
   return {
     output: () => out,
     shows: async (text, timeoutMs = 60_000) => {
-      await until(JSON.stringify(text), async () => (out.includes(text) ? true : undefined), timeoutMs).catch((err: Error) => {
-        throw new Error(`${err.message}; the terminal shows ${JSON.stringify(out.slice(-2000))}`);
-      });
+      await until(JSON.stringify(text), async () => (out.includes(text) ? true : undefined), timeoutMs).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}; the terminal shows ${JSON.stringify(out.slice(-2000))}`);
+        },
+      );
     },
-    type: (keys) => void child.stdin!.write(keys),
-    exited: new Promise((r) => child.once('close', r)),
+    type: keys => void child.stdin!.write(keys),
+    exited: new Promise(r => child.once('close', r)),
   };
 }

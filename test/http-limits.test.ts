@@ -26,12 +26,16 @@ test('slow senders are answered 408 in the error shape and cut off', async () =>
       s.on('data', (d: Buffer) => (got += d.toString()));
       s.on('error', () => undefined);
       s.on('close', () => ((answers[i] = got), (closed[i] = true)));
-      s.write(`POST /v1/agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"joinToken":`);
+      s.write(
+        `POST /v1/agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"joinToken":`,
+      );
     }
     // A byte every so often, so that no idle timer ends them: only the request deadline can.
-    const drip = setInterval(() => sockets.forEach((s) => s.writable && s.write(' ')), 300);
+    const drip = setInterval(() => sockets.forEach(s => s.writable && s.write(' ')), 300);
     try {
-      await until('every slow connection is closed', async () => (closed.filter(Boolean).length === 40 ? true : undefined));
+      await until('every slow connection is closed', async () =>
+        closed.filter(Boolean).length === 40 ? true : undefined,
+      );
     } finally {
       clearInterval(drip);
     }
@@ -43,7 +47,7 @@ test('slow senders are answered 408 in the error shape and cut off', async () =>
     // The server still answers everyone else.
     assert.equal((await client(srv.url).get('/healthz')).status, 200);
   } finally {
-    sockets.forEach((s) => s.destroy());
+    sockets.forEach(s => s.destroy());
     await srv.close();
   }
 });
@@ -60,11 +64,22 @@ test('connections beyond the cap are closed at once; the server serves again whe
       sockets.push(s);
     }
     await until('the five over the cap are closed', async () => (closed.size >= 5 ? true : undefined));
-    assert.deepEqual([...closed].sort((a, b) => a - b), [5, 6, 7, 8, 9]);
-    sockets.forEach((s) => s.destroy());
-    await until('a new client is served', async () => ((await client(srv.url).get('/healthz').catch(() => undefined))?.status === 200 ? true : undefined));
+    assert.deepEqual(
+      [...closed].sort((a, b) => a - b),
+      [5, 6, 7, 8, 9],
+    );
+    sockets.forEach(s => s.destroy());
+    await until('a new client is served', async () =>
+      (
+        await client(srv.url)
+          .get('/healthz')
+          .catch(() => undefined)
+      )?.status === 200
+        ? true
+        : undefined,
+    );
   } finally {
-    sockets.forEach((s) => s.destroy());
+    sockets.forEach(s => s.destroy());
     await srv.close();
   }
 });
@@ -81,11 +96,17 @@ test('an address that keeps failing to authenticate is refused with 429 and Retr
     assert.equal(refused.body.error.code, 'rate_limited');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
     // Join tokens count the same.
-    const reg = await client(srv.url).post('/v1/agent/register', { joinToken: 'sjt_wrong', name: 'x', fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] } });
+    const reg = await client(srv.url).post('/v1/agent/register', {
+      joinToken: 'sjt_wrong',
+      name: 'x',
+      fingerprint: { capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, drivers: [] },
+    });
     assert.equal(reg.status, 429);
     // It refills (one every five seconds here, so the 25 attempts above cannot
     // have earned one back on a busy machine): an attempt is allowed again.
-    await until('allowed again', async () => ((await client(srv.url, srv.adminToken).get('/v1/projects')).status === 200 ? true : undefined));
+    await until('allowed again', async () =>
+      (await client(srv.url, srv.adminToken).get('/v1/projects')).status === 200 ? true : undefined,
+    );
   } finally {
     await srv.close();
   }
@@ -98,7 +119,10 @@ test('a token that sends more than its rate is answered 429 with Retry-After; ot
     const other = (await admin.post('/v1/tokens', { name: 'other' })).body.secret as string;
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) statuses.push((await admin.get('/v1/projects')).status);
-    assert.ok(statuses.slice(0, 29).every((s) => s === 200), statuses.join(' '));
+    assert.ok(
+      statuses.slice(0, 29).every(s => s === 200),
+      statuses.join(' '),
+    );
     const limited = await admin.get('/v1/projects');
     assert.equal(limited.status, 429);
     assert.match(limited.body.error.message, /more than 1 requests a second/);

@@ -47,5 +47,12 @@ test("a project's containers reach each other; another project's do not", async 
   for (const i of (await fx.admin.get('/v1/instances?project=net-b')).body.items as { id: string }[]) {
     assert.equal((await fx.admin.delete(`/v1/instances/${i.id}`)).status, 202);
   }
-  await until('the network is removed', async () => ((await docker.getNetwork(networkName(project)).inspect().catch(() => undefined)) === undefined ? true : undefined));
+  await until('the network is removed', async () =>
+    (await docker
+      .getNetwork(networkName(project))
+      .inspect()
+      .catch(() => undefined)) === undefined
+      ? true
+      : undefined,
+  );
 });

@@ -34,7 +34,7 @@ after(async () => {
     // The agent first, so it cannot start another service meanwhile; then the one it ran last.
     if (fx.agent.exitCode === null && fx.agent.signalCode === null) {
       fx.agent.kill('SIGKILL');
-      await new Promise((r) => fx.agent.once('exit', r));
+      await new Promise(r => fx.agent.once('exit', r));
     }
     try {
       track(Number(readFileSync(join(fx.agentData, 'podman', 'service.pid'), 'utf8')), socket);
@@ -62,12 +62,16 @@ test('RuntimeService with real Podman: starts the API service, brings it back af
 
   rs.supervise(200);
   process.kill(first, 'SIGKILL');
-  const second = await until('the supervisor brings the service back', async () => (rs.pid !== first && (await pingSocket(socketPath)) ? rs.pid : undefined), 20_000);
+  const second = await until(
+    'the supervisor brings the service back',
+    async () => (rs.pid !== first && (await pingSocket(socketPath)) ? rs.pid : undefined),
+    20_000,
+  );
   track(second, socketPath);
   assert.equal(String(await docker.ping()), 'OK');
 
   await rs.stop();
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise(r => setTimeout(r, 500));
   assert.ok(runsCommand(second, serviceCommand({ socketPath })), 'the service outlives its supervisor');
   assert.equal(await pingSocket(socketPath), true);
   assert.ok(Array.isArray(await docker.listContainers({ all: true })));
@@ -96,13 +100,17 @@ test('the agent starts one, restarts it after a crash, leaves it running when st
   assert.ok(c, 'the container was made through the agent-started service');
 
   process.kill(first, 'SIGKILL');
-  const second = await until('the service is back', async () => (servicePid() !== first && (await pingSocket(socket)) ? servicePid() : undefined), 30_000);
+  const second = await until(
+    'the service is back',
+    async () => (servicePid() !== first && (await pingSocket(socket)) ? servicePid() : undefined),
+    30_000,
+  );
   track(second, socket);
   const again = await fx.run({ command: ['true'] });
   await fx.waitFor(again, 'stopped');
 
   fx.agent.kill('SIGTERM');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   assert.equal(await pingSocket(socket), true, 'the service outlives the agent');
 
   // Restarted, then killed with -9: the service stays; the next agent adopts it and restarts it when it dies.
@@ -110,18 +118,25 @@ test('the agent starts one, restarts it after a crash, leaves it running when st
   await fx.waitFor(await fx.run({ command: ['true'] }), 'stopped');
   assert.equal(servicePid(), second, 'the restarted agent adopted the running service');
   fx.agent.kill('SIGKILL');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   assert.equal(await pingSocket(socket), true, 'the service outlives kill -9 of the agent');
   fx.restartAgent();
   await fx.waitFor(await fx.run({ command: ['true'] }), 'stopped');
   process.kill(second, 'SIGKILL');
-  const third = await until('the adopted service is back', async () => (servicePid() !== second && (await pingSocket(socket)) ? servicePid() : undefined), 30_000);
+  const third = await until(
+    'the adopted service is back',
+    async () => (servicePid() !== second && (await pingSocket(socket)) ? servicePid() : undefined),
+    30_000,
+  );
   track(third, socket);
 });
 
 test('--no-manage-runtime leaves a silent socket alone and offers no containers', async () => {
   const quiet = join(dir, 'quiet.sock');
-  const f = await startContainerFixture('runtime-off', { agentArgs: ['--docker-socket', quiet, '--no-manage-runtime'], drivers: [] });
+  const f = await startContainerFixture('runtime-off', {
+    agentArgs: ['--docker-socket', quiet, '--no-manage-runtime'],
+    drivers: [],
+  });
   try {
     const host = (await f.admin.get(`/v1/hosts/${f.hostId}`)).body;
     assert.ok(!host.drivers.includes('container'), `drivers: ${host.drivers.join(', ')}`);

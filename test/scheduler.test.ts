@@ -36,15 +36,31 @@ test('fifty concurrent creates in a hard physical-host anti-affinity group on fi
   assert.equal((await admin.post('/v1/projects', { name: 'fifty' })).status, 201);
   const hosts = new Set<string>();
   for (let i = 0; i < 50; i++) hosts.add(await register(`f${i}`, { labels: { pool: 'fifty' } }));
-  const g = await admin.post('/v1/groups', { project: 'fifty', name: 'apart', policy: 'anti-affinity', level: 'physical-host' });
+  const g = await admin.post('/v1/groups', {
+    project: 'fifty',
+    name: 'apart',
+    policy: 'anti-affinity',
+    level: 'physical-host',
+  });
   assert.equal(g.status, 201, JSON.stringify(g.body));
-  const body = (i: number) => ({ project: 'fifty', kind: 'container', image: 'busybox', name: `m${i}`, groups: ['apart'], constraints: [{ key: 'pool', op: '==', value: 'fifty' }], resources: { memoryMib: 64 } });
+  const body = (i: number) => ({
+    project: 'fifty',
+    kind: 'container',
+    image: 'busybox',
+    name: `m${i}`,
+    groups: ['apart'],
+    constraints: [{ key: 'pool', op: '==', value: 'fifty' }],
+    resources: { memoryMib: 64 },
+  });
   const made = await Promise.all(Array.from({ length: 50 }, (_, i) => admin.post('/v1/instances', body(i))));
-  assert.ok(made.every((r) => r.status === 201));
-  const placed = await Promise.all(made.map((r) => settled(r.body.id)));
-  assert.ok(placed.every((i) => i.state === 'scheduled'), placed.map((i) => `${i.name}: ${i.state} ${i.message}`).join('\n'));
-  assert.equal(new Set(placed.map((i) => i.host)).size, 50, 'every member on its own host');
-  assert.ok(placed.every((i) => hosts.has(i.host)));
+  assert.ok(made.every(r => r.status === 201));
+  const placed = await Promise.all(made.map(r => settled(r.body.id)));
+  assert.ok(
+    placed.every(i => i.state === 'scheduled'),
+    placed.map(i => `${i.name}: ${i.state} ${i.message}`).join('\n'),
+  );
+  assert.equal(new Set(placed.map(i => i.host)).size, 50, 'every member on its own host');
+  assert.ok(placed.every(i => hosts.has(i.host)));
 
   const extra = await admin.post('/v1/instances', body(50));
   const refused = await settled(extra.body.id);
@@ -59,7 +75,14 @@ test('physical-host anti-affinity sees through nested VM hosts', async () => {
   await register('server-2', { labels: { tier: 'metal-2' }, topology: { zone: 'a', rack: 'r2' } });
   // Three VM hosts: two run in VMs on server-1, one on server-2.
   const vmOn = async (tier: string, name: string) => {
-    const r = await admin.post('/v1/instances', { project: 'nest', kind: 'vm', image: 'busybox', name, constraints: [{ key: 'tier', op: '==', value: tier }], resources: { vcpus: 2, memoryMib: 2048 } });
+    const r = await admin.post('/v1/instances', {
+      project: 'nest',
+      kind: 'vm',
+      image: 'busybox',
+      name,
+      constraints: [{ key: 'tier', op: '==', value: tier }],
+      resources: { vcpus: 2, memoryMib: 2048 },
+    });
     const i = await settled(r.body.id);
     assert.equal(i.state, 'scheduled');
     return i;
@@ -68,21 +91,42 @@ test('physical-host anti-affinity sees through nested VM hosts', async () => {
   const vmB = await vmOn('metal-1', 'vmhost-b');
   const vmC = await vmOn('metal-2', 'vmhost-c');
   assert.equal(vmA.host, p1);
-  for (const [name, parent] of [['nested-a', vmA.id], ['nested-b', vmB.id], ['nested-c', vmC.id]] as const) {
+  for (const [name, parent] of [
+    ['nested-a', vmA.id],
+    ['nested-b', vmB.id],
+    ['nested-c', vmC.id],
+  ] as const) {
     await register(name, { parent, labels: { nested: 'yes' }, capacity: { vcpus: 2, memoryMib: 2048, diskGib: 10 } });
   }
-  const hosts = (await admin.get('/v1/hosts?limit=1000')).body.items as { id: string; name: string; kind: string; parent: string | null }[];
-  assert.equal(hosts.find((h) => h.name === 'nested-a')?.kind, 'virtual');
+  const hosts = (await admin.get('/v1/hosts?limit=1000')).body.items as {
+    id: string;
+    name: string;
+    kind: string;
+    parent: string | null;
+  }[];
+  assert.equal(hosts.find(h => h.name === 'nested-a')?.kind, 'virtual');
 
-  assert.equal((await admin.post('/v1/groups', { project: 'nest', name: 'ha', policy: 'anti-affinity', level: 'physical-host' })).status, 201);
+  assert.equal(
+    (await admin.post('/v1/groups', { project: 'nest', name: 'ha', policy: 'anti-affinity', level: 'physical-host' }))
+      .status,
+    201,
+  );
   const place = async (name: string) => {
-    const r = await admin.post('/v1/instances', { project: 'nest', kind: 'container', image: 'busybox', name, groups: ['ha'], constraints: [{ key: 'nested', op: '==', value: 'yes' }], resources: { memoryMib: 64 } });
+    const r = await admin.post('/v1/instances', {
+      project: 'nest',
+      kind: 'container',
+      image: 'busybox',
+      name,
+      groups: ['ha'],
+      constraints: [{ key: 'nested', op: '==', value: 'yes' }],
+      resources: { memoryMib: 64 },
+    });
     return settled(r.body.id);
   };
   const one = await place('ha-1');
   const two = await place('ha-2');
   const serverOf = (hostId: string) => {
-    const name = hosts.find((h) => h.id === hostId)?.name;
+    const name = hosts.find(h => h.id === hostId)?.name;
     return name === 'nested-c' ? 'server-2' : 'server-1';
   };
   assert.equal(one.state, 'scheduled');
@@ -96,24 +140,49 @@ test('physical-host anti-affinity sees through nested VM hosts', async () => {
 test('groups: affinity keeps members together; bad group input changes nothing', async () => {
   assert.equal((await admin.post('/v1/projects', { name: 'together' })).status, 201);
   for (let i = 0; i < 3; i++) await register(`t${i}`, { labels: { team: 'together' }, topology: { zone: `z${i}` } });
-  assert.equal((await admin.post('/v1/groups', { project: 'together', name: 'pair', policy: 'affinity', level: 'zone' })).status, 201);
+  assert.equal(
+    (await admin.post('/v1/groups', { project: 'together', name: 'pair', policy: 'affinity', level: 'zone' })).status,
+    201,
+  );
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) {
-    const r = await admin.post('/v1/instances', { project: 'together', kind: 'container', image: 'busybox', groups: ['pair'], constraints: [{ key: 'team', op: '==', value: 'together' }], resources: { memoryMib: 64 } });
+    const r = await admin.post('/v1/instances', {
+      project: 'together',
+      kind: 'container',
+      image: 'busybox',
+      groups: ['pair'],
+      constraints: [{ key: 'team', op: '==', value: 'together' }],
+      resources: { memoryMib: 64 },
+    });
     ids.push(r.body.id);
     await settled(r.body.id);
   }
-  const placed = await Promise.all(ids.map((id) => admin.get(`/v1/instances/${id}`).then((r) => r.body)));
-  assert.equal(new Set(placed.map((i) => i.host)).size, 1, 'all in one zone, here one host');
+  const placed = await Promise.all(ids.map(id => admin.get(`/v1/instances/${id}`).then(r => r.body)));
+  assert.equal(new Set(placed.map(i => i.host)).size, 1, 'all in one zone, here one host');
 
   const before = (await admin.get('/v1/instances?limit=1000')).body.items.length;
-  const unknown = await admin.post('/v1/instances', { project: 'together', kind: 'container', image: 'busybox', groups: ['nope'] });
+  const unknown = await admin.post('/v1/instances', {
+    project: 'together',
+    kind: 'container',
+    image: 'busybox',
+    groups: ['nope'],
+  });
   assert.equal(unknown.status, 422);
   assert.match(unknown.body.error.message, /no placement group "nope"/);
   assert.equal((await admin.get('/v1/instances?limit=1000')).body.items.length, before);
-  const dup = await admin.post('/v1/groups', { project: 'together', name: 'pair', policy: 'anti-affinity', level: 'zone' });
+  const dup = await admin.post('/v1/groups', {
+    project: 'together',
+    name: 'pair',
+    policy: 'anti-affinity',
+    level: 'zone',
+  });
   assert.equal(dup.status, 409);
-  const badLevel = await admin.post('/v1/groups', { project: 'together', name: 'x', policy: 'affinity', level: 'planet' });
+  const badLevel = await admin.post('/v1/groups', {
+    project: 'together',
+    name: 'x',
+    policy: 'affinity',
+    level: 'planet',
+  });
   assert.equal(badLevel.status, 400);
   const g = (await admin.get('/v1/groups?project=together')).body.items[0];
   assert.equal((await admin.delete(`/v1/groups/${g.id}`)).status, 409, 'a group with members stays');
@@ -123,8 +192,15 @@ test('the CLI: group create, run --group, instance explain', async () => {
   const { cliEnv, runCli, tempDir } = await import('./helpers.ts');
   const { join } = await import('node:path');
   const home = tempDir('strata-sched-cli-');
-  const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken, STRATA_PROJECT: 'together' });
-  const made = await runCli(['group', 'create', 'spread-web', '--policy', 'spread', '--level', 'zone', '--max-skew', '1'], env);
+  const env = cliEnv(join(home, 'config.yaml'), home, {
+    STRATA_URL: srv.url,
+    STRATA_TOKEN: srv.adminToken,
+    STRATA_PROJECT: 'together',
+  });
+  const made = await runCli(
+    ['group', 'create', 'spread-web', '--policy', 'spread', '--level', 'zone', '--max-skew', '1'],
+    env,
+  );
   assert.equal(made.code, 0, made.stderr);
   assert.match(made.stdout, /group spread-web created .*: hard spread at the zone level/);
   const run = await runCli(['run', '--group', 'spread-web', '--name', 'web-1', '-c', 'team==together', 'busybox'], env);
@@ -143,14 +219,25 @@ test('draining a host stops placements on it and hands its instances over, one e
   const a = await register('drain-a', { labels: { team: 'drain' } });
   const b = await register('drain-b', { labels: { team: 'drain' } });
   const put = (name: string) =>
-    admin.post('/v1/instances', { project: 'drain', kind: 'container', image: 'busybox', name, constraints: [{ key: 'team', op: '==', value: 'drain' }], resources: { memoryMib: 64 } });
+    admin.post('/v1/instances', {
+      project: 'drain',
+      kind: 'container',
+      image: 'busybox',
+      name,
+      constraints: [{ key: 'team', op: '==', value: 'drain' }],
+      resources: { memoryMib: 64 },
+    });
   const first = await settled((await put('d1')).body.id);
   const busy = first.host as string;
   const idle = busy === a ? b : a;
   assert.equal((await admin.patch(`/v1/hosts/${busy}`, { state: 'draining' })).status, 200);
-  const events = (await admin.get(`/v1/events?resource=${first.id}&limit=1000`)).body.items as { type: string; data: { reason?: string } }[];
-  assert.ok(events.some((e) => e.type === 'instance.evict-requested' && /is draining/.test(e.data.reason ?? '')));
-  for (let i = 0; i < 3; i++) assert.equal((await settled((await put(`d${i + 2}`)).body.id)).host, idle, 'nothing new on the draining host');
+  const events = (await admin.get(`/v1/events?resource=${first.id}&limit=1000`)).body.items as {
+    type: string;
+    data: { reason?: string };
+  }[];
+  assert.ok(events.some(e => e.type === 'instance.evict-requested' && /is draining/.test(e.data.reason ?? '')));
+  for (let i = 0; i < 3; i++)
+    assert.equal((await settled((await put(`d${i + 2}`)).body.id)).host, idle, 'nothing new on the draining host');
   const explained = (await admin.get(`/v1/instances/${first.id}/explain`)).body;
   assert.match(explained.refusals, /1 draining/);
 });
@@ -159,7 +246,13 @@ test("placement counts a VM's QEMU overhead on its host, and only a VM's", async
   assert.equal((await admin.post('/v1/projects', { name: 'overhead' })).status, 201);
   await register('small-1', { capacity: { vcpus: 8, memoryMib: 1024, diskGib: 100 }, labels: { pool: 'small' } });
   const create = async (kind: string, memoryMib: number) => {
-    const r = await admin.post('/v1/instances', { project: 'overhead', kind, image: 'busybox', resources: { memoryMib, diskGib: 1 }, constraints: [{ key: 'pool', op: '==', value: 'small' }] });
+    const r = await admin.post('/v1/instances', {
+      project: 'overhead',
+      kind,
+      image: 'busybox',
+      resources: { memoryMib, diskGib: 1 },
+      constraints: [{ key: 'pool', op: '==', value: 'small' }],
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return settled(r.body.id);
   };

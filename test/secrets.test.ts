@@ -18,7 +18,11 @@ after(() => srv.close());
 
 async function agent(name: string, pool?: string): Promise<{ api: Client; hostId: string }> {
   const jt = (await admin.post('/v1/join-tokens', pool ? { pool } : {})).body.secret as string;
-  const reg = await client(srv.url).post('/v1/agent/register', { joinToken: jt, name, fingerprint: { capacity: { vcpus: 8, memoryMib: 8192, diskGib: 10 }, drivers: ['container'] } });
+  const reg = await client(srv.url).post('/v1/agent/register', {
+    joinToken: jt,
+    name,
+    fingerprint: { capacity: { vcpus: 8, memoryMib: 8192, diskGib: 10 }, drivers: ['container'] },
+  });
   assert.equal(reg.status, 201, JSON.stringify(reg.body));
   return { api: client(srv.url, reg.body.token), hostId: reg.body.host.id };
 }
@@ -34,19 +38,34 @@ test('a secret reaches only the agent that runs the instance; the API, events an
 
   // A reference to a secret the project does not have stores nothing.
   const before = (await admin.get('/v1/instances?project=vault')).body.items.length;
-  const missing = await admin.post('/v1/instances', { project: 'vault', kind: 'container', image: 'busybox', env: { X: { secret: 'nope' } } });
+  const missing = await admin.post('/v1/instances', {
+    project: 'vault',
+    kind: 'container',
+    image: 'busybox',
+    env: { X: { secret: 'nope' } },
+  });
   assert.equal(missing.status, 422);
   assert.match(missing.body.error.message, /no secret "nope" in this project/);
   assert.equal((await admin.get('/v1/instances?project=vault')).body.items.length, before);
 
-  const inst = await admin.post('/v1/instances', { project: 'vault', kind: 'container', image: 'busybox', name: 'app', env: { DB_PASSWORD: { secret: 'db' }, MODE: 'plain' } });
+  const inst = await admin.post('/v1/instances', {
+    project: 'vault',
+    kind: 'container',
+    image: 'busybox',
+    name: 'app',
+    env: { DB_PASSWORD: { secret: 'db' }, MODE: 'plain' },
+  });
   assert.equal(inst.status, 201, JSON.stringify(inst.body));
   const id = inst.body.id as string;
-  await until('placed', async () => ((await admin.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined));
+  await until('placed', async () =>
+    (await admin.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined,
+  );
   const shown = (await admin.get(`/v1/instances/${id}`)).body;
   assert.deepEqual(shown.env, { DB_PASSWORD: { secret: 'db' }, MODE: 'plain' });
 
-  const given = (await mine.api.get('/v1/agent/assignments?waitSeconds=0')).body.instances.find((i: { id: string }) => i.id === id);
+  const given = (await mine.api.get('/v1/agent/assignments?waitSeconds=0')).body.instances.find(
+    (i: { id: string }) => i.id === id,
+  );
   assert.deepEqual(given.env, { DB_PASSWORD: VALUE, MODE: 'plain' }, 'its host gets the value');
   const elsewhere = (await other.api.get('/v1/agent/assignments?waitSeconds=0')).body.instances;
   assert.equal(JSON.stringify(elsewhere).includes(VALUE), false, 'no other host does');
@@ -54,14 +73,16 @@ test('a secret reaches only the agent that runs the instance; the API, events an
   const events = (await admin.get('/v1/events?limit=1000')).body.items;
   assert.equal(JSON.stringify(events).includes(VALUE), false, 'never in events');
   assert.equal(JSON.stringify((await admin.get('/v1/secrets?project=vault')).body).includes(VALUE), false);
-  const store = ['strata.db', 'strata.db-wal'].map((f) => readFileSync(join(srv.dataDir, f)).toString('latin1')).join('');
+  const store = ['strata.db', 'strata.db-wal'].map(f => readFileSync(join(srv.dataDir, f)).toString('latin1')).join('');
   assert.equal(store.includes(VALUE), false, 'sealed at rest');
   assert.equal(statSync(join(srv.dataDir, 'secret.key')).mode & 0o777, 0o600);
 
   // A new value reaches the agent; a secret in use cannot be deleted.
   const secretId = made.body.id as string;
   assert.equal((await admin.put(`/v1/secrets/${secretId}`, { value: `${VALUE}-2` })).status, 200);
-  const again = (await mine.api.get('/v1/agent/assignments?waitSeconds=0')).body.instances.find((i: { id: string }) => i.id === id);
+  const again = (await mine.api.get('/v1/agent/assignments?waitSeconds=0')).body.instances.find(
+    (i: { id: string }) => i.id === id,
+  );
   assert.equal(again.env.DB_PASSWORD, `${VALUE}-2`);
   const inUse = await admin.delete(`/v1/secrets/${secretId}`);
   assert.equal(inUse.status, 409);
@@ -83,7 +104,10 @@ test('readers see secret names, members set them, other projects see nothing', a
   assert.equal((await reader.post('/v1/secrets', { project: 'vault-2', name: 'k', value: 'v' })).status, 403);
   const made = await member.post('/v1/secrets', { project: 'vault-2', name: 'k', value: 'v' });
   assert.equal(made.status, 201);
-  assert.deepEqual((await reader.get('/v1/secrets?project=vault-2')).body.items.map((s: { name: string }) => s.name), ['k']);
+  assert.deepEqual(
+    (await reader.get('/v1/secrets?project=vault-2')).body.items.map((s: { name: string }) => s.name),
+    ['k'],
+  );
   assert.equal((await reader.put(`/v1/secrets/${made.body.id}`, { value: 'w' })).status, 403);
   assert.equal((await outsider.get(`/v1/secrets/${made.body.id}`)).status, 404);
   assert.deepEqual((await outsider.get('/v1/secrets')).body.items, []);

@@ -5,7 +5,20 @@ import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { Channel, frame, parseFrame, parseStatus } from '../src/lib/stream-frames.ts';
-import { client, cliEnv, onTerminal, runCli, startContainerFixture, strataBin, tempDir, until, type Client, type CliResult, type ContainerFixture, type TestServer } from './helpers.ts';
+import {
+  client,
+  cliEnv,
+  onTerminal,
+  runCli,
+  startContainerFixture,
+  strataBin,
+  tempDir,
+  until,
+  type Client,
+  type CliResult,
+  type ContainerFixture,
+  type TestServer,
+} from './helpers.ts';
 
 let fx: ContainerFixture;
 let srv: TestServer;
@@ -20,7 +33,11 @@ const run = (command: string[]) => fx.run({ command });
 
 /** The CLI as a user, optionally with standard input. */
 function strata(args: string[], opts: { input?: string; token?: string } = {}): Promise<CliResult> {
-  return runCli(args, cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: opts.token ?? srv.adminToken }), opts.input);
+  return runCli(
+    args,
+    cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: opts.token ?? srv.adminToken }),
+    opts.input,
+  );
 }
 
 before(async () => {
@@ -52,9 +69,9 @@ test('logs: stdout and stderr through the API, and the CLI prints each to its ow
   const chunks = lines
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as { stream: string; data: string });
-  assert.ok(chunks.some((c) => c.stream === 'stdout' && c.data.includes('to-out')));
-  assert.ok(chunks.some((c) => c.stream === 'stderr' && c.data.includes('to-err')));
+    .map(l => JSON.parse(l) as { stream: string; data: string });
+  assert.ok(chunks.some(c => c.stream === 'stdout' && c.data.includes('to-out')));
+  assert.ok(chunks.some(c => c.stream === 'stderr' && c.data.includes('to-err')));
 
   const cli = await strata(['logs', id]);
   assert.equal(cli.code, 0, cli.stderr);
@@ -85,7 +102,9 @@ test('exec: output, stderr and the exit code; stdin from a pipe', async () => {
   assert.equal(r.stdout, 'hi\n');
   assert.equal(r.stderr, 'oops\n');
 
-  const piped = await strata(['exec', '-i', id, '--', 'sh'], { input: 'echo from-stdin; read x; echo "got $x"; exit 4\n' });
+  const piped = await strata(['exec', '-i', id, '--', 'sh'], {
+    input: 'echo from-stdin; read x; echo "got $x"; exit 4\n',
+  });
   assert.equal(piped.code, 4, piped.stderr);
   assert.equal(piped.stdout, 'from-stdin\ngot \n');
 
@@ -116,17 +135,17 @@ test('exec -it gives an interactive shell on a terminal', async () => {
 test('who may stream: readers read logs but cannot exec; other projects see 404; bad requests change nothing', async () => {
   const id = await run(['sleep', '600']);
   await inState(id, 'running')();
-  const reader = client(srv.url, tokens['rita']);
+  const reader = client(srv.url, tokens.rita);
   assert.equal((await reader.get(`/v1/instances/${id}/logs`)).status, 200);
-  const outsider = client(srv.url, tokens['otto']);
+  const outsider = client(srv.url, tokens.otto);
   const hidden = await outsider.get(`/v1/instances/${id}/logs`);
   assert.equal(hidden.status, 404);
   assert.equal(hidden.body.error.code, 'not_found');
 
-  const denied = await strata(['exec', id, '--', 'true'], { token: tokens['rita'] });
+  const denied = await strata(['exec', id, '--', 'true'], { token: tokens.rita });
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /member role/);
-  const hiddenExec = await strata(['exec', id, '--', 'true'], { token: tokens['otto'] });
+  const hiddenExec = await strata(['exec', id, '--', 'true'], { token: tokens.otto });
   assert.equal(hiddenExec.code, 1);
   assert.match(hiddenExec.stderr, /not found/);
 
@@ -151,16 +170,19 @@ test('exec over the raw WebSocket protocol: frames in, frames out, the exit code
   const url = `${srv.url.replace('http', 'ws')}/v1/instances/${id}/exec?command=sh&command=-c&command=${encodeURIComponent('read a; echo "[$a]"; exit 3')}&stdin=true`;
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${srv.adminToken}` } });
   const frames: { channel: number; text: string }[] = [];
-  const closed = new Promise<void>((r) => ws.once('close', () => r()));
+  const closed = new Promise<void>(r => ws.once('close', () => r()));
   ws.on('message', (d: Buffer) => {
     const f = parseFrame(d);
     if (f) frames.push({ channel: f.channel, text: f.payload.toString() });
   });
-  await new Promise((r) => ws.once('open', r));
+  await new Promise(r => ws.once('open', r));
   ws.send(frame(Channel.stdin, 'abc\n'));
   await closed;
   assert.deepEqual(
-    frames.filter((f) => f.channel === Channel.stdout).map((f) => f.text).join(''),
+    frames
+      .filter(f => f.channel === Channel.stdout)
+      .map(f => f.text)
+      .join(''),
     '[abc]\n',
   );
   const last = frames.at(-1)!;
@@ -172,7 +194,7 @@ test('streams work again after the agent is killed and restarted', async () => {
   const id = await run(['sh', '-c', 'echo survivor; sleep 600']);
   await inState(id, 'running')();
   fx.agent.kill('SIGKILL');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   // Asked while the agent is away, the server waits for it to come back.
   const asked = admin.get(`/v1/instances/${id}/logs`);
   fx.restartAgent();
@@ -185,9 +207,14 @@ test('streams work again after the agent is killed and restarted', async () => {
 });
 
 /** The HTTP error answer to a WebSocket upgrade. */
-function wsError(path: string, token: string): Promise<{ status: number; body: { error: { code: string; message: string } } }> {
+function wsError(
+  path: string,
+  token: string,
+): Promise<{ status: number; body: { error: { code: string; message: string } } }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     ws.once('open', () => reject(new Error('the upgrade was accepted')));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
@@ -199,7 +226,16 @@ function wsError(path: string, token: string): Promise<{ status: number; body: {
 }
 
 test('run --wait shows the start and returns once running; a registry that does not answer fails it with the reason', async () => {
-  const ok = await strata(['run', '--wait', '--name', 'waited', '127.0.0.1:5000/library/busybox:latest', '--', 'sleep', '600']);
+  const ok = await strata([
+    'run',
+    '--wait',
+    '--name',
+    'waited',
+    '127.0.0.1:5000/library/busybox:latest',
+    '--',
+    'sleep',
+    '600',
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /placed on host/);
   assert.match(ok.stderr, /^running$/m);
@@ -207,7 +243,10 @@ test('run --wait shows the start and returns once running; a registry that does 
 
   const bad = await strata(['run', '--wait', '--name', 'nowhere', '127.0.0.1:5999/no/registry:1', '--', 'true']);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /instance nowhere failed: image 127\.0\.0\.1:5999\/no\/registry:1 could not be pulled: .*(connection refused|connect)/);
+  assert.match(
+    bad.stderr,
+    /instance nowhere failed: image 127\.0\.0\.1:5999\/no\/registry:1 could not be pulled: .*(connection refused|connect)/,
+  );
   const shown = (await admin.get('/v1/instances?name=nowhere&project=default')).body.items[0];
   assert.equal(shown.state, 'failed');
 });
@@ -218,7 +257,9 @@ test('a logs stream and an exec session end when their token is revoked', async 
   const made = await admin.post('/v1/tokens', { name: 'revoked-soon' });
   const token = made.body.secret as string;
   // Logs, followed.
-  const res = await fetch(`${srv.url}/v1/instances/${id}/logs?follow=true`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${srv.url}/v1/instances/${id}/logs?follow=true`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   assert.equal(res.status, 200);
   const reader = res.body!.getReader();
   let got = '';
@@ -228,9 +269,11 @@ test('a logs stream and an exec session end when their token is revoked', async 
     got += new TextDecoder().decode(chunk.value);
   }
   // An exec session, open.
-  const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/v1/instances/${id}/exec?command=cat&stdin=true`, { headers: { authorization: `Bearer ${token}` } });
-  const wsClosed = new Promise<void>((r) => ws.once('close', () => r()));
-  await new Promise((r) => ws.once('open', r));
+  const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/v1/instances/${id}/exec?command=cat&stdin=true`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const wsClosed = new Promise<void>(r => ws.once('close', () => r()));
+  await new Promise(r => ws.once('open', r));
 
   assert.equal((await admin.delete(`/v1/tokens/${made.body.id}`)).status, 204);
   for (;;) {
@@ -245,7 +288,19 @@ test('a secret set from standard input reaches the container through --secret-en
   const set = await strata(['secret', 'set', 'app-key'], { input: `${value}\n` });
   assert.equal(set.code, 0, set.stderr);
   assert.match(set.stdout, /secret app-key created/);
-  const run = await strata(['run', '--wait', '--name', 'uses-secret', '--secret-env', 'APP_KEY=app-key', '127.0.0.1:5000/library/busybox:latest', '--', 'sh', '-c', 'echo "key=$APP_KEY"; sleep 600']);
+  const run = await strata([
+    'run',
+    '--wait',
+    '--name',
+    'uses-secret',
+    '--secret-env',
+    'APP_KEY=app-key',
+    '127.0.0.1:5000/library/busybox:latest',
+    '--',
+    'sh',
+    '-c',
+    'echo "key=$APP_KEY"; sleep 600',
+  ]);
   assert.equal(run.code, 0, run.stderr);
   const id = (await admin.get('/v1/instances?name=uses-secret&project=default')).body.items[0].id as string;
   const logs = await until('the value in the container', async () => {

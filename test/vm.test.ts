@@ -4,13 +4,23 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
 
-const ASSETS = process.env['STRATA_VM_DIR'] ?? '/var/lib/strata-host/vm';
+const ASSETS = process.env.STRATA_VM_DIR ?? '/var/lib/strata-host/vm';
 const BASE = join(ASSETS, 'images', 'busybox.qcow2');
 
 let fx: ContainerFixture;
@@ -35,7 +45,7 @@ const logsOf = async (id: string): Promise<string> => {
   return body
     .split('\n')
     .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { data: string }).data)
+    .map(l => (JSON.parse(l) as { data: string }).data)
     .join('');
 };
 
@@ -51,8 +61,8 @@ const alive = (pid: number): boolean => {
 /** QEMU processes of an instance, found by its directory on their command line. */
 const qemuFor = (id: string): number[] =>
   readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
+    .filter(p => /^\d+$/.test(p))
+    .filter(p => {
       try {
         return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/vm/${id}/`) && alive(Number(p));
       } catch {
@@ -62,14 +72,26 @@ const qemuFor = (id: string): number[] =>
     .map(Number);
 
 /** Waits until the instance's console log holds `text`. */
-const consoleShows = (id: string, text: string) => until(`${JSON.stringify(text)} on the console`, async () => ((await logsOf(id)).includes(text) ? true : undefined), 60_000);
+const consoleShows = (id: string, text: string) =>
+  until(
+    `${JSON.stringify(text)} on the console`,
+    async () => ((await logsOf(id)).includes(text) ? true : undefined),
+    60_000,
+  );
 
 const pidOf = (id: string) => Number(readFileSync(join(fx.agentData, 'vm', id, 'qemu.pid'), 'utf8').trim());
 
 test('a VM boots to its command, shows its console through the API, and stops gracefully', async () => {
-  const id = await vm(['sh', '-c', 'echo "vm-marker from $(hostname)"; while true; do sleep 1; done'], { name: 'vm-one', stopGraceSeconds: 20 });
+  const id = await vm(['sh', '-c', 'echo "vm-marker from $(hostname)"; while true; do sleep 1; done'], {
+    name: 'vm-one',
+    stopGraceSeconds: 20,
+  });
   const running = await fx.waitFor(id, 'running', 90_000);
-  assert.equal(running.observed.accelerator === 'tcg' || running.observed.accelerator === 'kvm', true, `accelerator ${running.observed.accelerator}`);
+  assert.equal(
+    running.observed.accelerator === 'tcg' || running.observed.accelerator === 'kvm',
+    true,
+    `accelerator ${running.observed.accelerator}`,
+  );
   const log = await until('the marker on the console', async () => {
     const l = await logsOf(id);
     return l.includes('vm-marker from vm-one') ? l : undefined;
@@ -83,7 +105,10 @@ test('a VM boots to its command, shows its console through the API, and stops gr
   const accel = argv[argv.indexOf('-accel') + 1];
   assert.ok(accel === 'kvm' || accel === 'tcg,tb-size=128', `-accel ${accel}`);
   const rssMib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pidOf(id)}/status`, 'utf8'))?.[1]) / 1024;
-  assert.ok(rssMib > 0 && rssMib <= 256 + hostMemoryOverheadMib.vm, `QEMU holds ${rssMib.toFixed(0)} MiB for a 256 MiB guest`);
+  assert.ok(
+    rssMib > 0 && rssMib <= 256 + hostMemoryOverheadMib.vm,
+    `QEMU holds ${rssMib.toFixed(0)} MiB for a 256 MiB guest`,
+  );
 
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await fx.waitFor(id, 'stopped', 60_000);
@@ -93,7 +118,9 @@ test('a VM boots to its command, shows its console through the API, and stops gr
 });
 
 test('a guest that ignores the power button is stopped hard after the grace period', async () => {
-  const id = await vm(['sh', '-c', 'trap "" TERM; echo stubborn; while true; do sleep 1; done'], { stopGraceSeconds: 2 });
+  const id = await vm(['sh', '-c', 'trap "" TERM; echo stubborn; while true; do sleep 1; done'], {
+    stopGraceSeconds: 2,
+  });
   await fx.waitFor(id, 'running', 90_000);
   await consoleShows(id, 'stubborn'); // only once the trap is set does the guest ignore the power button
   const pid = pidOf(id);
@@ -125,7 +152,10 @@ test('one-shot commands report their exit code; overlays are isolated and the ba
 
   assert.equal((await admin.delete(`/v1/instances/${writer}`)).status, 202);
   await until('gone', async () => ((await admin.get(`/v1/instances/${writer}`)).status === 404 ? true : undefined));
-  assert.throws(() => readFileSync(join(fx.agentData, 'vm', writer, 'root.qcow2')), 'the overlay is deleted with the instance');
+  assert.throws(
+    () => readFileSync(join(fx.agentData, 'vm', writer, 'root.qcow2')),
+    'the overlay is deleted with the instance',
+  );
   assert.equal(baseHash(), baseBefore);
 });
 
@@ -134,7 +164,7 @@ test('an agent killed with -9 finds its running VM again and never starts a seco
   await fx.waitFor(id, 'running', 90_000);
   const pid = pidOf(id);
   fx.agent.kill('SIGKILL');
-  await new Promise((r) => fx.agent.once('exit', r));
+  await new Promise(r => fx.agent.once('exit', r));
   assert.ok(alive(pid), 'the VM runs on without its agent');
   const before = (await admin.get(`/v1/instances/${id}`)).body.updatedAt;
   fx.restartAgent();
@@ -213,7 +243,12 @@ test("a VM whose own init exits fails with the kernel's reason instead of reboot
 test('a guest that is not up within the boot timeout fails, and its QEMU is stopped', async () => {
   const slow = await startContainerFixture('vm-impatient', { drivers: ['vm'], agentArgs: ['--vm-boot-timeout', '1'] });
   try {
-    const id = await slow.run({ kind: 'vm', image: 'busybox', command: ['true'], resources: { vcpus: 1, memoryMib: 256, diskGib: 1 } });
+    const id = await slow.run({
+      kind: 'vm',
+      image: 'busybox',
+      command: ['true'],
+      resources: { vcpus: 1, memoryMib: 256, diskGib: 1 },
+    });
     const failed = await slow.waitFor(id, 'failed', 60_000);
     assert.match(failed.message, /did not boot within 1 s/);
     assert.deepEqual(qemuFor(id), []);
@@ -231,43 +266,66 @@ test('one image, two isolation levels: the same OCI image prints the same as a c
   await fx.waitFor(ctr, 'stopped', 60_000);
   const done = await fx.waitFor(vmId, 'stopped', 120_000);
   assert.equal(done.exitCode, 0);
-  const line = (log: string) => log.split(/\r?\n/).find((l) => l.startsWith('same output:'));
+  const line = (log: string) => log.split(/\r?\n/).find(l => l.startsWith('same output:'));
   const fromContainer = line(await logsOf(ctr));
   const fromVm = line(await logsOf(vmId));
-  assert.equal(fromContainer, 'same output: hi from /tmp, root:x:0:0:root:/root:/bin/sh', `container: ${fromContainer} vm: ${fromVm}`);
+  assert.equal(
+    fromContainer,
+    'same output: hi from /tmp, root:x:0:0:root:/root:/bin/sh',
+    `container: ${fromContainer} vm: ${fromVm}`,
+  );
   assert.equal(fromVm, fromContainer);
   // The disk made from the image is cached: a second VM of it reuses it.
-  const cached = readdirSync(join(fx.agentData, 'vm', '.images')).filter((n) => n.endsWith('.qcow2'));
+  const cached = readdirSync(join(fx.agentData, 'vm', '.images')).filter(n => n.endsWith('.qcow2'));
   assert.equal(cached.length, 1);
 });
 
 test('restart reboots a VM in place: the same QEMU and disk, the guest boots again', async () => {
-  const id = await vm(['sh', '-c', 'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; echo synced; while true; do sleep 1; done'], { stopGraceSeconds: 20 });
+  const id = await vm(
+    [
+      'sh',
+      '-c',
+      'echo "boot $(cat /boots 2>/dev/null)"; echo x >> /boots; sync; echo synced; while true; do sleep 1; done',
+    ],
+    { stopGraceSeconds: 20 },
+  );
   await fx.waitFor(id, 'running', 90_000);
   // The first boot's write must be on disk before the reset, or there is nothing to find after it.
   await consoleShows(id, 'synced');
   const pid = pidOf(id);
   assert.equal((await admin.post(`/v1/instances/${id}/restart`)).status, 202);
   let last = '';
-  await until('rebooted', async () => {
-    const i = (await admin.get(`/v1/instances/${id}`)).body;
-    const log = await logsOf(id);
-    last = `${i.state} ${i.message} restartRequestedAt=${i.restartRequestedAt}\n${log.slice(-600)}`;
-    return i.state === 'running' && i.restartRequestedAt === null && log.includes('boot x') ? true : undefined;
-  }, 90_000).catch((err: Error) => {
+  await until(
+    'rebooted',
+    async () => {
+      const i = (await admin.get(`/v1/instances/${id}`)).body;
+      const log = await logsOf(id);
+      last = `${i.state} ${i.message} restartRequestedAt=${i.restartRequestedAt}\n${log.slice(-600)}`;
+      return i.state === 'running' && i.restartRequestedAt === null && log.includes('boot x') ? true : undefined;
+    },
+    90_000,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}; last seen: ${last}`);
   });
   assert.equal(pidOf(id), pid, 'the same QEMU process');
   const log = await logsOf(id);
   assert.equal(log.match(/strata-guest: ready/g)?.length, 2, 'two boots in one run');
-  const states = ((await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as { type: string; data: { to?: string; message?: string } }[])
-    .filter((e) => e.type === 'instance.state')
-    .map((e) => `${e.data.to}${e.data.message ? ` (${e.data.message})` : ''}`);
+  const states = (
+    (await admin.get(`/v1/events?resource=${id}&limit=1000`)).body.items as {
+      type: string;
+      data: { to?: string; message?: string };
+    }[]
+  )
+    .filter(e => e.type === 'instance.state')
+    .map(e => `${e.data.to}${e.data.message ? ` (${e.data.message})` : ''}`);
   assert.deepEqual(states.slice(-2), ['starting (rebooting)', 'running']);
 });
 
 test('VMs are on a host bridge: the host reaches a guest at its reported address, and guests reach each other', async () => {
-  const web = await vm(['sh', '-c', 'mkdir -p /www && echo "served by $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www'], { name: 'vm-web', stopGraceSeconds: 2 });
+  const web = await vm(
+    ['sh', '-c', 'mkdir -p /www && echo "served by $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www'],
+    { name: 'vm-web', stopGraceSeconds: 2 },
+  );
   const running = await fx.waitFor(web, 'running', 90_000);
   const address = await until('an address', async () => {
     const a = (await admin.get(`/v1/instances/${web}`)).body.observed.address as string | null;
@@ -286,11 +344,19 @@ test('VMs are on a host bridge: the host reaches a guest at its reported address
   assert.match(await logsOf(client), /served by vm-web\s+fetched-ok/);
 
   // A health check reaches a VM the same way.
-  const checked = await vm(['sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'], {
-    stopGraceSeconds: 2,
-    healthCheck: { type: 'http', port: 8080, intervalSeconds: 1, timeoutSeconds: 1, retries: 2 },
-  });
-  await until('healthy', async () => ((await admin.get(`/v1/instances/${checked}`)).body.observed.health?.status === 'healthy' ? true : undefined), 90_000);
+  const checked = await vm(
+    ['sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'],
+    {
+      stopGraceSeconds: 2,
+      healthCheck: { type: 'http', port: 8080, intervalSeconds: 1, timeoutSeconds: 1, retries: 2 },
+    },
+  );
+  await until(
+    'healthy',
+    async () =>
+      (await admin.get(`/v1/instances/${checked}`)).body.observed.health?.status === 'healthy' ? true : undefined,
+    90_000,
+  );
 });
 
 test('strata console attaches to the serial console: keys in, output out, Ctrl-] detaches and the VM runs on', async () => {
@@ -314,14 +380,16 @@ test('strata console attaches to the serial console: keys in, output out, Ctrl-]
 });
 
 test('pause stops the guest CPUs and resume lets it go on', async () => {
-  const id = await vm(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'], { stopGraceSeconds: 2 });
+  const id = await vm(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'], {
+    stopGraceSeconds: 2,
+  });
   await fx.waitFor(id, 'running', 90_000);
   const serial = join(fx.agentData, 'vm', id, 'serial.log');
   await until('ticking', async () => (readFileSync(serial, 'utf8').includes('tick 3') ? true : undefined));
   assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
   await fx.waitFor(id, 'paused');
   const frozen = readFileSync(serial, 'utf8').length;
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise(r => setTimeout(r, 1500));
   assert.equal(readFileSync(serial, 'utf8').length, frozen, 'no output while paused');
   assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 202);
   await fx.waitFor(id, 'running');
@@ -330,7 +398,8 @@ test('pause stops the guest CPUs and resume lets it go on', async () => {
 
 test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', async () => {
   const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStrataTestKeyOnly test@strata';
-  const read = 'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = cidata ] && mkdir -p /mnt && mount -t iso9660 -o ro /dev/${d##*/} /mnt; done; cat /mnt/meta-data; cat /mnt/user-data';
+  const read =
+    'for d in /sys/block/vd*; do [ "$(cat $d/serial)" = cidata ] && mkdir -p /mnt && mount -t iso9660 -o ro /dev/${d##*/} /mnt; done; cat /mnt/meta-data; cat /mnt/user-data';
   const id = await vm(['sh', '-c', read], {
     name: 'vm-q35',
     machine: 'q35',
@@ -344,10 +413,20 @@ test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', a
   assert.ok(log.includes(key), 'the SSH key is in meta-data');
   assert.match(log, /runcmd: \[echo from-user-data\]/);
 
-  const refused = await admin.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox', machine: 'q35' });
+  const refused = await admin.post('/v1/instances', {
+    project: 'default',
+    kind: 'container',
+    image: 'busybox',
+    machine: 'q35',
+  });
   assert.equal(refused.status, 400);
   assert.match(refused.body.error.message, /machine applies to VMs only/);
-  for (const extra of [{ user: 'nobody' }, { ports: [{ containerPort: 80 }] }, { readOnlyRootfs: true }, { tmpfs: [{ path: '/t' }] }]) {
+  for (const extra of [
+    { user: 'nobody' },
+    { ports: [{ containerPort: 80 }] },
+    { readOnlyRootfs: true },
+    { tmpfs: [{ path: '/t' }] },
+  ]) {
     const r = await admin.post('/v1/instances', { project: 'default', kind: 'vm', image: 'busybox', ...extra });
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.match(r.body.error.message, /applies to containers only/);
@@ -356,7 +435,10 @@ test('q35 machines boot too, and a cloud-init NoCloud seed reaches the guest', a
 
 test('stop --force switches a VM off at once, without asking the guest', async () => {
   const { cliEnv, runCli, tempDir } = await import('./helpers.ts');
-  const id = await vm(['sh', '-c', 'echo up; while true; do sleep 1; done'], { name: 'vm-force', stopGraceSeconds: 600 });
+  const id = await vm(['sh', '-c', 'echo up; while true; do sleep 1; done'], {
+    name: 'vm-force',
+    stopGraceSeconds: 600,
+  });
   await fx.waitFor(id, 'running', 90_000);
   const home = tempDir('strata-force-cli-');
   const env = cliEnv(join(home, 'config.yaml'), home, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken });

@@ -15,7 +15,11 @@ import { sleep } from '../lib/time.ts';
 
 /** The part of what a driver sees that the server records beside the state. */
 function observedOf(seen: Observed): NonNullable<ReportExtra['observed']> {
-  return { address: seen.address ?? null, ports: seen.ports ?? [], ...(seen.accelerator ? { accelerator: seen.accelerator } : {}) };
+  return {
+    address: seen.address ?? null,
+    ports: seen.ports ?? [],
+    ...(seen.accelerator ? { accelerator: seen.accelerator } : {}),
+  };
 }
 
 export interface AgentOptions {
@@ -71,7 +75,7 @@ export class Agent {
     const streams = new AgentStreams({
       server: this.o.server,
       token: () => this.api.token,
-      driverFor: (id) => {
+      driverFor: id => {
         const spec = this.assigned.get(id);
         return spec ? this.drivers.get(spec.kind) : undefined;
       },
@@ -146,11 +150,12 @@ export class Agent {
         const first = version === undefined;
         version = res.version;
         const before = this.assigned;
-        this.assigned = new Map(res.instances.map((i) => [i.id, i]));
+        this.assigned = new Map(res.instances.map(i => [i.id, i]));
         if (first) await this.collectOrphans();
         // An instance that left without a `deleted` report from here was
         // forgotten by force (its host was thought dead): remove its workload.
-        for (const [id, spec] of before) if (!this.assigned.has(id) && spec.desiredState !== 'deleted') this.forgotten(spec);
+        for (const [id, spec] of before)
+          if (!this.assigned.has(id) && spec.desiredState !== 'deleted') this.forgotten(spec);
         for (const inst of res.instances) this.reconcile(inst);
       } catch (err) {
         if (signal.aborted) break;
@@ -194,7 +199,9 @@ export class Agent {
     this.dirty.delete(id);
     this.restarting.delete(id);
     const why = err instanceof Error ? err.message : String(err);
-    void this.report(id, 'failed', { message: `the agent hit an unexpected error handling this instance: ${why}`.slice(0, 4096) });
+    void this.report(id, 'failed', {
+      message: `the agent hit an unexpected error handling this instance: ${why}`.slice(0, 4096),
+    });
   }
 
   private async report(id: string, state: InstanceSpec['state'], extra: ReportExtra = {}) {
@@ -212,7 +219,9 @@ export class Agent {
     this.detach(spec.id);
     if (!driver) return;
     this.o.log.info({ instance: spec.id }, 'removing the workload of an instance deleted by force');
-    void scope.run({ instance: spec.id }, () => driver.destroy(spec.id)).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: spec.id }, 'clean-up failed'));
+    void scope
+      .run({ instance: spec.id }, () => driver.destroy(spec.id))
+      .catch((err: unknown) => this.o.log.warn({ err: String(err), instance: spec.id }, 'clean-up failed'));
   }
 
   /** Workloads whose instance was deleted while the agent was away are removed. */
@@ -222,7 +231,9 @@ export class Agent {
       for (const id of held) {
         if (this.assigned.has(id)) continue;
         this.o.log.info({ instance: id, driver: driver.name }, 'removing a workload no longer assigned here');
-        await driver.destroy(id).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: id }, 'clean-up failed'));
+        await driver
+          .destroy(id)
+          .catch((err: unknown) => this.o.log.warn({ err: String(err), instance: id }, 'clean-up failed'));
       }
     }
   }
@@ -233,7 +244,7 @@ export class Agent {
     this.watching.add(id);
     void driver
       .waitExit(id)
-      .then(async (code) => {
+      .then(async code => {
         this.watching.delete(id);
         // A user's restart stops the process on purpose; its path reports.
         if (this.restarting.has(id)) return;
@@ -309,7 +320,7 @@ export class Agent {
       inFlight = inFlight.then(() => this.report(id, 'starting', { message }));
     };
     return {
-      update: (message) => {
+      update: message => {
         pending = message;
         if (timer || finished) return;
         timer = setTimeout(flush, Math.max(0, last + 1000 - Date.now()));
@@ -359,8 +370,12 @@ export class Agent {
       ? new HealthMonitor(
           check,
           () => runCheck(check, driver, spec.id, address),
-          async (health) => {
-            await this.api.observe(spec.id, { health }).catch((err: unknown) => this.o.log.warn({ err: String(err), instance: spec.id }, 'health report refused'));
+          async health => {
+            await this.api
+              .observe(spec.id, { health })
+              .catch((err: unknown) =>
+                this.o.log.warn({ err: String(err), instance: spec.id }, 'health report refused'),
+              );
           },
         )
       : undefined;
@@ -378,7 +393,7 @@ export class Agent {
     this.restartsSeen.set(id, attempt);
     const timer = setTimeout(() => {
       const spec = this.assigned.get(id);
-      if (!spec || spec.desiredState !== 'running' || this.busy.has(id)) return;
+      if (spec?.desiredState !== 'running' || this.busy.has(id)) return;
       this.busy.add(id);
       void (async () => {
         await this.report(id, 'starting', { restart: true, message: `restart ${attempt}` });
@@ -402,7 +417,8 @@ export class Agent {
       return this.report(spec.id, 'deleted');
     }
     if (!driver) {
-      if (spec.state !== 'failed') await this.report(spec.id, 'failed', { message: `this host has no ${spec.kind} driver` });
+      if (spec.state !== 'failed')
+        await this.report(spec.id, 'failed', { message: `this host has no ${spec.kind} driver` });
       return;
     }
     const seen = await driver.inspect(spec.id);
@@ -448,7 +464,10 @@ export class Agent {
       // Back after its host was down, and the workload is gone (the host restarted).
       await this.report(spec.id, 'failed', { message: 'the workload was gone when its host came back' });
     } else if (seen.state !== 'absent' && seen.state !== spec.state) {
-      await this.report(spec.id, seen.state, { exitCode: seen.exitCode ?? null, ...(seen.message ? { message: seen.message } : {}) });
+      await this.report(spec.id, seen.state, {
+        exitCode: seen.exitCode ?? null,
+        ...(seen.message ? { message: seen.message } : {}),
+      });
     }
   }
 }

@@ -32,7 +32,7 @@ export class AgentApi {
 
   private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = {};
-    if (this.token) headers['authorization'] = `Bearer ${this.token}`;
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const init: RequestInit = { method, headers };
     if (body !== undefined) init.body = JSON.stringify(body);
@@ -55,7 +55,11 @@ export class AgentApi {
     return this.call('POST', '/v1/agent/heartbeat', fp ? { fingerprint: fp } : {});
   }
 
-  assignments(version: string | undefined, waitSeconds: number, signal?: AbortSignal): Promise<Static<typeof Assignments>> {
+  assignments(
+    version: string | undefined,
+    waitSeconds: number,
+    signal?: AbortSignal,
+  ): Promise<Static<typeof Assignments>> {
     const q = new URLSearchParams({ waitSeconds: String(waitSeconds) });
     if (version) q.set('version', version);
     return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal);

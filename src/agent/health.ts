@@ -16,8 +16,17 @@ export interface CheckResult {
 export const initialHealth = (): Health => ({ status: 'starting', failingStreak: 0, changedAt: null, output: '' });
 
 /** The health after one more check result. Pure, so the rules are testable on their own. */
-export function nextHealth(prev: Health, r: CheckResult, check: Required<Pick<HealthCheck, 'retries' | 'startPeriodSeconds'>>, sinceStartMs: number, at: string): Health {
-  if (r.ok) return prev.status === 'healthy' && prev.failingStreak === 0 ? prev : { status: 'healthy', failingStreak: 0, changedAt: at, output: r.output };
+export function nextHealth(
+  prev: Health,
+  r: CheckResult,
+  check: Required<Pick<HealthCheck, 'retries' | 'startPeriodSeconds'>>,
+  sinceStartMs: number,
+  at: string,
+): Health {
+  if (r.ok)
+    return prev.status === 'healthy' && prev.failingStreak === 0
+      ? prev
+      : { status: 'healthy', failingStreak: 0, changedAt: at, output: r.output };
   if (sinceStartMs < check.startPeriodSeconds * 1000) return prev;
   const failingStreak = prev.failingStreak + 1;
   const status = failingStreak >= check.retries ? 'unhealthy' : prev.status;
@@ -27,7 +36,12 @@ export function nextHealth(prev: Health, r: CheckResult, check: Required<Pick<He
 const trim = (s: string) => (s.length > 500 ? `${s.slice(0, 500)}...` : s).trim();
 
 /** Runs one check against a running instance. */
-export async function runCheck(check: HealthCheck, driver: Driver, id: string, address: string | null | undefined): Promise<CheckResult> {
+export async function runCheck(
+  check: HealthCheck,
+  driver: Driver,
+  id: string,
+  address: string | null | undefined,
+): Promise<CheckResult> {
   const timeoutMs = (check.timeoutSeconds ?? 5) * 1000;
   if (check.type === 'exec') return execCheck(driver, id, check.command ?? [], timeoutMs);
   if (!address) return { ok: false, output: 'the instance has no address to check' };
@@ -48,7 +62,7 @@ async function execCheck(driver: Driver, id: string, command: string[], timeoutM
     for await (const c of session.output) if (output.length < 4096) output += c.data.toString('utf8');
     return session.exitCode();
   })();
-  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+  const timeout = new Promise<'timeout'>(r => (timer = setTimeout(() => r('timeout'), timeoutMs)));
   try {
     const code = await Promise.race([run, timeout]);
     if (code === 'timeout') {
@@ -77,15 +91,19 @@ async function httpCheck(url: string, timeoutMs: number): Promise<CheckResult> {
 }
 
 function tcpCheck(host: string, port: number, timeoutMs: number): Promise<CheckResult> {
-  return new Promise((resolve) => {
+  return new Promise(resolve => {
     const sock = connect({ host, port });
     const done = (r: CheckResult) => {
       sock.destroy();
       resolve(r);
     };
-    sock.setTimeout(timeoutMs, () => done({ ok: false, output: `connect ${host}:${port}: timed out after ${timeoutMs / 1000} s` }));
+    sock.setTimeout(timeoutMs, () =>
+      done({ ok: false, output: `connect ${host}:${port}: timed out after ${timeoutMs / 1000} s` }),
+    );
     sock.once('connect', () => done({ ok: true, output: `connect ${host}:${port}: open` }));
-    sock.once('error', (err: Error & { code?: string }) => done({ ok: false, output: `connect ${host}:${port}: ${err.code ?? err.message}` }));
+    sock.once('error', (err: Error & { code?: string }) =>
+      done({ ok: false, output: `connect ${host}:${port}: ${err.code ?? err.message}` }),
+    );
   });
 }
 

@@ -27,7 +27,10 @@ export function installLastResort(onInstanceError: (s: Scope, err: unknown) => v
       log.fatal({ err: detail, how }, 'unexpected error in the agent itself; exiting');
       process.exit(70);
     }
-    log.error({ err: detail, how, instance: s.instance, stream: s.stream ?? false }, 'unexpected error while handling an instance; the agent carries on');
+    log.error(
+      { err: detail, how, instance: s.instance, stream: s.stream ?? false },
+      'unexpected error while handling an instance; the agent carries on',
+    );
     try {
       onInstanceError(s, err);
     } catch (e) {

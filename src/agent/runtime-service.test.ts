@@ -9,11 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pino } from 'pino';
-import { pingSocket, probeSocket, restartDelayMs, RuntimeService, runsCommand, serviceCommand } from './runtime-service.ts';
+import {
+  pingSocket,
+  probeSocket,
+  restartDelayMs,
+  RuntimeService,
+  runsCommand,
+  serviceCommand,
+} from './runtime-service.ts';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'strata-rs-'));
-const FAKE = "const p = process.argv[1].slice('unix://'.length); require('node:http').createServer((q, s) => s.end('OK')).listen(p)";
+const FAKE =
+  "const p = process.argv[1].slice('unix://'.length); require('node:http').createServer((q, s) => s.end('OK')).listen(p)";
 const fakeCommand = [process.execPath, '-e', FAKE];
 const started: number[] = [];
 let n = 0;
@@ -39,13 +47,13 @@ async function until<T>(what: string, f: () => Promise<T | undefined> | T | unde
   while (Date.now() < end) {
     const v = await f();
     if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise(r => setTimeout(r, 50));
   }
   throw new Error(`timed out: ${what}`);
 }
 
 function listen(server: Server | ReturnType<typeof createNetServer>, path: string): Promise<void> {
-  return new Promise((resolve) => server.listen(path, resolve));
+  return new Promise(resolve => server.listen(path, resolve));
 }
 
 after(() => {
@@ -60,8 +68,18 @@ after(() => {
 });
 
 test("the service command is Podman's API service on the agent's socket", () => {
-  assert.deepEqual(serviceCommand({ socketPath: '/run/x/podman.sock' }), ['podman', 'system', 'service', '--time=0', 'unix:///run/x/podman.sock']);
-  assert.deepEqual(serviceCommand({ socketPath: '/s', command: ['my-podman', 'serve'] }), ['my-podman', 'serve', 'unix:///s']);
+  assert.deepEqual(serviceCommand({ socketPath: '/run/x/podman.sock' }), [
+    'podman',
+    'system',
+    'service',
+    '--time=0',
+    'unix:///run/x/podman.sock',
+  ]);
+  assert.deepEqual(serviceCommand({ socketPath: '/s', command: ['my-podman', 'serve'] }), [
+    'my-podman',
+    'serve',
+    'unix:///s',
+  ]);
 });
 
 test('restarts back off from 1 s, doubling, to at most 30 s', () => {
@@ -83,7 +101,10 @@ test('a socket tells answering, silent (listening, no answer) and absent (no fil
   mute.close();
   // A leftover file from a killed service: nobody listens.
   const stale = `${p.socketPath}.stale`;
-  const dies = spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const dies = spawnSync(process.execPath, [
+    '-e',
+    `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   assert.equal(dies.signal, 'SIGKILL');
   assert.ok(existsSync(stale));
   assert.equal(await probeSocket(stale), 'absent');
@@ -95,7 +116,7 @@ test('runsCommand matches a live process by its exact command line', async () =>
   assert.equal(runsCommand(child.pid, ['sleep', '30']), true);
   assert.equal(runsCommand(child.pid, ['sleep', '31']), false);
   child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
+  await new Promise(r => child.once('exit', r));
   assert.equal(runsCommand(child.pid, ['sleep', '30']), false);
 });
 
@@ -113,10 +134,16 @@ test('nothing on the socket: starts the service, detached, with its pid file; su
 
   rs.supervise(100);
   process.kill(first, 'SIGKILL');
-  const second = await until('a new service', async () => (rs.pid !== first && (await pingSocket(p.socketPath)) ? rs.pid : undefined));
+  const second = await until('a new service', async () =>
+    rs.pid !== first && (await pingSocket(p.socketPath)) ? rs.pid : undefined,
+  );
   started.push(second!);
   await rs.stop();
-  assert.equal(runsCommand(second!, serviceCommand({ socketPath: p.socketPath, command: fakeCommand })), true, 'stopping the supervisor leaves the service running');
+  assert.equal(
+    runsCommand(second!, serviceCommand({ socketPath: p.socketPath, command: fakeCommand })),
+    true,
+    'stopping the supervisor leaves the service running',
+  );
   assert.equal(await pingSocket(p.socketPath), true);
 
   // A restarted agent adopts the service it started before, and watches it again.
@@ -125,7 +152,9 @@ test('nothing on the socket: starts the service, detached, with its pid file; su
   assert.equal(again.pid, second);
   again.supervise(100);
   process.kill(second!, 'SIGKILL');
-  const third = await until('the adopted service is brought back', async () => (again.pid !== second && (await pingSocket(p.socketPath)) ? again.pid : undefined));
+  const third = await until('the adopted service is brought back', async () =>
+    again.pid !== second && (await pingSocket(p.socketPath)) ? again.pid : undefined,
+  );
   started.push(third!);
   await again.stop();
 });
@@ -137,10 +166,16 @@ test('our own service that hangs is killed and replaced', async () => {
   const first = remember(rs);
   rs.supervise(100);
   process.kill(first, 'SIGSTOP');
-  const second = await until('a replacement', async () => (rs.pid !== first && (await pingSocket(p.socketPath)) ? rs.pid : undefined));
+  const second = await until('a replacement', async () =>
+    rs.pid !== first && (await pingSocket(p.socketPath)) ? rs.pid : undefined,
+  );
   started.push(second!);
   await rs.stop();
-  assert.equal(existsSync(`/proc/${first}/cmdline`) && readFileSync(`/proc/${first}/cmdline`, 'utf8') !== '', false, 'the hung one is gone');
+  assert.equal(
+    existsSync(`/proc/${first}/cmdline`) && readFileSync(`/proc/${first}/cmdline`, 'utf8') !== '',
+    false,
+    'the hung one is gone',
+  );
 });
 
 test('a socket something else serves is left alone, even when it turns slow', async () => {
@@ -155,7 +190,7 @@ test('a socket something else serves is left alone, even when it turns slow', as
   assert.equal(rs.owned, false);
   rs.supervise(50);
   slow = true;
-  await new Promise((r) => setTimeout(r, 1200));
+  await new Promise(r => setTimeout(r, 1200));
   await rs.stop();
   assert.ok(existsSync(p.socketPath), 'the foreign socket is still there');
   assert.equal(rs.pid, undefined, 'no service was started');
@@ -182,5 +217,8 @@ test('no such binary: ensure says so plainly', async () => {
 
 test('a service that exits at once is reported with its log', async () => {
   const p = place();
-  await assert.rejects(service(p, [process.execPath, '-e', 'process.exit(3)']).ensure(), /exited \(3\); see .*runtime-service\.log/);
+  await assert.rejects(
+    service(p, [process.execPath, '-e', 'process.exit(3)']).ensure(),
+    /exited \(3\); see .*runtime-service\.log/,
+  );
 });

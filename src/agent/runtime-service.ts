@@ -35,13 +35,15 @@ export interface RuntimeServiceOptions {
 export type SocketState = 'answers' | 'silent' | 'absent';
 
 export function probeSocket(socketPath: string, timeoutMs = 2000): Promise<SocketState> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: timeoutMs }, (res) => {
+  return new Promise(resolve => {
+    const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: timeoutMs }, res => {
       res.resume();
       resolve(res.statusCode === 200 ? 'answers' : 'silent');
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'absent' : 'silent'));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'absent' : 'silent'),
+    );
     req.end();
   });
 }
@@ -63,7 +65,7 @@ export function serviceCommand(o: Pick<RuntimeServiceOptions, 'command' | 'socke
 /** Whether process `pid` is alive and runs exactly `cmd` (a zombie's command line is empty). */
 export function runsCommand(pid: number, cmd: string[]): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === cmd.join('\0') + '\0';
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === `${cmd.join('\0')}\0`;
   } catch {
     return false;
   }
@@ -106,7 +108,10 @@ export class RuntimeService {
     if (state === 'answers') {
       if (previous !== undefined) {
         this.pid = previous;
-        this.o.log.info({ socket: this.o.socketPath, servicePid: previous }, 'the container runtime this agent started before answers; watching it again');
+        this.o.log.info(
+          { socket: this.o.socketPath, servicePid: previous },
+          'the container runtime this agent started before answers; watching it again',
+        );
         return true;
       }
       this.o.log.info({ socket: this.o.socketPath }, 'a container runtime answers; not managed by this agent');
@@ -114,8 +119,14 @@ export class RuntimeService {
     }
     if (state === 'silent') {
       // Something listens: only a service of our own may be replaced.
-      if (previous === undefined) throw new Error(`something listens on ${this.o.socketPath} but does not answer the Docker API; not starting another service there`);
-      this.o.log.warn({ servicePid: previous }, 'the container runtime this agent started does not answer; replacing it');
+      if (previous === undefined)
+        throw new Error(
+          `something listens on ${this.o.socketPath} but does not answer the Docker API; not starting another service there`,
+        );
+      this.o.log.warn(
+        { servicePid: previous },
+        'the container runtime this agent started does not answer; replacing it',
+      );
       this.kill(previous);
     }
     await this.startOnce();
@@ -150,7 +161,8 @@ export class RuntimeService {
     mkdirSync(this.o.stateDir, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(this.o.socketPath), { recursive: true });
     // Only a leftover nobody listens on is removed: the new service could not bind it.
-    if ((await probeSocket(this.o.socketPath, 500)) !== 'absent') throw new Error(`${this.o.socketPath} is served by another process; not starting a service there`);
+    if ((await probeSocket(this.o.socketPath, 500)) !== 'absent')
+      throw new Error(`${this.o.socketPath} is served by another process; not starting a service there`);
     rmSync(this.o.socketPath, { force: true });
     const logFd = openSync(this.logFile, 'a');
     let child;
@@ -159,26 +171,36 @@ export class RuntimeService {
     } finally {
       closeSync(logFd);
     }
-    const spawnError = new Promise<NodeJS.ErrnoException>((resolve) => child.once('error', resolve));
+    const spawnError = new Promise<NodeJS.ErrnoException>(resolve => child.once('error', resolve));
     child.unref();
     if (child.pid !== undefined) {
       this.pid = child.pid;
       writeFileSync(this.pidFile, `${child.pid}\n`);
-      this.o.log.info({ command: cmd.join(' '), servicePid: child.pid, log: this.logFile }, 'no container runtime answered; started one');
+      this.o.log.info(
+        { command: cmd.join(' '), servicePid: child.pid, log: this.logFile },
+        'no container runtime answered; started one',
+      );
     }
     const deadline = Date.now() + (this.o.startTimeoutMs ?? 10_000);
     while (Date.now() < deadline) {
       const failed = await Promise.race([spawnError, sleep(100).then(() => undefined)]);
       if (failed) {
-        throw new Error(failed.code === 'ENOENT' ? `${cmd[0]} is not installed (not found on PATH): cannot start a container runtime` : `could not start ${cmd[0]}: ${failed.message}`);
+        throw new Error(
+          failed.code === 'ENOENT'
+            ? `${cmd[0]} is not installed (not found on PATH): cannot start a container runtime`
+            : `could not start ${cmd[0]}: ${failed.message}`,
+        );
       }
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${cmd.join(' ')} exited (${child.exitCode ?? child.signalCode}); see ${this.logFile}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${cmd.join(' ')} exited (${child.exitCode ?? child.signalCode}); see ${this.logFile}`);
       if (await pingSocket(this.o.socketPath, 500)) return;
       if (this.stopping.signal.aborted) return;
     }
     // It is ours and useless: do not leave it behind.
     if (child.pid !== undefined) this.kill(child.pid);
-    throw new Error(`${cmd.join(' ')} did not answer on ${this.o.socketPath} within ${(this.o.startTimeoutMs ?? 10_000) / 1000} s; see ${this.logFile}`);
+    throw new Error(
+      `${cmd.join(' ')} did not answer on ${this.o.socketPath} within ${(this.o.startTimeoutMs ?? 10_000) / 1000} s; see ${this.logFile}`,
+    );
   }
 
   /**
@@ -202,26 +224,42 @@ export class RuntimeService {
         }
         if (this.alive()) {
           if (++silent < HUNG_CHECKS) {
-            this.o.log.warn({ socket: this.o.socketPath, servicePid: this.pid, checks: silent }, 'the container runtime does not answer; waiting');
+            this.o.log.warn(
+              { socket: this.o.socketPath, servicePid: this.pid, checks: silent },
+              'the container runtime does not answer; waiting',
+            );
             continue;
           }
-          this.o.log.warn({ socket: this.o.socketPath, servicePid: this.pid }, 'the container runtime hangs; killing it');
+          this.o.log.warn(
+            { socket: this.o.socketPath, servicePid: this.pid },
+            'the container runtime hangs; killing it',
+          );
           this.kill(this.pid!);
           await sleep(200);
         } else if (state === 'silent') {
           // Our service died and another process now listens there: it is not ours to replace.
-          this.o.log.warn({ socket: this.o.socketPath }, 'another process now serves the socket; no longer managing it');
+          this.o.log.warn(
+            { socket: this.o.socketPath },
+            'another process now serves the socket; no longer managing it',
+          );
           this.pid = undefined;
           break;
         }
         silent = 0;
         failures++;
-        this.o.log.warn({ socket: this.o.socketPath, attempt: failures }, 'the container runtime stopped; starting it again');
+        this.o.log.warn(
+          { socket: this.o.socketPath, attempt: failures },
+          'the container runtime stopped; starting it again',
+        );
         await this.startOnce().then(
           () => {
             failures = 0;
           },
-          (err: unknown) => this.o.log.error({ err: err instanceof Error ? err.message : String(err), retryInMs: restartDelayMs(failures) }, 'starting the container runtime failed'),
+          (err: unknown) =>
+            this.o.log.error(
+              { err: err instanceof Error ? err.message : String(err), retryInMs: restartDelayMs(failures) },
+              'starting the container runtime failed',
+            ),
         );
       }
     })();

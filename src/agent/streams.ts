@@ -63,10 +63,11 @@ export class AgentStreams {
         } catch {
           return;
         }
-        if (msg.type === 'open') void scope.run({ instance: msg.instance, stream: true }, () => this.serve(msg.id, msg));
+        if (msg.type === 'open')
+          void scope.run({ instance: msg.instance, stream: true }, () => this.serve(msg.id, msg));
       });
       ws.on('open', () => this.o.log.debug('stream control connection open'));
-      ws.on('error', (err) => reject(err));
+      ws.on('error', err => reject(err));
       ws.on('close', () => {
         signal.removeEventListener('abort', onAbort);
         resolve();
@@ -104,7 +105,13 @@ export class AgentStreams {
         if (!driver.console) throw new ApiError('conflict', 'this kind of instance has no console; use strata exec');
         await this.relay(ws, input, await driver.console(req.instance));
       } else {
-        const session = await driver.exec(req.instance, { command: req.command, tty: req.tty, stdin: req.stdin, cols: req.cols, rows: req.rows });
+        const session = await driver.exec(req.instance, {
+          command: req.command,
+          tty: req.tty,
+          stdin: req.stdin,
+          cols: req.cols,
+          rows: req.rows,
+        });
         await this.relay(ws, input, session);
       }
     } catch (err) {
@@ -122,7 +129,8 @@ export class AgentStreams {
     ws.once('close', () => abort.abort());
     const chunks = await driver.logs(req.instance, { follow: req.follow, tail: req.tail }, abort.signal);
     await send(ws, statusFrame({ ok: true }));
-    for await (const c of chunks) await send(ws, frame(c.stream === 'stdout' ? Channel.stdout : Channel.stderr, c.data));
+    for await (const c of chunks)
+      await send(ws, frame(c.stream === 'stdout' ? Channel.stdout : Channel.stderr, c.data));
   }
 
   /** An interactive session (exec, console) over the data socket, its exit code last. */
@@ -141,7 +149,8 @@ export class AgentStreams {
         }
       }
     })().catch(() => undefined);
-    for await (const c of session.output) await send(ws, frame(c.stream === 'stdout' ? Channel.stdout : Channel.stderr, c.data));
+    for await (const c of session.output)
+      await send(ws, frame(c.stream === 'stdout' ? Channel.stdout : Channel.stderr, c.data));
     const status: StreamStatus = { exitCode: await session.exitCode() };
     await send(ws, statusFrame(status));
     // Input may still be open (the caller never closed it); the socket's close ends it.

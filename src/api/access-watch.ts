@@ -38,7 +38,7 @@ export function watchAccess(
       lost();
     }
   };
-  const off = deps.store.onEvent((e) => {
+  const off = deps.store.onEvent(e => {
     if (changesAccess(e.type)) void check();
   });
   // A little after the expiry, so the check sees the token as expired

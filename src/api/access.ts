@@ -27,7 +27,13 @@ export function canSee(p: UserPrincipal, projectId: string): boolean {
 }
 
 /** Throws 404 when the project is invisible to the caller, 403 when the role is too low. */
-export function requireRole(p: UserPrincipal, projectId: string, needed: Role, ref = projectId, what = 'project'): void {
+export function requireRole(
+  p: UserPrincipal,
+  projectId: string,
+  needed: Role,
+  ref = projectId,
+  what = 'project',
+): void {
   if (p.clusterAdmin) return;
   const role = p.roles.get(projectId);
   if (!role) throw notFound(what, ref);

@@ -2,7 +2,20 @@
 import { Type, type Static } from 'typebox';
 import { instanceStates } from '../model/instance-state.ts';
 import { hostKinds } from '../model/kinds.ts';
-import { DriverName, Env, Health, Host, Instance, Labels, Name, PortBinding, Resources, StringEnum, StringMap, Topology } from './schemas.ts';
+import {
+  DriverName,
+  Env,
+  Health,
+  Host,
+  Instance,
+  Labels,
+  Name,
+  PortBinding,
+  Resources,
+  StringEnum,
+  StringMap,
+  Topology,
+} from './schemas.ts';
 
 const Closed = { additionalProperties: false } as const;
 
@@ -15,7 +28,17 @@ export const Fingerprint = Type.Object(
     capacity: Resources,
     allocatable: Type.Optional(Resources),
     drivers: Type.Array(DriverName, { uniqueItems: true, maxItems: 4 }),
-    info: Type.Optional(StringMap('^[A-Za-z0-9_.-]{1,63}$', Type.Union([Type.String({ maxLength: 1024 }), Type.Number({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }), Type.Boolean()]), { maxProperties: 64 })),
+    info: Type.Optional(
+      StringMap(
+        '^[A-Za-z0-9_.-]{1,63}$',
+        Type.Union([
+          Type.String({ maxLength: 1024 }),
+          Type.Number({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+          Type.Boolean(),
+        ]),
+        { maxProperties: 64 },
+      ),
+    ),
   },
   Closed,
 );
@@ -34,15 +57,14 @@ export const Registered = Type.Object({
   heartbeatSeconds: Type.Integer(),
 });
 
-export const Heartbeat = Type.Object(
-  { fingerprint: Type.Optional(Fingerprint) },
-  Closed,
-);
+export const Heartbeat = Type.Object({ fingerprint: Type.Optional(Fingerprint) }, Closed);
 export const HeartbeatAck = Type.Object({ host: Host, heartbeatSeconds: Type.Integer() });
 
 export const AssignmentQuery = Type.Object(
   {
-    version: Type.Optional(Type.String({ maxLength: 64, description: 'the version of the last answer; the call waits until it changes' })),
+    version: Type.Optional(
+      Type.String({ maxLength: 64, description: 'the version of the last answer; the call waits until it changes' }),
+    ),
     waitSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 300, default: 30 })),
   },
   Closed,
@@ -67,11 +89,14 @@ export const StatusReportBody = Type.Object(
     state: StringEnum(instanceStates),
     message: Type.Optional(Type.String({ maxLength: 4096 })),
     exitCode: Type.Optional(Type.Union([Type.Integer({ minimum: -1, maximum: 255 }), Type.Null()])),
-    restart: Type.Optional(Type.Boolean({ description: 'true when the agent restarts the instance by its restart policy' })),
+    restart: Type.Optional(
+      Type.Boolean({ description: 'true when the agent restarts the instance by its restart policy' }),
+    ),
     observed: Type.Optional(
       Type.Object(observedFields, {
         ...Closed,
-        description: 'what the agent saw as the instance started (address, ports, accelerator), recorded with the state in one write',
+        description:
+          'what the agent saw as the instance started (address, ports, accelerator), recorded with the state in one write',
       }),
     ),
   },

@@ -10,7 +10,17 @@ import type { Trx } from '../store/store.ts';
 import { hashSecret, newSecret } from './auth.ts';
 import { requireAgent } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { AssignmentQuery, Assignments, Heartbeat, HeartbeatAck, ObservedReport, Register, Registered, StatusReportBody, type Fingerprint } from './agent-schemas.ts';
+import {
+  AssignmentQuery,
+  Assignments,
+  Heartbeat,
+  HeartbeatAck,
+  ObservedReport,
+  Register,
+  Registered,
+  StatusReportBody,
+  type Fingerprint,
+} from './agent-schemas.ts';
 import { resolveParent } from './hosts.ts';
 import { resolveEnv } from '../server/secrets.ts';
 import { findHost } from './lookup.ts';
@@ -50,12 +60,21 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
     '/agent/register',
     {
       config: { auth: false },
-      schema: { tags, summary: "Register a host with a join token; answers the agent's credential", body: Register, response: { 201: Registered } },
+      schema: {
+        tags,
+        summary: "Register a host with a join token; answers the agent's credential",
+        body: Register,
+        response: { 201: Registered },
+      },
     },
     async (req, reply) => {
       const b = req.body;
       guard.check(req.ip);
-      const jt = await store.db.selectFrom('join_tokens').selectAll().where('hash', '=', hashSecret(b.joinToken)).executeTakeFirst();
+      const jt = await store.db
+        .selectFrom('join_tokens')
+        .selectAll()
+        .where('hash', '=', hashSecret(b.joinToken))
+        .executeTakeFirst();
       if (!jt || (jt.expires_at !== null && jt.expires_at <= now())) {
         guard.failed(req.ip);
         throw new ApiError('unauthenticated', 'invalid or expired join token');
@@ -79,7 +98,11 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
           await trx.deleteFrom('tokens').where('host_id', '=', existing.id).execute();
           const state = existing.state === 'draining' ? 'draining' : 'ready';
           row = { ...existing, ...fp, state, last_heartbeat_at: t, updated_at: t };
-          await trx.updateTable('hosts').set({ ...fp, state, last_heartbeat_at: t, updated_at: t }).where('id', '=', existing.id).execute();
+          await trx
+            .updateTable('hosts')
+            .set({ ...fp, state, last_heartbeat_at: t, updated_at: t })
+            .where('id', '=', existing.id)
+            .execute();
         } else {
           row = {
             id: newId('hst'),
@@ -110,29 +133,65 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
         await replaceLabels(trx, 'host', row.id, JSON.parse(row.labels) as Record<string, string>);
         await trx
           .insertInto('tokens')
-          .values({ id: newId('tok'), name: `agent:${b.name}`, hash: hashSecret(secret), user_id: null, host_id: row.id, created_at: t, expires_at: null })
+          .values({
+            id: newId('tok'),
+            name: `agent:${b.name}`,
+            hash: hashSecret(secret),
+            user_id: null,
+            host_id: row.id,
+            created_at: t,
+            expires_at: null,
+          })
           .execute();
-        emit({ type: 'host.registered', projectId: row.pool, resourceType: 'host', resourceId: row.id, actor: `agent:${b.name}`, data: { name: b.name, drivers: b.fingerprint.drivers } });
+        emit({
+          type: 'host.registered',
+          projectId: row.pool,
+          resourceType: 'host',
+          resourceId: row.id,
+          actor: `agent:${b.name}`,
+          data: { name: b.name, drivers: b.fingerprint.drivers },
+        });
         return row;
       });
-      return reply.code(201).send({ host: presentHost(host), token: secret, heartbeatSeconds: services.heartbeatSeconds });
+      return reply
+        .code(201)
+        .send({ host: presentHost(host), token: secret, heartbeatSeconds: services.heartbeatSeconds });
     },
   );
 
   app.post(
     '/agent/heartbeat',
-    { schema: { tags, summary: 'Heartbeat, optionally with a fresh fingerprint', body: Heartbeat, response: { 200: HeartbeatAck } } },
-    async (req) => {
+    {
+      schema: {
+        tags,
+        summary: 'Heartbeat, optionally with a fresh fingerprint',
+        body: Heartbeat,
+        response: { 200: HeartbeatAck },
+      },
+    },
+    async req => {
       const a = requireAgent(principalOf(req));
       const host = await store.write(async ({ trx, emit }) => {
         const h = await trx.selectFrom('hosts').selectAll().where('id', '=', a.hostId).executeTakeFirstOrThrow();
         const t = now();
         const fp = req.body.fingerprint ? await applyFingerprint(trx, req.body.fingerprint, h.pool) : {};
         const state = h.state === 'draining' ? 'draining' : 'ready';
-        await trx.updateTable('hosts').set({ ...fp, state, last_heartbeat_at: t, updated_at: t }).where('id', '=', h.id).execute();
-        if (fp.labels !== undefined) await replaceLabels(trx, 'host', h.id, JSON.parse(fp.labels) as Record<string, string>);
+        await trx
+          .updateTable('hosts')
+          .set({ ...fp, state, last_heartbeat_at: t, updated_at: t })
+          .where('id', '=', h.id)
+          .execute();
+        if (fp.labels !== undefined)
+          await replaceLabels(trx, 'host', h.id, JSON.parse(fp.labels) as Record<string, string>);
         if (state !== h.state) {
-          emit({ type: 'host.state', projectId: h.pool, resourceType: 'host', resourceId: h.id, actor: `agent:${h.name}`, data: { from: h.state, to: state, reason: 'heartbeat' } });
+          emit({
+            type: 'host.state',
+            projectId: h.pool,
+            resourceType: 'host',
+            resourceId: h.id,
+            actor: `agent:${h.name}`,
+            data: { from: h.state, to: state, reason: 'heartbeat' },
+          });
         }
         return { ...h, ...fp, state, last_heartbeat_at: t, updated_at: t };
       });
@@ -150,7 +209,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
         response: { 200: Assignments },
       },
     },
-    async (req) => {
+    async req => {
       const a = requireAgent(principalOf(req));
       const abort = new AbortController();
       req.raw.once('close', () => abort.abort());
@@ -158,17 +217,30 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
       // Read the version before the rows: a change landing in between makes the
       // next call return at once instead of being missed.
       const version = services.agents.version(a.hostId);
-      const rows = await store.db.selectFrom('instances').selectAll().where('host_id', '=', a.hostId).orderBy('id').execute();
+      const rows = await store.db
+        .selectFrom('instances')
+        .selectAll()
+        .where('host_id', '=', a.hostId)
+        .orderBy('id')
+        .execute();
       // The one place secrets' values leave the server: to the agent of the host that runs them.
       const envs = await resolveEnv(store.db, services.secrets, rows);
-      return { version, instances: rows.map((r) => ({ ...presentInstance(r), env: envs.get(r.id) ?? {} })) };
+      return { version, instances: rows.map(r => ({ ...presentInstance(r), env: envs.get(r.id) ?? {} })) };
     },
   );
 
   app.post(
     '/agent/instances/:id/status',
-    { schema: { tags, summary: 'Report what the agent observes of an instance', params: IdParam, body: StatusReportBody, response: { 200: Instance } } },
-    async (req) => {
+    {
+      schema: {
+        tags,
+        summary: 'Report what the agent observes of an instance',
+        params: IdParam,
+        body: StatusReportBody,
+        response: { 200: Instance },
+      },
+    },
+    async req => {
       const a = requireAgent(principalOf(req));
       const row = await services.instances.report(a.hostId, req.params.id, req.body, `agent:${a.name}`);
       return presentInstance(row);
@@ -186,7 +258,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
         response: { 200: Instance },
       },
     },
-    async (req) => {
+    async req => {
       const a = requireAgent(principalOf(req));
       const row = await services.instances.observe(a.hostId, req.params.id, req.body, `agent:${a.name}`);
       return presentInstance(row);

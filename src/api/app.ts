@@ -97,20 +97,36 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // Node checks the timeouts above at this interval (30 s by default).
-    http: { headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) },
+    http: {
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs),
+    },
     // What Node refuses before any route runs (a slow or malformed request) gets the one error shape too.
     clientErrorHandler: (err, socket) => {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT';
       if (!timeout && code === 'ECONNRESET') return void socket.destroy();
       const [status, reason, body] = timeout
-        ? [408, 'Request Timeout', { code: 'request_timeout', message: `the request did not arrive within ${limits.requestTimeoutMs / 1000} s` }]
+        ? [
+            408,
+            'Request Timeout',
+            {
+              code: 'request_timeout',
+              message: `the request did not arrive within ${limits.requestTimeoutMs / 1000} s`,
+            },
+          ]
         : code === 'HPE_HEADER_OVERFLOW'
-          ? [431, 'Request Header Fields Too Large', { code: 'invalid_request', message: 'the request headers are too large' }]
+          ? [
+              431,
+              'Request Header Fields Too Large',
+              { code: 'invalid_request', message: 'the request headers are too large' },
+            ]
           : [400, 'Bad Request', { code: 'invalid_request', message: 'the request is not valid HTTP' }];
       const text = JSON.stringify({ error: body });
       if (!socket.writable) return void socket.destroy();
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
     },
     loggerInstance: opts.logger,
     // Requests are not logged one by one: at API rates that is most of the cost.
@@ -124,7 +140,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       const reply = res as unknown as import('fastify').FastifyReply;
       void reply
         .code(tooLong ? 414 : 400)
-        .send({ error: { code: 'invalid_request', message: tooLong ? 'a path parameter is too long' : 'the request URL is malformed' } });
+        .send({
+          error: {
+            code: 'invalid_request',
+            message: tooLong ? 'a path parameter is too long' : 'the request URL is malformed',
+          },
+        });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -133,11 +154,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.decorateRequest('principal', undefined);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+    void reply
+      .code(404)
+      .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
   // Every route documents the error shape it may answer with.
-  app.addHook('onRoute', (route) => {
+  app.addHook('onRoute', route => {
     if (route.config?.auth === false && !route.url.startsWith('/v1')) return;
     const schema = (route.schema ??= {});
     // A route that takes no query parameters refuses unknown ones too.
@@ -164,7 +187,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const authenticator = new Authenticator(opts.store);
   const guard = new AuthGuard(limits);
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async req => {
     if (!req.url.startsWith('/v1/') || req.routeOptions.config.auth === false) return;
     guard.check(req.ip);
     try {
@@ -185,7 +208,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const slots = new StreamSlots({ perToken: limits.streamsPerToken, total: limits.streams });
   const deps = { store: opts.store, services: opts.services, authenticator, slots, guard, limits };
   await app.register(
-    async (v1) => {
+    async v1 => {
       const r = v1 as unknown as App;
       projectRoutes(r, deps);
       userRoutes(r, deps);
@@ -226,7 +249,10 @@ export class AuthGuard {
   constructor(limits: HttpLimits) {
     this.limits = limits;
     this.failures = new RateLimiter({ perSecond: limits.authFailuresPerSecond, burst: limits.authFailureBurst });
-    this.requests = limits.tokenRequestsPerSecond > 0 ? new RateLimiter({ perSecond: limits.tokenRequestsPerSecond, burst: limits.tokenBurst }) : undefined;
+    this.requests =
+      limits.tokenRequestsPerSecond > 0
+        ? new RateLimiter({ perSecond: limits.tokenRequestsPerSecond, burst: limits.tokenBurst })
+        : undefined;
   }
 
   /** Refuses an address whose failures used up its allowance. */
@@ -241,7 +267,11 @@ export class AuthGuard {
 
   request(tokenId: string): void {
     const wait = this.requests?.take(tokenId) ?? 0;
-    if (wait) throw rateLimited(`this token made more than ${this.limits.tokenRequestsPerSecond} requests a second; try again in ${wait} s`, wait);
+    if (wait)
+      throw rateLimited(
+        `this token made more than ${this.limits.tokenRequestsPerSecond} requests a second; try again in ${wait} s`,
+        wait,
+      );
   }
 }
 

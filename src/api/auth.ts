@@ -39,7 +39,7 @@ export function hashSecret(secret: string): string {
 
 const CACHE_TTL_MS = 5_000;
 export const authEventPrefixes = ['user.', 'token.', 'member.', 'project.deleted', 'host.deleted'];
-export const changesAccess = (type: string): boolean => authEventPrefixes.some((p) => type.startsWith(p));
+export const changesAccess = (type: string): boolean => authEventPrefixes.some(p => type.startsWith(p));
 
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
@@ -47,7 +47,7 @@ export class Authenticator {
 
   constructor(store: Store) {
     this.store = store;
-    store.onEvent((e) => {
+    store.onEvent(e => {
       if (changesAccess(e.type)) this.cache.clear();
     });
   }
@@ -75,8 +75,14 @@ export class Authenticator {
     if (!token) return undefined;
     if (token.expires_at && token.expires_at <= new Date().toISOString()) return undefined;
     if (token.host_id) {
-      const host = await db.selectFrom('hosts').select(['id', 'name']).where('id', '=', token.host_id).executeTakeFirst();
-      return host ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id, expiresAt: token.expires_at } : undefined;
+      const host = await db
+        .selectFrom('hosts')
+        .select(['id', 'name'])
+        .where('id', '=', token.host_id)
+        .executeTakeFirst();
+      return host
+        ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id, expiresAt: token.expires_at }
+        : undefined;
     }
     if (!token.user_id) return undefined;
     const user = await db.selectFrom('users').selectAll().where('id', '=', token.user_id).executeTakeFirst();
@@ -91,7 +97,7 @@ export class Authenticator {
       userId: user.id,
       name: user.name,
       clusterAdmin: user.cluster_admin === 1,
-      roles: new Map(memberships.map((m) => [m.project_id, m.role as Role])),
+      roles: new Map(memberships.map(m => [m.project_id, m.role as Role])),
       tokenId: token.id,
       expiresAt: token.expires_at,
     };

@@ -53,7 +53,11 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
         const rows = await backlog(qs.since ?? 0, limit);
         return { items: rows.map(presentEvent), nextSince: rows.at(-1)?.seq ?? qs.since ?? 0 };
       }
-      if (!req.headers.accept?.includes('text/event-stream') && req.headers.accept && !req.headers.accept.includes('*/*')) {
+      if (
+        !req.headers.accept?.includes('text/event-stream') &&
+        req.headers.accept &&
+        !req.headers.accept.includes('*/*')
+      ) {
         throw new ApiError('invalid_request', 'follow=true answers text/event-stream; send Accept: text/event-stream');
       }
 
@@ -72,8 +76,10 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
         return ok;
       };
       // The stream ends once the caller may no longer read what it follows.
-      const access = watchAccess({ store, authenticator }, req.headers.authorization, p, { projectId }, () => raw.end());
-      const off = store.onEvent((e) => {
+      const access = watchAccess({ store, authenticator }, req.headers.authorization, p, { projectId }, () =>
+        raw.end(),
+      );
+      const off = store.onEvent(e => {
         p = access.principal();
         if (live) write(e);
         else buffered.push(e);
@@ -99,7 +105,7 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
         if (qs.since !== undefined) {
           for (;;) {
             const rows = await backlog(last, 1000);
-            for (const e of rows) if (!write(e)) await new Promise((r) => raw.once('drain', r).once('close', r));
+            for (const e of rows) if (!write(e)) await new Promise(r => raw.once('drain', r).once('close', r));
             if (rows.length < 1000 || raw.destroyed) break;
           }
         }

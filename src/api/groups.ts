@@ -36,14 +36,28 @@ export const PlacementGroupCreate = Type.Object(
     policy: StringEnum(['affinity', 'anti-affinity', 'spread'], {
       description: 'affinity: members together; anti-affinity: members apart; spread: members even across the level',
     }),
-    strength: Type.Optional(StringEnum(['hard', 'soft'], { description: 'hard (default): a rule placement never breaks; soft: a preference' })),
+    strength: Type.Optional(
+      StringEnum(['hard', 'soft'], {
+        description: 'hard (default): a rule placement never breaks; soft: a preference',
+      }),
+    ),
     level: StringEnum(levels, { description: 'where the rule holds; physical-host sees through nested VM hosts' }),
-    maxSkew: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'spread: most members a domain may have above the emptiest (default 1)' })),
+    maxSkew: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: 'spread: most members a domain may have above the emptiest (default 1)',
+      }),
+    ),
   },
   Closed,
 );
 const GroupListQuery = Type.Object(
-  { project: Type.Optional(Type.String({ maxLength: 100 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })), cursor: Type.Optional(Type.String({ maxLength: 200 })) },
+  {
+    project: Type.Optional(Type.String({ maxLength: 100 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
   Closed,
 );
 export type PlacementGroupOut = Static<typeof PlacementGroup>;
@@ -65,71 +79,140 @@ export function presentGroup(g: PlacementGroupRow, members: number): PlacementGr
 export function groupRoutes(app: App, { store }: RouteDeps): void {
   const membersOf = async (ids: string[]): Promise<Map<string, number>> => {
     if (ids.length === 0) return new Map();
-    const rows = await store.db.selectFrom('instance_groups').select(['group_id', (eb) => eb.fn.countAll<number>().as('n')]).where('group_id', 'in', ids).groupBy('group_id').execute();
-    return new Map(rows.map((r) => [r.group_id, Number(r.n)]));
+    const rows = await store.db
+      .selectFrom('instance_groups')
+      .select(['group_id', eb => eb.fn.countAll<number>().as('n')])
+      .where('group_id', 'in', ids)
+      .groupBy('group_id')
+      .execute();
+    return new Map(rows.map(r => [r.group_id, Number(r.n)]));
   };
 
-  app.get('/groups', { schema: { tags, summary: 'List placement groups of the projects you can see', querystring: GroupListQuery, response: { 200: Page(PlacementGroup) } } }, async (req) => {
-    const p = requireUser(principalOf(req));
-    const limit = req.query.limit ?? 100;
-    const after = decodeCursor(req.query.cursor);
-    let q = store.db.selectFrom('placement_groups').selectAll().orderBy('id').limit(limit + 1);
-    const projects = await listScope(store.db, p, req.query.project);
-    if (projects !== 'all') q = q.where('project_id', 'in', projects);
-    if (after) q = q.where('id', '>', after);
-    const { rows, nextCursor } = pageOf(await q.execute(), limit);
-    const counts = await membersOf(rows.map((r) => r.id));
-    return { items: rows.map((r) => presentGroup(r, counts.get(r.id) ?? 0)), nextCursor };
-  });
+  app.get(
+    '/groups',
+    {
+      schema: {
+        tags,
+        summary: 'List placement groups of the projects you can see',
+        querystring: GroupListQuery,
+        response: { 200: Page(PlacementGroup) },
+      },
+    },
+    async req => {
+      const p = requireUser(principalOf(req));
+      const limit = req.query.limit ?? 100;
+      const after = decodeCursor(req.query.cursor);
+      let q = store.db
+        .selectFrom('placement_groups')
+        .selectAll()
+        .orderBy('id')
+        .limit(limit + 1);
+      const projects = await listScope(store.db, p, req.query.project);
+      if (projects !== 'all') q = q.where('project_id', 'in', projects);
+      if (after) q = q.where('id', '>', after);
+      const { rows, nextCursor } = pageOf(await q.execute(), limit);
+      const counts = await membersOf(rows.map(r => r.id));
+      return { items: rows.map(r => presentGroup(r, counts.get(r.id) ?? 0)), nextCursor };
+    },
+  );
 
-  app.post('/groups', { schema: { tags, summary: 'Create a placement group (members)', body: PlacementGroupCreate, response: { 201: PlacementGroup } } }, async (req, reply) => {
-    const p = requireUser(principalOf(req));
-    const project = await getProject(store.db, req.body.project);
-    requireRole(p, project.id, 'member', req.body.project);
-    const b = req.body;
-    const row: PlacementGroupRow = {
-      id: newId('grp'),
-      project_id: project.id,
-      name: b.name,
-      policy: b.policy,
-      strength: b.strength ?? 'hard',
-      level: b.level,
-      max_skew: b.maxSkew ?? 1,
-      created_at: now(),
-    };
-    await store.write(async ({ trx, emit }) => {
-      try {
-        await trx.insertInto('placement_groups').values(row).execute();
-      } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`group ${JSON.stringify(b.name)} already exists in this project`);
-        throw err;
-      }
-      emit({ type: 'group.created', projectId: project.id, resourceType: 'group', resourceId: row.id, actor: actorOf(p), data: { name: row.name, policy: row.policy, level: row.level } });
-    });
-    return reply.code(201).send(presentGroup(row, 0));
-  });
+  app.post(
+    '/groups',
+    {
+      schema: {
+        tags,
+        summary: 'Create a placement group (members)',
+        body: PlacementGroupCreate,
+        response: { 201: PlacementGroup },
+      },
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      const project = await getProject(store.db, req.body.project);
+      requireRole(p, project.id, 'member', req.body.project);
+      const b = req.body;
+      const row: PlacementGroupRow = {
+        id: newId('grp'),
+        project_id: project.id,
+        name: b.name,
+        policy: b.policy,
+        strength: b.strength ?? 'hard',
+        level: b.level,
+        max_skew: b.maxSkew ?? 1,
+        created_at: now(),
+      };
+      await store.write(async ({ trx, emit }) => {
+        try {
+          await trx.insertInto('placement_groups').values(row).execute();
+        } catch (err) {
+          if (isUniqueViolation(err)) throw conflict(`group ${JSON.stringify(b.name)} already exists in this project`);
+          throw err;
+        }
+        emit({
+          type: 'group.created',
+          projectId: project.id,
+          resourceType: 'group',
+          resourceId: row.id,
+          actor: actorOf(p),
+          data: { name: row.name, policy: row.policy, level: row.level },
+        });
+      });
+      return reply.code(201).send(presentGroup(row, 0));
+    },
+  );
 
-  const load = async (id: string, p: ReturnType<typeof requireUser>, role: 'reader' | 'member'): Promise<PlacementGroupRow> => {
+  const load = async (
+    id: string,
+    p: ReturnType<typeof requireUser>,
+    role: 'reader' | 'member',
+  ): Promise<PlacementGroupRow> => {
     const row = await store.db.selectFrom('placement_groups').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || !canSee(p, row.project_id)) throw notFound('group', id);
     requireRole(p, row.project_id, role, id, 'group');
     return row;
   };
 
-  app.get('/groups/:id', { schema: { tags, summary: 'Show a placement group', params: IdParam, response: { 200: PlacementGroup } } }, async (req) => {
-    const row = await load(req.params.id, requireUser(principalOf(req)), 'reader');
-    return presentGroup(row, (await membersOf([row.id])).get(row.id) ?? 0);
-  });
+  app.get(
+    '/groups/:id',
+    { schema: { tags, summary: 'Show a placement group', params: IdParam, response: { 200: PlacementGroup } } },
+    async req => {
+      const row = await load(req.params.id, requireUser(principalOf(req)), 'reader');
+      return presentGroup(row, (await membersOf([row.id])).get(row.id) ?? 0);
+    },
+  );
 
-  app.delete('/groups/:id', { schema: { tags, summary: 'Delete an empty placement group (members)', params: IdParam, response: { 204: Type.Null() } } }, async (req, reply) => {
-    const p = requireUser(principalOf(req));
-    const row = await load(req.params.id, p, 'member');
-    await store.write(async ({ trx, emit }) => {
-      const used = await trx.selectFrom('instance_groups').select('instance_id').where('group_id', '=', row.id).limit(1).executeTakeFirst();
-      if (used) throw conflict(`group ${row.name} still has members; delete them first`);
-      await trx.deleteFrom('placement_groups').where('id', '=', row.id).execute();
-      emit({ type: 'group.deleted', projectId: row.project_id, resourceType: 'group', resourceId: row.id, actor: actorOf(p), data: { name: row.name } });
-    });
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/groups/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete an empty placement group (members)',
+        params: IdParam,
+        response: { 204: Type.Null() },
+      },
+    },
+    async (req, reply) => {
+      const p = requireUser(principalOf(req));
+      const row = await load(req.params.id, p, 'member');
+      await store.write(async ({ trx, emit }) => {
+        const used = await trx
+          .selectFrom('instance_groups')
+          .select('instance_id')
+          .where('group_id', '=', row.id)
+          .limit(1)
+          .executeTakeFirst();
+        if (used) throw conflict(`group ${row.name} still has members; delete them first`);
+        await trx.deleteFrom('placement_groups').where('id', '=', row.id).execute();
+        emit({
+          type: 'group.deleted',
+          projectId: row.project_id,
+          resourceType: 'group',
+          resourceId: row.id,
+          actor: actorOf(p),
+          data: { name: row.name },
+        });
+      });
+      return reply.code(204).send(null);
+    },
+  );
 }

@@ -15,12 +15,24 @@ const tags = ['instances'];
 
 /** About what an instance takes in a list answer: its variable-length columns. */
 const instanceBytes = (r: InstanceRow): number =>
-  512 + r.name.length + r.image.length + r.command.length + r.args.length + r.env.length + r.labels.length + r.constraints.length + r.options.length + r.observed.length + r.message.length;
+  512 +
+  r.name.length +
+  r.image.length +
+  r.command.length +
+  r.args.length +
+  r.env.length +
+  r.labels.length +
+  r.constraints.length +
+  r.options.length +
+  r.observed.length +
+  r.message.length;
 
 const StopQuery = Type.Object(
   {
     force: Type.Optional(Type.Boolean({ description: 'a hard stop: no grace period (a VM is switched off)' })),
-    graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: "this stop's grace period instead of the instance's" })),
+    graceSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 3600, description: "this stop's grace period instead of the instance's" }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -29,7 +41,8 @@ const DeleteQuery = Type.Object(
   {
     force: Type.Optional(
       Type.Boolean({
-        description: "forget the instance at once, without its host's word: for a host that is down or gone. Should the host come back, its agent removes the workload.",
+        description:
+          "forget the instance at once, without its host's word: for a host that is down or gone. Should the host come back, its agent removes the workload.",
       }),
     ),
   },
@@ -60,13 +73,17 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
         response: { 200: Page(Instance) },
       },
     },
-    async (req) => {
+    async req => {
       const p = requireUser(principalOf(req));
       const qs = req.query;
       const limit = qs.limit ?? 100;
       const after = decodeCursor(qs.cursor);
       const terms = parseSelector(qs.labels);
-      let q = store.db.selectFrom('instances').selectAll().orderBy('id').limit(limit + 1);
+      let q = store.db
+        .selectFrom('instances')
+        .selectAll()
+        .orderBy('id')
+        .limit(limit + 1);
       if (qs.project !== undefined) {
         const project = await getProject(store.db, qs.project);
         requireRole(p, project.id, 'reader', qs.project);
@@ -81,7 +98,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
         const host = await findHost(store.db, qs.host);
         q = q.where('host_id', '=', host?.id ?? '');
       }
-      if (terms.length) q = q.where((eb) => labelsMatch(eb, 'instance', 'instances.id', terms));
+      if (terms.length) q = q.where(eb => labelsMatch(eb, 'instance', 'instances.id', terms));
       const { rows, nextCursor } = pageOf(await q.execute(), limit, instanceBytes);
       return { items: rows.map(presentInstance), nextCursor };
     },
@@ -106,10 +123,14 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     },
   );
 
-  app.get('/instances/:id', { schema: { tags, summary: 'Show an instance', params: IdParam, response: { 200: Instance } } }, async (req) => {
-    const p = requireUser(principalOf(req));
-    return presentInstance(await load(p, req.params.id, 'reader'));
-  });
+  app.get(
+    '/instances/:id',
+    { schema: { tags, summary: 'Show an instance', params: IdParam, response: { 200: Instance } } },
+    async req => {
+      const p = requireUser(principalOf(req));
+      return presentInstance(await load(p, req.params.id, 'reader'));
+    },
+  );
 
   app.post(
     '/instances/:id/start',
@@ -117,7 +138,12 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
-      const row = await services.instances.setDesired(req.params.id, 'running', actorOf(p), guard(p, req.params.id, 'member'));
+      const row = await services.instances.setDesired(
+        req.params.id,
+        'running',
+        actorOf(p),
+        guard(p, req.params.id, 'member'),
+      );
       return reply.code(202).send(presentInstance(row));
     },
   );
@@ -127,7 +153,8 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     {
       schema: {
         tags,
-        summary: "Ask for the instance to be stopped: a polite signal (a VM's power button), then a kill after the grace period",
+        summary:
+          "Ask for the instance to be stopped: a polite signal (a VM's power button), then a kill after the grace period",
         params: IdParam,
         querystring: StopQuery,
         response: { 202: Instance },
@@ -137,7 +164,13 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
       const grace = req.query.force ? 0 : req.query.graceSeconds;
-      const row = await services.instances.setDesired(req.params.id, 'stopped', actorOf(p), guard(p, req.params.id, 'member'), grace);
+      const row = await services.instances.setDesired(
+        req.params.id,
+        'stopped',
+        actorOf(p),
+        guard(p, req.params.id, 'member'),
+        grace,
+      );
       return reply.code(202).send(presentInstance(row));
     },
   );
@@ -151,7 +184,9 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       {
         schema: {
           tags,
-          summary: paused ? 'Pause a running instance: its processes (or its whole VM) are frozen in place' : 'Resume a paused instance',
+          summary: paused
+            ? 'Pause a running instance: its processes (or its whole VM) are frozen in place'
+            : 'Resume a paused instance',
           params: IdParam,
           response: { 202: Instance },
         },
@@ -159,7 +194,12 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       async (req, reply) => {
         const p = requireUser(principalOf(req));
         await load(p, req.params.id, 'reader');
-        const row = await services.instances.pause(req.params.id, paused, actorOf(p), guard(p, req.params.id, 'member'));
+        const row = await services.instances.pause(
+          req.params.id,
+          paused,
+          actorOf(p),
+          guard(p, req.params.id, 'member'),
+        );
         return reply.code(202).send(presentInstance(row));
       },
     );
@@ -167,7 +207,15 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
 
   app.post(
     '/instances/:id/restart',
-    { schema: { tags, summary: 'Restart the instance: stop it (signal, grace, kill) and start it again; starts one that is not running', params: IdParam, response: { 202: Instance } } },
+    {
+      schema: {
+        tags,
+        summary:
+          'Restart the instance: stop it (signal, grace, kill) and start it again; starts one that is not running',
+        params: IdParam,
+        response: { 202: Instance },
+      },
+    },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
@@ -188,22 +236,30 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
             instance: Type.String(),
             host: Type.Union([Type.String(), Type.Null()]),
             candidates: Type.Array(Type.Object({ host: Type.String(), hostName: Type.String(), score: Type.Number() })),
-            refusals: Type.String({ description: 'e.g. "12 hosts: 7 lack memory, 3 anti-affinity physical-host, 2 draining"' }),
+            refusals: Type.String({
+              description: 'e.g. "12 hosts: 7 lack memory, 3 anti-affinity physical-host, 2 draining"',
+            }),
           }),
         },
       },
     },
-    async (req) => {
+    async req => {
       const p = requireUser(principalOf(req));
       const row = await load(p, req.params.id, 'reader');
-      return store.db.transaction().execute(async (trx) => {
+      return store.db.transaction().execute(async trx => {
         const snap = await snapshot(trx);
-        const names = new Map((await trx.selectFrom('hosts').select(['id', 'name']).execute()).map((h) => [h.id, h.name]));
+        const names = new Map(
+          (await trx.selectFrom('hosts').select(['id', 'name']).execute()).map(h => [h.id, h.name]),
+        );
         const ranked = snap.scheduler.rank(requestOf(row, snap));
         return {
           instance: row.id,
           host: row.host_id,
-          candidates: ranked.candidates.map((c) => ({ host: c.hostId, hostName: names.get(c.hostId) ?? c.hostId, score: Math.round(c.score * 1000) / 1000 })),
+          candidates: ranked.candidates.map(c => ({
+            host: c.hostId,
+            hostName: names.get(c.hostId) ?? c.hostId,
+            score: Math.round(c.score * 1000) / 1000,
+          })),
           refusals: ranked.refusals,
         };
       });
@@ -215,7 +271,8 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     {
       schema: {
         tags,
-        summary: 'Delete an instance; answers 202 while its agent tears it down (204 when nothing holds it, or with ?force=true)',
+        summary:
+          'Delete an instance; answers 202 while its agent tears it down (204 when nothing holds it, or with ?force=true)',
         params: IdParam,
         querystring: DeleteQuery,
         response: { 202: Instance, 204: Type.Null() },
@@ -224,7 +281,12 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
-      const row = await services.instances.delete(req.params.id, actorOf(p), guard(p, req.params.id, 'member'), req.query.force ?? false);
+      const row = await services.instances.delete(
+        req.params.id,
+        actorOf(p),
+        guard(p, req.params.id, 'member'),
+        req.query.force ?? false,
+      );
       if (row.state === 'deleted') return reply.code(204).send(null);
       return reply.code(202).send(presentInstance(row));
     },

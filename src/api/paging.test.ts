@@ -15,15 +15,28 @@ test('label selectors parse equality, inequality and existence', () => {
 
 test('malformed selectors are a 400, not a crash', () => {
   for (const bad of ['=x', 'a=b=c', 'a b', ',', 'k!']) {
-    assert.throws(() => parseSelector(bad), (e: unknown) => e instanceof ApiError && e.status === 400, bad);
+    assert.throws(
+      () => parseSelector(bad),
+      (e: unknown) => e instanceof ApiError && e.status === 400,
+      bad,
+    );
   }
 });
 
 test('cursors round-trip and garbage is refused', () => {
   assert.equal(decodeCursor(encodeCursor('ins_x')), 'ins_x');
   assert.equal(decodeCursor(undefined), undefined);
-  for (const bad of ['', 'garbage', Buffer.from('{"x":1}').toString('base64url'), Buffer.from('[1]').toString('base64url')]) {
-    assert.throws(() => decodeCursor(bad), (e: unknown) => e instanceof ApiError && e.status === 400, bad);
+  for (const bad of [
+    '',
+    'garbage',
+    Buffer.from('{"x":1}').toString('base64url'),
+    Buffer.from('[1]').toString('base64url'),
+  ]) {
+    assert.throws(
+      () => decodeCursor(bad),
+      (e: unknown) => e instanceof ApiError && e.status === 400,
+      bad,
+    );
   }
 });
 

@@ -30,7 +30,11 @@ export const PAGE_BYTES = 8 * 1024 * 1024;
  * One page of `rows` (fetched with limit + 1): at most `limit` items and, when
  * `sizeOf` tells each item's size, at most PAGE_BYTES of them (always one).
  */
-export function pageOf<T extends { id: string }>(rows: T[], limit: number, sizeOf?: (row: T) => number): { rows: T[]; nextCursor: string | null } {
+export function pageOf<T extends { id: string }>(
+  rows: T[],
+  limit: number,
+  sizeOf?: (row: T) => number,
+): { rows: T[]; nextCursor: string | null } {
   let n = Math.min(rows.length, limit);
   if (sizeOf) {
     let bytes = 0;
@@ -51,10 +55,11 @@ export type LabelTerm = { key: string; op: '=' | '!=' | 'exists'; value?: string
 
 export function parseSelector(selector: string | undefined): LabelTerm[] {
   if (!selector) return [];
-  return selector.split(',').map((raw) => {
+  return selector.split(',').map(raw => {
     const term = raw.trim();
     const m = /^([A-Za-z0-9._/-]+)(?:\s*(==|!=|=)\s*([^=!]*))?$/.exec(term);
-    if (!m?.[1]) throw invalid(`label selector term ${JSON.stringify(term)} is not k=v, k!=v or k`, { labels: selector });
+    if (!m?.[1])
+      throw invalid(`label selector term ${JSON.stringify(term)} is not k=v, k!=v or k`, { labels: selector });
     if (!m[2]) return { key: m[1], op: 'exists' };
     return { key: m[1], op: m[2] === '!=' ? '!=' : '=', value: (m[3] ?? '').trim() };
   });
@@ -68,7 +73,7 @@ export function labelsMatch<DB extends Database, TB extends keyof DB & string>(
   terms: LabelTerm[],
 ): Expression<SqlBool> {
   const ebx = eb as unknown as ExpressionBuilder<Database, 'labels'>;
-  const parts = terms.map((t) => {
+  const parts = terms.map(t => {
     const sub = ebx
       .selectFrom('labels as l')
       .select(sql`1`.as('one'))
@@ -88,7 +93,11 @@ export async function replaceLabels(
   resourceId: string,
   labels: Record<string, string>,
 ): Promise<void> {
-  await trx.deleteFrom('labels').where('resource_type', '=', resourceType).where('resource_id', '=', resourceId).execute();
+  await trx
+    .deleteFrom('labels')
+    .where('resource_type', '=', resourceType)
+    .where('resource_id', '=', resourceId)
+    .execute();
   await insertLabels(trx, resourceType, resourceId, labels);
 }
 
@@ -99,6 +108,11 @@ export async function insertLabels(
   resourceId: string,
   labels: Record<string, string>,
 ): Promise<void> {
-  const rows = Object.entries(labels).map(([key, value]) => ({ resource_type: resourceType, resource_id: resourceId, key, value }));
+  const rows = Object.entries(labels).map(([key, value]) => ({
+    resource_type: resourceType,
+    resource_id: resourceId,
+    key,
+    value,
+  }));
   if (rows.length > 0) await trx.insertInto('labels').values(rows).execute();
 }

@@ -58,4 +58,5 @@ export class RateLimiter {
   }
 }
 
-export const rateLimited = (message: string, retryAfterSeconds: number): ApiError => new ApiError('rate_limited', message, { retryAfterSeconds });
+export const rateLimited = (message: string, retryAfterSeconds: number): ApiError =>
+  new ApiError('rate_limited', message, { retryAfterSeconds });

@@ -22,11 +22,17 @@ export const Name = Type.String({
  * passed through unchecked as a plain Type.Record would.
  */
 export const StringMap = <V extends TSchema>(keyPattern: string, value: V, opts: Record<string, unknown> = {}) =>
-  Type.Unsafe<Record<string, Static<V>>>({ type: 'object', patternProperties: { [keyPattern]: value }, additionalProperties: false, ...opts });
+  Type.Unsafe<Record<string, Static<V>>>({
+    type: 'object',
+    patternProperties: { [keyPattern]: value },
+    additionalProperties: false,
+    ...opts,
+  });
 
 export const Labels = StringMap('^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$', Type.String({ maxLength: 255 }), {
   maxProperties: 64,
-  description: 'key/value labels: keys of up to 63 letters, digits and ._/- (starting and ending alphanumeric), values of up to 255 characters; filter lists with ?labels=k=v,k2',
+  description:
+    'key/value labels: keys of up to 63 letters, digits and ._/- (starting and ending alphanumeric), values of up to 255 characters; filter lists with ?labels=k=v,k2',
 });
 export const Timestamp = Type.String({ format: 'date-time' });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -53,7 +59,10 @@ export const ListQuery = Type.Object(
 export type ListQuery = Static<typeof ListQuery>;
 export const NoQuery = Type.Object({}, Closed);
 /** For lists of resources that carry no labels. */
-export const PageQuery = Type.Object({ limit: ListQuery.properties.limit, cursor: ListQuery.properties.cursor }, Closed);
+export const PageQuery = Type.Object(
+  { limit: ListQuery.properties.limit, cursor: ListQuery.properties.cursor },
+  Closed,
+);
 
 export const Page = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
@@ -75,7 +84,9 @@ export const Usage = Type.Object({
   memoryMib: Type.Integer(),
   diskGib: Type.Integer(),
 });
-const PlacementStrategy = StringEnum(['binpack', 'spread'], { description: "how the scheduler scores hosts for the project's instances: fill them up, or keep them even" });
+const PlacementStrategy = StringEnum(['binpack', 'spread'], {
+  description: "how the scheduler scores hosts for the project's instances: fill them up, or keep them even",
+});
 export const Project = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -251,7 +262,9 @@ export const JoinTokenCreated = Type.Object({
 export const JoinTokenCreate = Type.Object(
   {
     description: Type.Optional(Type.String({ maxLength: 200 })),
-    pool: Type.Optional(Type.String({ maxLength: 100, description: 'hosts that join with it are dedicated to this project' })),
+    pool: Type.Optional(
+      Type.String({ maxLength: 100, description: 'hosts that join with it are dedicated to this project' }),
+    ),
     expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * 86400 })),
   },
   Closed,
@@ -260,7 +273,11 @@ export const JoinTokenCreate = Type.Object(
 // ---- instances --------------------------------------------------------------
 export const Constraint = Type.Object(
   {
-    key: Type.String({ minLength: 1, maxLength: 63, description: 'a host label, or topology.zone / topology.rack / topology.region' }),
+    key: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      description: 'a host label, or topology.zone / topology.rack / topology.region',
+    }),
     op: StringEnum(['==', '!=', 'exists', 'not-exists']),
     value: Type.Optional(Type.String({ maxLength: 255 })),
   },
@@ -278,25 +295,39 @@ const envName = '^[A-Za-z_][A-Za-z0-9_]{0,254}$';
 /** An environment with every value known: what an agent is given. */
 export const Env = StringMap(envName, Type.String({ maxLength: 32768 }), {
   maxProperties: 256,
-  description: 'environment variables: names of letters, digits and _ (not starting with a digit), up to 255 characters',
+  description:
+    'environment variables: names of letters, digits and _ (not starting with a digit), up to 255 characters',
 });
 export const SecretRef = Type.Object(
-  { secret: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: "the name of a secret of the instance's project" }) },
+  {
+    secret: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
+      description: "the name of a secret of the instance's project",
+    }),
+  },
   { additionalProperties: false },
 );
 /** An environment as users write and read it: plain values, or references to the project's secrets. */
 export const EnvSpec = StringMap(envName, Type.Union([Type.String({ maxLength: 32768 }), SecretRef]), {
   maxProperties: 256,
-  description: 'environment variables: a plain value, or {"secret": NAME} for a secret of the project, given to the instance only and never shown',
+  description:
+    'environment variables: a plain value, or {"secret": NAME} for a secret of the project, given to the instance only and never shown',
 });
 export const RestartPolicy = Type.Object(
   {
-    policy: StringEnum(['never', 'on-failure', 'always'], { description: 'restart after an exit: never, after a non-zero exit, or always' }),
+    policy: StringEnum(['never', 'on-failure', 'always'], {
+      description: 'restart after an exit: never, after a non-zero exit, or always',
+    }),
     maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'on-failure only; default 5' })),
   },
   Closed,
 );
-const Argv = Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 256, description: 'at most 256 words of up to 8 KiB; a whole instance spec takes at most 128 KiB' });
+const Argv = Type.Array(Type.String({ maxLength: 8192 }), {
+  maxItems: 256,
+  description: 'at most 256 words of up to 8 KiB; a whole instance spec takes at most 128 KiB',
+});
 /**
  * A clean absolute path: `/` then names of letters, digits and `._@+~=-`,
  * no `.` or `..` component, no empty one, no trailing slash. Nothing a
@@ -312,7 +343,13 @@ export const AbsolutePath = Type.String({
 export const Port = Type.Object(
   {
     containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
-    hostPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'absent or 0: any free port, reported in observed.ports' })),
+    hostPort: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        description: 'absent or 0: any free port, reported in observed.ports',
+      }),
+    ),
     protocol: Type.Optional(StringEnum(['tcp', 'udp'], { default: 'tcp' })),
     hostIp: Type.Optional(Type.String({ format: 'ipv4', description: 'host address to bind; default all' })),
   },
@@ -327,25 +364,48 @@ export const Tmpfs = Type.Object(
 );
 export const HealthCheck = Type.Object(
   {
-    type: StringEnum(['exec', 'http', 'tcp'], { description: 'run a command in the instance, GET a URL, or open a TCP connection' }),
-    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'exec: healthy when it exits 0' })),
+    type: StringEnum(['exec', 'http', 'tcp'], {
+      description: 'run a command in the instance, GET a URL, or open a TCP connection',
+    }),
+    command: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), {
+        minItems: 1,
+        maxItems: 256,
+        description: 'exec: healthy when it exits 0',
+      }),
+    ),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "http, tcp: the instance's port" })),
-    path: Type.Optional(Type.String({ maxLength: 2048, pattern: '^/', description: 'http: healthy on a 2xx or 3xx answer; default /' })),
+    path: Type.Optional(
+      Type.String({ maxLength: 2048, pattern: '^/', description: 'http: healthy on a 2xx or 3xx answer; default /' }),
+    ),
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 10 })),
     timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 5 })),
-    retries: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'failures in a row that make it unhealthy' })),
-    startPeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 0, description: 'failures in this time after start do not count' })),
+    retries: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'failures in a row that make it unhealthy' }),
+    ),
+    startPeriodSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3600,
+        default: 0,
+        description: 'failures in this time after start do not count',
+      }),
+    ),
   },
   Closed,
 );
 export const CloudInit = Type.Object(
   {
-    userData: Type.Optional(Type.String({ maxLength: 65536, description: 'cloud-init user-data: #cloud-config YAML or a script' })),
+    userData: Type.Optional(
+      Type.String({ maxLength: 65536, description: 'cloud-init user-data: #cloud-config YAML or a script' }),
+    ),
     sshAuthorizedKeys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 16384 }), { maxItems: 64 })),
   },
   { ...Closed, description: 'VMs: a NoCloud seed (hostname from the instance name) for images that run cloud-init' },
 );
-export const MachineType = StringEnum(['microvm', 'q35'], { description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)' });
+export const MachineType = StringEnum(['microvm', 'q35'], {
+  description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)',
+});
 export const Health = Type.Object(
   {
     status: StringEnum(['starting', 'healthy', 'unhealthy']),
@@ -383,7 +443,9 @@ export const Instance = Type.Object({
   pidsLimit: Type.Integer({ description: 'most processes the instance may run at once' }),
   stopGraceSeconds: Type.Integer({ description: 'on stop: time between the polite signal and the kill' }),
   restartRequestedAt: Nullable(Timestamp),
-  stopGraceOverride: Nullable(Type.Integer({ description: 'the grace period the pending stop request asked for (0: at once)' })),
+  stopGraceOverride: Nullable(
+    Type.Integer({ description: 'the grace period the pending stop request asked for (0: at once)' }),
+  ),
   workingDir: Type.String(),
   user: Type.String(),
   ports: Type.Array(Port),
@@ -417,23 +479,43 @@ export const InstanceCreate = Type.Object(
       minLength: 1,
       maxLength: IMAGE_REF_MAX_LENGTH,
       pattern: IMAGE_REF_PATTERN,
-      description: "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
+      description:
+        "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
     }),
     command: Type.Optional(Argv),
     args: Type.Optional(Argv),
     env: Type.Optional(EnvSpec),
     resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
     pidsLimit: Type.Optional(Type.Integer({ minimum: 8, maximum: 4_194_304, default: 4096 })),
-    stopGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 10, description: 'on stop: seconds between SIGTERM and SIGKILL' })),
+    stopGraceSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3600,
+        default: 10,
+        description: 'on stop: seconds between SIGTERM and SIGKILL',
+      }),
+    ),
     workingDir: Type.Optional(Type.Union([AbsolutePath, Type.Literal('')], { description: "default: the image's" })),
-    user: Type.Optional(Type.String({ maxLength: 64, pattern: '^([A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?)?$', description: "user[:group], names or ids; default: the image's" })),
+    user: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        pattern: '^([A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?)?$',
+        description: "user[:group], names or ids; default: the image's",
+      }),
+    ),
     ports: Type.Optional(Type.Array(Port, { maxItems: 64 })),
     readOnlyRootfs: Type.Optional(Type.Boolean()),
     tmpfs: Type.Optional(Type.Array(Tmpfs, { maxItems: 16 })),
     healthCheck: Type.Optional(HealthCheck),
     machine: Type.Optional(MachineType),
     cloudInit: Type.Optional(CloudInit),
-    groups: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 8, uniqueItems: true, description: 'placement groups (names or ids in the project) whose rules the placement keeps' })),
+    groups: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
+        maxItems: 8,
+        uniqueItems: true,
+        description: 'placement groups (names or ids in the project) whose rules the placement keeps',
+      }),
+    ),
     labels: Type.Optional(Labels),
     constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
     restartPolicy: Type.Optional(RestartPolicy),
@@ -469,7 +551,13 @@ export const EventQuery = Type.Object(
   {
     project: Type.Optional(Type.String({ maxLength: 100 })),
     resource: Type.Optional(Type.String({ maxLength: 100, description: 'only events of this resource id' })),
-    since: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'only events after this sequence number' })),
+    since: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'only events after this sequence number',
+      }),
+    ),
     limit: ListQuery.properties.limit,
     follow: Type.Optional(Type.Boolean({ description: 'stream as server-sent events' })),
   },

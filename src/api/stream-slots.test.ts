@@ -7,7 +7,10 @@ test('slots are capped per token and in all, and come back once each', () => {
   const slots = new StreamSlots({ perToken: 2, total: 3 });
   const a1 = slots.acquire('a');
   slots.acquire('a');
-  assert.throws(() => slots.acquire('a'), (e: unknown) => e instanceof ApiError && e.status === 429 && /2 streams open/.test(e.message));
+  assert.throws(
+    () => slots.acquire('a'),
+    (e: unknown) => e instanceof ApiError && e.status === 429 && /2 streams open/.test(e.message),
+  );
   slots.acquire('b');
   assert.throws(() => slots.acquire('c'), /the server has 3 streams open/);
   a1();

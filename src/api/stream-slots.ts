@@ -21,9 +21,16 @@ export class StreamSlots {
   acquire(tokenId: string): () => void {
     const mine = this.byToken.get(tokenId) ?? 0;
     if (mine >= this.limits.perToken) {
-      throw new ApiError('rate_limited', `this token has ${mine} streams open, the most it may; close one first`, { retryAfterSeconds: 5 });
+      throw new ApiError('rate_limited', `this token has ${mine} streams open, the most it may; close one first`, {
+        retryAfterSeconds: 5,
+      });
     }
-    if (this.total >= this.limits.total) throw new ApiError('rate_limited', `the server has ${this.total} streams open, the most it serves; try again later`, { retryAfterSeconds: 5 });
+    if (this.total >= this.limits.total)
+      throw new ApiError(
+        'rate_limited',
+        `the server has ${this.total} streams open, the most it serves; try again later`,
+        { retryAfterSeconds: 5 },
+      );
     this.byToken.set(tokenId, mine + 1);
     this.total++;
     let released = false;

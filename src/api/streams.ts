@@ -45,7 +45,8 @@ export const ExecQuery = Type.Object(
 );
 
 const isUpgrade = (req: FastifyRequest) => req.headers.upgrade?.toLowerCase() === 'websocket';
-const upgradeRequired = () => new ApiError('invalid_request', 'this route speaks WebSocket: send an Upgrade: websocket request');
+const upgradeRequired = () =>
+  new ApiError('invalid_request', 'this route speaks WebSocket: send an Upgrade: websocket request');
 const needsUpgrade = async (_req: FastifyRequest, _reply: FastifyReply) => {
   throw upgradeRequired();
 };
@@ -55,7 +56,11 @@ function requireUpgrade(req: FastifyRequest): void {
 
 export function streamRoutes(app: App, { store, services, slots, authenticator }: RouteDeps): void {
   /** The instance the caller may stream from, and its host; checks before any stream opens. */
-  const target = async (req: FastifyRequest, id: string, role: 'reader' | 'member'): Promise<{ row: InstanceRow; hostName: string }> => {
+  const target = async (
+    req: FastifyRequest,
+    id: string,
+    role: 'reader' | 'member',
+  ): Promise<{ row: InstanceRow; hostName: string }> => {
     const p = requireUser(principalOf(req));
     const row = await store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('instance', id);
@@ -69,7 +74,13 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
    * caller's stream slots while open, and ends when the caller loses that
    * role. A caller that goes away stops the wait for a reconnecting agent.
    */
-  const open = async (req: FastifyRequest, row: InstanceRow, hostName: string, r: StreamRequest, role: 'reader' | 'member'): Promise<AgentStream> => {
+  const open = async (
+    req: FastifyRequest,
+    row: InstanceRow,
+    hostName: string,
+    r: StreamRequest,
+    role: 'reader' | 'member',
+  ): Promise<AgentStream> => {
     const caller = requireUser(principalOf(req));
     const release = slots.acquire(caller.tokenId);
     const gone = new AbortController();
@@ -84,7 +95,13 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     } finally {
       req.raw.off('close', onClose);
     }
-    const access = watchAccess({ store, authenticator }, req.headers.authorization, caller, { projectId: row.project_id, role }, () => stream.ws.close(1008, 'access revoked'));
+    const access = watchAccess(
+      { store, authenticator },
+      req.headers.authorization,
+      caller,
+      { projectId: row.project_id, role },
+      () => stream.ws.close(1008, 'access revoked'),
+    );
     stream.ws.once('close', () => {
       release();
       access.stop();
@@ -115,17 +132,27 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     },
     async (req, reply) => {
       const { row, hostName } = await target(req, req.params.id, 'reader');
-      const stream = await open(req, row, hostName, { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail }, 'reader');
+      const stream = await open(
+        req,
+        row,
+        hostName,
+        { op: 'logs', instance: row.id, follow: req.query.follow ?? false, tail: req.query.tail },
+        'reader',
+      );
       reply.hijack();
       const raw = reply.raw;
-      raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+      raw.writeHead(200, {
+        'content-type': 'application/x-ndjson',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+      });
       req.raw.on('close', () => stream.ws.close());
       try {
         for await (const msg of stream.messages) {
           const f = parseFrame(msg);
           if (!f || (f.channel !== Channel.stdout && f.channel !== Channel.stderr)) continue;
           const line = `${JSON.stringify({ stream: f.channel === Channel.stdout ? 'stdout' : 'stderr', data: f.payload.toString('utf8') })}\n`;
-          if (!raw.write(line)) await new Promise((r) => raw.once('drain', r));
+          if (!raw.write(line)) await new Promise(r => raw.once('drain', r));
         }
       } catch {
         // The agent went away mid-stream: end what was sent.
@@ -145,9 +172,17 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
       params: IdParam,
       querystring: ExecQuery,
     },
-    preHandler: async (req) => {
+    preHandler: async req => {
       const q = req.query as { command: string[]; tty?: boolean; stdin?: boolean; cols?: number; rows?: number };
-      await openInteractive(req, (instance) => ({ op: 'exec', instance, command: q.command, tty: q.tty ?? false, stdin: q.stdin ?? false, cols: q.cols, rows: q.rows }));
+      await openInteractive(req, instance => ({
+        op: 'exec',
+        instance,
+        command: q.command,
+        tty: q.tty ?? false,
+        stdin: q.stdin ?? false,
+        cols: q.cols,
+        rows: q.rows,
+      }));
     },
     handler: needsUpgrade,
     wsHandler: relayOpened,
@@ -161,8 +196,8 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
       summary: "Attach to a running VM's serial console (members); a WebSocket with the exec framing",
       params: IdParam,
     },
-    preHandler: async (req) => {
-      await openInteractive(req, (instance) => ({ op: 'console', instance }));
+    preHandler: async req => {
+      await openInteractive(req, instance => ({ op: 'console', instance }));
     },
     handler: needsUpgrade,
     wsHandler: relayOpened,
@@ -172,7 +207,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     method: 'GET',
     url: '/agent/streams',
     schema: { tags: ['agent'], summary: "An agent's control WebSocket: the server asks it for streams here" },
-    preHandler: async (req) => {
+    preHandler: async req => {
       requireAgent(principalOf(req));
       requireUpgrade(req);
     },
@@ -183,8 +218,12 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
   app.route({
     method: 'GET',
     url: '/agent/streams/:id',
-    schema: { tags: ['agent'], summary: "An agent's data WebSocket for one stream the server asked for", params: IdParam },
-    preHandler: async (req) => {
+    schema: {
+      tags: ['agent'],
+      summary: "An agent's data WebSocket for one stream the server asked for",
+      params: IdParam,
+    },
+    preHandler: async req => {
       const a = requireAgent(principalOf(req));
       const { id } = req.params as { id: string };
       if (!services.streams.awaits(a.hostId, id)) throw notFound('stream', id);
@@ -225,7 +264,8 @@ function relayExec(client: WebSocket, agent: AgentStream): void {
     .finally(() => agent.ws.close());
   agentToClient()
     .catch(() => {
-      if (client.readyState === client.OPEN) client.send(statusFrame({ error: { code: 'unavailable', message: 'the agent closed the stream' } }));
+      if (client.readyState === client.OPEN)
+        client.send(statusFrame({ error: { code: 'unavailable', message: 'the agent closed the stream' } }));
     })
     .finally(() => client.close());
 }

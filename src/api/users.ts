@@ -20,37 +20,63 @@ async function presentUsers(db: Db, users: UserRow[]): Promise<UserOut[]> {
     .selectFrom('memberships')
     .innerJoin('projects', 'projects.id', 'memberships.project_id')
     .select(['memberships.user_id', 'projects.id as projectId', 'projects.name as projectName', 'memberships.role'])
-    .where('memberships.user_id', 'in', users.map((u) => u.id))
+    .where(
+      'memberships.user_id',
+      'in',
+      users.map(u => u.id),
+    )
     .orderBy('projects.name')
     .execute();
-  return users.map((u) => ({
+  return users.map(u => ({
     id: u.id,
     name: u.name,
     clusterAdmin: u.cluster_admin === 1,
     projects: ms
-      .filter((m) => m.user_id === u.id)
-      .map((m) => ({ projectId: m.projectId, projectName: m.projectName, role: m.role as Role })),
+      .filter(m => m.user_id === u.id)
+      .map(m => ({ projectId: m.projectId, projectName: m.projectName, role: m.role as Role })),
     createdAt: u.created_at,
   }));
 }
 
 export function userRoutes(app: App, { store }: RouteDeps): void {
-  app.get('/whoami', { schema: { tags, summary: 'Who the token belongs to', response: { 200: Whoami } } }, async (req) => {
-    const p = principalOf(req);
-    if (p.kind === 'agent') return { kind: 'agent' as const, id: p.hostId, name: p.name, clusterAdmin: false, projects: [] };
-    const user = await store.db.selectFrom('users').selectAll().where('id', '=', p.userId).executeTakeFirstOrThrow();
-    const [out] = await presentUsers(store.db, [user]);
-    return { kind: 'user' as const, id: p.userId, name: p.name, clusterAdmin: p.clusterAdmin, projects: out?.projects ?? [] };
-  });
+  app.get(
+    '/whoami',
+    { schema: { tags, summary: 'Who the token belongs to', response: { 200: Whoami } } },
+    async req => {
+      const p = principalOf(req);
+      if (p.kind === 'agent')
+        return { kind: 'agent' as const, id: p.hostId, name: p.name, clusterAdmin: false, projects: [] };
+      const user = await store.db.selectFrom('users').selectAll().where('id', '=', p.userId).executeTakeFirstOrThrow();
+      const [out] = await presentUsers(store.db, [user]);
+      return {
+        kind: 'user' as const,
+        id: p.userId,
+        name: p.name,
+        clusterAdmin: p.clusterAdmin,
+        projects: out?.projects ?? [],
+      };
+    },
+  );
 
   app.get(
     '/users',
-    { schema: { tags, summary: 'List users (cluster admins see all, others themselves)', querystring: PageQuery, response: { 200: Page(User) } } },
-    async (req) => {
+    {
+      schema: {
+        tags,
+        summary: 'List users (cluster admins see all, others themselves)',
+        querystring: PageQuery,
+        response: { 200: Page(User) },
+      },
+    },
+    async req => {
       const p = requireUser(principalOf(req));
       const limit = req.query.limit ?? 100;
       const after = decodeCursor(req.query.cursor);
-      let q = store.db.selectFrom('users').selectAll().orderBy('id').limit(limit + 1);
+      let q = store.db
+        .selectFrom('users')
+        .selectAll()
+        .orderBy('id')
+        .limit(limit + 1);
       if (after) q = q.where('id', '>', after);
       if (!p.clusterAdmin) q = q.where('id', '=', p.userId);
       const { rows, nextCursor } = pageOf(await q.execute(), limit);
@@ -74,9 +100,19 @@ export function userRoutes(app: App, { store }: RouteDeps): void {
           const project = await getProject(trx, m.project);
           if (seen.has(project.id)) throw new ApiError('invalid_request', `project ${m.project} is listed twice`);
           seen.add(project.id);
-          await trx.insertInto('memberships').values({ project_id: project.id, user_id: user.id, role: m.role, created_at: t }).execute();
+          await trx
+            .insertInto('memberships')
+            .values({ project_id: project.id, user_id: user.id, role: m.role, created_at: t })
+            .execute();
         }
-        emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: user.id, actor: actorOf(p), data: { name: user.name } });
+        emit({
+          type: 'user.created',
+          projectId: null,
+          resourceType: 'user',
+          resourceId: user.id,
+          actor: actorOf(p),
+          data: { name: user.name },
+        });
         return user;
       });
       const [out] = await presentUsers(store.db, [row]);
@@ -84,17 +120,28 @@ export function userRoutes(app: App, { store }: RouteDeps): void {
     },
   );
 
-  app.get('/users/:id', { schema: { tags, summary: 'Show a user', params: IdParam, response: { 200: User } } }, async (req) => {
-    const p = requireUser(principalOf(req));
-    const user = await findUser(store.db, req.params.id);
-    if (!user || (!p.clusterAdmin && user.id !== p.userId)) throw notFound('user', req.params.id);
-    const [out] = await presentUsers(store.db, [user]);
-    return out!;
-  });
+  app.get(
+    '/users/:id',
+    { schema: { tags, summary: 'Show a user', params: IdParam, response: { 200: User } } },
+    async req => {
+      const p = requireUser(principalOf(req));
+      const user = await findUser(store.db, req.params.id);
+      if (!user || (!p.clusterAdmin && user.id !== p.userId)) throw notFound('user', req.params.id);
+      const [out] = await presentUsers(store.db, [user]);
+      return out!;
+    },
+  );
 
   app.delete(
     '/users/:id',
-    { schema: { tags, summary: 'Delete a user and their tokens (cluster admins)', params: IdParam, response: { 204: Type.Null() } } },
+    {
+      schema: {
+        tags,
+        summary: 'Delete a user and their tokens (cluster admins)',
+        params: IdParam,
+        response: { 204: Type.Null() },
+      },
+    },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await store.write(async ({ trx, emit }) => {
@@ -103,7 +150,14 @@ export function userRoutes(app: App, { store }: RouteDeps): void {
         requireClusterAdmin(p);
         if (user.id === p.userId) throw conflict('you cannot delete yourself');
         await trx.deleteFrom('users').where('id', '=', user.id).execute();
-        emit({ type: 'user.deleted', projectId: null, resourceType: 'user', resourceId: user.id, actor: actorOf(p), data: { name: user.name } });
+        emit({
+          type: 'user.deleted',
+          projectId: null,
+          resourceType: 'user',
+          resourceId: user.id,
+          actor: actorOf(p),
+          data: { name: user.name },
+        });
       });
       return reply.code(204).send(null);
     },

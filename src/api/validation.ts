@@ -6,7 +6,8 @@ import addFormatsModule, { type FormatsPlugin } from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 
 // ajv-formats is CommonJS; its default export arrives wrapped.
-const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ?? addFormatsModule) as FormatsPlugin;
+const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ??
+  addFormatsModule) as FormatsPlugin;
 
 function makeAjv(coerceTypes: boolean | 'array'): Ajv {
   const ajv = new Ajv({
@@ -29,12 +30,16 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   return ajv.compile(schema as object);
 };
 
-export function describeValidation(errors: ErrorObject[], part: string | undefined): { message: string; details: unknown } {
-  const details = errors.map((e) => {
+export function describeValidation(
+  errors: ErrorObject[],
+  part: string | undefined,
+): { message: string; details: unknown } {
+  const details = errors.map(e => {
     const where = `${part ?? 'body'}${e.instancePath.replaceAll('/', '.')}`;
     let msg = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties') msg = `has unknown field ${JSON.stringify(e.params['additionalProperty'])}`;
-    if (e.keyword === 'enum') msg = `must be one of ${(e.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    if (e.keyword === 'additionalProperties') msg = `has unknown field ${JSON.stringify(e.params.additionalProperty)}`;
+    if (e.keyword === 'enum')
+      msg = `must be one of ${(e.params.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}`;
     return { field: where, message: msg };
   });
   const first = details[0];

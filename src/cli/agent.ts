@@ -38,24 +38,31 @@ function settingsFile(f: AgentFlags): Record<string, unknown> {
 }
 
 /** Flags win over the config file; the file has the same keys (label: map). */
-function settings(f: AgentFlags): Required<Pick<AgentFlags, 'server' | 'name' | 'data'>> & { joinToken?: string; topology: TopologyFlags } {
+function settings(
+  f: AgentFlags,
+): Required<Pick<AgentFlags, 'server' | 'name' | 'data'>> & { joinToken?: string; topology: TopologyFlags } {
   const file = settingsFile(f);
   const str = (k: string) => (typeof file[k] === 'string' ? (file[k] as string) : undefined);
-  const labels: Record<string, string> = { ...((file['labels'] as Record<string, string> | undefined) ?? {}) };
+  const labels: Record<string, string> = { ...((file.labels as Record<string, string> | undefined) ?? {}) };
   for (const kv of f.label) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new Error(`--label wants KEY=VALUE, got ${JSON.stringify(kv)}`);
     labels[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  const server = f.server ?? str('server') ?? process.env['STRATA_URL'];
+  const server = f.server ?? str('server') ?? process.env.STRATA_URL;
   if (!server) throw new Error('--server URL is required (or `server:` in --config, or STRATA_URL)');
-  let joinToken = f.joinToken ?? str('joinToken') ?? process.env['STRATA_JOIN_TOKEN'];
+  let joinToken = f.joinToken ?? str('joinToken') ?? process.env.STRATA_JOIN_TOKEN;
   const tokenFile = f.joinTokenFile ?? str('joinTokenFile');
   if (!joinToken && tokenFile) joinToken = readFileSync(tokenFile, 'utf8').trim();
   const kind = f.kind ?? (str('kind') as 'physical' | 'virtual' | undefined);
   const out = {
     server,
-    name: f.name ?? str('name') ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+    name:
+      f.name ??
+      str('name') ??
+      hostname()
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-'),
     data: f.data ?? str('data') ?? join(defaultDataDir(), 'agent'),
     topology: {
       region: f.region ?? str('region'),
@@ -71,7 +78,7 @@ function settings(f: AgentFlags): Required<Pick<AgentFlags, 'server' | 'name' | 
 
 function dockerSocket(flag: string | undefined): string {
   if (flag) return flag;
-  const env = process.env['DOCKER_HOST'];
+  const env = process.env.DOCKER_HOST;
   if (env?.startsWith('unix://')) return env.slice('unix://'.length);
   return '/run/podman/podman.sock';
 }
@@ -91,16 +98,36 @@ export function agentCommand(): Command {
     .option('--label <key=value>', 'host label (repeatable)', collect, [])
     .addOption(new Option('--kind <kind>', 'physical server or a virtual host').choices(['physical', 'virtual']))
     .option('--parent <instance>', 'for a nested host: the instance it runs inside')
-    .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', (v) => Number.parseFloat(v), 4)
-    .option('--docker-socket <path>', 'Docker API socket for containers (default: DOCKER_HOST, else Podman\'s /run/podman/podman.sock)')
-    .option('--vm-assets <dir>', 'guest kernel, initramfs and VM image store (scripts/vm.sh)', '/var/lib/strata-host/vm')
+    .option('--cpu-overcommit <ratio>', 'vCPUs of instances per host core', v => Number.parseFloat(v), 4)
+    .option(
+      '--docker-socket <path>',
+      "Docker API socket for containers (default: DOCKER_HOST, else Podman's /run/podman/podman.sock)",
+    )
+    .option(
+      '--vm-assets <dir>',
+      'guest kernel, initramfs and VM image store (scripts/vm.sh)',
+      '/var/lib/strata-host/vm',
+    )
     .option('--vm-bridge <name>', 'host bridge the VMs are attached to (made if missing)', 'strata0')
     .option('--vm-subnet <cidr>', "the VMs' subnet on that bridge; the host takes its first address", '10.99.0.0/24')
-    .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', (v) => Number.parseInt(v, 10), 60)
-    .option('--no-manage-runtime', "do not start Podman's API service (podman system service) on the socket when nothing answers there, nor restart it when it dies (config: manageRuntime: false); a socket something else serves is never touched")
-    .option('--registry-auth <file>', 'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-    .addHelpText('after', '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1')
+    .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', v => Number.parseInt(v, 10), 60)
+    .option(
+      '--no-manage-runtime',
+      "do not start Podman's API service (podman system service) on the socket when nothing answers there, nor restart it when it dies (config: manageRuntime: false); a socket something else serves is never touched",
+    )
+    .option(
+      '--registry-auth <file>',
+      'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)',
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['trace', 'debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1',
+    )
     .action(async (f: AgentFlags) => {
       let s: ReturnType<typeof settings>;
       try {
@@ -114,7 +141,7 @@ export function agentCommand(): Command {
       const { ContainerDriver } = await import('../drivers/container/driver.ts');
       const { RegistryAuth } = await import('../drivers/container/registry-auth.ts');
       const log = pino({ level: f.logLevel });
-      const authFile = f.registryAuth ?? process.env['REGISTRY_AUTH_FILE'];
+      const authFile = f.registryAuth ?? process.env.REGISTRY_AUTH_FILE;
       let registryAuth: InstanceType<typeof RegistryAuth> | undefined;
       try {
         registryAuth = authFile ? RegistryAuth.load(authFile) : undefined;
@@ -124,23 +151,39 @@ export function agentCommand(): Command {
       }
       if (registryAuth) log.info({ file: authFile, registries: registryAuth.size }, 'registry credentials loaded');
       const socketPath = dockerSocket(f.dockerSocket);
-      const manage = f.manageRuntime && settingsFile(f)['manageRuntime'] !== false;
+      const manage = f.manageRuntime && settingsFile(f).manageRuntime !== false;
       const { RuntimeService } = await import('../agent/runtime-service.ts');
       const runtime = manage ? new RuntimeService({ socketPath, stateDir: join(s.data, 'podman'), log }) : undefined;
       if (runtime) {
         // Without an answering runtime the container driver is not offered; the agent still runs.
         await runtime.ensure().then(
           () => runtime.supervise(),
-          (err: unknown) => log.error({ err: String(err) }, 'no container runtime: containers are not offered on this host'),
+          (err: unknown) =>
+            log.error({ err: String(err) }, 'no container runtime: containers are not offered on this host'),
         );
       }
       const { VmDriver } = await import('../drivers/vm/driver.ts');
       const containers = new ContainerDriver({ socketPath, registryAuth });
       // VMs boot OCI images too, pulled through the container runtime.
-      const vms = new VmDriver({ dataDir: join(s.data, 'vm'), assetsDir: f.vmAssets, bootTimeoutSeconds: f.vmBootTimeout, oci: containers, bridge: f.vmBridge, subnet: f.vmSubnet });
+      const vms = new VmDriver({
+        dataDir: join(s.data, 'vm'),
+        assetsDir: f.vmAssets,
+        bootTimeoutSeconds: f.vmBootTimeout,
+        oci: containers,
+        bridge: f.vmBridge,
+        subnet: f.vmSubnet,
+      });
       const drivers = [containers, vms];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
-      const agent = new Agent({ server: s.server, joinToken: s.joinToken, name: s.name, dataDir: s.data, topology, drivers, log });
+      const agent = new Agent({
+        server: s.server,
+        joinToken: s.joinToken,
+        name: s.name,
+        dataDir: s.data,
+        topology,
+        drivers,
+        log,
+      });
       const { installLastResort } = await import('../agent/last-resort.ts');
       installLastResort((scope, err) => agent.instanceCrashed(scope, err), log);
       try {

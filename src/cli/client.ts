@@ -72,7 +72,13 @@ export class Client {
     this.token = token;
   }
 
-  private async send(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  private async send(
+    method: string,
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const h: Record<string, string> = { authorization: `Bearer ${this.token}`, ...headers };
     let payload: string | undefined;
     if (body !== undefined) {
@@ -80,7 +86,10 @@ export class Client {
       payload = JSON.stringify(body);
     }
     try {
-      return await fetch(this.url + path, signal ? { method, headers: h, body: payload ?? null, signal } : { method, headers: h, body: payload ?? null });
+      return await fetch(
+        this.url + path,
+        signal ? { method, headers: h, body: payload ?? null, signal } : { method, headers: h, body: payload ?? null },
+      );
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       throw connectError(this.url, err);
@@ -95,7 +104,11 @@ export class Client {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new ApiError(res.status, 'bad_response', `the server at ${this.url} answered ${method} ${path} with something that is not JSON`);
+      throw new ApiError(
+        res.status,
+        'bad_response',
+        `the server at ${this.url} answered ${method} ${path} with something that is not JSON`,
+      );
     }
   }
 
@@ -131,10 +144,21 @@ export class Client {
    * The instance's output from GET /v1/instances/:id/logs, chunk by chunk, until
    * the server ends it (the instance stopped, or no follow) or the signal aborts.
    */
-  async logs(id: string, query: Query, onChunk: (c: { stream: 'stdout' | 'stderr'; data: string }) => void, signal?: AbortSignal): Promise<void> {
+  async logs(
+    id: string,
+    query: Query,
+    onChunk: (c: { stream: 'stdout' | 'stderr'; data: string }) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     let res: Response;
     try {
-      res = await this.send('GET', withQuery(`/v1/instances/${enc(id)}/logs`, query), undefined, { accept: 'application/x-ndjson' }, signal);
+      res = await this.send(
+        'GET',
+        withQuery(`/v1/instances/${enc(id)}/logs`, query),
+        undefined,
+        { accept: 'application/x-ndjson' },
+        signal,
+      );
     } catch (err) {
       if ((err as Error).name === 'AbortError') return;
       throw err;
@@ -176,7 +200,7 @@ export class Client {
           reject(errorOf(r, text));
         });
       });
-      ws.once('error', (err) => reject(connectError(this.url, { cause: err })));
+      ws.once('error', err => reject(connectError(this.url, { cause: err })));
     });
   }
 
@@ -185,11 +209,21 @@ export class Client {
    * connected and onEvent for every event; resolves when the server ends the
    * stream or the signal aborts.
    */
-  async follow(query: Query, handlers: { onOpen?: () => void; onEvent: (e: Event) => void }, signal?: AbortSignal): Promise<void> {
+  async follow(
+    query: Query,
+    handlers: { onOpen?: () => void; onEvent: (e: Event) => void },
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { createParser } = await import('eventsource-parser');
     let res: Response;
     try {
-      res = await this.send('GET', withQuery('/v1/events', { ...query, follow: true }), undefined, { accept: 'text/event-stream' }, signal);
+      res = await this.send(
+        'GET',
+        withQuery('/v1/events', { ...query, follow: true }),
+        undefined,
+        { accept: 'text/event-stream' },
+        signal,
+      );
     } catch (err) {
       if ((err as Error).name === 'AbortError') return;
       throw err;
@@ -198,7 +232,7 @@ export class Client {
     if (!res.body) return;
     handlers.onOpen?.();
     const parser = createParser({
-      onEvent: (msg) => {
+      onEvent: msg => {
         if (!msg.data) return;
         let e: Event;
         try {
@@ -211,7 +245,8 @@ export class Client {
     });
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>)
+        parser.feed(decoder.decode(chunk, { stream: true }));
     } catch (err) {
       if ((err as Error).name === 'AbortError' || signal?.aborted) return;
       throw connectError(this.url, err);
@@ -222,7 +257,8 @@ export class Client {
 function errorOf(res: Response, text: string): ApiError {
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
-    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'error', body.error.message, body.error.details);
+    if (body.error?.message)
+      return new ApiError(res.status, body.error.code ?? 'error', body.error.message, body.error.details);
   } catch {
     // not the API's error shape
   }

@@ -26,8 +26,15 @@ const GLOBAL = 'Global Options:';
 export function withGlobals(cmd: Command): Command {
   return cmd
     .addOption(new Option('-o, --output <format>', 'output format (default: table)').choices(formats).helpGroup(GLOBAL))
-    .addOption(new Option('-p, --project <project>', 'project name or id (default: $STRATA_PROJECT, the context\'s project, or "default")').helpGroup(GLOBAL))
-    .addOption(new Option('--context <name>', 'context of the config file to use (default: the current one)').helpGroup(GLOBAL));
+    .addOption(
+      new Option(
+        '-p, --project <project>',
+        'project name or id (default: $STRATA_PROJECT, the context\'s project, or "default")',
+      ).helpGroup(GLOBAL),
+    )
+    .addOption(
+      new Option('--context <name>', 'context of the config file to use (default: the current one)').helpGroup(GLOBAL),
+    );
 }
 
 /** Global options, from the command itself or any parent that has them. */
@@ -62,7 +69,7 @@ export function ctxOf(cmd: Command): Ctx {
     target,
     format: g.output,
     project: target.project,
-    projectExplicit: g.project !== undefined || !!process.env['STRATA_PROJECT'],
+    projectExplicit: g.project !== undefined || !!process.env.STRATA_PROJECT,
   };
 }
 
@@ -91,7 +98,7 @@ export function group(name: string, description: string): Command {
 export const collect = (value: string, prev: string[] = []): string[] => [...prev, value];
 
 export function intArg(min = 0): (value: string) => number {
-  return (value) => {
+  return value => {
     if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a whole number.');
     const n = Number(value);
     if (n < min) throw new InvalidArgumentError(`expected at least ${min}.`);
@@ -123,7 +130,7 @@ export function parseDuration(value: string): number {
  * a parser's null into "", so "unlimited" stays a string until the request.)
  */
 export function quotaArg(parse: (v: string) => number): (value: string) => number | 'unlimited' {
-  return (value) => (/^(unlimited|none)$/i.test(value.trim()) ? 'unlimited' : parse(value));
+  return value => (/^(unlimited|none)$/i.test(value.trim()) ? 'unlimited' : parse(value));
 }
 
 /** K=V pairs (repeatable options) -> object. */
@@ -145,15 +152,17 @@ export function parseConstraint(value: string): Constraint {
   if (m?.[1] && m[2]) return { key: m[1], op: m[2] === '!=' ? '!=' : '==', value: m[3] ?? '' };
   if (/^![^=!\s]+$/.test(s)) return { key: s.slice(1), op: 'not-exists' };
   if (/^[^=!\s]+$/.test(s)) return { key: s, op: 'exists' };
-  throw new InvalidArgumentError("expected KEY==VALUE, KEY!=VALUE, KEY (exists) or !KEY (does not exist).");
+  throw new InvalidArgumentError('expected KEY==VALUE, KEY!=VALUE, KEY (exists) or !KEY (does not exist).');
 }
 
 /** `--limit`, `--all` and, for labelled resources, `--labels`. */
 export function listOptions(cmd: Command, opts: { labels?: boolean; watch?: boolean } = {}): Command {
   cmd.option('--limit <n>', 'items per page (the server allows 1-1000)', intArg(1));
   cmd.option('--all', 'follow nextCursor and print every page');
-  if (opts.labels !== false) cmd.option('-l, --labels <selector>', 'only items whose labels match: k=v,k!=v,k (all must hold)');
-  if (opts.watch !== false) cmd.option('-w, --watch', 're-render whenever the event stream reports a change (Ctrl-C to stop)');
+  if (opts.labels !== false)
+    cmd.option('-l, --labels <selector>', 'only items whose labels match: k=v,k!=v,k (all must hold)');
+  if (opts.watch !== false)
+    cmd.option('-w, --watch', 're-render whenever the event stream reports a change (Ctrl-C to stop)');
   return cmd;
 }
 

@@ -28,8 +28,8 @@ export interface ConfigFile {
 export const DEFAULT_PROJECT = 'default';
 
 export function configPath(): string {
-  if (process.env['STRATA_CONFIG']) return process.env['STRATA_CONFIG'];
-  const base = process.env['XDG_CONFIG_HOME'] || join(homedir(), '.config');
+  if (process.env.STRATA_CONFIG) return process.env.STRATA_CONFIG;
+  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
   return join(base, 'strata', 'config.yaml');
 }
 
@@ -54,7 +54,10 @@ export function readConfig(file = configPath()): ConfigFile {
 export function writeConfig(cfg: ConfigFile, file = configPath()): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  const out: ConfigFile = cfg.currentContext === undefined ? { contexts: cfg.contexts } : { currentContext: cfg.currentContext, contexts: cfg.contexts };
+  const out: ConfigFile =
+    cfg.currentContext === undefined
+      ? { contexts: cfg.contexts }
+      : { currentContext: cfg.currentContext, contexts: cfg.contexts };
   writeFileSync(tmp, stringify(out), { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
@@ -64,7 +67,11 @@ export function writeConfig(cfg: ConfigFile, file = configPath()): void {
  * Creates or replaces the context `name` and returns the config file path. The
  * context becomes current when asked to, or when there is no current context yet.
  */
-export function saveContext(name: string, ctx: { url: string; token: string; project?: string }, opts: { makeCurrent?: boolean } = {}): string {
+export function saveContext(
+  name: string,
+  ctx: { url: string; token: string; project?: string },
+  opts: { makeCurrent?: boolean } = {},
+): string {
   const file = configPath();
   const cfg = readConfig(file);
   const entry: Context = { url: ctx.url, token: ctx.token };
@@ -118,9 +125,9 @@ export interface Target {
  */
 export function resolveTarget(opts: { context?: string | undefined; project?: string | undefined }): Target {
   const env = process.env;
-  const envUrl = env['STRATA_URL'] || undefined;
-  const envToken = env['STRATA_TOKEN'] || undefined;
-  const envProject = env['STRATA_PROJECT'] || undefined;
+  const envUrl = env.STRATA_URL || undefined;
+  const envToken = env.STRATA_TOKEN || undefined;
+  const envProject = env.STRATA_PROJECT || undefined;
   const pick = (ctxProject: string | undefined) => opts.project ?? envProject ?? ctxProject ?? DEFAULT_PROJECT;
 
   if (opts.context === undefined && envUrl && envToken) {
@@ -130,7 +137,8 @@ export function resolveTarget(opts: { context?: string | undefined; project?: st
   const cfg = readConfig(file);
   const name = opts.context ?? cfg.currentContext;
   const ctx = name === undefined ? undefined : cfg.contexts[name];
-  if (opts.context !== undefined && !ctx) throw new ConfigError(`no context ${JSON.stringify(opts.context)} in ${file}${knownContexts(cfg)}`);
+  if (opts.context !== undefined && !ctx)
+    throw new ConfigError(`no context ${JSON.stringify(opts.context)} in ${file}${knownContexts(cfg)}`);
   const url = (opts.context === undefined ? envUrl : undefined) ?? ctx?.url;
   const token = (opts.context === undefined ? envToken : undefined) ?? ctx?.token;
   if (!url || !token) {
@@ -139,7 +147,12 @@ export function resolveTarget(opts: { context?: string | undefined; project?: st
       `no ${missing} configured: run \`strata login URL --token-file FILE\` (or \`strata dev\` for a local server), or set STRATA_URL and STRATA_TOKEN`,
     );
   }
-  const target: Target = { url, token, project: pick(ctx?.project), source: name ? `context ${JSON.stringify(name)}` : 'environment' };
+  const target: Target = {
+    url,
+    token,
+    project: pick(ctx?.project),
+    source: name ? `context ${JSON.stringify(name)}` : 'environment',
+  };
   if (name !== undefined && ctx) target.context = name;
   return target;
 }

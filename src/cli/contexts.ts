@@ -1,7 +1,7 @@
 // `strata login`, `strata context ...` and `strata whoami`: which server the
 // CLI talks to, with which token, in which project.
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Client, type Whoami } from './client.ts';
 import { ctxOf, globalsOf, leaf, group, UsageError } from './common.ts';
 import { configPath, deleteContext, readConfig, resolveTarget, saveContext, useContext } from './config.ts';
@@ -14,25 +14,36 @@ function redact(token: string): string {
 function contextNameFor(url: string): string {
   try {
     const u = new URL(url);
-    return u.host.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'default';
+    return (
+      u.host
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/^-+|-+$/g, '') || 'default'
+    );
   } catch {
     return 'default';
   }
 }
 
 function readToken(o: { token?: string; tokenFile?: string }): string {
-  if (o.token !== undefined && o.tokenFile !== undefined) throw new UsageError('give --token or --token-file, not both');
+  if (o.token !== undefined && o.tokenFile !== undefined)
+    throw new UsageError('give --token or --token-file, not both');
   let token = o.token;
   if (o.tokenFile !== undefined) {
     try {
       token = readFileSync(o.tokenFile === '-' ? 0 : o.tokenFile, 'utf8');
     } catch (err) {
-      throw new UsageError(`cannot read --token-file ${o.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError(
+        `cannot read --token-file ${o.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   }
-  token ??= process.env['STRATA_TOKEN'] || undefined;
+  token ??= process.env.STRATA_TOKEN || undefined;
   token = token?.trim();
-  if (!token) throw new UsageError('no token: give --token T or --token-file FILE (a `strata server` writes admin.token in its data directory)');
+  if (!token)
+    throw new UsageError(
+      'no token: give --token T or --token-file FILE (a `strata server` writes admin.token in its data directory)',
+    );
   return token;
 }
 
@@ -61,8 +72,9 @@ export function loginCommand(): Command {
       const g = globalsOf(cmd);
       const me = await new Client(url, token).get<Whoami>('/v1/whoami');
       if (me.kind !== 'user') throw new UsageError('that is an agent token; log in with a user token');
-      const visible = me.projects.map((p) => p.projectName);
-      const project = g.project ?? (me.clusterAdmin || visible.includes('default') ? 'default' : (visible[0] ?? 'default'));
+      const visible = me.projects.map(p => p.projectName);
+      const project =
+        g.project ?? (me.clusterAdmin || visible.includes('default') ? 'default' : (visible[0] ?? 'default'));
       const name = o.name ?? contextNameFor(url);
       const file = saveContext(name, { url, token, project }, { makeCurrent: true });
       if (g.output !== 'table') {
@@ -71,13 +83,17 @@ export function loginCommand(): Command {
       }
       out(`Logged in to ${url} as ${me.name}${me.clusterAdmin ? ' (cluster admin)' : ''}.`);
       out(`Context "${name}" saved in ${file} and made current; project: ${project}.`);
-      if (!me.clusterAdmin && !visible.includes(project)) note(`warning: you are not a member of project ${JSON.stringify(project)}`);
+      if (!me.clusterAdmin && !visible.includes(project))
+        note(`warning: you are not a member of project ${JSON.stringify(project)}`);
     });
 }
 
 export function contextCommand(): Command {
   const cmd = group('context', 'list, show, switch and delete saved contexts (server, token, project)');
-  cmd.addHelpText('after', `\nContexts live in $STRATA_CONFIG, else $XDG_CONFIG_HOME/strata/config.yaml (default ~/.config/strata/config.yaml).`);
+  cmd.addHelpText(
+    'after',
+    `\nContexts live in $STRATA_CONFIG, else $XDG_CONFIG_HOME/strata/config.yaml (default ~/.config/strata/config.yaml).`,
+  );
 
   cmd.addCommand(
     leaf('list', 'list contexts; * marks the current one')
@@ -94,7 +110,12 @@ export function contextCommand(): Command {
         out(
           await renderList(
             rows,
-            [col('CURRENT', (r) => (r.current ? '*' : ' ')), col('NAME', (r) => r.name), col('URL', (r) => r.url), col('PROJECT', (r) => r.project)],
+            [
+              col('CURRENT', r => (r.current ? '*' : ' ')),
+              col('NAME', r => r.name),
+              col('URL', r => r.url),
+              col('PROJECT', r => r.project),
+            ],
             g.output,
             `No contexts in ${configPath()}: run \`strata login URL\` or \`strata dev\`.`,
           ),
@@ -117,7 +138,14 @@ export function contextCommand(): Command {
       .action(async (name: string | undefined, _o: unknown, c: Command) => {
         const g = globalsOf(c);
         const t = resolveTarget({ context: name ?? g.context, project: g.project });
-        const view = { context: t.context ?? null, url: t.url, project: t.project, token: redact(t.token), source: t.source, configFile: configPath() };
+        const view = {
+          context: t.context ?? null,
+          url: t.url,
+          project: t.project,
+          token: redact(t.token),
+          source: t.source,
+          configFile: configPath(),
+        };
         out(
           await renderObject(
             view,
@@ -148,24 +176,26 @@ export function contextCommand(): Command {
 }
 
 export function whoamiCommand(): Command {
-  return leaf('whoami', 'show who the token belongs to, and where the CLI points').action(async (_o: unknown, c: Command) => {
-    const ctx = ctxOf(c);
-    const me = await ctx.client.get<Whoami>('/v1/whoami');
-    out(
-      await renderObject(
-        me,
-        [
-          ['Name', me.name],
-          ['ID', me.id],
-          ['Kind', me.kind],
-          ['Cluster admin', me.clusterAdmin ? 'yes' : 'no'],
-          ['Projects', me.projects.map((p) => `${p.projectName}:${p.role}`).join(' ') || '-'],
-          ['Server', ctx.client.url],
-          ['Context', ctx.target.context ?? `(${ctx.target.source})`],
-          ['Project', ctx.project],
-        ],
-        ctx.format,
-      ),
-    );
-  });
+  return leaf('whoami', 'show who the token belongs to, and where the CLI points').action(
+    async (_o: unknown, c: Command) => {
+      const ctx = ctxOf(c);
+      const me = await ctx.client.get<Whoami>('/v1/whoami');
+      out(
+        await renderObject(
+          me,
+          [
+            ['Name', me.name],
+            ['ID', me.id],
+            ['Kind', me.kind],
+            ['Cluster admin', me.clusterAdmin ? 'yes' : 'no'],
+            ['Projects', me.projects.map(p => `${p.projectName}:${p.role}`).join(' ') || '-'],
+            ['Server', ctx.client.url],
+            ['Context', ctx.target.context ?? `(${ctx.target.source})`],
+            ['Project', ctx.project],
+          ],
+          ctx.format,
+        ),
+      );
+    },
+  );
 }

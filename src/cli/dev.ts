@@ -17,7 +17,11 @@ async function devJoinToken(store: Store, dataDir: string): Promise<string> {
   const { hashSecret } = await import('../api/auth.ts');
   if (existsSync(file)) {
     const secret = readFileSync(file, 'utf8').trim();
-    const row = await store.db.selectFrom('join_tokens').select('id').where('hash', '=', hashSecret(secret)).executeTakeFirst();
+    const row = await store.db
+      .selectFrom('join_tokens')
+      .select('id')
+      .where('hash', '=', hashSecret(secret))
+      .executeTakeFirst();
     if (row) return secret;
   }
   const { createJoinToken } = await import('../api/join-tokens.ts');
@@ -50,14 +54,32 @@ export function devCommand(): Command {
         const joinToken = await devJoinToken(srv.store, o.data);
         const bin = new URL('../../bin/strata', import.meta.url).pathname;
         const out = openSync(agentLog, 'a');
-        agent = spawn(bin, ['agent', '--server', srv.url, '--join-token', joinToken, '--data', join(o.data, 'agent'), '--name', hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-')], {
-          stdio: ['ignore', out, out],
-        });
+        agent = spawn(
+          bin,
+          [
+            'agent',
+            '--server',
+            srv.url,
+            '--join-token',
+            joinToken,
+            '--data',
+            join(o.data, 'agent'),
+            '--name',
+            hostname()
+              .toLowerCase()
+              .replace(/[^a-z0-9-]/g, '-'),
+          ],
+          {
+            stdio: ['ignore', out, out],
+          },
+        );
         const started = Date.now();
         agent.once('exit', (code, signal) => {
           if (stopping) return;
           const quick = Date.now() - started < 5000;
-          process.stderr.write(`strata dev: local agent exited (${signal ?? code}); restarting${quick ? ' in 5 s' : ''}; see ${agentLog}\n`);
+          process.stderr.write(
+            `strata dev: local agent exited (${signal ?? code}); restarting${quick ? ' in 5 s' : ''}; see ${agentLog}\n`,
+          );
           setTimeout(() => void startAgent(), quick ? 5000 : 500);
         });
       };
@@ -88,7 +110,7 @@ export function devCommand(): Command {
         if (stopping) return;
         stopping = true;
         if (agent && agent.exitCode === null) {
-          const exited = new Promise((r) => agent!.once('exit', r));
+          const exited = new Promise(r => agent!.once('exit', r));
           agent.kill('SIGTERM');
           await exited;
         }

@@ -1,6 +1,6 @@
 // `strata events`: the change log, as a list or followed live (-f) over the
 // server-sent event stream.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { ConnectError, type Event, type Query } from './client.ts';
 import { ctxOf, INSTANCE_ID, intArg, leaf } from './common.ts';
 import { resolveInstance } from './instances.ts';
@@ -16,7 +16,16 @@ function dataText(data: Record<string, unknown>): string {
 }
 
 export function eventLine(e: Event): string {
-  return [e.at, `#${e.seq}`.padEnd(6), e.type.padEnd(20), `${e.resourceType}/${e.resourceId}`, e.actor, dataText(e.data)].join('  ').trimEnd();
+  return [
+    e.at,
+    `#${e.seq}`.padEnd(6),
+    e.type.padEnd(20),
+    `${e.resourceType}/${e.resourceId}`,
+    e.actor,
+    dataText(e.data),
+  ]
+    .join('  ')
+    .trimEnd();
 }
 
 interface Flags {
@@ -61,17 +70,18 @@ export function eventsCommand(): Command {
           if (!o.all || page.items.length === 0 || page.nextSince === since) break;
           since = page.nextSince;
         }
-        if (full && !o.all && ctx.format === 'table') note(`(more events: use --since ${items.at(-1)?.seq ?? since} or --all)`);
+        if (full && !o.all && ctx.format === 'table')
+          note(`(more events: use --since ${items.at(-1)?.seq ?? since} or --all)`);
         out(
           await renderList(
             items,
             [
-              col('SEQ', (e) => e.seq),
-              col('TIME', (e) => e.at),
-              col('TYPE', (e) => e.type),
-              col('RESOURCE', (e) => `${e.resourceType}/${e.resourceId}`),
-              col('ACTOR', (e) => e.actor),
-              col('DETAILS', (e) => dataText(e.data)),
+              col('SEQ', e => e.seq),
+              col('TIME', e => e.at),
+              col('TYPE', e => e.type),
+              col('RESOURCE', e => `${e.resourceType}/${e.resourceId}`),
+              col('ACTOR', e => e.actor),
+              col('DETAILS', e => dataText(e.data)),
             ],
             ctx.format,
             'No events.',
@@ -96,11 +106,14 @@ export function eventsCommand(): Command {
             { ...query, limit: undefined, since },
             {
               onOpen: () => {
-                if (!announced) note(`Following events${project ? ` of project ${project}` : ''} at ${ctx.client.url} (Ctrl-C to stop)`);
+                if (!announced)
+                  note(
+                    `Following events${project ? ` of project ${project}` : ''} at ${ctx.client.url} (Ctrl-C to stop)`,
+                  );
                 else note('Reconnected.');
                 announced = true;
               },
-              onEvent: (e) => {
+              onEvent: e => {
                 chain = chain.then(() => print(e));
               },
             },
@@ -113,7 +126,7 @@ export function eventsCommand(): Command {
         }
         // With no event seen yet there is no position to resume from: events
         // during the gap are missed, as the note above says.
-        await new Promise((r) => setTimeout(r, RECONNECT_MS));
+        await new Promise(r => setTimeout(r, RECONNECT_MS));
       }
     });
 }

@@ -1,24 +1,36 @@
 // `strata host ...`: the machines instances run on. Agents register hosts
 // themselves; cluster admins may also record, drain and remove them.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { enc, type Host } from './client.ts';
-import { collect, ctxOf, group, intArg, keyValues, leaf, listOptions, morePages, parseMemory, type ListFlags } from './common.ts';
+import {
+  collect,
+  ctxOf,
+  group,
+  intArg,
+  keyValues,
+  leaf,
+  listOptions,
+  morePages,
+  parseMemory,
+  type ListFlags,
+} from './common.ts';
 import { age, col, labelsText, mib, out, renderList, renderObject, type Column } from './output.ts';
 import { watch } from './watch.ts';
 
-const topologyText = (h: Host) => [h.topology.region, h.topology.zone, h.topology.rack].filter(Boolean).join('/') || '-';
+const topologyText = (h: Host) =>
+  [h.topology.region, h.topology.zone, h.topology.rack].filter(Boolean).join('/') || '-';
 
 const columns: Column<Host>[] = [
-  col('NAME', (h) => h.name),
-  col('ID', (h) => h.id),
-  col('STATE', (h) => h.state),
-  col('KIND', (h) => h.kind),
+  col('NAME', h => h.name),
+  col('ID', h => h.id),
+  col('STATE', h => h.state),
+  col('KIND', h => h.kind),
   col('TOPOLOGY', topologyText),
-  col('VCPUS', (h) => h.allocatable.vcpus),
-  col('MEMORY', (h) => mib(h.allocatable.memoryMib)),
-  col('DRIVERS', (h) => h.drivers.join(',')),
-  col('POOL', (h) => h.pool ?? 'shared'),
-  col('AGE', (h) => age(h.createdAt)),
+  col('VCPUS', h => h.allocatable.vcpus),
+  col('MEMORY', h => mib(h.allocatable.memoryMib)),
+  col('DRIVERS', h => h.drivers.join(',')),
+  col('POOL', h => h.pool ?? 'shared'),
+  col('AGE', h => age(h.createdAt)),
 ];
 
 const fields = (h: Host): [string, unknown][] => [
@@ -32,7 +44,10 @@ const fields = (h: Host): [string, unknown][] => [
   ['Rack', h.topology.rack],
   ['Labels', labelsText(h.labels)],
   ['Capacity', `${h.capacity.vcpus} vCPU, ${mib(h.capacity.memoryMib)} memory, ${h.capacity.diskGib}Gi disk`],
-  ['Allocatable', `${h.allocatable.vcpus} vCPU, ${mib(h.allocatable.memoryMib)} memory, ${h.allocatable.diskGib}Gi disk`],
+  [
+    'Allocatable',
+    `${h.allocatable.vcpus} vCPU, ${mib(h.allocatable.memoryMib)} memory, ${h.allocatable.diskGib}Gi disk`,
+  ],
   ['Drivers', h.drivers.join(', ')],
   ['Pool', h.pool ?? 'shared'],
   ['Last heartbeat', h.lastHeartbeatAt ? `${h.lastHeartbeatAt} (${age(h.lastHeartbeatAt)} ago)` : 'never'],
@@ -88,7 +103,19 @@ export function hostCommand(): Command {
       .action(
         async (
           name: string,
-          o: { vcpus: number; memory: number; disk: number; kind?: string; parent?: string; region?: string; zone?: string; rack?: string; label?: string[]; driver?: string[]; pool?: string },
+          o: {
+            vcpus: number;
+            memory: number;
+            disk: number;
+            kind?: string;
+            parent?: string;
+            region?: string;
+            zone?: string;
+            rack?: string;
+            label?: string[];
+            driver?: string[];
+            pool?: string;
+          },
           c: Command,
         ) => {
           const ctx = ctxOf(c);

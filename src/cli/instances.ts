@@ -2,10 +2,19 @@
 // machines, one resource. Commands that take an instance accept its id or its
 // name in the current project.
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { instanceStates } from '../model/instance-state.ts';
 import { instanceKinds } from '../model/kinds.ts';
-import { ApiError, enc, withQuery, type Host, type Instance, type InstanceCreate, type Page, type Project } from './client.ts';
+import {
+  ApiError,
+  enc,
+  withQuery,
+  type Host,
+  type Instance,
+  type InstanceCreate,
+  type Page,
+  type Project,
+} from './client.ts';
 import {
   collect,
   ctxOf,
@@ -36,7 +45,8 @@ export async function resolveInstance(ctx: Ctx, ref: string): Promise<string> {
 async function findByName(ctx: Ctx, name: string): Promise<Instance> {
   const page = await ctx.client.get<Page<Instance>>('/v1/instances', { project: ctx.project, name, limit: 1 });
   const found = page.items[0];
-  if (!found) throw new ApiError(404, 'not_found', `instance ${JSON.stringify(name)} not found in project ${ctx.project}`);
+  if (!found)
+    throw new ApiError(404, 'not_found', `instance ${JSON.stringify(name)} not found in project ${ctx.project}`);
   return found;
 }
 
@@ -45,7 +55,11 @@ async function getInstance(ctx: Ctx, ref: string): Promise<Instance> {
 }
 
 /** id -> name for the hosts (or projects) the items refer to; ids stay when a lookup fails. */
-async function namesOf<T extends { id: string; name: string }>(ctx: Ctx, path: string, wanted: Set<string>): Promise<Map<string, string>> {
+async function namesOf<T extends { id: string; name: string }>(
+  ctx: Ctx,
+  path: string,
+  wanted: Set<string>,
+): Promise<Map<string, string>> {
   const names = new Map<string, string>();
   if (wanted.size === 0) return names;
   try {
@@ -70,9 +84,11 @@ function parseRestart(v: string): NonNullable<InstanceCreate['restartPolicy']> {
 /** Published ports: the bound host port when the agent has reported it. */
 function portsText(i: Instance): string {
   return i.ports
-    .map((p) => {
+    .map(p => {
       const proto = p.protocol ?? 'tcp';
-      const bound = i.observed.ports.find((b) => b.containerPort === p.containerPort && b.protocol === proto && (!p.hostPort || b.hostPort === p.hostPort));
+      const bound = i.observed.ports.find(
+        b => b.containerPort === p.containerPort && b.protocol === proto && (!p.hostPort || b.hostPort === p.hostPort),
+      );
       const host = bound ? `${bound.hostIp}:${bound.hostPort}` : `${p.hostIp ?? '0.0.0.0'}:${p.hostPort || '*'}`;
       return `${host}->${p.containerPort}/${proto}`;
     })
@@ -82,7 +98,12 @@ function portsText(i: Instance): string {
 function healthCheckText(i: Instance): string {
   const h = i.healthCheck;
   if (!h) return '-';
-  const what = h.type === 'exec' ? `exec ${(h.command ?? []).map(shellQuote).join(' ')}` : h.type === 'http' ? `http GET :${h.port}${h.path ?? '/'}` : `tcp :${h.port}`;
+  const what =
+    h.type === 'exec'
+      ? `exec ${(h.command ?? []).map(shellQuote).join(' ')}`
+      : h.type === 'http'
+        ? `http GET :${h.port}${h.path ?? '/'}`
+        : `tcp :${h.port}`;
   return `${what} every ${h.intervalSeconds}s, timeout ${h.timeoutSeconds}s, ${h.retries} retries, start period ${h.startPeriodSeconds}s`;
 }
 
@@ -93,15 +114,15 @@ const stateText = (i: Instance) => {
 
 function columns(hosts: Map<string, string>, projects?: Map<string, string>): Column<Instance>[] {
   const cols: Column<Instance>[] = [
-    col('NAME', (i) => i.name),
-    col('ID', (i) => i.id),
-    col('KIND', (i) => i.kind),
-    col('IMAGE', (i) => i.image),
+    col('NAME', i => i.name),
+    col('ID', i => i.id),
+    col('KIND', i => i.kind),
+    col('IMAGE', i => i.image),
     col('STATE', stateText),
-    col('HOST', (i) => (i.host ? (hosts.get(i.host) ?? i.host) : '-')),
-    col('AGE', (i) => age(i.createdAt)),
+    col('HOST', i => (i.host ? (hosts.get(i.host) ?? i.host) : '-')),
+    col('AGE', i => age(i.createdAt)),
   ];
-  if (projects) cols.unshift(col('PROJECT', (i) => projects.get(i.project) ?? i.project));
+  if (projects) cols.unshift(col('PROJECT', i => projects.get(i.project) ?? i.project));
   return cols;
 }
 
@@ -114,30 +135,56 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Kind', i.kind],
     ['Image', i.image],
     ['Command', commandText(i)],
-    ['Env', Object.entries(i.env).map(([k, v]) => `${k}=${typeof v === 'string' ? shellQuote(v) : `(secret ${v.secret})`}`).join(' ')],
+    [
+      'Env',
+      Object.entries(i.env)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? shellQuote(v) : `(secret ${v.secret})`}`)
+        .join(' '),
+    ],
     ['Labels', labelsText(i.labels)],
     ['Stop grace', `${i.stopGraceSeconds}s`],
-    ['Resources', `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`],
+    [
+      'Resources',
+      `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`,
+    ],
     ['Working dir', i.workingDir || '(image default)'],
     ['User', i.user || '(image default)'],
     ['Root fs', i.readOnlyRootfs ? 'read-only' : 'writable'],
-    ['Tmpfs', i.tmpfs.map((t) => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
+    ['Tmpfs', i.tmpfs.map(t => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
     ['Ports', portsText(i)],
     ['Address', i.observed.address ?? '-'],
     ...(i.kind === 'vm'
       ? ([
           ['Machine', i.machine],
           ['Accelerator', i.observed.accelerator ?? '-'],
-          ['Cloud-init', i.cloudInit ? `seed with ${i.cloudInit.sshAuthorizedKeys?.length ?? 0} SSH keys${i.cloudInit.userData ? ' and user-data' : ''}` : '-'],
+          [
+            'Cloud-init',
+            i.cloudInit
+              ? `seed with ${i.cloudInit.sshAuthorizedKeys?.length ?? 0} SSH keys${i.cloudInit.userData ? ' and user-data' : ''}`
+              : '-',
+          ],
         ] as [string, unknown][])
       : []),
     ['Health check', healthCheckText(i)],
-    ['Health', i.observed.health ? `${i.observed.health.status}${i.observed.health.failingStreak ? ` (${i.observed.health.failingStreak} failing)` : ''}${i.observed.health.output ? `: ${i.observed.health.output}` : ''}` : '-'],
-    ['Constraints', i.constraints.map((c) => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`)).join(' ')],
+    [
+      'Health',
+      i.observed.health
+        ? `${i.observed.health.status}${i.observed.health.failingStreak ? ` (${i.observed.health.failingStreak} failing)` : ''}${i.observed.health.output ? `: ${i.observed.health.output}` : ''}`
+        : '-',
+    ],
+    [
+      'Constraints',
+      i.constraints
+        .map(c => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`))
+        .join(' '),
+    ],
     ['Host', i.host ? `${hosts.get(i.host) ?? i.host}${hosts.has(i.host) ? ` (${i.host})` : ''}` : '-'],
     ['State', i.state],
     ['Desired', i.desiredState],
-    ['Restart', `${i.restartPolicy.policy}${i.restartPolicy.maxRetries !== undefined ? `:${i.restartPolicy.maxRetries}` : ''} (${i.restarts} so far)`],
+    [
+      'Restart',
+      `${i.restartPolicy.policy}${i.restartPolicy.maxRetries !== undefined ? `:${i.restartPolicy.maxRetries}` : ''} (${i.restarts} so far)`,
+    ],
     ['Message', i.message],
     ['Exit code', i.exitCode],
     ['Created', i.createdAt],
@@ -147,9 +194,13 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
 }
 
 /** [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], as docker run -p. */
-export function parsePublish(v: string, prev: NonNullable<InstanceCreate['ports']> = []): NonNullable<InstanceCreate['ports']> {
+export function parsePublish(
+  v: string,
+  prev: NonNullable<InstanceCreate['ports']> = [],
+): NonNullable<InstanceCreate['ports']> {
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(v.trim());
-  if (!m?.[3]) throw new InvalidArgumentError('expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 80');
+  if (!m?.[3])
+    throw new InvalidArgumentError('expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 80');
   const port: NonNullable<InstanceCreate['ports']>[number] = { containerPort: Number(m[3]) };
   if (m[2] !== undefined) port.hostPort = Number(m[2]);
   if (m[1] !== undefined) port.hostIp = m[1];
@@ -181,9 +232,10 @@ interface HealthFlags {
 }
 
 function healthCheckOf(o: HealthFlags): InstanceCreate['healthCheck'] {
-  const kinds = [o.healthCmd, o.healthHttp, o.healthTcp].filter((x) => x !== undefined).length;
+  const kinds = [o.healthCmd, o.healthHttp, o.healthTcp].filter(x => x !== undefined).length;
   if (kinds === 0) {
-    if (o.healthInterval ?? o.healthTimeout ?? o.healthRetries ?? o.healthStartPeriod) throw new UsageError('--health-interval and friends need --health-cmd, --health-http or --health-tcp');
+    if (o.healthInterval ?? o.healthTimeout ?? o.healthRetries ?? o.healthStartPeriod)
+      throw new UsageError('--health-interval and friends need --health-cmd, --health-http or --health-tcp');
     return undefined;
   }
   if (kinds > 1) throw new UsageError('give one of --health-cmd, --health-http, --health-tcp');
@@ -238,7 +290,7 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
   await ctx.client.follow(
     { resource: i.id, since: 0 },
     {
-      onEvent: (e) => {
+      onEvent: e => {
         const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string };
         if (e.type === 'instance.scheduled') say(`placed on host ${d.hostId ?? ''}`);
         if (e.type === 'instance.unplaced') say(`not placed: ${d.reason ?? ''}`);
@@ -253,28 +305,45 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
     abort.signal,
   );
   const now = await ctx.client.get<Instance>(`/v1/instances/${enc(i.id)}`);
-  if (outcome?.state === 'failed' || now.state === 'failed') throw new Error(`instance ${i.name} failed: ${now.message || outcome?.message || 'no reason given'}`);
+  if (outcome?.state === 'failed' || now.state === 'failed')
+    throw new Error(`instance ${i.name} failed: ${now.message || outcome?.message || 'no reason given'}`);
   return now;
 }
 
 function createCommand(name: string, description: string): Command {
   return leaf(name, description)
     .argument('<image>', 'image reference, e.g. docker.io/library/nginx:1.27')
-    .argument('[command...]', 'command and arguments, after -- (default: the image\'s)')
+    .argument('[command...]', "command and arguments, after -- (default: the image's)")
     .addOption(new Option('-k, --kind <kind>', 'container, vm or metal').choices(instanceKinds).default('container'))
     .option('--name <name>', 'instance name, unique in the project (default: generated)')
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
-    .option('--secret-env <key=secret>', "environment variable whose value is a secret of the project, given to the instance only (repeatable; see strata secret)", collect)
+    .option(
+      '--secret-env <key=secret>',
+      'environment variable whose value is a secret of the project, given to the instance only (repeatable; see strata secret)',
+      collect,
+    )
     .option('--label <key=value>', 'label (repeatable)', collect)
     .option('--cpus <n>', 'vCPUs', intArg(1))
     .option('-m, --memory <size>', 'memory: 512 (MiB), 512Mi, 2Gi', parseMemory)
     .option('--disk <gib>', 'disk in GiB', intArg())
-    .option('-c, --constraint <expr>', 'placement rule on host labels or topology.zone/rack/region: key==v, key!=v, key, !key (repeatable)', (v: string, prev: InstanceCreate['constraints']) => [...(prev ?? []), parseConstraint(v)])
+    .option(
+      '-c, --constraint <expr>',
+      'placement rule on host labels or topology.zone/rack/region: key==v, key!=v, key, !key (repeatable)',
+      (v: string, prev: InstanceCreate['constraints']) => [...(prev ?? []), parseConstraint(v)],
+    )
     .option('--stopped', 'create it without starting it')
-    .option('--restart <policy>', 'after an exit: never (default), on-failure[:MAX_RETRIES] or always; backoff doubles from 1 s', parseRestart)
+    .option(
+      '--restart <policy>',
+      'after an exit: never (default), on-failure[:MAX_RETRIES] or always; backoff doubles from 1 s',
+      parseRestart,
+    )
     .option('-w, --workdir <dir>', "working directory inside the instance (default: the image's)")
     .option('-u, --user <user[:group]>', "user to run as, name or id (default: the image's)")
-    .option('--publish <[ip:][host:]port[/proto]>', 'publish a port on the host, e.g. 8080:80; without a host port any free one (repeatable)', parsePublish)
+    .option(
+      '--publish <[ip:][host:]port[/proto]>',
+      'publish a port on the host, e.g. 8080:80; without a host port any free one (repeatable)',
+      parsePublish,
+    )
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--tmpfs <path[:mib]>', 'mount a tmpfs, e.g. /tmp:64 (repeatable)', parseTmpfs)
     .option('--pids <n>', 'most processes at once (default 4096)', intArg(8))
@@ -285,8 +354,14 @@ function createCommand(name: string, description: string): Command {
     .option('--health-interval <duration>', 'time between checks (default 10s)', seconds)
     .option('--health-timeout <duration>', 'time a check may take (default 5s)', seconds)
     .option('--health-retries <n>', 'failures in a row that make it unhealthy (default 3)', intArg(1))
-    .option('--health-start-period <duration>', 'failures in this time after start do not count (default 0)', parseDuration)
-    .addOption(new Option('--machine <type>', 'VMs: microvm (fast) or q35 (PCI, full ACPI)').choices(['microvm', 'q35']))
+    .option(
+      '--health-start-period <duration>',
+      'failures in this time after start do not count (default 0)',
+      parseDuration,
+    )
+    .addOption(
+      new Option('--machine <type>', 'VMs: microvm (fast) or q35 (PCI, full ACPI)').choices(['microvm', 'q35']),
+    )
     .option('--user-data <file>', 'VMs: cloud-init user-data from a file (a NoCloud seed is attached)')
     .option('--ssh-key <key>', 'VMs: an SSH public key for cloud-init, or @FILE (repeatable)', collect)
     .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect)
@@ -330,7 +405,7 @@ function createCommand(name: string, description: string): Command {
       if (o.machine !== undefined) body.machine = o.machine;
       if (o.group) body.groups = o.group;
       if (o.userData !== undefined || o.sshKey) {
-        const keys = (o.sshKey ?? []).map((k) => (k.startsWith('@') ? readFileSync(k.slice(1), 'utf8').trim() : k));
+        const keys = (o.sshKey ?? []).map(k => (k.startsWith('@') ? readFileSync(k.slice(1), 'utf8').trim() : k));
         body.cloudInit = {
           ...(o.userData !== undefined ? { userData: readFileSync(o.userData, 'utf8') } : {}),
           ...(keys.length > 0 ? { sshAuthorizedKeys: keys } : {}),
@@ -340,7 +415,11 @@ function createCommand(name: string, description: string): Command {
       if (healthCheck) body.healthCheck = healthCheck;
       let i = await ctx.client.post<Instance>('/v1/instances', body);
       if (o.wait && !o.stopped) i = await waitForStart(ctx, i);
-      out(ctx.format === 'table' ? `instance ${i.name} created (${i.id}) in project ${ctx.project}: ${i.state}` : await renderObject(i, [], ctx.format));
+      out(
+        ctx.format === 'table'
+          ? `instance ${i.name} created (${i.id}) in project ${ctx.project}: ${i.state}`
+          : await renderObject(i, [], ctx.format),
+      );
     });
 }
 
@@ -358,13 +437,32 @@ export function instanceCommand(): Command {
       .option('-A, --all-projects', 'instances of every project you can see')
       .action(async (o: ListFlags & { state?: string; host?: string; allProjects?: boolean }, c: Command) => {
         const ctx = ctxOf(c);
-        const query = { project: o.allProjects ? undefined : ctx.project, labels: o.labels, state: o.state, host: o.host, limit: o.limit };
+        const query = {
+          project: o.allProjects ? undefined : ctx.project,
+          labels: o.labels,
+          state: o.state,
+          host: o.host,
+          limit: o.limit,
+        };
         const render = async () => {
           const page = await ctx.client.list<Instance>('/v1/instances', query, o.all ?? false);
           if (ctx.format !== 'table') return renderList(page.items, [], ctx.format);
-          const hosts = await namesOf<Host>(ctx, '/v1/hosts', new Set(page.items.flatMap((i) => (i.host ? [i.host] : []))));
-          const projects = o.allProjects ? await namesOf<Project>(ctx, '/v1/projects', new Set(page.items.map((i) => i.project))) : undefined;
-          return (await renderList(page.items, columns(hosts, projects), ctx.format, o.allProjects ? 'No instances.' : `No instances in project ${ctx.project}.`)) + morePages(page.nextCursor, ctx.format);
+          const hosts = await namesOf<Host>(
+            ctx,
+            '/v1/hosts',
+            new Set(page.items.flatMap(i => (i.host ? [i.host] : []))),
+          );
+          const projects = o.allProjects
+            ? await namesOf<Project>(ctx, '/v1/projects', new Set(page.items.map(i => i.project)))
+            : undefined;
+          return (
+            (await renderList(
+              page.items,
+              columns(hosts, projects),
+              ctx.format,
+              o.allProjects ? 'No instances.' : `No instances in project ${ctx.project}.`,
+            )) + morePages(page.nextCursor, ctx.format)
+          );
         };
         if (o.watch) await watch(ctx, { project: query.project }, render);
         out(await render());
@@ -395,7 +493,10 @@ export function instanceCommand(): Command {
     leaf('delete', 'delete instances (their hosts tear them down)')
       .alias('rm')
       .argument('<instance...>', 'instance names (in the current project) or ids')
-      .option('--force', "forget them at once, without their host's word: for instances on a host that is down (lost) or gone; should the host come back, its agent removes them")
+      .option(
+        '--force',
+        "forget them at once, without their host's word: for instances on a host that is down (lost) or gone; should the host come back, its agent removes them",
+      )
       .action(async (refs: string[], o: { force?: boolean }, c: Command) => {
         const ctx = ctxOf(c);
         for (const ref of refs) {
@@ -416,7 +517,11 @@ export function instanceCommand(): Command {
   ] as const) {
     const c = leaf(verb, description).argument('<instance...>', 'instance names (in the current project) or ids');
     if (verb === 'stop') {
-      c.option('--force', 'a hard stop: no grace period (a VM is switched off)').option('--grace <duration>', "this stop's grace period instead of the instance's", parseDuration);
+      c.option('--force', 'a hard stop: no grace period (a VM is switched off)').option(
+        '--grace <duration>',
+        "this stop's grace period instead of the instance's",
+        parseDuration,
+      );
     }
     cmd.addCommand(
       c.action(async (refs: string[], o: { force?: boolean; grace?: number }, cc: Command) => {
@@ -425,7 +530,11 @@ export function instanceCommand(): Command {
         for (const ref of refs) {
           const id = await resolveInstance(ctx, ref);
           const i = await ctx.client.post<Instance>(`/v1/instances/${enc(id)}/${verb}${query}`);
-          out(ctx.format === 'table' ? `instance ${i.name} (${i.id}): desired ${i.desiredState}, now ${i.state}` : await renderObject(i, [], ctx.format));
+          out(
+            ctx.format === 'table'
+              ? `instance ${i.name} (${i.id}): desired ${i.desiredState}, now ${i.state}`
+              : await renderObject(i, [], ctx.format),
+          );
         }
       }),
     );

@@ -1,5 +1,5 @@
 // `strata join-token ...`: secrets agents present once to register their host.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { enc, type JoinToken, type JoinTokenCreated } from './client.ts';
 import { ctxOf, group, leaf, listOptions, morePages, parseDuration, type ListFlags } from './common.ts';
 import { age, col, out, renderList, type Column } from './output.ts';
@@ -7,37 +7,49 @@ import { expires, printSecret } from './tokens.ts';
 import { watch } from './watch.ts';
 
 const columns: Column<JoinToken>[] = [
-  col('ID', (t) => t.id),
-  col('DESCRIPTION', (t) => t.description),
-  col('POOL', (t) => t.pool ?? 'shared'),
-  col('EXPIRES', (t) => expires(t.expiresAt)),
-  col('AGE', (t) => age(t.createdAt)),
+  col('ID', t => t.id),
+  col('DESCRIPTION', t => t.description),
+  col('POOL', t => t.pool ?? 'shared'),
+  col('EXPIRES', t => expires(t.expiresAt)),
+  col('AGE', t => age(t.createdAt)),
 ];
 
 export function joinTokenCommand(): Command {
-  const cmd = group('join-token', 'manage join tokens, with which agents register hosts (cluster admins)').alias('join-tokens');
+  const cmd = group('join-token', 'manage join tokens, with which agents register hosts (cluster admins)').alias(
+    'join-tokens',
+  );
 
   cmd.addCommand(
-    listOptions(leaf('list', 'list join tokens').alias('ls'), { labels: false }).action(async (o: ListFlags, c: Command) => {
-      const ctx = ctxOf(c);
-      const render = async () => {
-        const page = await ctx.client.list<JoinToken>('/v1/join-tokens', { limit: o.limit }, o.all ?? false);
-        return (await renderList(page.items, columns, ctx.format)) + morePages(page.nextCursor, ctx.format);
-      };
-      if (o.watch) await watch(ctx, {}, render);
-      out(await render());
-    }),
+    listOptions(leaf('list', 'list join tokens').alias('ls'), { labels: false }).action(
+      async (o: ListFlags, c: Command) => {
+        const ctx = ctxOf(c);
+        const render = async () => {
+          const page = await ctx.client.list<JoinToken>('/v1/join-tokens', { limit: o.limit }, o.all ?? false);
+          return (await renderList(page.items, columns, ctx.format)) + morePages(page.nextCursor, ctx.format);
+        };
+        if (o.watch) await watch(ctx, {}, render);
+        out(await render());
+      },
+    ),
   );
 
   cmd.addCommand(
     leaf('create', 'create a join token and print its secret once')
       .option('-d, --description <text>', 'what it is for')
       .option('--pool <project>', 'hosts that join with it are dedicated to this project')
-      .option('--expires-in <duration>', 'lifetime: 3600 (seconds), 45m, 12h, 30d, 2w (default: never expires)', parseDuration)
+      .option(
+        '--expires-in <duration>',
+        'lifetime: 3600 (seconds), 45m, 12h, 30d, 2w (default: never expires)',
+        parseDuration,
+      )
       .addHelpText('after', '\nThen, on the new host:\n  strata agent --server URL --join-token SECRET')
       .action(async (o: { description?: string; pool?: string; expiresIn?: number }, c: Command) => {
         const ctx = ctxOf(c);
-        const t = await ctx.client.post<JoinTokenCreated>('/v1/join-tokens', { description: o.description, pool: o.pool, expiresInSeconds: o.expiresIn });
+        const t = await ctx.client.post<JoinTokenCreated>('/v1/join-tokens', {
+          description: o.description,
+          pool: o.pool,
+          expiresInSeconds: o.expiresIn,
+        });
         await printSecret(t, 'join token', ctx.format);
       }),
   );

@@ -11,25 +11,39 @@ export interface Column<T> {
   value: (item: T) => string | number | null | undefined;
 }
 
-export const col = <T>(header: string, value: (item: T) => string | number | null | undefined): Column<T> => ({ header, value });
+export const col = <T>(header: string, value: (item: T) => string | number | null | undefined): Column<T> => ({
+  header,
+  value,
+});
 
 /** A borderless table, kubectl style: header row, columns padded by three spaces. */
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
   const t = new Table({
     head: headers,
     chars: {
-      top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-      bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-      left: '', 'left-mid': '', mid: '', 'mid-mid': '',
-      right: '', 'right-mid': '', middle: '   ',
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '   ',
     },
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
   });
-  for (const r of rows) t.push(r.map((c) => (c === null || c === undefined || c === '' ? '-' : String(c))));
+  for (const r of rows) t.push(r.map(c => (c === null || c === undefined || c === '' ? '-' : String(c))));
   return t
     .toString()
     .split('\n')
-    .map((l) => l.trimEnd())
+    .map(l => l.trimEnd())
     .join('\n');
 }
 
@@ -45,12 +59,17 @@ export async function serialize(value: unknown, format: Format): Promise<string>
 }
 
 /** A list: a table of the given columns, or the API objects as a JSON/YAML array. */
-export async function renderList<T>(items: T[], columns: Column<T>[], format: Format, empty = 'No resources found.'): Promise<string> {
+export async function renderList<T>(
+  items: T[],
+  columns: Column<T>[],
+  format: Format,
+  empty = 'No resources found.',
+): Promise<string> {
   if (format !== 'table') return serialize(items, format);
   if (items.length === 0) return empty;
   return table(
-    columns.map((c) => c.header),
-    items.map((it) => columns.map((c) => c.value(it))),
+    columns.map(c => c.header),
+    items.map(it => columns.map(c => c.value(it))),
   );
 }
 
@@ -66,7 +85,7 @@ export async function renderObject(obj: unknown, fields: Field[], format: Format
     if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
       lines.push(`${label}:`);
       for (const [k, v] of Object.entries(value)) lines.push(`  ${k}: ${scalar(v)}`);
-    } else if (Array.isArray(value) && value.length > 0 && value.some((v) => typeof v === 'object' && v !== null)) {
+    } else if (Array.isArray(value) && value.length > 0 && value.some(v => typeof v === 'object' && v !== null)) {
       lines.push(`${label}:`);
       for (const v of value) lines.push(`  - ${scalar(v)}`);
     } else {
@@ -78,7 +97,8 @@ export async function renderObject(obj: unknown, fields: Field[], format: Format
 
 function scalar(v: unknown): string {
   if (v === null || v === undefined || v === '') return '-';
-  if (Array.isArray(v)) return v.length === 0 ? '-' : v.map((x) => (typeof x === 'string' ? shellQuote(x) : scalar(x))).join(' ');
+  if (Array.isArray(v))
+    return v.length === 0 ? '-' : v.map(x => (typeof x === 'string' ? shellQuote(x) : scalar(x))).join(' ');
   if (typeof v === 'object') {
     const entries = Object.entries(v);
     return entries.length === 0 ? '-' : entries.map(([k, x]) => `${k}=${scalar(x)}`).join(', ');

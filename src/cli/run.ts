@@ -1,6 +1,6 @@
 // Runs the command tree: uniform help and usage errors (exit 2), and expected
 // failures reported as one `error: ...` line (exit 1), never a stack trace.
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { type Command, type CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, ConnectError } from './client.ts';
 import { addGlobals, UsageError } from './common.ts';
 import { ConfigError } from './config.ts';
@@ -22,7 +22,7 @@ function fullName(cmd: Command): string {
 /** Applies the settings `addCommand` does not pass down to every command. */
 export function finalize(program: Command): void {
   addGlobals(program);
-  each(program, (c) => {
+  each(program, c => {
     c.showHelpAfterError(`(run "${fullName(c)} --help" for usage)`);
     c.configureHelp({ sortSubcommands: c !== program, showGlobalOptions: false });
     c.exitOverride((err: CommanderError) => {
@@ -35,8 +35,11 @@ export function finalize(program: Command): void {
 function detailLines(details: unknown): string[] {
   if (!Array.isArray(details) || details.length < 2) return [];
   return details
-    .filter((d): d is { field: string; message: string } => typeof d === 'object' && d !== null && 'field' in d && 'message' in d)
-    .map((d) => `  ${String(d.field)}: ${String(d.message)}`);
+    .filter(
+      (d): d is { field: string; message: string } =>
+        typeof d === 'object' && d !== null && 'field' in d && 'message' in d,
+    )
+    .map(d => `  ${String(d.field)}: ${String(d.message)}`);
 }
 
 export function report(err: unknown): number {
@@ -49,7 +52,9 @@ export function report(err: unknown): number {
   }
   if (err instanceof ConnectError) {
     say(`error: cannot reach the Strata server at ${err.url} (${err.message}).`);
-    say('Is it running? Start a local one with `strata dev`, or point the CLI at yours with `strata login URL` (or STRATA_URL).');
+    say(
+      'Is it running? Start a local one with `strata dev`, or point the CLI at yours with `strata login URL` (or STRATA_URL).',
+    );
     return EXIT_API;
   }
   if (err instanceof UsageError || err instanceof InvalidArgumentError) {
@@ -62,7 +67,7 @@ export function report(err: unknown): number {
   }
   const e = err as Error;
   say(`error: ${e?.message ?? String(err)}`);
-  if (process.env['STRATA_DEBUG']) say(e?.stack ?? '');
+  if (process.env.STRATA_DEBUG) say(e?.stack ?? '');
   return EXIT_API;
 }
 

@@ -1,6 +1,6 @@
 // `strata logs` and `strata exec`: an instance's output and commands inside it,
 // streamed through the server (which checks the caller's project and role).
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Channel, frame, parseFrame, parseStatus } from '../lib/stream-frames.ts';
 import { enc } from './client.ts';
 import { ctxOf, intArg, leaf, UsageError } from './common.ts';
@@ -20,7 +20,7 @@ export function logsCommand(): Command {
       await ctx.client.logs(
         id,
         { follow: o.follow, tail: o.tail },
-        (chunk) => (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data),
+        chunk => (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data),
         abort.signal,
       );
     });
@@ -89,7 +89,10 @@ const DETACH = 0x1d; // Ctrl-]
 export function consoleCommand(): Command {
   return leaf('console', "attach to a running VM's serial console; Ctrl-] detaches")
     .argument('<instance>', 'instance name (in the current project) or id')
-    .addHelpText('after', '\nThe console is what the guest prints and reads on its serial port; the\nVM runs on when you detach. One session at a time.\n\nExample:\n  strata console vm1')
+    .addHelpText(
+      'after',
+      '\nThe console is what the guest prints and reads on its serial port; the\nVM runs on when you detach. One session at a time.\n\nExample:\n  strata console vm1',
+    )
     .action(async (ref: string, _o: unknown, c: Command) => {
       const ctx = ctxOf(c);
       const id = await resolveInstance(ctx, ref);

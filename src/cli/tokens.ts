@@ -1,6 +1,6 @@
 // `strata token ...`: API tokens. A token's secret is printed once, at creation;
 // the server keeps only its hash.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { enc, type Token, type TokenCreated } from './client.ts';
 import { ctxOf, group, leaf, listOptions, morePages, parseDuration, type ListFlags } from './common.ts';
 import { age, col, note, span, out, renderList, renderObject, type Column } from './output.ts';
@@ -14,11 +14,11 @@ export function expires(at: string | null): string {
 }
 
 const columns: Column<Token>[] = [
-  col('NAME', (t) => t.name),
-  col('ID', (t) => t.id),
-  col('USER', (t) => t.userId),
-  col('EXPIRES', (t) => expires(t.expiresAt)),
-  col('AGE', (t) => age(t.createdAt)),
+  col('NAME', t => t.name),
+  col('ID', t => t.id),
+  col('USER', t => t.userId),
+  col('EXPIRES', t => expires(t.expiresAt)),
+  col('AGE', t => age(t.createdAt)),
 ];
 
 const fields = (t: Token): [string, unknown][] => [
@@ -30,7 +30,11 @@ const fields = (t: Token): [string, unknown][] => [
 ];
 
 /** Prints a new secret: alone on stdout in table mode, so `$(strata token create x)` captures it. */
-export async function printSecret(created: { id: string; secret: string }, what: string, format: import('./output.ts').Format): Promise<void> {
+export async function printSecret(
+  created: { id: string; secret: string },
+  what: string,
+  format: import('./output.ts').Format,
+): Promise<void> {
   if (format !== 'table') {
     out(await renderObject(created, [], format));
     return;
@@ -75,11 +79,22 @@ export function tokenCommand(): Command {
     leaf('create', 'create a token and print its secret once')
       .argument('<name>', 'what the token is for, e.g. laptop or ci')
       .option('--user <user>', 'for another user (cluster admins): name or id')
-      .option('--expires-in <duration>', 'lifetime: 3600 (seconds), 45m, 12h, 30d, 2w (default: never expires)', parseDuration)
-      .addHelpText('after', '\nThe secret goes to standard output alone (the notice to standard error):\n  export STRATA_TOKEN=$(strata token create ci --expires-in 30d)')
+      .option(
+        '--expires-in <duration>',
+        'lifetime: 3600 (seconds), 45m, 12h, 30d, 2w (default: never expires)',
+        parseDuration,
+      )
+      .addHelpText(
+        'after',
+        '\nThe secret goes to standard output alone (the notice to standard error):\n  export STRATA_TOKEN=$(strata token create ci --expires-in 30d)',
+      )
       .action(async (name: string, o: { user?: string; expiresIn?: number }, c: Command) => {
         const ctx = ctxOf(c);
-        const t = await ctx.client.post<TokenCreated>('/v1/tokens', { name, user: o.user, expiresInSeconds: o.expiresIn });
+        const t = await ctx.client.post<TokenCreated>('/v1/tokens', {
+          name,
+          user: o.user,
+          expiresInSeconds: o.expiresIn,
+        });
         await printSecret(t, `token ${t.name}`, ctx.format);
       }),
   );

@@ -1,18 +1,18 @@
 // `strata user ...`: users and their project roles.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { enc, type User } from './client.ts';
 import { collect, ctxOf, group, leaf, listOptions, morePages, UsageError, type ListFlags } from './common.ts';
 import { age, col, out, renderList, renderObject, type Column } from './output.ts';
 import { watch } from './watch.ts';
 
-const rolesText = (u: User) => u.projects.map((p) => `${p.projectName}:${p.role}`).join(',') || '-';
+const rolesText = (u: User) => u.projects.map(p => `${p.projectName}:${p.role}`).join(',') || '-';
 
 const columns: Column<User>[] = [
-  col('NAME', (u) => u.name),
-  col('ID', (u) => u.id),
-  col('ADMIN', (u) => (u.clusterAdmin ? 'yes' : 'no')),
+  col('NAME', u => u.name),
+  col('ID', u => u.id),
+  col('ADMIN', u => (u.clusterAdmin ? 'yes' : 'no')),
   col('PROJECTS', rolesText),
-  col('AGE', (u) => age(u.createdAt)),
+  col('AGE', u => age(u.createdAt)),
 ];
 
 const fields = (u: User): [string, unknown][] => [
@@ -29,7 +29,8 @@ export function parseMembership(value: string): { project: string; role: 'admin'
   const i = value.lastIndexOf(':');
   const project = value.slice(0, i);
   const role = value.slice(i + 1);
-  if (i <= 0 || !roles.includes(role)) throw new UsageError(`--member ${JSON.stringify(value)} is not PROJECT:ROLE with ROLE one of ${roles.join(', ')}`);
+  if (i <= 0 || !roles.includes(role))
+    throw new UsageError(`--member ${JSON.stringify(value)} is not PROJECT:ROLE with ROLE one of ${roles.join(', ')}`);
   return { project, role: role as 'admin' | 'member' | 'reader' };
 }
 
@@ -37,7 +38,9 @@ export function userCommand(): Command {
   const cmd = group('user', 'manage users and their roles in projects').alias('users');
 
   cmd.addCommand(
-    listOptions(leaf('list', 'list users (cluster admins see all, others themselves)').alias('ls'), { labels: false }).action(async (o: ListFlags, c: Command) => {
+    listOptions(leaf('list', 'list users (cluster admins see all, others themselves)').alias('ls'), {
+      labels: false,
+    }).action(async (o: ListFlags, c: Command) => {
       const ctx = ctxOf(c);
       const render = async () => {
         const page = await ctx.client.list<User>('/v1/users', { limit: o.limit }, o.all ?? false);
@@ -68,12 +71,19 @@ export function userCommand(): Command {
       .argument('<name>', 'lower-case letters, digits and dashes')
       .option('--cluster-admin', 'may do anything in every project')
       .option('--member <project:role>', 'role in a project, e.g. web:member (repeatable)', collect)
-      .addHelpText('after', '\nExample:\n  strata user create alice --member web:admin --member ops:reader\n  strata token create alice-laptop --user alice --expires-in 90d')
+      .addHelpText(
+        'after',
+        '\nExample:\n  strata user create alice --member web:admin --member ops:reader\n  strata token create alice-laptop --user alice --expires-in 90d',
+      )
       .action(async (name: string, o: { clusterAdmin?: boolean; member?: string[] }, c: Command) => {
         const ctx = ctxOf(c);
         const projects = (o.member ?? []).map(parseMembership);
         const u = await ctx.client.post<User>('/v1/users', { name, clusterAdmin: o.clusterAdmin ?? false, projects });
-        out(ctx.format === 'table' ? `user ${u.name} created (${u.id})${u.projects.length ? `; ${rolesText(u)}` : ''}` : await renderObject(u, [], ctx.format));
+        out(
+          ctx.format === 'table'
+            ? `user ${u.name} created (${u.id})${u.projects.length ? `; ${rolesText(u)}` : ''}`
+            : await renderObject(u, [], ctx.format),
+        );
       }),
   );
 

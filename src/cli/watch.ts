@@ -13,7 +13,11 @@ export function exitOnInterrupt(): void {
   process.once('SIGINT', () => process.exit(0));
 }
 
-export async function watch(ctx: Ctx, filter: { project?: string; resource?: string }, render: () => Promise<string>): Promise<never> {
+export async function watch(
+  ctx: Ctx,
+  filter: { project?: string; resource?: string },
+  render: () => Promise<string>,
+): Promise<never> {
   exitOnInterrupt();
   const redraw = process.stdout.isTTY === true && ctx.format === 'table';
   let last: string | undefined;
@@ -66,7 +70,7 @@ export async function watch(ctx: Ctx, filter: { project?: string; resource?: str
             // Anything may have changed while the stream was down.
             if (reconnecting) schedule();
           },
-          onEvent: (e) => {
+          onEvent: e => {
             since = e.seq;
             schedule();
           },
@@ -81,6 +85,6 @@ export async function watch(ctx: Ctx, filter: { project?: string; resource?: str
     await busy;
     if (failure) throw failure;
     stream = new AbortController();
-    await new Promise((r) => setTimeout(r, RECONNECT_MS));
+    await new Promise(r => setTimeout(r, RECONNECT_MS));
   }
 }

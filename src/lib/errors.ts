@@ -47,7 +47,6 @@ export class ApiError extends Error {
 export const notFound = (what: string, id: string): ApiError =>
   new ApiError('not_found', `${what} ${JSON.stringify(id)} not found`);
 export const forbidden = (message: string): ApiError => new ApiError('forbidden', message);
-export const conflict = (message: string, details?: unknown): ApiError =>
-  new ApiError('conflict', message, details);
+export const conflict = (message: string, details?: unknown): ApiError => new ApiError('conflict', message, details);
 export const invalid = (message: string, details?: unknown): ApiError =>
   new ApiError('invalid_request', message, details);

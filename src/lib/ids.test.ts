@@ -14,7 +14,7 @@ test('ids are prefixed, 26 base32 characters, and strictly increasing', () => {
 
 test('the time part sorts with the clock', async () => {
   const a = newId('prj');
-  await new Promise((r) => setTimeout(r, 5));
+  await new Promise(r => setTimeout(r, 5));
   const b = newId('prj');
   assert.ok(a.slice(4, 14) < b.slice(4, 14));
 });

@@ -11,9 +11,14 @@ export function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = statSync(dir);
   const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new Error(`data directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}); give Strata a directory of its own`);
+  if (uid !== undefined && st.uid !== uid)
+    throw new Error(
+      `data directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}); give Strata a directory of its own`,
+    );
   if (st.mode & 0o022) {
-    throw new Error(`data directory ${dir} can be written by others (mode ${(st.mode & 0o777).toString(8)}); make it private first: chmod 700 ${dir}`);
+    throw new Error(
+      `data directory ${dir} can be written by others (mode ${(st.mode & 0o777).toString(8)}); make it private first: chmod 700 ${dir}`,
+    );
   }
   if (st.mode & 0o077) chmodSync(dir, 0o700);
 }

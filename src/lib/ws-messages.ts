@@ -45,7 +45,7 @@ export function messages(ws: WebSocket): AsyncIterable<Buffer> {
           if (failure) throw failure;
           return;
         }
-        await new Promise<void>((r) => (wake = r));
+        await new Promise<void>(r => (wake = r));
       }
     },
   };
@@ -58,7 +58,7 @@ export function send(ws: WebSocket, data: Buffer | string): Promise<void> {
     ws.send(data);
     return Promise.resolve();
   }
-  return new Promise((resolve, reject) => ws.send(data, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) => ws.send(data, err => (err ? reject(err) : resolve())));
 }
 
 /** http(s)://host/path -> ws(s)://host/path */

@@ -12,8 +12,8 @@ test('OCI references that registries accept are valid', () => {
     'registry.example.com/team/app-server:v1.2.3-rc_1',
     'ghcr.io/org/image__name:tag',
     '[::1]:5000/x',
-    'busybox@sha256:' + 'a'.repeat(64),
-    'registry.example.com:443/a:b@sha256:' + 'f'.repeat(64),
+    `busybox@sha256:${'a'.repeat(64)}`,
+    `registry.example.com:443/a:b@sha256:${'f'.repeat(64)}`,
     'corrupt-1234',
   ]) {
     assert.equal(isImageRef(ref), true, ref);
@@ -39,7 +39,7 @@ test('anything else is refused: traversal, queries, fragments, spaces, upper cas
     '-busybox',
     'busybox\u0000x',
     'busybox\nx',
-    'busybox:' + 'x'.repeat(129),
+    `busybox:${'x'.repeat(129)}`,
     'a'.repeat(256),
     'busybox@sha256:abc',
     'http://registry/x',

@@ -41,5 +41,6 @@ function nameOf(ref: string): string {
 
 /** Throws unless `ref` is an OCI image reference; for drivers, before a reference reaches a runtime. */
 export function assertImageRef(ref: string): void {
-  if (!isImageRef(ref)) throw new Error(`image ${JSON.stringify(ref.slice(0, 200))} is not a valid OCI image reference`);
+  if (!isImageRef(ref))
+    throw new Error(`image ${JSON.stringify(ref.slice(0, 200))} is not a valid OCI image reference`);
 }

@@ -36,6 +36,8 @@ export function constraintHolds(h: Labelled, c: ConstraintSpec): boolean {
 export function explain(total: number, reasons: ReadonlyMap<string, number>): string {
   if (total === 0) return 'no hosts available to this project';
   // Most frequent first; ties alphabetically, so the same cluster always reads the same.
-  const parts = [...reasons.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([why, n]) => `${n} ${why}`);
+  const parts = [...reasons.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([why, n]) => `${n} ${why}`);
   return `${total} host${total === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }

@@ -75,9 +75,9 @@ export class Scheduler {
   readonly candidates: number;
 
   constructor(hosts: readonly SchedHost[], dedicatedPools: ReadonlySet<string>, opts: { candidates?: number } = {}) {
-    const topo = new Map<string, TopologyHost>(hosts.map((h) => [h.id, h]));
+    const topo = new Map<string, TopologyHost>(hosts.map(h => [h.id, h]));
     const physical = physicalHosts(hosts);
-    this.nodes = hosts.map((h) => {
+    this.nodes = hosts.map(h => {
       const domains = new Map<Level, string>();
       for (const level of ['host', 'physical-host', 'rack', 'zone', 'region'] as const) {
         const d = domainOf(h, level, physical, topo);
@@ -130,7 +130,8 @@ export class Scheduler {
     if (!n.drivers.includes(r.kind)) return `lack driver ${r.kind}`;
     if (n.pool !== null && n.pool !== r.projectId) return 'dedicated to another project';
     if (n.pool === null && this.dedicated.has(r.projectId)) return 'shared pool (project has dedicated hosts)';
-    for (const c of r.constraints) if (!constraintHolds(n, c)) return `constraint ${c.key} ${c.op}${c.value ? ` ${c.value}` : ''}`;
+    for (const c of r.constraints)
+      if (!constraintHolds(n, c)) return `constraint ${c.key} ${c.op}${c.value ? ` ${c.value}` : ''}`;
     if (n.free.vcpus < r.vcpus) return 'lack vcpus';
     if (n.free.memoryMib < r.memoryMib) return 'lack memory';
     if (n.free.diskGib < r.diskGib) return 'lack disk';
@@ -196,7 +197,7 @@ export class Scheduler {
     n.free.vcpus -= r.vcpus;
     n.free.memoryMib -= r.memoryMib;
     n.free.diskGib -= r.diskGib;
-    const ids = new Set([...(r.groups ?? []).map((g) => g.id), ...(r.spread ? [r.spread.groupId] : [])]);
+    const ids = new Set([...(r.groups ?? []).map(g => g.id), ...(r.spread ? [r.spread.groupId] : [])]);
     for (const id of ids) this.addMember(id, hostId);
   }
 
@@ -209,7 +210,10 @@ export class Scheduler {
       if (!why) out.push({ hostId: n.id, score: this.score(n, r) });
       else if (!hiddenFrom(n, r)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
     }
-    return { candidates: out.sort((a, b) => b.score - a.score).slice(0, top), refusals: explain(this.visibleTo(r), reasons) };
+    return {
+      candidates: out.sort((a, b) => b.score - a.score).slice(0, top),
+      refusals: explain(this.visibleTo(r), reasons),
+    };
   }
 
   /** Hosts the request's project may know of: all but those dedicated to other projects. */

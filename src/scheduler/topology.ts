@@ -55,7 +55,12 @@ export function physicalHosts(hosts: Iterable<TopologyHost>): Map<string, string
  * with no value at a level is its own domain there: missing topology never
  * groups unrelated servers together.
  */
-export function domainOf(h: TopologyHost, level: Level, physical: ReadonlyMap<string, string>, byId: ReadonlyMap<string, TopologyHost>): string {
+export function domainOf(
+  h: TopologyHost,
+  level: Level,
+  physical: ReadonlyMap<string, string>,
+  byId: ReadonlyMap<string, TopologyHost>,
+): string {
   const rootId = physical.get(h.id) ?? h.id;
   const t = (byId.get(rootId) ?? h).topology;
   switch (level) {

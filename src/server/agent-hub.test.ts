@@ -10,10 +10,14 @@ test('a waiting agent wakes when an event names its host, not another', async ()
   const v = hub.version('h1');
   let woke = false;
   const waiting = hub.wait('h1', v, 10_000).then(() => (woke = true));
-  await store.write(async ({ emit }) => emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h2' } }));
-  await new Promise((r) => setTimeout(r, 20));
+  await store.write(async ({ emit }) =>
+    emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h2' } }),
+  );
+  await new Promise(r => setTimeout(r, 20));
   assert.equal(woke, false);
-  await store.write(async ({ emit }) => emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h1' } }));
+  await store.write(async ({ emit }) =>
+    emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h1' } }),
+  );
   await waiting;
   assert.notEqual(hub.version('h1'), v);
   await store.close();

@@ -12,7 +12,7 @@ export class AgentHub {
   private readonly waiters = new Map<string, Set<() => void>>();
 
   constructor(store: Store) {
-    store.onEvent((e) => {
+    store.onEvent(e => {
       const data = JSON.parse(e.data) as { hostId?: unknown };
       if (typeof data.hostId === 'string') this.bump(data.hostId);
       if (e.resource_type === 'host') this.bump(e.resource_id);
@@ -34,7 +34,7 @@ export class AgentHub {
   /** Resolves when the host's version differs from `seen`, or after `timeoutMs`. */
   wait(hostId: string, seen: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (seen !== this.version(hostId) || timeoutMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
+    return new Promise(resolve => {
       let set = this.waiters.get(hostId);
       if (!set) this.waiters.set(hostId, (set = new Set()));
       const done = () => {

@@ -27,12 +27,40 @@ export async function bootstrap(store: Store, dataDir: string): Promise<{ create
     await trx.insertInto('users').values({ id: userId, name: 'admin', cluster_admin: 1, created_at: t }).execute();
     await trx
       .insertInto('tokens')
-      .values({ id: newId('tok'), name: 'bootstrap', hash: hashSecret(secret), user_id: userId, host_id: null, created_at: t, expires_at: null })
+      .values({
+        id: newId('tok'),
+        name: 'bootstrap',
+        hash: hashSecret(secret),
+        user_id: userId,
+        host_id: null,
+        created_at: t,
+        expires_at: null,
+      })
       .execute();
-    await trx.insertInto('projects').values(newProjectRow(projectId, 'default', t, { description: 'created at first start' })).execute();
-    await trx.insertInto('memberships').values({ project_id: projectId, user_id: userId, role: 'admin', created_at: t }).execute();
-    emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: userId, actor: 'bootstrap', data: { name: 'admin' } });
-    emit({ type: 'project.created', projectId, resourceType: 'project', resourceId: projectId, actor: 'bootstrap', data: { name: 'default' } });
+    await trx
+      .insertInto('projects')
+      .values(newProjectRow(projectId, 'default', t, { description: 'created at first start' }))
+      .execute();
+    await trx
+      .insertInto('memberships')
+      .values({ project_id: projectId, user_id: userId, role: 'admin', created_at: t })
+      .execute();
+    emit({
+      type: 'user.created',
+      projectId: null,
+      resourceType: 'user',
+      resourceId: userId,
+      actor: 'bootstrap',
+      data: { name: 'admin' },
+    });
+    emit({
+      type: 'project.created',
+      projectId,
+      resourceType: 'project',
+      resourceId: projectId,
+      actor: 'bootstrap',
+      data: { name: 'default' },
+    });
   });
   return { created: true, tokenFile };
 }

@@ -101,26 +101,51 @@ export class InstanceService {
         throw err;
       }
       await insertLabels(trx, 'instance', row.id, b.labels ?? {});
-      if (groups.length > 0) await trx.insertInto('instance_groups').values(groups.map((g) => ({ instance_id: row.id, group_id: g }))).execute();
+      if (groups.length > 0)
+        await trx
+          .insertInto('instance_groups')
+          .values(groups.map(g => ({ instance_id: row.id, group_id: g })))
+          .execute();
       // The environment may hold secrets: events carry names, never values.
-      emit({ type: 'instance.created', projectId, resourceType: 'instance', resourceId: row.id, actor, data: { name, kind: b.kind, image: b.image } });
+      emit({
+        type: 'instance.created',
+        projectId,
+        resourceType: 'instance',
+        resourceId: row.id,
+        actor,
+        data: { name, kind: b.kind, image: b.image },
+      });
       return row;
     });
   }
 
   /** Sets the desired state; the agent holding the instance acts on it. */
   /** `graceSeconds` (stop only) overrides the instance's stop grace period for this stop; 0 kills at once. */
-  async setDesired(id: string, desired: 'running' | 'stopped', actor: string, check: (row: InstanceRow) => void, graceSeconds?: number): Promise<InstanceRow> {
+  async setDesired(
+    id: string,
+    desired: 'running' | 'stopped',
+    actor: string,
+    check: (row: InstanceRow) => void,
+    graceSeconds?: number,
+  ): Promise<InstanceRow> {
     return this.changeDesired(id, desired, actor, check, desired === 'running' ? 'start' : 'stop', graceSeconds);
   }
 
   /** Pause freezes a running instance in place (its processes, or its whole VM); resume thaws it. */
   async pause(id: string, paused: boolean, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
-    return this.changeDesired(id, paused ? 'paused' : 'running', actor, (row) => {
-      check(row);
-      if (paused && (row.state !== 'running' || row.desired_state !== 'running')) throw conflict(`instance ${row.name} is not running (state ${row.state})`);
-      if (!paused && row.desired_state !== 'paused' && row.state !== 'paused') throw conflict(`instance ${row.name} is not paused (state ${row.state})`);
-    }, paused ? 'pause' : 'resume');
+    return this.changeDesired(
+      id,
+      paused ? 'paused' : 'running',
+      actor,
+      row => {
+        check(row);
+        if (paused && (row.state !== 'running' || row.desired_state !== 'running'))
+          throw conflict(`instance ${row.name} is not running (state ${row.state})`);
+        if (!paused && row.desired_state !== 'paused' && row.state !== 'paused')
+          throw conflict(`instance ${row.name} is not paused (state ${row.state})`);
+      },
+      paused ? 'pause' : 'resume',
+    );
   }
 
   private async changeDesired(
@@ -144,10 +169,26 @@ export class InstanceService {
       if (desired === 'running' && row.host_id === null && row.state === 'failed') update.state = 'pending';
       // On its host, an ended instance asked to start again goes back to
       // `scheduled`, which is the agent's cue to start it.
-      if (desired === 'running' && row.host_id !== null && (row.state === 'stopped' || row.state === 'failed')) update.state = 'scheduled';
+      if (desired === 'running' && row.host_id !== null && (row.state === 'stopped' || row.state === 'failed'))
+        update.state = 'scheduled';
       await trx.updateTable('instances').set(update).where('id', '=', id).execute();
-      emit({ type: `instance.${verb}-requested`, projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
-      if (update.state === 'pending') emit({ type: 'instance.rescheduled', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: {} });
+      emit({
+        type: `instance.${verb}-requested`,
+        projectId: row.project_id,
+        resourceType: 'instance',
+        resourceId: id,
+        actor,
+        data: { hostId: row.host_id },
+      });
+      if (update.state === 'pending')
+        emit({
+          type: 'instance.rescheduled',
+          projectId: row.project_id,
+          resourceType: 'instance',
+          resourceId: id,
+          actor,
+          data: {},
+        });
       return { ...row, ...update } as InstanceRow;
     });
   }
@@ -165,7 +206,14 @@ export class InstanceService {
       if (row.state !== 'running' || row.desired_state !== 'running') return undefined;
       const t = now();
       await trx.updateTable('instances').set({ restart_requested_at: t, updated_at: t }).where('id', '=', id).execute();
-      emit({ type: 'instance.restart-requested', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      emit({
+        type: 'instance.restart-requested',
+        projectId: row.project_id,
+        resourceType: 'instance',
+        resourceId: id,
+        actor,
+        data: { hostId: row.host_id },
+      });
       return { ...row, restart_requested_at: t, updated_at: t };
     });
     return running ?? this.setDesired(id, 'running', actor, check);
@@ -178,7 +226,7 @@ export class InstanceService {
    * come back, its agent removes the workload it no longer finds assigned.
    */
   async delete(id: string, actor: string, check: (row: InstanceRow) => void, force = false): Promise<InstanceRow> {
-    return this.store.write(async (ctx) => {
+    return this.store.write(async ctx => {
       const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('instance', id);
       check(row);
@@ -186,16 +234,24 @@ export class InstanceService {
       if (!held || force) return finalizeDelete(ctx, row, actor, force);
       const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
       await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
-      ctx.emit({ type: 'instance.deleting', projectId: row.project_id, resourceType: 'instance', resourceId: id, actor, data: { hostId: row.host_id } });
+      ctx.emit({
+        type: 'instance.deleting',
+        projectId: row.project_id,
+        resourceType: 'instance',
+        resourceId: id,
+        actor,
+        data: { hostId: row.host_id },
+      });
       return { ...row, ...update };
     });
   }
 
   /** An agent's report of what it observes. Illegal transitions are refused. */
   async report(hostId: string, id: string, r: StatusReport, actor: string): Promise<InstanceRow> {
-    return this.store.write(async (ctx) => {
+    return this.store.write(async ctx => {
       const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
-      if (!row || row.host_id !== hostId) throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
+      if (!row || row.host_id !== hostId)
+        throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
       const from = row.state;
       if (!isInstanceState(from) || !canTransition(from, r.state)) {
         throw conflict(`illegal transition ${from} -> ${r.state}`, { from, to: r.state });
@@ -218,8 +274,10 @@ export class InstanceService {
       if ((r.state === 'stopped' || r.state === 'failed') && from !== r.state) update.finished_at = t;
       // Health describes a running process; a new run starts its checks afresh.
       const seen = JSON.parse(row.observed) as Partial<ObservedOut>;
-      if (from === 'running' && r.state !== 'running' && seen.health) update.observed = JSON.stringify({ ...seen, health: null });
-      if (r.observed) update.observed = JSON.stringify({ ...seen, ...(update.observed ? { health: null } : {}), ...r.observed });
+      if (from === 'running' && r.state !== 'running' && seen.health)
+        update.observed = JSON.stringify({ ...seen, health: null });
+      if (r.observed)
+        update.observed = JSON.stringify({ ...seen, ...(update.observed ? { health: null } : {}), ...r.observed });
       await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
       if (from !== r.state || r.message !== undefined) {
         ctx.emit({
@@ -228,7 +286,13 @@ export class InstanceService {
           resourceType: 'instance',
           resourceId: id,
           actor,
-          data: { from, to: r.state, message: r.message ?? '', exitCode: 'exit_code' in update ? update.exit_code : row.exit_code, ...(r.restart ? { restart: update.restarts } : {}) },
+          data: {
+            from,
+            to: r.state,
+            message: r.message ?? '',
+            exitCode: 'exit_code' in update ? update.exit_code : row.exit_code,
+            ...(r.restart ? { restart: update.restarts } : {}),
+          },
         });
       }
       return { ...row, ...update } as InstanceRow;
@@ -239,7 +303,8 @@ export class InstanceService {
   async observe(hostId: string, id: string, patch: ObservedPatch, actor: string): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
       const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
-      if (!row || row.host_id !== hostId) throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
+      if (!row || row.host_id !== hostId)
+        throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
       const before = JSON.parse(row.observed) as Partial<ObservedOut>;
       // A check that finished after the instance stopped says nothing about it any more.
       const { health, ...rest } = patch;
@@ -275,7 +340,7 @@ export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOpt
     machine: b.machine ?? 'microvm',
     cloudInit: b.cloudInit ?? null,
     user: b.user ?? '',
-    ports: (b.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
+    ports: (b.ports ?? []).map(p => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
     readOnlyRootfs: b.readOnlyRootfs ?? false,
     tmpfs: b.tmpfs ?? [],
     healthCheck: hc
@@ -298,11 +363,18 @@ export const SPEC_BYTES = 128 * 1024;
 export function checkInstanceSpec(b: InstanceCreate): void {
   const problems: { field: string; message: string }[] = [];
   const bytes = Buffer.byteLength(JSON.stringify(b));
-  if (bytes > SPEC_BYTES) problems.push({ field: 'body', message: `is ${bytes} bytes as JSON; an instance spec may take at most ${SPEC_BYTES}` });
+  if (bytes > SPEC_BYTES)
+    problems.push({
+      field: 'body',
+      message: `is ${bytes} bytes as JSON; an instance spec may take at most ${SPEC_BYTES}`,
+    });
   const hc = b.healthCheck;
-  if (hc?.type === 'exec' && !hc.command) problems.push({ field: 'body.healthCheck.command', message: 'an exec health check needs a command' });
-  if ((hc?.type === 'http' || hc?.type === 'tcp') && hc.port === undefined) problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
-  if (hc && hc.type !== 'exec' && hc.command) problems.push({ field: 'body.healthCheck.command', message: 'only exec health checks run a command' });
+  if (hc?.type === 'exec' && !hc.command)
+    problems.push({ field: 'body.healthCheck.command', message: 'an exec health check needs a command' });
+  if ((hc?.type === 'http' || hc?.type === 'tcp') && hc.port === undefined)
+    problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
+  if (hc && hc.type !== 'exec' && hc.command)
+    problems.push({ field: 'body.healthCheck.command', message: 'only exec health checks run a command' });
   const seen = new Set<string>();
   for (const [i, p] of (b.ports ?? []).entries()) {
     if (!p.hostPort) continue;
@@ -341,20 +413,29 @@ async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[
     .selectFrom('placement_groups')
     .select(['id', 'name'])
     .where('project_id', '=', projectId)
-    .where((eb) => eb.or([eb('id', 'in', [...refs]), eb('name', 'in', [...refs])]))
+    .where(eb => eb.or([eb('id', 'in', [...refs]), eb('name', 'in', [...refs])]))
     .execute();
-  const ids = refs.map((ref) => rows.find((r) => r.id === ref || r.name === ref)?.id);
+  const ids = refs.map(ref => rows.find(r => r.id === ref || r.name === ref)?.id);
   const missing = refs.filter((_, i) => ids[i] === undefined);
-  if (missing.length > 0) throw new ApiError('unprocessable', `no placement group ${missing.map((m) => JSON.stringify(m)).join(', ')} in this project`, { missing });
+  if (missing.length > 0)
+    throw new ApiError(
+      'unprocessable',
+      `no placement group ${missing.map(m => JSON.stringify(m)).join(', ')} in this project`,
+      { missing },
+    );
   return [...new Set(ids as string[])];
 }
 
-async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; memoryMib: number; diskGib: number }): Promise<void> {
+async function reserveQuota(
+  trx: Trx,
+  projectId: string,
+  r: { vcpus: number; memoryMib: number; diskGib: number },
+): Promise<void> {
   // One conditional UPDATE checks and takes the quota at once, so concurrent
   // creations can never overshoot it, on SQLite or PostgreSQL alike.
   const res = await trx
     .updateTable('projects')
-    .set((eb) => ({
+    .set(eb => ({
       used_instances: eb('used_instances', '+', 1),
       used_vcpus: eb('used_vcpus', '+', r.vcpus),
       used_memory_mib: eb('used_memory_mib', '+', r.memoryMib),
@@ -369,20 +450,29 @@ async function reserveQuota(trx: Trx, projectId: string, r: { vcpus: number; mem
   if (Number(res.numUpdatedRows) === 1) return;
   const p = await trx.selectFrom('projects').selectAll().where('id', '=', projectId).executeTakeFirstOrThrow();
   const over: string[] = [];
-  if (p.quota_instances !== null && p.used_instances + 1 > p.quota_instances) over.push(`instances ${p.used_instances}+1 > ${p.quota_instances}`);
-  if (p.quota_vcpus !== null && p.used_vcpus + r.vcpus > p.quota_vcpus) over.push(`vcpus ${p.used_vcpus}+${r.vcpus} > ${p.quota_vcpus}`);
-  if (p.quota_memory_mib !== null && p.used_memory_mib + r.memoryMib > p.quota_memory_mib) over.push(`memoryMib ${p.used_memory_mib}+${r.memoryMib} > ${p.quota_memory_mib}`);
-  if (p.quota_disk_gib !== null && p.used_disk_gib + r.diskGib > p.quota_disk_gib) over.push(`diskGib ${p.used_disk_gib}+${r.diskGib} > ${p.quota_disk_gib}`);
+  if (p.quota_instances !== null && p.used_instances + 1 > p.quota_instances)
+    over.push(`instances ${p.used_instances}+1 > ${p.quota_instances}`);
+  if (p.quota_vcpus !== null && p.used_vcpus + r.vcpus > p.quota_vcpus)
+    over.push(`vcpus ${p.used_vcpus}+${r.vcpus} > ${p.quota_vcpus}`);
+  if (p.quota_memory_mib !== null && p.used_memory_mib + r.memoryMib > p.quota_memory_mib)
+    over.push(`memoryMib ${p.used_memory_mib}+${r.memoryMib} > ${p.quota_memory_mib}`);
+  if (p.quota_disk_gib !== null && p.used_disk_gib + r.diskGib > p.quota_disk_gib)
+    over.push(`diskGib ${p.used_disk_gib}+${r.diskGib} > ${p.quota_disk_gib}`);
   throw new ApiError('quota_exceeded', `project ${p.name} quota exceeded: ${over.join('; ')}`, { exceeded: over });
 }
 
-export async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceRow, actor: string, forced = false): Promise<InstanceRow> {
+export async function finalizeDelete(
+  { trx, emit }: WriteContext,
+  row: InstanceRow,
+  actor: string,
+  forced = false,
+): Promise<InstanceRow> {
   await trx.deleteFrom('instance_groups').where('instance_id', '=', row.id).execute();
   await trx.deleteFrom('labels').where('resource_type', '=', 'instance').where('resource_id', '=', row.id).execute();
   await trx.deleteFrom('instances').where('id', '=', row.id).execute();
   await trx
     .updateTable('projects')
-    .set((eb) => ({
+    .set(eb => ({
       used_instances: eb('used_instances', '-', 1),
       used_vcpus: eb('used_vcpus', '-', row.vcpus),
       used_memory_mib: eb('used_memory_mib', '-', row.memory_mib),
@@ -390,6 +480,13 @@ export async function finalizeDelete({ trx, emit }: WriteContext, row: InstanceR
     }))
     .where('id', '=', row.project_id)
     .execute();
-  emit({ type: 'instance.deleted', projectId: row.project_id, resourceType: 'instance', resourceId: row.id, actor, data: { name: row.name, hostId: row.host_id, ...(forced ? { forced: true } : {}) } });
+  emit({
+    type: 'instance.deleted',
+    projectId: row.project_id,
+    resourceType: 'instance',
+    resourceId: row.id,
+    actor,
+    data: { name: row.name, hostId: row.host_id, ...(forced ? { forced: true } : {}) },
+  });
   return { ...row, state: 'deleted', desired_state: 'deleted', updated_at: now() };
 }

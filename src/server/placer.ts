@@ -12,7 +12,14 @@ import type { HostRow, InstanceRow, PlacementGroupRow } from '../store/schema.ts
 import type { Store, Trx } from '../store/store.ts';
 
 // Events that may let a waiting instance fit somewhere: every pending instance is retried.
-const hostTypes = new Set(['host.registered', 'host.updated', 'host.created', 'host.state', 'host.deleted', 'instance.deleted']);
+const hostTypes = new Set([
+  'host.registered',
+  'host.updated',
+  'host.created',
+  'host.state',
+  'host.deleted',
+  'instance.deleted',
+]);
 // Events that bring one instance to placement.
 const instanceTypes = new Set(['instance.created', 'instance.rescheduled']);
 
@@ -27,7 +34,7 @@ export class Placer {
   constructor(store: Store, log: FastifyBaseLogger) {
     this.store = store;
     this.log = log;
-    store.onEvent((e) => {
+    store.onEvent(e => {
       if (instanceTypes.has(e.type)) {
         this.queue.add(e.resource_id);
         this.kick();
@@ -42,7 +49,7 @@ export class Placer {
   kick(): void {
     if (this.running) return;
     this.running = true;
-    this.idle = new Promise((resolve) => {
+    this.idle = new Promise(resolve => {
       setImmediate(() => {
         void this.loop().finally(resolve);
       });
@@ -87,7 +94,7 @@ export class Placer {
         ids === 'all'
           ? await trx.selectFrom('instances').selectAll().where('state', '=', 'pending').orderBy('id').execute()
           : await trx.selectFrom('instances').selectAll().where('id', 'in', ids).orderBy('id').execute();
-      const pending = rows.filter((r) => r.state === 'pending' && r.desired_state !== 'deleted');
+      const pending = rows.filter(r => r.state === 'pending' && r.desired_state !== 'deleted');
       if (pending.length === 0) return;
       const snap = await snapshot(trx);
       const sched = snap.scheduler;
@@ -101,18 +108,54 @@ export class Placer {
           // saying why; with none ready at all (a cluster starting up) it waits.
           if (anyReady) {
             const t = now();
-            await trx.updateTable('instances').set({ state: 'failed', message, finished_at: t, updated_at: t }).where('id', '=', inst.id).execute();
-            emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { reason: result.reason } });
-            emit({ type: 'instance.state', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { from: 'pending', to: 'failed', message, exitCode: null } });
+            await trx
+              .updateTable('instances')
+              .set({ state: 'failed', message, finished_at: t, updated_at: t })
+              .where('id', '=', inst.id)
+              .execute();
+            emit({
+              type: 'instance.unplaced',
+              projectId: inst.project_id,
+              resourceType: 'instance',
+              resourceId: inst.id,
+              actor: 'scheduler',
+              data: { reason: result.reason },
+            });
+            emit({
+              type: 'instance.state',
+              projectId: inst.project_id,
+              resourceType: 'instance',
+              resourceId: inst.id,
+              actor: 'scheduler',
+              data: { from: 'pending', to: 'failed', message, exitCode: null },
+            });
           } else if (inst.message !== message) {
             await trx.updateTable('instances').set({ message, updated_at: now() }).where('id', '=', inst.id).execute();
-            emit({ type: 'instance.unplaced', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { reason: result.reason } });
+            emit({
+              type: 'instance.unplaced',
+              projectId: inst.project_id,
+              resourceType: 'instance',
+              resourceId: inst.id,
+              actor: 'scheduler',
+              data: { reason: result.reason },
+            });
           }
           continue;
         }
         sched.commit(result.hostId, request);
-        await trx.updateTable('instances').set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() }).where('id', '=', inst.id).execute();
-        emit({ type: 'instance.scheduled', projectId: inst.project_id, resourceType: 'instance', resourceId: inst.id, actor: 'scheduler', data: { hostId: result.hostId } });
+        await trx
+          .updateTable('instances')
+          .set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() })
+          .where('id', '=', inst.id)
+          .execute();
+        emit({
+          type: 'instance.scheduled',
+          projectId: inst.project_id,
+          resourceType: 'instance',
+          resourceId: inst.id,
+          actor: 'scheduler',
+          data: { hostId: result.hostId },
+        });
       }
     });
   }
@@ -126,7 +169,11 @@ interface Snapshot {
 }
 
 /** Each instance's memory overhead on its host, by kind, as SQL. */
-const overheadSql = sql.raw(`case kind ${Object.entries(hostMemoryOverheadMib).map(([k, mib]) => `when '${k}' then ${mib}`).join(' ')} else 0 end`);
+const overheadSql = sql.raw(
+  `case kind ${Object.entries(hostMemoryOverheadMib)
+    .map(([k, mib]) => `when '${k}' then ${mib}`)
+    .join(' ')} else 0 end`,
+);
 
 /**
  * The cluster as it is now, read inside the committing transaction: hosts
@@ -137,15 +184,21 @@ export async function snapshot(trx: Trx): Promise<Snapshot> {
   const rows: HostRow[] = await trx.selectFrom('hosts').selectAll().execute();
   const used = await trx
     .selectFrom('instances')
-    .select(['host_id', sql<number>`sum(vcpus)`.as('vcpus'), sql<number>`sum(memory_mib + ${overheadSql})`.as('mem'), sql<number>`sum(disk_gib)`.as('disk')])
+    .select([
+      'host_id',
+      sql<number>`sum(vcpus)`.as('vcpus'),
+      sql<number>`sum(memory_mib + ${overheadSql})`.as('mem'),
+      sql<number>`sum(disk_gib)`.as('disk'),
+    ])
     .where('host_id', 'is not', null)
     .groupBy('host_id')
     .execute();
-  const usage = new Map(used.map((u) => [u.host_id!, u]));
-  const parents = rows.flatMap((h) => (h.parent_instance_id ? [h.parent_instance_id] : []));
+  const usage = new Map(used.map(u => [u.host_id!, u]));
+  const parents = rows.flatMap(h => (h.parent_instance_id ? [h.parent_instance_id] : []));
   const parentHost = new Map<string, string | null>();
   if (parents.length > 0) {
-    for (const p of await trx.selectFrom('instances').select(['id', 'host_id']).where('id', 'in', parents).execute()) parentHost.set(p.id, p.host_id);
+    for (const p of await trx.selectFrom('instances').select(['id', 'host_id']).where('id', 'in', parents).execute())
+      parentHost.set(p.id, p.host_id);
   }
   const dedicated = new Set<string>();
   const hosts = rows.map((h): SchedHost => {
@@ -175,9 +228,14 @@ export async function snapshot(trx: Trx): Promise<Snapshot> {
     .where('instances.host_id', 'is not', null)
     .execute();
   for (const m of members) scheduler.addMember(m.group_id, m.host_id!);
-  const groups = new Map((await trx.selectFrom('placement_groups').selectAll().execute()).map((g) => [g.id, g]));
-  const strategies = new Map((await trx.selectFrom('projects').select(['id', 'placement_strategy']).execute()).map((p) => [p.id, p.placement_strategy as 'binpack' | 'spread']));
-  return { scheduler, anyReady: hosts.some((h) => h.state === 'ready'), groups, strategies };
+  const groups = new Map((await trx.selectFrom('placement_groups').selectAll().execute()).map(g => [g.id, g]));
+  const strategies = new Map(
+    (await trx.selectFrom('projects').select(['id', 'placement_strategy']).execute()).map(p => [
+      p.id,
+      p.placement_strategy as 'binpack' | 'spread',
+    ]),
+  );
+  return { scheduler, anyReady: hosts.some(h => h.state === 'ready'), groups, strategies };
 }
 
 /** What the scheduler needs of an instance: its resources, constraints, groups and its project's strategy. */
@@ -189,7 +247,13 @@ export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'st
     const g = snap.groups.get(id);
     if (!g) continue;
     if (g.policy === 'spread') spread ??= { groupId: g.id, level: g.level as Level, maxSkew: g.max_skew };
-    else rules.push({ id: g.id, policy: g.policy as GroupRule['policy'], strength: g.strength as GroupRule['strength'], level: g.level as Level });
+    else
+      rules.push({
+        id: g.id,
+        policy: g.policy as GroupRule['policy'],
+        strength: g.strength as GroupRule['strength'],
+        level: g.level as Level,
+      });
   }
   return {
     projectId: inst.project_id,

@@ -54,7 +54,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const heartbeatSeconds = o.heartbeatSeconds ?? 5;
   const placer = new Placer(store, logger);
   const streams = new StreamHub({ agentWaitMs: (o.agentWaitSeconds ?? 2 * heartbeatSeconds) * 1000 });
-  const services = { instances: new InstanceService(store), agents: new AgentHub(store), placer, streams, secrets: SecretBox.open(o.dataDir), heartbeatSeconds };
+  const services = {
+    instances: new InstanceService(store),
+    agents: new AgentHub(store),
+    placer,
+    streams,
+    secrets: SecretBox.open(o.dataDir),
+    heartbeatSeconds,
+  };
   const app = await buildApp({ store, services, logger, version: VERSION, limits: o.limits });
   const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });
   await app.listen({ host: o.host, port: o.port });

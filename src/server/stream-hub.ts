@@ -99,7 +99,7 @@ export class StreamHub {
       if (ws) return ws;
       const left = end - Date.now();
       if (left <= 0 || signal?.aborted) return undefined;
-      await new Promise<void>((resolve) => {
+      await new Promise<void>(resolve => {
         const set = this.waiting.get(hostId) ?? new Set<() => void>();
         this.waiting.set(hostId, set);
         const done = () => {
@@ -132,7 +132,10 @@ export class StreamHub {
       const control = await this.control(hostId, deadline, signal);
       if (!control) {
         const waited = Math.round(this.agentWaitMs / 1000);
-        throw new ApiError('unavailable', `the agent of host ${hostName} is not connected (waited ${waited} s); try again when it is`);
+        throw new ApiError(
+          'unavailable',
+          `the agent of host ${hostName} is not connected (waited ${waited} s); try again when it is`,
+        );
       }
       const stream = await this.ask(control, hostId, hostName, req);
       // The control socket closed before the agent dialled back (the agent
@@ -147,7 +150,12 @@ export class StreamHub {
     return new Promise<AgentStream | 'lost'>((resolve, reject) => {
       const timer = setTimeout(() => {
         settle();
-        reject(new ApiError('unavailable', `the agent of host ${hostName} did not open the stream within ${OPEN_TIMEOUT_MS / 1000} s`));
+        reject(
+          new ApiError(
+            'unavailable',
+            `the agent of host ${hostName} did not open the stream within ${OPEN_TIMEOUT_MS / 1000} s`,
+          ),
+        );
       }, OPEN_TIMEOUT_MS);
       const lost = () => {
         settle();
@@ -161,7 +169,7 @@ export class StreamHub {
       };
       this.pending.set(id, {
         hostId,
-        accept: (ws) => {
+        accept: ws => {
           // Dialled back: the control socket's fate no longer matters.
           control.off('close', lost);
           // The agent's first message says whether the stream opened; the
@@ -169,14 +177,15 @@ export class StreamHub {
           const it = messages(ws)[Symbol.asyncIterator]();
           const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
           it.next().then(
-            (first) => {
+            first => {
               if (!this.pending.has(id)) return ws.close();
               settle();
               const f = first.done ? undefined : parseFrame(first.value);
               const status = f?.channel === Channel.status ? parseStatus(f.payload) : {};
               if (status.ok) return resolve({ ws, messages: rest });
               ws.close();
-              if (first.done) return reject(new ApiError('unavailable', 'the agent closed the stream before it opened'));
+              if (first.done)
+                return reject(new ApiError('unavailable', 'the agent closed the stream before it opened'));
               const e = status.error;
               const code = (e && knownCodes.has(e.code) ? e.code : 'unavailable') as ErrorCode;
               reject(new ApiError(code, e?.message ?? 'the agent refused the stream'));
@@ -188,7 +197,7 @@ export class StreamHub {
           );
         },
       });
-      control.send(JSON.stringify({ type: 'open', id, ...req } satisfies ControlMessage), (err) => {
+      control.send(JSON.stringify({ type: 'open', id, ...req } satisfies ControlMessage), err => {
         if (err && this.pending.has(id)) lost();
       });
     });

@@ -31,7 +31,7 @@ export function startCheckpointer(file: string, intervalMs = 1000): Checkpointer
   worker.unref();
   return {
     stop: () =>
-      new Promise<void>((resolve) => {
+      new Promise<void>(resolve => {
         worker.once('exit', () => resolve());
         worker.postMessage('stop');
       }),

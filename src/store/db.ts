@@ -26,7 +26,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Db> {
   if (opts.file !== ':memory:') {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
     // The store holds instances' environment: readable by this user only.
-    for (const f of [opts.file, `${opts.file}-wal`, `${opts.file}-shm`]) if (f === opts.file || existsSync(f)) ensurePrivateFile(f);
+    for (const f of [opts.file, `${opts.file}-wal`, `${opts.file}-shm`])
+      if (f === opts.file || existsSync(f)) ensurePrivateFile(f);
   }
   const sqlite = new SQLite(opts.file);
   sqlite.pragma('journal_mode = WAL');
@@ -39,7 +40,9 @@ export async function openDatabase(opts: OpenOptions): Promise<Db> {
     sqlite.pragma('wal_autocheckpoint = 20000');
     checkpointer = startCheckpointer(opts.file);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => checkpointer?.stop()) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => checkpointer?.stop()) }),
+  });
   await migrate(db);
   return db;
 }
@@ -74,7 +77,7 @@ function withStatementCache(sqlite: SQLite.Database, onClose: () => unknown): Sq
 export async function migrate(db: Db): Promise<void> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === 'Error');
+  const failed = results?.find(r => r.status === 'Error');
   if (error || failed) {
     throw new Error(`store migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
   }

@@ -9,109 +9,109 @@ const initial: Migration = {
   async up(db: Db) {
     await db.schema
       .createTable('projects')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull().unique())
-      .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
-      .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('name', 'text', c => c.notNull().unique())
+      .addColumn('description', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('labels', 'text', c => c.notNull().defaultTo('{}'))
       .addColumn('quota_instances', 'integer')
       .addColumn('quota_vcpus', 'integer')
       .addColumn('quota_memory_mib', 'integer')
       .addColumn('quota_disk_gib', 'integer')
-      .addColumn('used_instances', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('used_vcpus', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('used_memory_mib', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('used_disk_gib', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('used_instances', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('used_vcpus', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('used_memory_mib', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('used_disk_gib', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
       .execute();
 
     await db.schema
       .createTable('users')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull().unique())
-      .addColumn('cluster_admin', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('name', 'text', c => c.notNull().unique())
+      .addColumn('cluster_admin', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', c => c.notNull())
       .execute();
 
     await db.schema
       .createTable('memberships')
-      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
-      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
-      .addColumn('role', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('project_id', 'text', c => c.notNull().references('projects.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', c => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('role', 'text', c => c.notNull())
+      .addColumn('created_at', 'text', c => c.notNull())
       .addPrimaryKeyConstraint('memberships_pk', ['project_id', 'user_id'])
       .execute();
     await db.schema.createIndex('memberships_user').on('memberships').column('user_id').execute();
 
     await db.schema
       .createTable('hosts')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull().unique())
-      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('name', 'text', c => c.notNull().unique())
+      .addColumn('kind', 'text', c => c.notNull())
       .addColumn('parent_instance_id', 'text')
-      .addColumn('region', 'text', (c) => c.notNull().defaultTo(''))
-      .addColumn('zone', 'text', (c) => c.notNull().defaultTo(''))
-      .addColumn('rack', 'text', (c) => c.notNull().defaultTo(''))
-      .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
-      .addColumn('capacity_vcpus', 'integer', (c) => c.notNull())
-      .addColumn('capacity_memory_mib', 'integer', (c) => c.notNull())
-      .addColumn('capacity_disk_gib', 'integer', (c) => c.notNull())
-      .addColumn('allocatable_vcpus', 'integer', (c) => c.notNull())
-      .addColumn('allocatable_memory_mib', 'integer', (c) => c.notNull())
-      .addColumn('allocatable_disk_gib', 'integer', (c) => c.notNull())
-      .addColumn('drivers', 'text', (c) => c.notNull().defaultTo('[]'))
-      .addColumn('state', 'text', (c) => c.notNull())
-      .addColumn('pool', 'text', (c) => c.references('projects.id').onDelete('set null'))
-      .addColumn('info', 'text', (c) => c.notNull().defaultTo('{}'))
+      .addColumn('region', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('zone', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('rack', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('labels', 'text', c => c.notNull().defaultTo('{}'))
+      .addColumn('capacity_vcpus', 'integer', c => c.notNull())
+      .addColumn('capacity_memory_mib', 'integer', c => c.notNull())
+      .addColumn('capacity_disk_gib', 'integer', c => c.notNull())
+      .addColumn('allocatable_vcpus', 'integer', c => c.notNull())
+      .addColumn('allocatable_memory_mib', 'integer', c => c.notNull())
+      .addColumn('allocatable_disk_gib', 'integer', c => c.notNull())
+      .addColumn('drivers', 'text', c => c.notNull().defaultTo('[]'))
+      .addColumn('state', 'text', c => c.notNull())
+      .addColumn('pool', 'text', c => c.references('projects.id').onDelete('set null'))
+      .addColumn('info', 'text', c => c.notNull().defaultTo('{}'))
       .addColumn('last_heartbeat_at', 'text')
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
       .execute();
 
     await db.schema
       .createTable('tokens')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('hash', 'text', (c) => c.notNull().unique())
-      .addColumn('user_id', 'text', (c) => c.references('users.id').onDelete('cascade'))
-      .addColumn('host_id', 'text', (c) => c.references('hosts.id').onDelete('cascade'))
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('name', 'text', c => c.notNull())
+      .addColumn('hash', 'text', c => c.notNull().unique())
+      .addColumn('user_id', 'text', c => c.references('users.id').onDelete('cascade'))
+      .addColumn('host_id', 'text', c => c.references('hosts.id').onDelete('cascade'))
+      .addColumn('created_at', 'text', c => c.notNull())
       .addColumn('expires_at', 'text')
       .execute();
     await db.schema.createIndex('tokens_user').on('tokens').column('user_id').execute();
 
     await db.schema
       .createTable('join_tokens')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('hash', 'text', (c) => c.notNull().unique())
-      .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
-      .addColumn('pool', 'text', (c) => c.references('projects.id').onDelete('cascade'))
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('hash', 'text', c => c.notNull().unique())
+      .addColumn('description', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('pool', 'text', c => c.references('projects.id').onDelete('cascade'))
+      .addColumn('created_at', 'text', c => c.notNull())
       .addColumn('expires_at', 'text')
       .execute();
 
     await db.schema
       .createTable('instances')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id'))
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('kind', 'text', (c) => c.notNull())
-      .addColumn('image', 'text', (c) => c.notNull())
-      .addColumn('command', 'text', (c) => c.notNull().defaultTo('[]'))
-      .addColumn('args', 'text', (c) => c.notNull().defaultTo('[]'))
-      .addColumn('env', 'text', (c) => c.notNull().defaultTo('{}'))
-      .addColumn('vcpus', 'integer', (c) => c.notNull())
-      .addColumn('memory_mib', 'integer', (c) => c.notNull())
-      .addColumn('disk_gib', 'integer', (c) => c.notNull())
-      .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
-      .addColumn('constraints', 'text', (c) => c.notNull().defaultTo('[]'))
-      .addColumn('host_id', 'text', (c) => c.references('hosts.id'))
-      .addColumn('desired_state', 'text', (c) => c.notNull())
-      .addColumn('state', 'text', (c) => c.notNull())
-      .addColumn('message', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('project_id', 'text', c => c.notNull().references('projects.id'))
+      .addColumn('name', 'text', c => c.notNull())
+      .addColumn('kind', 'text', c => c.notNull())
+      .addColumn('image', 'text', c => c.notNull())
+      .addColumn('command', 'text', c => c.notNull().defaultTo('[]'))
+      .addColumn('args', 'text', c => c.notNull().defaultTo('[]'))
+      .addColumn('env', 'text', c => c.notNull().defaultTo('{}'))
+      .addColumn('vcpus', 'integer', c => c.notNull())
+      .addColumn('memory_mib', 'integer', c => c.notNull())
+      .addColumn('disk_gib', 'integer', c => c.notNull())
+      .addColumn('labels', 'text', c => c.notNull().defaultTo('{}'))
+      .addColumn('constraints', 'text', c => c.notNull().defaultTo('[]'))
+      .addColumn('host_id', 'text', c => c.references('hosts.id'))
+      .addColumn('desired_state', 'text', c => c.notNull())
+      .addColumn('state', 'text', c => c.notNull())
+      .addColumn('message', 'text', c => c.notNull().defaultTo(''))
       .addColumn('exit_code', 'integer')
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
       .addColumn('started_at', 'text')
       .addColumn('finished_at', 'text')
       .addUniqueConstraint('instances_project_name', ['project_id', 'name'])
@@ -122,10 +122,10 @@ const initial: Migration = {
 
     await db.schema
       .createTable('labels')
-      .addColumn('resource_type', 'text', (c) => c.notNull())
-      .addColumn('resource_id', 'text', (c) => c.notNull())
-      .addColumn('key', 'text', (c) => c.notNull())
-      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('resource_type', 'text', c => c.notNull())
+      .addColumn('resource_id', 'text', c => c.notNull())
+      .addColumn('key', 'text', c => c.notNull())
+      .addColumn('value', 'text', c => c.notNull())
       .addPrimaryKeyConstraint('labels_pk', ['resource_type', 'resource_id', 'key'])
       .execute();
     await db.schema.createIndex('labels_lookup').on('labels').columns(['resource_type', 'key', 'value']).execute();
@@ -133,14 +133,14 @@ const initial: Migration = {
     // The event sequence is the cursor of the event stream: it must be strictly increasing.
     await db.schema
       .createTable('events')
-      .addColumn('seq', sql`integer`, (c) => c.primaryKey().autoIncrement())
-      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('seq', sql`integer`, c => c.primaryKey().autoIncrement())
+      .addColumn('at', 'text', c => c.notNull())
       .addColumn('project_id', 'text')
-      .addColumn('type', 'text', (c) => c.notNull())
-      .addColumn('resource_type', 'text', (c) => c.notNull())
-      .addColumn('resource_id', 'text', (c) => c.notNull())
-      .addColumn('actor', 'text', (c) => c.notNull())
-      .addColumn('data', 'text', (c) => c.notNull().defaultTo('{}'))
+      .addColumn('type', 'text', c => c.notNull())
+      .addColumn('resource_type', 'text', c => c.notNull())
+      .addColumn('resource_id', 'text', c => c.notNull())
+      .addColumn('actor', 'text', c => c.notNull())
+      .addColumn('data', 'text', c => c.notNull().defaultTo('{}'))
       .execute();
     await db.schema.createIndex('events_project').on('events').columns(['project_id', 'seq']).execute();
     await db.schema.createIndex('events_resource').on('events').columns(['resource_id', 'seq']).execute();
@@ -149,8 +149,14 @@ const initial: Migration = {
 
 const restartPolicies: Migration = {
   async up(db: Db) {
-    await db.schema.alterTable('instances').addColumn('restart_policy', 'text', (c) => c.notNull().defaultTo('{"policy":"never"}')).execute();
-    await db.schema.alterTable('instances').addColumn('restarts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('restart_policy', 'text', c => c.notNull().defaultTo('{"policy":"never"}'))
+      .execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('restarts', 'integer', c => c.notNull().defaultTo(0))
+      .execute();
   },
 };
 
@@ -158,9 +164,18 @@ const containerOptions: Migration = {
   async up(db: Db) {
     // Options no query filters on (working dir, user, ports, read-only root,
     // tmpfs, health check) live in one JSON document; so does what the agent observes.
-    await db.schema.alterTable('instances').addColumn('options', 'text', (c) => c.notNull().defaultTo('{}')).execute();
-    await db.schema.alterTable('instances').addColumn('pids_limit', 'integer', (c) => c.notNull().defaultTo(4096)).execute();
-    await db.schema.alterTable('instances').addColumn('observed', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('options', 'text', c => c.notNull().defaultTo('{}'))
+      .execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('pids_limit', 'integer', c => c.notNull().defaultTo(4096))
+      .execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('observed', 'text', c => c.notNull().defaultTo('{}'))
+      .execute();
   },
 };
 
@@ -182,25 +197,33 @@ const placementGroups: Migration = {
   async up(db: Db) {
     await db.schema
       .createTable('placement_groups')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('policy', 'text', (c) => c.notNull())
-      .addColumn('strength', 'text', (c) => c.notNull())
-      .addColumn('level', 'text', (c) => c.notNull())
-      .addColumn('max_skew', 'integer', (c) => c.notNull().defaultTo(1))
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('project_id', 'text', c => c.notNull().references('projects.id').onDelete('cascade'))
+      .addColumn('name', 'text', c => c.notNull())
+      .addColumn('policy', 'text', c => c.notNull())
+      .addColumn('strength', 'text', c => c.notNull())
+      .addColumn('level', 'text', c => c.notNull())
+      .addColumn('max_skew', 'integer', c => c.notNull().defaultTo(1))
+      .addColumn('created_at', 'text', c => c.notNull())
       .execute();
-    await db.schema.createIndex('placement_groups_name').on('placement_groups').columns(['project_id', 'name']).unique().execute();
+    await db.schema
+      .createIndex('placement_groups_name')
+      .on('placement_groups')
+      .columns(['project_id', 'name'])
+      .unique()
+      .execute();
     // Membership as rows, so the placer reads a group's members with one indexed query.
     await db.schema
       .createTable('instance_groups')
-      .addColumn('instance_id', 'text', (c) => c.notNull())
-      .addColumn('group_id', 'text', (c) => c.notNull())
+      .addColumn('instance_id', 'text', c => c.notNull())
+      .addColumn('group_id', 'text', c => c.notNull())
       .addPrimaryKeyConstraint('instance_groups_pk', ['instance_id', 'group_id'])
       .execute();
     await db.schema.createIndex('instance_groups_group').on('instance_groups').column('group_id').execute();
-    await db.schema.alterTable('projects').addColumn('placement_strategy', 'text', (c) => c.notNull().defaultTo('binpack')).execute();
+    await db.schema
+      .alterTable('projects')
+      .addColumn('placement_strategy', 'text', c => c.notNull().defaultTo('binpack'))
+      .execute();
   },
 };
 
@@ -208,12 +231,12 @@ const secrets: Migration = {
   async up(db: Db) {
     await db.schema
       .createTable('secrets')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('ciphertext', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('project_id', 'text', c => c.notNull().references('projects.id').onDelete('cascade'))
+      .addColumn('name', 'text', c => c.notNull())
+      .addColumn('ciphertext', 'text', c => c.notNull())
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
       .execute();
     await db.schema.createIndex('secrets_name').on('secrets').columns(['project_id', 'name']).unique().execute();
   },

@@ -12,24 +12,27 @@ const user = (name: string) => ({ id: `usr_${name}`, name, cluster_admin: 0, cre
 test('concurrent writes commit together; a failing one leaves nothing and the rest stand', async () => {
   const store = new Store(await openDatabase({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') }));
   const seen: EventRow[] = [];
-  store.onEvent((e) => seen.push(e));
+  store.onEvent(e => seen.push(e));
   const writes = Array.from({ length: 20 }, (_, i) =>
     store.write(async ({ trx, emit }) => {
-      await trx.insertInto('users').values(user(`u${i}`)).execute();
+      await trx
+        .insertInto('users')
+        .values(user(`u${i}`))
+        .execute();
       emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: `usr_u${i}`, actor: 't' });
       if (i === 7) throw new Error('refused');
       return i;
     }),
   );
   const results = await Promise.allSettled(writes);
-  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 19);
+  assert.equal(results.filter(r => r.status === 'fulfilled').length, 19);
   assert.equal((results[7] as PromiseRejectedResult).reason.message, 'refused');
-  const names = (await store.db.selectFrom('users').select('name').execute()).map((r) => r.name).sort();
+  const names = (await store.db.selectFrom('users').select('name').execute()).map(r => r.name).sort();
   assert.equal(names.length, 19);
   assert.ok(!names.includes('u7'));
   // Events: one per committed write, none for the refused one, in commit order.
   assert.equal(seen.length, 19);
-  assert.ok(!seen.some((e) => e.resource_id === 'usr_u7'));
+  assert.ok(!seen.some(e => e.resource_id === 'usr_u7'));
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.seq > seen[i - 1]!.seq);
   assert.equal((await store.db.selectFrom('events').select('seq').execute()).length, 19);
   await store.close();
@@ -40,7 +43,7 @@ test('a write sees the writes queued before it', async () => {
   const a = store.write(async ({ trx }) => trx.insertInto('users').values(user('a')).execute());
   const b = store.write(async ({ trx }) => {
     const rows = await trx.selectFrom('users').select('name').execute();
-    return rows.map((r) => r.name);
+    return rows.map(r => r.name);
   });
   await a;
   assert.deepEqual(await b, ['a']);
@@ -51,10 +54,18 @@ test('a unique violation in one write of a group refuses only that write', async
   const store = new Store(await openDatabase({ file: ':memory:' }));
   const results = await Promise.allSettled([
     store.write(async ({ trx }) => trx.insertInto('users').values(user('x')).execute()),
-    store.write(async ({ trx }) => trx.insertInto('users').values({ ...user('x'), id: 'usr_other' }).execute()),
+    store.write(async ({ trx }) =>
+      trx
+        .insertInto('users')
+        .values({ ...user('x'), id: 'usr_other' })
+        .execute(),
+    ),
     store.write(async ({ trx }) => trx.insertInto('users').values(user('y')).execute()),
   ]);
-  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.deepEqual(
+    results.map(r => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
   assert.equal((await store.db.selectFrom('users').select('id').execute()).length, 2);
   await store.close();
 });

@@ -63,7 +63,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    while (this.draining) await new Promise((r) => setImmediate(r));
+    while (this.draining) await new Promise(r => setImmediate(r));
     await this.db.destroy();
   }
 
@@ -87,9 +87,9 @@ export class Store {
   private async runOne(job: Job): Promise<void> {
     let rows: EventRow[] = [];
     try {
-      const value = await this.db.transaction().execute(async (trx) => {
+      const value = await this.db.transaction().execute(async trx => {
         const pending: EventInput[] = [];
-        const v = await job.fn({ trx, emit: (e) => pending.push(e) });
+        const v = await job.fn({ trx, emit: e => pending.push(e) });
         rows = await insertEvents(trx, pending);
         return v;
       });
@@ -116,7 +116,7 @@ export class Store {
         const sp = await trx.savepoint(name).execute();
         const pending: EventInput[] = [];
         try {
-          const value = await job.fn({ trx: sp, emit: (e) => pending.push(e) });
+          const value = await job.fn({ trx: sp, emit: e => pending.push(e) });
           const rows = await insertEvents(sp, pending);
           await sp.releaseSavepoint(name).execute();
           committed.push({ job, value, rows });
@@ -130,7 +130,10 @@ export class Store {
       }
       await trx.commit().execute();
     } catch (err) {
-      await trx.rollback().execute().catch(() => undefined);
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
       for (const { job } of committed) job.reject(err);
       for (const { job, err: own } of refused) job.reject(own);
       for (const job of group.slice(committed.length + refused.length)) job.reject(err);
@@ -150,7 +153,7 @@ async function insertEvents(trx: Trx, pending: EventInput[]): Promise<EventRow[]
   return trx
     .insertInto('events')
     .values(
-      pending.map((e) => ({
+      pending.map(e => ({
         at,
         project_id: e.projectId,
         type: e.type,

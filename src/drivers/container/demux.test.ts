@@ -20,11 +20,19 @@ async function collect(chunks: Buffer[]): Promise<OutputChunk[]> {
 }
 
 test('demux splits stdout and stderr frames, whatever the read boundaries', async () => {
-  const whole = Buffer.concat([header(1, 5), Buffer.from('hello'), header(2, 4), Buffer.from('oops'), header(1, 0), header(1, 1), Buffer.from('!')]);
+  const whole = Buffer.concat([
+    header(1, 5),
+    Buffer.from('hello'),
+    header(2, 4),
+    Buffer.from('oops'),
+    header(1, 0),
+    header(1, 1),
+    Buffer.from('!'),
+  ]);
   for (const cut of [1, 3, 7, 8, 9, 13, 14, 20, whole.length - 1]) {
     const got = await collect([whole.subarray(0, cut), whole.subarray(cut)]);
     assert.deepEqual(
-      got.map((c) => [c.stream, c.data.toString()]),
+      got.map(c => [c.stream, c.data.toString()]),
       [
         ['stdout', 'hello'],
         ['stderr', 'oops'],

@@ -6,7 +6,16 @@ import Docker from 'dockerode';
 import type { Duplex } from 'node:stream';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
-import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk, PortBinding } from '../driver.ts';
+import type {
+  Driver,
+  ExecOptions,
+  ExecSession,
+  InstanceSpec,
+  LogOptions,
+  Observed,
+  OutputChunk,
+  PortBinding,
+} from '../driver.ts';
 import { demux } from './demux.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
 import { splitImageRef } from './image-ref.ts';
@@ -55,8 +64,11 @@ export class ContainerDriver implements Driver {
 
   /** Every instance id this runtime holds a container for on behalf of `hostId`. */
   async list(hostId: string): Promise<string[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [INSTANCE_LABEL, `${HOST_LABEL}=${hostId}`] } });
-    return list.map((c) => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [INSTANCE_LABEL, `${HOST_LABEL}=${hostId}`] },
+    });
+    return list.map(c => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
   }
 
   async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
@@ -90,7 +102,11 @@ export class ContainerDriver implements Driver {
     const c = await this.find(id);
     if (!c?.State.Running) return;
     // A frozen process cannot take its signal: thaw it first.
-    if (c.State.Paused) await this.docker.getContainer(c.Id).unpause().catch(() => undefined);
+    if (c.State.Paused)
+      await this.docker
+        .getContainer(c.Id)
+        .unpause()
+        .catch(() => undefined);
     await this.docker
       .getContainer(c.Id)
       .stop({ t: graceSeconds })
@@ -142,7 +158,8 @@ export class ContainerDriver implements Driver {
   async inspect(id: string): Promise<Observed> {
     const c = await this.find(id);
     if (!c) return { state: 'absent' };
-    if (c.State.Running) return { state: c.State.Paused ? 'paused' : 'running', address: addressOf(c), ports: bindingsOf(c) };
+    if (c.State.Running)
+      return { state: c.State.Paused ? 'paused' : 'running', address: addressOf(c), ports: bindingsOf(c) };
     const code = c.State.ExitCode;
     if (c.State.Status === 'created' || c.State.Status === 'configured') return { state: 'stopped', exitCode: null };
     if (code === 0) return { state: 'stopped', exitCode: 0 };
@@ -188,7 +205,7 @@ export class ContainerDriver implements Driver {
     return {
       // With a TTY the output is one raw stream; without, Docker multiplexes stdout and stderr.
       output: o.tty ? rawStdout(stream) : demux(stream as AsyncIterable<Buffer>),
-      write: (data) => void stream.write(data),
+      write: data => void stream.write(data),
       closeStdin: () => {
         // Half-close: the process sees end of input and may still write.
         const sock = stream as Duplex & { end(): void };
@@ -204,7 +221,8 @@ export class ContainerDriver implements Driver {
         for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
           const info = await exec.inspect();
           if (!info.Running && info.ExitCode !== null) return info.ExitCode;
-          if (Date.now() > end) throw new Error(`the exec process did not report an exit code within ${EXEC_EXIT_WAIT_MS / 1000} s`);
+          if (Date.now() > end)
+            throw new Error(`the exec process did not report an exit code within ${EXEC_EXIT_WAIT_MS / 1000} s`);
           await sleep(wait);
         }
       },
@@ -241,7 +259,12 @@ export class ContainerDriver implements Driver {
     }
     const labels = { [PROJECT_LABEL]: projectId };
     try {
-      await dial(this.docker, '/v4.0.0/libpod/networks/create', { name, driver: 'bridge', options: { isolate: 'true' }, labels });
+      await dial(this.docker, '/v4.0.0/libpod/networks/create', {
+        name,
+        driver: 'bridge',
+        options: { isolate: 'true' },
+        labels,
+      });
     } catch (err) {
       if (statusOf(err) === 409) return;
       if (statusOf(err) !== 404) throw new Error(`could not make network ${name}: ${runtimeMessage(err)}`);
@@ -278,7 +301,7 @@ export class ContainerDriver implements Driver {
       this.docker.modem.followProgress(
         stream,
         (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
-          const failed = err?.message ?? events.find((e) => e.error || e.errorDetail)?.error;
+          const failed = err?.message ?? events.find(e => e.error || e.errorDetail)?.error;
           if (failed) reject(new Error(`image ${ref} could not be pulled: ${failed}`));
           else resolve();
         },
@@ -288,13 +311,19 @@ export class ContainerDriver implements Driver {
         },
       );
     });
-    await this.docker.getImage(ref).inspect().catch((err: unknown) => {
-      throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
-    });
+    await this.docker
+      .getImage(ref)
+      .inspect()
+      .catch((err: unknown) => {
+        throw new Error(`image ${ref} could not be pulled: ${runtimeMessage(err)}`);
+      });
   }
 }
 
-async function* followed(stream: NodeJS.ReadableStream & { destroy(): void }, signal: AbortSignal): AsyncIterable<OutputChunk> {
+async function* followed(
+  stream: NodeJS.ReadableStream & { destroy(): void },
+  signal: AbortSignal,
+): AsyncIterable<OutputChunk> {
   const stop = () => stream.destroy();
   signal.addEventListener('abort', stop, { once: true });
   try {
@@ -388,7 +417,15 @@ export const networkName = (projectId: string): string => `strata-${projectId}`;
 /** A POST with a JSON body to a path of the runtime's API that dockerode does not wrap. */
 function dial(docker: Docker, path: string, body: Record<string, unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    docker.modem.dial({ path, method: 'POST', options: body, statusCodes: { 200: true, 201: true, 404: 'not found', 409: 'conflict', 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data)));
+    docker.modem.dial(
+      {
+        path,
+        method: 'POST',
+        options: body,
+        statusCodes: { 200: true, 201: true, 404: 'not found', 409: 'conflict', 500: 'server error' },
+      },
+      (err, data) => (err ? reject(err) : resolve(data)),
+    );
   });
 }
 

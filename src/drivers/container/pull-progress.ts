@@ -30,7 +30,7 @@ export class PullProgress {
   summary(): string {
     const all = [...this.layers.values()];
     if (all.length === 0) return this.last;
-    const done = all.filter((l) => l.done).length;
+    const done = all.filter(l => l.done).length;
     const current = all.reduce((s, l) => s + (l.done ? l.total : l.current), 0);
     const total = all.reduce((s, l) => s + l.total, 0);
     const bytes = total > 0 ? `, ${mb(current)} of ${mb(total)}` : '';

@@ -22,7 +22,11 @@ test('credentials come from an auth file, matched by registry', () => {
       'broken.example': { auth: b64('no-colon') },
     },
   });
-  assert.deepEqual(auth.forImage('127.0.0.1:5001/app:1'), { username: 'ci', password: 's3cret:with:colons', serveraddress: '127.0.0.1:5001' });
+  assert.deepEqual(auth.forImage('127.0.0.1:5001/app:1'), {
+    username: 'ci',
+    password: 's3cret:with:colons',
+    serveraddress: '127.0.0.1:5001',
+  });
   assert.equal(auth.forImage('busybox')?.username, 'hub');
   assert.equal(auth.forImage('ghcr.io/x/y')?.password, 'tok');
   assert.equal(auth.forImage('127.0.0.1:5000/app'), undefined);

@@ -16,7 +16,9 @@ interface AuthFile {
 }
 
 /** Docker Hub is keyed by its legacy URL in most files. */
-const aliases: Record<string, string[]> = { 'docker.io': ['docker.io', 'index.docker.io', 'https://index.docker.io/v1/', 'registry-1.docker.io'] };
+const aliases: Record<string, string[]> = {
+  'docker.io': ['docker.io', 'index.docker.io', 'https://index.docker.io/v1/', 'registry-1.docker.io'],
+};
 
 export class RegistryAuth {
   private readonly entries = new Map<string, AuthConfig>();
@@ -31,7 +33,8 @@ export class RegistryAuth {
         const i = plain.indexOf(':');
         if (i > 0) [username, password] = [plain.slice(0, i), plain.slice(i + 1)];
       }
-      if (username !== undefined && password !== undefined) this.entries.set(host, { username, password, serveraddress: host });
+      if (username !== undefined && password !== undefined)
+        this.entries.set(host, { username, password, serveraddress: host });
     }
   }
 
@@ -45,7 +48,9 @@ export class RegistryAuth {
     try {
       return new RegistryAuth(JSON.parse(text) as AuthFile);
     } catch {
-      throw new Error(`the registry auth file ${path} is not JSON like {"auths": {"REGISTRY": {"auth": "BASE64(user:password)"}}}`);
+      throw new Error(
+        `the registry auth file ${path} is not JSON like {"auths": {"REGISTRY": {"auth": "BASE64(user:password)"}}}`,
+      );
     }
   }
 

@@ -9,7 +9,11 @@ import { buildSeed, metaData } from './cloud-init.ts';
 
 test('meta-data names the instance and carries the SSH keys', () => {
   const m = parse(metaData('ins_1', 'web', ['ssh-ed25519 AAAA me@laptop'])) as Record<string, unknown>;
-  assert.deepEqual(m, { 'instance-id': 'ins_1', 'local-hostname': 'web', 'public-keys': ['ssh-ed25519 AAAA me@laptop'] });
+  assert.deepEqual(m, {
+    'instance-id': 'ins_1',
+    'local-hostname': 'web',
+    'public-keys': ['ssh-ed25519 AAAA me@laptop'],
+  });
   assert.ok(!('public-keys' in (parse(metaData('ins_1', 'web', [])) as object)));
 });
 
@@ -20,8 +24,14 @@ test('the seed is an ISO labelled cidata with meta-data and user-data', async ()
     await buildSeed(iso, 'ins_1', 'web', { userData: '#!/bin/sh\necho hi\n' });
     const label = execFileSync('isoinfo', ['-d', '-i', iso], { encoding: 'utf8' });
     assert.match(label, /Volume id: cidata/);
-    assert.equal(execFileSync('isoinfo', ['-R', '-x', '/user-data', '-i', iso], { encoding: 'utf8' }), '#!/bin/sh\necho hi\n');
-    assert.match(execFileSync('isoinfo', ['-R', '-x', '/meta-data', '-i', iso], { encoding: 'utf8' }), /local-hostname: web/);
+    assert.equal(
+      execFileSync('isoinfo', ['-R', '-x', '/user-data', '-i', iso], { encoding: 'utf8' }),
+      '#!/bin/sh\necho hi\n',
+    );
+    assert.match(
+      execFileSync('isoinfo', ['-R', '-x', '/meta-data', '-i', iso], { encoding: 'utf8' }),
+      /local-hostname: web/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

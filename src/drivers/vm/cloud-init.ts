@@ -11,7 +11,11 @@ import type { CloudInit } from '../../api/schemas.ts';
 const run = promisify(execFile);
 
 export function metaData(instanceId: string, hostname: string, keys: readonly string[]): string {
-  return stringify({ 'instance-id': instanceId, 'local-hostname': hostname, ...(keys.length > 0 ? { 'public-keys': [...keys] } : {}) });
+  return stringify({
+    'instance-id': instanceId,
+    'local-hostname': hostname,
+    ...(keys.length > 0 ? { 'public-keys': [...keys] } : {}),
+  });
 }
 
 /** user-data as given; without any, an empty cloud-config (cloud-init then only applies meta-data). */
@@ -22,7 +26,17 @@ export async function buildSeed(path: string, instanceId: string, hostname: stri
   try {
     writeFileSync(join(dir, 'meta-data'), metaData(instanceId, hostname, c.sshAuthorizedKeys ?? []));
     writeFileSync(join(dir, 'user-data'), userData(c));
-    await run('genisoimage', ['-quiet', '-output', path, '-volid', 'cidata', '-joliet', '-rock', join(dir, 'user-data'), join(dir, 'meta-data')]);
+    await run('genisoimage', [
+      '-quiet',
+      '-output',
+      path,
+      '-volid',
+      'cidata',
+      '-joliet',
+      '-rock',
+      join(dir, 'user-data'),
+      join(dir, 'meta-data'),
+    ]);
   } catch (err) {
     throw new Error(`could not build the cloud-init seed: ${(err as { stderr?: string }).stderr ?? String(err)}`);
   } finally {

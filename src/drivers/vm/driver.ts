@@ -5,7 +5,19 @@
 // the agent; a restarted agent finds it again by its pidfile and never starts
 // a second one. The guest boots Strata's kernel and initramfs (scripts/vm.sh).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,7 +28,17 @@ import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChu
 import { buildSeed } from './cloud-init.ts';
 import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
 import { ociDisk, processArgv, type ImageProcess, type OciSource } from './oci-disk.ts';
-import { createTap, deleteTap, ensureBridge, gatewayOf, Leases, macOf, parseCidr, tapName, type Subnet } from './network.ts';
+import {
+  createTap,
+  deleteTap,
+  ensureBridge,
+  gatewayOf,
+  Leases,
+  macOf,
+  parseCidr,
+  tapName,
+  type Subnet,
+} from './network.ts';
 import { Qmp } from './qmp.ts';
 
 const run = promisify(execFile);
@@ -125,15 +147,18 @@ export class VmDriver implements Driver {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       const config = join(dir, 'config.img');
-      writeFileSync(config, guestConfigDisk({ hostname: 'probe', mode: 'run', command: [], env: {}, workingDir: '/', probe: true }));
+      writeFileSync(
+        config,
+        guestConfigDisk({ hostname: 'probe', mode: 'run', command: [], env: {}, workingDir: '/', probe: true }),
+      );
       const args = [...this.machineArgs('kvm', 1, 128), '-serial', 'stdio', ...configDrive(config)];
-      const ok = await new Promise<boolean>((resolve) => {
+      const ok = await new Promise<boolean>(resolve => {
         const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
         let out = '';
         const timer = setTimeout(() => (child.kill('SIGKILL'), resolve(false)), 20_000);
         child.stdout.on('data', (d: Buffer) => {
           out += d.toString();
-          if (out.includes('strata-guest: probe')) (clearTimeout(timer), child.kill('SIGKILL'), resolve(true));
+          if (out.includes('strata-guest: probe')) clearTimeout(timer), child.kill('SIGKILL'), resolve(true);
         });
         child.once('exit', () => (clearTimeout(timer), resolve(out.includes('strata-guest: probe'))));
         child.once('error', () => (clearTimeout(timer), resolve(false)));
@@ -150,20 +175,34 @@ export class VmDriver implements Driver {
     const khz = tscKhz();
     if (khz) append.push(`tsc_early_khz=${khz}`);
     return [
-      '-machine', machine === 'q35' ? 'q35' : 'microvm,acpi=on',
+      '-machine',
+      machine === 'q35' ? 'q35' : 'microvm,acpi=on',
       // Under TCG, QEMU 7.2 reserves a 1 GiB translation cache by default, on
       // top of the guest's memory; 128 MiB is as fast here and is what
       // placement counts (hostMemoryOverheadMib in src/model/kinds.ts).
-      '-accel', accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_CACHE_MIB}`,
+      '-accel',
+      accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_CACHE_MIB}`,
       // A reset the guest asks for (its init exited and the kernel panicked,
       // or it rebooted itself) ends QEMU: the instance stops and says why.
       // Only a restart the user asks for resets it (see reboot()).
-      '-action', 'reboot=shutdown',
-      '-cpu', accel === 'kvm' ? 'host' : 'max',
-      '-smp', String(vcpus),
-      '-m', `${memoryMib}M`,
-      '-nodefaults', '-no-user-config', '-display', 'none',
-      '-kernel', this.kernel, '-initrd', this.initramfs, '-append', append.join(' '),
+      '-action',
+      'reboot=shutdown',
+      '-cpu',
+      accel === 'kvm' ? 'host' : 'max',
+      '-smp',
+      String(vcpus),
+      '-m',
+      `${memoryMib}M`,
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-kernel',
+      this.kernel,
+      '-initrd',
+      this.initramfs,
+      '-append',
+      append.join(' '),
     ];
   }
 
@@ -189,7 +228,7 @@ export class VmDriver implements Driver {
 
   async list(hostId: string): Promise<string[]> {
     if (!existsSync(this.o.dataDir)) return [];
-    return readdirSync(this.o.dataDir).filter((id) => !id.startsWith('.') && this.meta(this.files(id))?.host === hostId);
+    return readdirSync(this.o.dataDir).filter(id => !id.startsWith('.') && this.meta(this.files(id))?.host === hostId);
   }
 
   async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
@@ -206,16 +245,31 @@ export class VmDriver implements Driver {
     const mode: GuestConfig['mode'] = argv.length > 0 ? 'run' : 'init';
     // The address stays the instance's across stop and start.
     const before = this.meta(f);
-    const ip = before?.ip && this.leases.holds(before.ip, spec.id) ? before.ip : this.leases.lease(this.subnet, spec.id, f.dir);
+    const ip =
+      before?.ip && this.leases.holds(before.ip, spec.id) ? before.ip : this.leases.lease(this.subnet, spec.id, f.dir);
     const tap = tapName(spec.id);
-    writeFileSync(f.meta, JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel, ip, tap } satisfies Meta));
+    writeFileSync(
+      f.meta,
+      JSON.stringify({ id: spec.id, host: spec.host ?? '', mode, accelerator: accel, ip, tap } satisfies Meta),
+    );
     const fresh = !existsSync(f.overlay);
     if (fresh) {
       // Copy-on-write on the shared base, which never changes. The disk is at
       // least the image's size; the root disk size of the spec when larger.
       const size = Math.max(info.virtualSize, spec.resources.diskGib * 1024 ** 3);
       progress?.('creating the root disk');
-      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', info.format, f.overlay, String(size)]).catch((err: unknown) => {
+      await run('qemu-img', [
+        'create',
+        '-q',
+        '-f',
+        'qcow2',
+        '-b',
+        base,
+        '-F',
+        info.format,
+        f.overlay,
+        String(size),
+      ]).catch((err: unknown) => {
         throw new Error(`could not create the root disk: ${stderrOf(err)}`);
       });
     }
@@ -232,7 +286,10 @@ export class VmDriver implements Driver {
       }),
     );
     // virtio on microvm's MMIO transport, or on PCI for q35.
-    const bus = spec.machine === 'q35' ? { blk: 'virtio-blk-pci', net: 'virtio-net-pci' } : { blk: 'virtio-blk-device', net: 'virtio-net-device' };
+    const bus =
+      spec.machine === 'q35'
+        ? { blk: 'virtio-blk-pci', net: 'virtio-net-pci' }
+        : { blk: 'virtio-blk-device', net: 'virtio-net-device' };
     let seed: string | undefined;
     if (spec.cloudInit) {
       seed = join(f.dir, 'seed.iso');
@@ -243,18 +300,34 @@ export class VmDriver implements Driver {
     for (const p of [f.qmp, f.console, f.pidfile]) rmSync(p, { force: true });
     writeFileSync(f.serial, '');
     const args = [
-      '-name', `strata-${spec.name},process=strata-vm-${spec.id}`,
+      '-name',
+      `strata-${spec.name},process=strata-vm-${spec.id}`,
       ...this.machineArgs(accel, spec.resources.vcpus, spec.resources.memoryMib, spec.machine),
-      '-chardev', `socket,id=console,path=${f.console},server=on,wait=off,logfile=${f.serial}`,
-      '-serial', 'chardev:console',
-      '-drive', `id=root,file=${f.overlay},format=qcow2,if=none,discard=unmap`,
-      '-device', `${bus.blk},drive=root,serial=strata-root`,
+      '-chardev',
+      `socket,id=console,path=${f.console},server=on,wait=off,logfile=${f.serial}`,
+      '-serial',
+      'chardev:console',
+      '-drive',
+      `id=root,file=${f.overlay},format=qcow2,if=none,discard=unmap`,
+      '-device',
+      `${bus.blk},drive=root,serial=strata-root`,
       ...configDrive(f.config, bus.blk),
-      ...(seed ? ['-drive', `id=seed,file=${seed},format=raw,if=none,readonly=on`, '-device', `${bus.blk},drive=seed,serial=cidata`] : []),
-      '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`,
-      '-device', `${bus.net},netdev=net0,mac=${macOf(spec.id)}`,
-      '-qmp', `unix:${f.qmp},server=on,wait=off`,
-      '-pidfile', f.pidfile,
+      ...(seed
+        ? [
+            '-drive',
+            `id=seed,file=${seed},format=raw,if=none,readonly=on`,
+            '-device',
+            `${bus.blk},drive=seed,serial=cidata`,
+          ]
+        : []),
+      '-netdev',
+      `tap,id=net0,ifname=${tap},script=no,downscript=no`,
+      '-device',
+      `${bus.net},netdev=net0,mac=${macOf(spec.id)}`,
+      '-qmp',
+      `unix:${f.qmp},server=on,wait=off`,
+      '-pidfile',
+      f.pidfile,
     ];
     progress?.(`booting (${accel})`);
     try {
@@ -265,7 +338,8 @@ export class VmDriver implements Driver {
     } catch (err) {
       // What this start made goes; a disk from an earlier run stays (it is the VM's data).
       await this.kill(f);
-      for (const p of [f.config, f.qmp, f.console, join(f.dir, 'seed.iso'), ...(fresh ? [f.overlay] : [])]) rmSync(p, { force: true });
+      for (const p of [f.config, f.qmp, f.console, join(f.dir, 'seed.iso'), ...(fresh ? [f.overlay] : [])])
+        rmSync(p, { force: true });
       await deleteTap(tap);
       if (fresh) this.leases.release(ip, spec.id);
       throw err;
@@ -324,13 +398,17 @@ export class VmDriver implements Driver {
     const f = this.files(id);
     const timeout = (this.o.bootTimeoutSeconds ?? 60) * 1000;
     const end = Date.now() + timeout;
-    const ended = () => (child ? child.exitCode !== null || child.signalCode !== null || (existsSync(f.pidfile) && !this.readPid(f)) : !this.readPid(f));
+    const ended = () =>
+      child
+        ? child.exitCode !== null || child.signalCode !== null || (existsSync(f.pidfile) && !this.readPid(f))
+        : !this.readPid(f);
     while (Date.now() < end) {
       const log = readFrom(f.serial, fromByte);
       if (log.includes(READY)) return;
       if (ended()) {
         const qemuSaid = readTail(join(f.dir, 'qemu.log'), 4096).trim().split('\n').slice(-2).join('; ');
-        const why = [...log.matchAll(/strata-guest: (.*)/g)].at(-1)?.[1] ?? (qemuSaid ? `QEMU: ${qemuSaid}` : undefined);
+        const why =
+          [...log.matchAll(/strata-guest: (.*)/g)].at(-1)?.[1] ?? (qemuSaid ? `QEMU: ${qemuSaid}` : undefined);
         throw new Error(`the guest stopped while booting${why ? `: ${why}` : ''}`);
       }
       await sleep(50);
@@ -400,17 +478,27 @@ export class VmDriver implements Driver {
     if (!meta) return { state: 'absent' };
     if (this.readPid(f)) {
       const status = await this.qmp<{ status?: string }>(f, 'query-status').catch(() => undefined);
-      return { state: status?.status === 'paused' ? 'paused' : 'running', address: meta.ip ?? null, ports: [], accelerator: meta.accelerator };
+      return {
+        state: status?.status === 'paused' ? 'paused' : 'running',
+        address: meta.ip ?? null,
+        ports: [],
+        accelerator: meta.accelerator,
+      };
     }
     const code = exitCodeOf(readTail(f.serial, 1 << 20));
     const panic = /Kernel panic - not syncing: (.*)/.exec(readTail(f.serial, 1 << 16))?.[1]?.trim();
-    if (code === undefined && panic) return { state: 'failed', exitCode: null, message: `the guest kernel panicked: ${panic}` };
+    if (code === undefined && panic)
+      return { state: 'failed', exitCode: null, message: `the guest kernel panicked: ${panic}` };
     if (code === undefined) {
       if (!existsSync(f.serial) || meta.mode === 'init') return { state: 'stopped', exitCode: null };
       return { state: 'failed', exitCode: null, message: 'the guest stopped without reporting an exit code' };
     }
     if (code === 0) return { state: 'stopped', exitCode: 0 };
-    return { state: 'failed', exitCode: code, message: code === 125 ? guestComplaint(readTail(f.serial, 1 << 16)) : `exited with code ${code}` };
+    return {
+      state: 'failed',
+      exitCode: code,
+      message: code === 125 ? guestComplaint(readTail(f.serial, 1 << 16)) : `exited with code ${code}`,
+    };
   }
 
   async waitExit(id: string): Promise<number> {
@@ -422,7 +510,8 @@ export class VmDriver implements Driver {
 
   async logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>> {
     const f = this.files(id);
-    if (!this.meta(f)) throw new ApiError('conflict', 'the instance has no VM on its host (it has not been started there)');
+    if (!this.meta(f))
+      throw new ApiError('conflict', 'the instance has no VM on its host (it has not been started there)');
     return this.follow(f, opts, signal);
   }
 
@@ -461,7 +550,7 @@ export class VmDriver implements Driver {
     const sock = await new Promise<Socket>((resolve, reject) => {
       const s = connect(f.console);
       s.once('connect', () => resolve(s));
-      s.once('error', (err) => reject(new ApiError('unavailable', `the console is not available: ${err.message}`)));
+      s.once('error', err => reject(new ApiError('unavailable', `the console is not available: ${err.message}`)));
     });
     sock.on('error', () => undefined);
     async function* output(): AsyncIterable<OutputChunk> {
@@ -469,7 +558,7 @@ export class VmDriver implements Driver {
     }
     return {
       output: output(),
-      write: (data) => void sock.write(data),
+      write: data => void sock.write(data),
       // The console stays open for others; end of input only ends this session's keys.
       closeStdin: () => undefined,
       resize: async () => undefined,
@@ -483,7 +572,10 @@ export class VmDriver implements Driver {
   }
 
   /** A disk of the image store by name, or else an OCI image turned into a disk. */
-  private async resolveImage(ref: string, progress?: (message: string) => void): Promise<{ path: string; process?: ImageProcess }> {
+  private async resolveImage(
+    ref: string,
+    progress?: (message: string) => void,
+  ): Promise<{ path: string; process?: ImageProcess }> {
     assertImageRef(ref);
     const store = join(this.o.assetsDir, 'images');
     const name = ref.replace(/:latest$/, '');
@@ -498,13 +590,20 @@ export class VmDriver implements Driver {
       return await ociDisk(this.o.oci, ref, join(this.o.dataDir, '.images'), progress);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new Error(`image ${ref} is not in this host's image store (${store}) and could not be used as an OCI image: ${why}`);
+      throw new Error(
+        `image ${ref} is not in this host's image store (${store}) and could not be used as an OCI image: ${why}`,
+      );
     }
   }
 }
 
 function configDrive(path: string, device = 'virtio-blk-device'): string[] {
-  return ['-drive', `id=config,file=${path},format=raw,if=none,readonly=on`, '-device', `${device},drive=config,serial=strata-config`];
+  return [
+    '-drive',
+    `id=config,file=${path},format=raw,if=none,readonly=on`,
+    '-device',
+    `${device},drive=config,serial=strata-config`,
+  ];
 }
 
 async function imageInfo(path: string): Promise<{ format: string; virtualSize: number }> {
@@ -557,7 +656,7 @@ export function exitCodeOf(log: string): number | undefined {
 }
 
 function guestComplaint(log: string): string {
-  const lines = [...log.matchAll(/strata-guest: (.*)/g)].map((m) => m[1]);
+  const lines = [...log.matchAll(/strata-guest: (.*)/g)].map(m => m[1]);
   return lines.at(-1) ?? 'the guest init failed';
 }
 

@@ -20,7 +20,12 @@ export const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const BLOCK = 512;
 
 export function guestConfig(c: GuestConfig): string {
-  const lines = ['#strata-config', `STRATA_MODE=${shq(c.mode)}`, `STRATA_HOSTNAME=${shq(c.hostname)}`, `STRATA_WORKDIR=${shq(c.workingDir)}`];
+  const lines = [
+    '#strata-config',
+    `STRATA_MODE=${shq(c.mode)}`,
+    `STRATA_HOSTNAME=${shq(c.hostname)}`,
+    `STRATA_WORKDIR=${shq(c.workingDir)}`,
+  ];
   if (c.ip) lines.push(`STRATA_IP=${shq(c.ip)}`, `STRATA_GATEWAY=${shq(c.gateway ?? '')}`);
   if (c.probe) lines.push('STRATA_PROBE=1');
   // env -i: the process sees exactly the instance's environment, as in a container.
@@ -34,7 +39,9 @@ export function guestConfig(c: GuestConfig): string {
   // guest's /dev, which is not the image's) changes to the working dir first:
   // images without a shell run the same.
   const argv = [c.workingDir || '/', ...c.command].map(shq).join(' ');
-  lines.push(`strata_command() { exec env -i ${assignments.join(' ')} chroot /newroot /dev/.strata/busybox sh -c 'cd "$0" && exec "$@"' ${argv}; }`);
+  lines.push(
+    `strata_command() { exec env -i ${assignments.join(' ')} chroot /newroot /dev/.strata/busybox sh -c 'cd "$0" && exec "$@"' ${argv}; }`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

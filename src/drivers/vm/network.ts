@@ -21,13 +21,13 @@ export function parseCidr(cidr: string): Subnet {
   if (!m) throw new Error(`not an IPv4 CIDR: ${cidr}`);
   const octets = m.slice(1, 5).map(Number);
   const prefix = Number(m[5]);
-  if (octets.some((o) => o > 255) || prefix < 8 || prefix > 30) throw new Error(`not a usable IPv4 CIDR: ${cidr}`);
+  if (octets.some(o => o > 255) || prefix < 8 || prefix > 30) throw new Error(`not a usable IPv4 CIDR: ${cidr}`);
   const addr = octets.reduce((a, o) => (a << 8) | o, 0) >>> 0;
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { base: (addr & mask) >>> 0, prefix };
 }
 
-export const ipString = (n: number): string => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+export const ipString = (n: number): string => [24, 16, 8, 0].map(s => (n >>> s) & 255).join('.');
 
 /** The host's address on the bridge: the subnet's first. */
 export const gatewayOf = (s: Subnet): string => ipString(s.base + 1);
@@ -43,12 +43,13 @@ export function allocateIp(s: Subnet, taken: ReadonlySet<string>): string {
 }
 
 /** A tap name (at most 15 characters) derived from the instance id. */
-export const tapName = (instanceId: string): string => `stap${createHash('sha256').update(instanceId).digest('hex').slice(0, 10)}`;
+export const tapName = (instanceId: string): string =>
+  `stap${createHash('sha256').update(instanceId).digest('hex').slice(0, 10)}`;
 
 /** A stable, locally administered MAC for the instance. */
 export function macOf(instanceId: string): string {
   const h = createHash('sha256').update(`mac:${instanceId}`).digest();
-  return ['52', '54', ...[h[0], h[1], h[2], h[3]].map((b) => b!.toString(16).padStart(2, '0'))].join(':');
+  return ['52', '54', ...[h[0], h[1], h[2], h[3]].map(b => b!.toString(16).padStart(2, '0'))].join(':');
 }
 
 async function ip(...args: string[]): Promise<string> {
@@ -67,9 +68,10 @@ async function linkExists(name: string): Promise<boolean> {
 
 /** The bridge, up, with the gateway address; made once, left in place. */
 export async function ensureBridge(bridge: string, s: Subnet): Promise<void> {
-  if (!(await linkExists(bridge))) await ip('link', 'add', 'name', bridge, 'type', 'bridge').catch(async (err: unknown) => {
-    if (!(await linkExists(bridge))) throw err; // another agent made it meanwhile
-  });
+  if (!(await linkExists(bridge)))
+    await ip('link', 'add', 'name', bridge, 'type', 'bridge').catch(async (err: unknown) => {
+      if (!(await linkExists(bridge))) throw err; // another agent made it meanwhile
+    });
   const addr = `${gatewayOf(s)}/${s.prefix}`;
   const shown = await ip('-4', 'addr', 'show', 'dev', bridge);
   if (!shown.includes(` ${addr} `)) await ip('addr', 'add', addr, 'dev', bridge).catch(() => undefined);
@@ -103,7 +105,7 @@ export class Leases {
     mkdirSync(this.dir, { recursive: true });
     const taken = new Set<string>();
     for (;;) {
-      const held = readdirSync(this.dir).filter((ip) => !this.stale(ip));
+      const held = readdirSync(this.dir).filter(ip => !this.stale(ip));
       const ip = allocateIp(s, new Set([...held, ...taken]));
       try {
         if (this.stale(ip)) rmSync(join(this.dir, ip), { force: true });

@@ -32,7 +32,12 @@ export interface OciDisk {
 
 const converting = new Map<string, Promise<void>>();
 
-export async function ociDisk(src: OciSource, ref: string, cacheDir: string, progress?: (message: string) => void): Promise<OciDisk> {
+export async function ociDisk(
+  src: OciSource,
+  ref: string,
+  cacheDir: string,
+  progress?: (message: string) => void,
+): Promise<OciDisk> {
   await src.ensureImage(ref, progress);
   const info = await src.docker.getImage(ref).inspect();
   const cfg = info.Config ?? {};
@@ -66,11 +71,21 @@ function asArray(v: unknown): string[] {
   return [];
 }
 
-async function convert(src: OciSource, ref: string, path: string, cacheDir: string, progress?: (message: string) => void): Promise<void> {
+async function convert(
+  src: OciSource,
+  ref: string,
+  path: string,
+  cacheDir: string,
+  progress?: (message: string) => void,
+): Promise<void> {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   const work = mkdtempSync(join(cacheDir, '.convert-'));
   // A created (never started) container is the documented way to read an image's filesystem.
-  const container = await src.docker.createContainer({ Image: ref, Cmd: ['/nonexistent'], Labels: { 'io.strata.purpose': 'vm-disk-export' } });
+  const container = await src.docker.createContainer({
+    Image: ref,
+    Cmd: ['/nonexistent'],
+    Labels: { 'io.strata.purpose': 'vm-disk-export' },
+  });
   try {
     progress?.(`turning ${ref} into a VM disk`);
     const rootfs = join(work, 'rootfs');
@@ -81,7 +96,9 @@ async function convert(src: OciSource, ref: string, path: string, cacheDir: stri
       let err = '';
       tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
       tar.once('error', reject);
-      tar.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`unpacking the image failed: ${err.trim()}`))));
+      tar.once('exit', code =>
+        code === 0 ? resolve() : reject(new Error(`unpacking the image failed: ${err.trim()}`)),
+      );
       stream.pipe(tar.stdin);
       stream.on('error', reject);
     });

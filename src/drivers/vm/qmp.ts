@@ -37,8 +37,11 @@ export class Qmp extends EventEmitter<{ greeting: []; event: [QmpEvent]; close: 
     const sock = connect(path);
     const qmp = new Qmp(sock);
     const greeting = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`QMP on ${path}: no greeting within ${timeoutMs} ms`)), timeoutMs);
-      sock.once('error', (err) => (clearTimeout(timer), reject(err)));
+      const timer = setTimeout(
+        () => reject(new Error(`QMP on ${path}: no greeting within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      sock.once('error', err => (clearTimeout(timer), reject(err)));
       qmp.once('greeting', () => (clearTimeout(timer), resolve()));
     });
     sock.setEncoding('utf8');
@@ -87,13 +90,13 @@ export class Qmp extends EventEmitter<{ greeting: []; event: [QmpEvent]; close: 
       }
       if ('QMP' in msg) this.emit('greeting');
       else if ('event' in msg) this.emit('event', msg as unknown as QmpEvent);
-      else if (typeof msg['id'] === 'number') {
-        const p = this.pending.get(msg['id']);
+      else if (typeof msg.id === 'number') {
+        const p = this.pending.get(msg.id);
         if (!p) continue;
-        this.pending.delete(msg['id']);
-        const err = msg['error'] as { class?: string; desc?: string } | undefined;
+        this.pending.delete(msg.id);
+        const err = msg.error as { class?: string; desc?: string } | undefined;
         if (err) p.reject(new QmpError(err.class ?? 'GenericError', err.desc ?? 'QMP error'));
-        else p.resolve(msg['return']);
+        else p.resolve(msg.return);
       }
     }
   }
