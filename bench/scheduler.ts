@@ -141,8 +141,8 @@ function runSize(total: number): Result {
     if (anti) {
       // The rule checked from outside: no two members of a group on one server.
       const phys = physicalOf.get(o.hostId)!;
-      let set = antiMembers.get(anti);
-      if (!set) antiMembers.set(anti, (set = new Set()));
+      const set = antiMembers.get(anti) ?? new Set<string>();
+      antiMembers.set(anti, set);
       if (set.has(phys)) violations++;
       set.add(phys);
     }

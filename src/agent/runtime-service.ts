@@ -7,7 +7,7 @@
 // restart, the one it started before: its pid is in STATE/service.pid and its
 // command line matches). A socket something else serves (the setup's service,
 // Docker) is never watched, replaced or removed, even when it is slow.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -165,7 +165,7 @@ export class RuntimeService {
       throw new Error(`${this.o.socketPath} is served by another process; not starting a service there`);
     rmSync(this.o.socketPath, { force: true });
     const logFd = openSync(this.logFile, 'a');
-    let child;
+    let child: ChildProcess;
     try {
       child = spawn(cmd[0]!, cmd.slice(1), { cwd: this.o.stateDir, detached: true, stdio: ['ignore', logFd, logFd] });
     } finally {

@@ -138,14 +138,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     frameworkErrors: (err, _req, res) => {
       const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
       const reply = res as unknown as import('fastify').FastifyReply;
-      void reply
-        .code(tooLong ? 414 : 400)
-        .send({
-          error: {
-            code: 'invalid_request',
-            message: tooLong ? 'a path parameter is too long' : 'the request URL is malformed',
-          },
-        });
+      void reply.code(tooLong ? 414 : 400).send({
+        error: {
+          code: 'invalid_request',
+          message: tooLong ? 'a path parameter is too long' : 'the request URL is malformed',
+        },
+      });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -162,10 +160,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // Every route documents the error shape it may answer with.
   app.addHook('onRoute', route => {
     if (route.config?.auth === false && !route.url.startsWith('/v1')) return;
-    const schema = (route.schema ??= {});
+    route.schema ??= {};
+    const schema = route.schema;
     // A route that takes no query parameters refuses unknown ones too.
     schema.querystring ??= NoQuery;
-    const response = (schema.response ??= {}) as Record<string, unknown>;
+    schema.response ??= {};
+    const response = schema.response as Record<string, unknown>;
     for (const status of ['4xx', '5xx']) response[status] ??= ErrorBody;
   });
 
@@ -286,10 +286,9 @@ function errorHandler(
   err: FastifyError,
   req: import('fastify').FastifyRequest,
   reply: import('fastify').FastifyReply,
-): void {
-  const send = (status: number, code: string, message: string, details?: unknown) => {
-    void reply.code(status).send({ error: details === undefined ? { code, message } : { code, message, details } });
-  };
+): import('fastify').FastifyReply {
+  const send = (status: number, code: string, message: string, details?: unknown) =>
+    reply.code(status).send({ error: details === undefined ? { code, message } : { code, message, details } });
   if (err instanceof ApiError) {
     const retry = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
     if (err.status === 429 && retry !== undefined) void reply.header('retry-after', String(retry));
@@ -318,5 +317,5 @@ function errorHandler(
     return send(err.statusCode, 'invalid_request', err.message);
   }
   req.log.error({ err }, 'unhandled error');
-  send(500, 'internal', 'internal error; see the server log');
+  return send(500, 'internal', 'internal error; see the server log');
 }

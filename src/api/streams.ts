@@ -243,8 +243,8 @@ const opened = new WeakMap<FastifyRequest, AgentStream>();
 function relayOpened(client: WebSocket, req: FastifyRequest): void {
   const agent = opened.get(req);
   opened.delete(req);
-  if (!agent) return client.close(1011, 'stream not opened');
-  relayExec(client, agent);
+  if (agent) relayExec(client, agent);
+  else client.close(1011, 'stream not opened');
 }
 
 /** Client <-> agent, frame by frame; the client may only send input, resize and end of input. */

@@ -4,5 +4,12 @@ export const now = (): string => new Date().toISOString();
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise<void>(resolve => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });

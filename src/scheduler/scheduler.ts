@@ -82,8 +82,8 @@ export class Scheduler {
       for (const level of ['host', 'physical-host', 'rack', 'zone', 'region'] as const) {
         const d = domainOf(h, level, physical, topo);
         domains.set(level, d);
-        let set = this.domainsAt.get(level);
-        if (!set) this.domainsAt.set(level, (set = new Set()));
+        const set = this.domainsAt.get(level) ?? new Set<string>();
+        this.domainsAt.set(level, set);
         set.add(d);
       }
       return { ...h, free: { ...h.free }, domains };
@@ -97,11 +97,11 @@ export class Scheduler {
   addMember(groupId: string, hostId: string): void {
     const n = this.byId.get(hostId);
     if (!n) return;
-    let byLevel = this.members.get(groupId);
-    if (!byLevel) this.members.set(groupId, (byLevel = new Map()));
+    const byLevel = this.members.get(groupId) ?? new Map();
+    this.members.set(groupId, byLevel);
     for (const [level, d] of n.domains) {
-      let m = byLevel.get(level);
-      if (!m) byLevel.set(level, (m = new Map()));
+      const m = byLevel.get(level) ?? new Map<string, number>();
+      byLevel.set(level, m);
       m.set(d, (m.get(d) ?? 0) + 1);
     }
   }

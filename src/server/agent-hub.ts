@@ -35,8 +35,8 @@ export class AgentHub {
   wait(hostId: string, seen: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (seen !== this.version(hostId) || timeoutMs <= 0) return Promise.resolve();
     return new Promise(resolve => {
-      let set = this.waiters.get(hostId);
-      if (!set) this.waiters.set(hostId, (set = new Set()));
+      const set = this.waiters.get(hostId) ?? new Set<() => void>();
+      this.waiters.set(hostId, set);
       const done = () => {
         clearTimeout(timer);
         set.delete(done);

@@ -9,7 +9,7 @@
 // is a committed one. Grouping shares the commit and the WAL pages between
 // writes, which is most of the cost of a small write on SQLite.
 import { EventEmitter } from 'node:events';
-import type { Transaction } from 'kysely';
+import type { ControlledTransaction, Transaction } from 'kysely';
 import { now } from '../lib/time.ts';
 import type { Db } from './db.ts';
 import type { Database, EventRow } from './schema.ts';
@@ -101,7 +101,7 @@ export class Store {
   }
 
   private async runGroup(group: Job[]): Promise<void> {
-    let trx;
+    let trx: ControlledTransaction<Database>;
     try {
       trx = await this.db.startTransaction().execute();
     } catch (err) {

@@ -356,7 +356,8 @@ export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions
     const key = `${p.containerPort}/${p.protocol ?? 'tcp'}`;
     exposed[key] = {};
     // An empty HostPort asks the runtime for any free port.
-    (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.hostPort ? String(p.hostPort) : '' });
+    bindings[key] ??= [];
+    bindings[key].push({ HostIp: p.hostIp ?? '', HostPort: p.hostPort ? String(p.hostPort) : '' });
   }
   const tmpfs: Record<string, string> = {};
   for (const t of spec.tmpfs) tmpfs[t.path] = t.sizeMib ? `rw,size=${t.sizeMib}m` : 'rw';

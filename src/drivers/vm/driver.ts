@@ -155,13 +155,25 @@ export class VmDriver implements Driver {
       const ok = await new Promise<boolean>(resolve => {
         const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
         let out = '';
-        const timer = setTimeout(() => (child.kill('SIGKILL'), resolve(false)), 20_000);
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve(false);
+        }, 20_000);
         child.stdout.on('data', (d: Buffer) => {
           out += d.toString();
-          if (out.includes('strata-guest: probe')) clearTimeout(timer), child.kill('SIGKILL'), resolve(true);
+          if (!out.includes('strata-guest: probe')) return;
+          clearTimeout(timer);
+          child.kill('SIGKILL');
+          resolve(true);
         });
-        child.once('exit', () => (clearTimeout(timer), resolve(out.includes('strata-guest: probe'))));
-        child.once('error', () => (clearTimeout(timer), resolve(false)));
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve(out.includes('strata-guest: probe'));
+        });
+        child.once('error', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
       });
       rmSync(dir, { recursive: true, force: true });
       return ok ? 'kvm' : 'tcg';

@@ -41,8 +41,14 @@ export class Qmp extends EventEmitter<{ greeting: []; event: [QmpEvent]; close: 
         () => reject(new Error(`QMP on ${path}: no greeting within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      sock.once('error', err => (clearTimeout(timer), reject(err)));
-      qmp.once('greeting', () => (clearTimeout(timer), resolve()));
+      sock.once('error', err => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      qmp.once('greeting', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => qmp.onData(chunk));
@@ -77,8 +83,7 @@ export class Qmp extends EventEmitter<{ greeting: []; event: [QmpEvent]; close: 
 
   private onData(chunk: string): void {
     this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+    for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
       const line = this.buffer.slice(0, nl).trim();
       this.buffer = this.buffer.slice(nl + 1);
       if (!line) continue;
