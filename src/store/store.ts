@@ -2,8 +2,11 @@
 // `write`, which commits the change and its events in one transaction and then
 // tells in-process subscribers (the event stream, the agent watch, the scheduler).
 //
-// Writes are group-committed: writes that arrive while a commit is under way
-// wait, then run together in one transaction, each inside its own savepoint.
+// Writes are group-committed: writes that arrive in the same turn of the event
+// loop, or while a commit is under way, run together in one transaction, each
+// inside its own savepoint. (SQLite answers synchronously, so a write started
+// at once would commit alone before the next request is even read: the group
+// starts on the next turn instead.)
 // One that fails is rolled back to its savepoint alone; the others commit. A
 // write resolves only after the commit that holds it, so an acknowledged write
 // is a committed one. Grouping shares the commit and the WAL pages between
@@ -53,7 +56,9 @@ export class Store {
   write<T>(fn: (ctx: WriteContext) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.draining) void this.drain();
+      if (this.draining) return;
+      this.draining = true;
+      setImmediate(() => void this.drain());
     });
   }
 
@@ -68,7 +73,6 @@ export class Store {
   }
 
   private async drain(): Promise<void> {
-    this.draining = true;
     try {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, MAX_GROUP);
