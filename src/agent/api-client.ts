@@ -1,7 +1,13 @@
 // The agent's side of the agent protocol (docs/agent-protocol.md).
 import type { Static } from 'typebox';
-import type { Assignments, Fingerprint, ObservedReport, Registered, StatusReportBody } from '../api/agent-schemas.ts';
-import type { HeartbeatAck } from '../api/agent-schemas.ts';
+import type {
+  Assignments,
+  Fingerprint,
+  ObservedReport,
+  Registered,
+  StatusReportBody,
+} from '../model/agent-protocol.ts';
+import type { HeartbeatAck } from '../model/agent-protocol.ts';
 import type { InstanceState } from '../model/instance-state.ts';
 
 export class AgentApiError extends Error {

@@ -2,23 +2,9 @@
 // actually work here (a driver is offered only when its probe succeeds).
 import { statfsSync } from 'node:fs';
 import os from 'node:os';
-import type { Fingerprint } from '../api/agent-schemas.ts';
-
-export interface TopologyFlags {
-  region?: string | undefined;
-  zone?: string | undefined;
-  rack?: string | undefined;
-  labels?: Record<string, string> | undefined;
-  kind?: 'physical' | 'virtual' | undefined;
-  parent?: string | undefined;
-  /** Memory (MiB) and vCPUs held back for the host itself. */
-  reserveMemoryMib?: number | undefined;
-  reserveVcpus?: number | undefined;
-  /** How many vCPUs of instances each core may carry (containers rarely use a whole core). */
-  cpuOvercommit?: number | undefined;
-}
-
-export type DriverName = Fingerprint['drivers'][number];
+import type { Fingerprint } from '../model/agent-protocol.ts';
+import type { DriverName } from '../model/schemas.ts';
+import type { TopologyFlags } from '../model/topology.ts';
 
 export function fingerprint(dataDir: string, flags: TopologyFlags, drivers: DriverName[]): Fingerprint {
   const vcpus = os.availableParallelism();

@@ -3,7 +3,7 @@
 // makes the instance healthy at once; `retries` failures in a row make it
 // unhealthy; failures inside the start period do not count.
 import { connect } from 'node:net';
-import type { HealthCheck, HealthOut } from '../api/schemas.ts';
+import type { HealthCheck, HealthOut } from '../model/schemas.ts';
 import type { Driver } from '../drivers/driver.ts';
 
 export type Health = HealthOut;

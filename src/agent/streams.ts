@@ -1,13 +1,13 @@
 // The agent's side of logs and exec: one control WebSocket to the server,
 // kept open (reconnecting with backoff), on which the server asks for streams;
 // each stream is a data WebSocket the agent dials back and feeds from the
-// instance's driver. See src/server/stream-hub.ts for the server's side.
+// instance's driver. See src/api/stream-hub.ts for the server's side.
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { ApiError } from '../lib/errors.ts';
 import { Channel, frame, parseFrame, parseStatus, statusFrame, type StreamStatus } from '../lib/stream-frames.ts';
 import { messages, send, wsUrl } from '../lib/ws-messages.ts';
-import type { ControlMessage, LogsRequest, StreamRequest } from '../server/stream-hub.ts';
+import type { ControlMessage, LogsRequest, StreamRequest } from '../model/streams.ts';
 import type { Driver, ExecSession } from '../drivers/driver.ts';
 import { sleep } from '../lib/time.ts';
 import { scope } from './last-resort.ts';

@@ -20,13 +20,13 @@ import {
   Registered,
   StatusReportBody,
   type Fingerprint,
-} from './agent-schemas.ts';
+} from '../model/agent-protocol.ts';
 import { resolveParent } from './hosts.ts';
-import { resolveEnv } from '../server/secrets.ts';
+import { resolveEnv } from '../services/secrets.ts';
 import { findHost } from './lookup.ts';
-import { replaceLabels } from './paging.ts';
+import { replaceLabels } from '../store/labels.ts';
 import { presentHost, presentInstance } from './present.ts';
-import { IdParam, Instance } from './schemas.ts';
+import { IdParam, Instance } from '../model/schemas.ts';
 
 const tags = ['agent'];
 

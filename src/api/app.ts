@@ -8,11 +8,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ApiError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
 import { Authenticator, type Principal } from './auth.ts';
-import { ErrorBody, NoQuery } from './schemas.ts';
+import { ErrorBody, NoQuery } from '../model/schemas.ts';
 import { RateLimiter, rateLimited } from './rate-limit.ts';
 import { StreamSlots } from './stream-slots.ts';
 import { describeValidation, validatorCompiler } from './validation.ts';
-import type { Services } from '../server/services.ts';
+import type { Services } from './services.ts';
 import { agentRoutes } from './agent.ts';
 import { eventRoutes } from './events.ts';
 import { groupRoutes } from './groups.ts';

@@ -9,7 +9,7 @@ import { requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { getProject } from './lookup.ts';
 import { presentEvent } from './present.ts';
-import { Event, EventQuery } from './schemas.ts';
+import { Event, EventQuery } from '../model/schemas.ts';
 import { Type } from 'typebox';
 
 const tags = ['events'];

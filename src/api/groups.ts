@@ -12,23 +12,12 @@ import { actorOf, canSee, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { getProject, listScope } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, Name, Page, StringEnum, Timestamp } from './schemas.ts';
-import { levels } from '../scheduler/topology.ts';
+import { IdParam, Name, Page, PlacementGroup, StringEnum } from '../model/schemas.ts';
+import { levels } from '../model/topology.ts';
 
 const tags = ['groups'];
 const Closed = { additionalProperties: false } as const;
 
-export const PlacementGroup = Type.Object({
-  id: Type.String(),
-  project: Type.String(),
-  name: Type.String(),
-  policy: StringEnum(['affinity', 'anti-affinity', 'spread']),
-  strength: StringEnum(['hard', 'soft']),
-  level: StringEnum(levels),
-  maxSkew: Type.Integer(),
-  members: Type.Integer({ description: 'instances in the group' }),
-  createdAt: Timestamp,
-});
 export const PlacementGroupCreate = Type.Object(
   {
     project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),

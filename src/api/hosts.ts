@@ -10,10 +10,11 @@ import type { UserPrincipal } from './auth.ts';
 import { actorOf, requireClusterAdmin, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findHost, getProject } from './lookup.ts';
-import { decodeCursor, labelsMatch, pageOf, parseSelector, replaceLabels } from './paging.ts';
-import { finalizeDelete } from '../server/instances.ts';
+import { decodeCursor, pageOf, parseSelector } from './paging.ts';
+import { labelsMatch, replaceLabels } from '../store/labels.ts';
+import { finalizeDelete } from '../services/instances.ts';
 import { presentHost } from './present.ts';
-import { Host, HostCreate, HostPatch, IdParam, ListQuery, Page } from './schemas.ts';
+import { Host, HostCreate, HostPatch, IdParam, ListQuery, Page } from '../model/schemas.ts';
 
 const tags = ['hosts'];
 

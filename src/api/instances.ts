@@ -6,10 +6,11 @@ import type { UserPrincipal } from './auth.ts';
 import { actorOf, canSee, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findHost, getProject } from './lookup.ts';
-import { decodeCursor, labelsMatch, pageOf, parseSelector } from './paging.ts';
+import { decodeCursor, pageOf, parseSelector } from './paging.ts';
+import { labelsMatch } from '../store/labels.ts';
 import { presentInstance } from './present.ts';
-import { requestOf, snapshot } from '../server/placer.ts';
-import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from './schemas.ts';
+import { explain } from '../services/placement.ts';
+import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from '../model/schemas.ts';
 
 const tags = ['instances'];
 
@@ -246,23 +247,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     async req => {
       const p = requireUser(principalOf(req));
       const row = await load(p, req.params.id, 'reader');
-      return store.db.transaction().execute(async trx => {
-        const snap = await snapshot(trx);
-        const names = new Map(
-          (await trx.selectFrom('hosts').select(['id', 'name']).execute()).map(h => [h.id, h.name]),
-        );
-        const ranked = snap.scheduler.rank(requestOf(row, snap));
-        return {
-          instance: row.id,
-          host: row.host_id,
-          candidates: ranked.candidates.map(c => ({
-            host: c.hostId,
-            hostName: names.get(c.hostId) ?? c.hostId,
-            score: Math.round(c.score * 1000) / 1000,
-          })),
-          refusals: ranked.refusals,
-        };
-      });
+      return explain(store, row);
     },
   );
 

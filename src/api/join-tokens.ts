@@ -9,7 +9,7 @@ import { hashSecret, newSecret } from './auth.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { resolvePool } from './hosts.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, JoinToken, JoinTokenCreate, JoinTokenCreated, PageQuery, Page } from './schemas.ts';
+import { IdParam, JoinToken, JoinTokenCreate, JoinTokenCreated, PageQuery, Page } from '../model/schemas.ts';
 
 const tags = ['hosts'];
 const present = (t: JoinTokenTable) => ({

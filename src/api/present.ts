@@ -2,8 +2,16 @@
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import type { HostKind, HostState, InstanceKind } from '../model/kinds.ts';
 import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
-import type { InstanceOptions } from '../server/instances.ts';
-import type { Constraint, RestartPolicy, EventOut, HostOut, InstanceOut, ObservedOut, ProjectOut } from './schemas.ts';
+import type { InstanceOptions } from '../services/instances.ts';
+import type {
+  Constraint,
+  RestartPolicy,
+  EventOut,
+  HostOut,
+  InstanceOut,
+  ObservedOut,
+  ProjectOut,
+} from '../model/schemas.ts';
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
 

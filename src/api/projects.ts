@@ -7,7 +7,8 @@ import { now } from '../lib/time.ts';
 import { actorOf, requireClusterAdmin, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findProject, findUser, getProject } from './lookup.ts';
-import { decodeCursor, labelsMatch, pageOf, parseSelector, replaceLabels } from './paging.ts';
+import { decodeCursor, pageOf, parseSelector } from './paging.ts';
+import { labelsMatch, replaceLabels } from '../store/labels.ts';
 import { presentProject } from './present.ts';
 import {
   ListQuery,
@@ -19,7 +20,7 @@ import {
   ProjectCreate,
   ProjectParam,
   ProjectPatch,
-} from './schemas.ts';
+} from '../model/schemas.ts';
 
 const tags = ['projects'];
 

@@ -5,26 +5,19 @@ import { Type, type Static } from 'typebox';
 import { conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
-import { refersTo } from '../server/secrets.ts';
+import { refersTo } from '../services/secrets.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import type { SecretRow } from '../store/schema.ts';
 import { actorOf, canSee, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { getProject, listScope } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, Name, Page, Timestamp } from './schemas.ts';
+import { IdParam, Name, Page, Secret } from '../model/schemas.ts';
 
 const tags = ['secrets'];
 const Closed = { additionalProperties: false } as const;
 const Value = Type.String({ maxLength: 65536, description: 'the value; written, never read back' });
 
-export const Secret = Type.Object({
-  id: Type.String(),
-  project: Type.String(),
-  name: Type.String(),
-  createdAt: Timestamp,
-  updatedAt: Timestamp,
-});
 const SecretCreate = Type.Object(
   {
     project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),

@@ -1,5 +1,5 @@
 // Logs and exec: user streams relayed through the server to the agent that
-// holds the instance (see src/server/stream-hub.ts for how the agent is reached).
+// holds the instance (see src/api/stream-hub.ts for how the agent is reached).
 //
 //   GET /v1/instances/:id/logs?follow=true&tail=N   application/x-ndjson
 //       {"stream":"stdout","data":"..."} per chunk of output
@@ -14,11 +14,12 @@ import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { Channel, parseFrame, statusFrame } from '../lib/stream-frames.ts';
 import { messages, send } from '../lib/ws-messages.ts';
 import type { InstanceRow } from '../store/schema.ts';
-import type { AgentStream, StreamRequest } from '../server/stream-hub.ts';
+import type { AgentStream } from './stream-hub.ts';
+import type { StreamRequest } from '../model/streams.ts';
 import { requireAgent, requireRole, requireUser } from './access.ts';
 import { watchAccess } from './access-watch.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { IdParam } from './schemas.ts';
+import { IdParam } from '../model/schemas.ts';
 
 const Closed = { additionalProperties: false } as const;
 

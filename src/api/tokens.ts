@@ -9,7 +9,7 @@ import { hashSecret, newSecret } from './auth.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findUser } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, Page, Token, TokenCreate, TokenCreated, TokenListQuery } from './schemas.ts';
+import { IdParam, Page, Token, TokenCreate, TokenCreated, TokenListQuery } from '../model/schemas.ts';
 
 const tags = ['tokens'];
 const present = (t: TokenRow) => ({

@@ -10,7 +10,7 @@ import { actorOf, requireClusterAdmin, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { findUser, getProject } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
-import { IdParam, PageQuery, Page, User, UserCreate, Whoami, type UserOut } from './schemas.ts';
+import { IdParam, PageQuery, Page, User, UserCreate, Whoami, type UserOut } from '../model/schemas.ts';
 
 const tags = ['users'];
 

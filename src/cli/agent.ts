@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { TopologyFlags } from '../agent/fingerprint.ts';
+import type { TopologyFlags } from '../model/topology.ts';
 import { defaultDataDir } from './server.ts';
 
 interface AgentFlags {

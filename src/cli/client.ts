@@ -5,7 +5,7 @@
 import type { Static } from 'typebox';
 import WebSocket from 'ws';
 import { messages, wsUrl } from '../lib/ws-messages.ts';
-import type * as S from '../api/schemas.ts';
+import type * as S from '../model/schemas.ts';
 
 export type Project = Static<typeof S.Project>;
 export type Member = Static<typeof S.Member>;

@@ -1,34 +1,12 @@
 // `strata dev`: a server and a supervised local agent in one command, with data
 // under ~/.local/share/strata, and the CLI pointed at them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import type { Store } from '../store/store.ts';
 import { saveContext } from './config.ts';
 import { defaultDataDir } from './server.ts';
-
-const JOIN_TOKEN_FILE = 'dev-join.token';
-
-/** The dev join token survives restarts so the local agent can always (re)join. */
-async function devJoinToken(store: Store, dataDir: string): Promise<string> {
-  const file = join(dataDir, JOIN_TOKEN_FILE);
-  const { hashSecret } = await import('../api/auth.ts');
-  if (existsSync(file)) {
-    const secret = readFileSync(file, 'utf8').trim();
-    const row = await store.db
-      .selectFrom('join_tokens')
-      .select('id')
-      .where('hash', '=', hashSecret(secret))
-      .executeTakeFirst();
-    if (row) return secret;
-  }
-  const { createJoinToken } = await import('../api/join-tokens.ts');
-  const { secret } = await createJoinToken(store, 'dev', { description: 'strata dev local agent' });
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
-}
 
 export function devCommand(): Command {
   return new Command('dev')
@@ -40,6 +18,7 @@ export function devCommand(): Command {
     .action(async (o: { data: string; listen: string; context: string; agent: boolean }) => {
       const { pino } = await import('pino');
       const { parseListen, startServer } = await import('../server/server.ts');
+      const { devJoinToken } = await import('../server/dev-join-token.ts');
       const { host, port } = parseListen(o.listen);
       const logFile = join(o.data, 'server.log');
       const logger = pino({ level: 'info' }, pino.destination({ dest: logFile, mkdir: true, sync: false }));

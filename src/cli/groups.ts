@@ -2,8 +2,8 @@
 // any level of the topology, and `strata instance explain`.
 import { type Command, Option } from 'commander';
 import type { Static } from 'typebox';
-import type { PlacementGroup } from '../api/groups.ts';
-import { levels } from '../scheduler/topology.ts';
+import type { PlacementGroup } from '../model/schemas.ts';
+import { levels } from '../model/topology.ts';
 import { ApiError, enc, type Page } from './client.ts';
 import { ctxOf, group, intArg, leaf, listOptions, morePages, type ListFlags } from './common.ts';
 import { age, col, out, renderList, renderObject, type Column } from './output.ts';

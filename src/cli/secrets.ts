@@ -3,7 +3,7 @@
 // `strata run --secret-env KEY=NAME`.
 import type { Command } from 'commander';
 import type { Static } from 'typebox';
-import type { Secret as SecretSchema } from '../api/secrets.ts';
+import type { Secret as SecretSchema } from '../model/schemas.ts';
 import { enc, type Page } from './client.ts';
 import { ctxOf, group, leaf, listOptions, morePages, UsageError, type ListFlags } from './common.ts';
 import { age, col, out, renderList, renderObject, type Column } from './output.ts';

@@ -2,8 +2,8 @@
 // reconcile loop drives instances through it; a driver holds no control-plane
 // state of its own and must find its workloads again after an agent restart.
 import type { Static } from 'typebox';
-import type { Assignment } from '../api/agent-schemas.ts';
-import type { DriverName } from '../agent/fingerprint.ts';
+import type { Assignment } from '../model/agent-protocol.ts';
+import type { DriverName } from '../model/schemas.ts';
 
 export type InstanceSpec = Static<typeof Assignment>;
 

@@ -11,7 +11,8 @@
 // placement grows with the candidates looked at, not with the cluster; a
 // refusal scans every host, so its explanation counts every one.
 import { constraintHolds, explain, type ConstraintSpec } from './constraints.ts';
-import { domainOf, physicalHosts, type Level, type TopologyHost } from './topology.ts';
+import type { Level } from '../model/topology.ts';
+import { domainOf, physicalHosts, type TopologyHost } from './topology.ts';
 
 export interface SchedHost extends TopologyHost {
   state: string;

@@ -4,8 +4,7 @@
 // through those parents, so a rule at the physical-host level holds for two
 // containers in two different VMs on one server.
 
-export const levels = ['host', 'physical-host', 'rack', 'zone', 'region'] as const;
-export type Level = (typeof levels)[number];
+import type { Level } from '../model/topology.ts';
 
 export interface TopologyHost {
   id: string;

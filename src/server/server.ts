@@ -5,13 +5,13 @@ import { pino, type Logger } from 'pino';
 import { buildApp, type App, type HttpLimits } from '../api/app.ts';
 import { openDatabase } from '../store/db.ts';
 import { Store } from '../store/store.ts';
-import { AgentHub } from './agent-hub.ts';
+import { AgentHub } from '../services/agent-hub.ts';
 import { bootstrap } from './bootstrap.ts';
-import { InstanceService } from './instances.ts';
+import { InstanceService } from '../services/instances.ts';
 import { startLiveness } from './liveness.ts';
 import { Placer } from './placer.ts';
-import { SecretBox } from './secret-box.ts';
-import { StreamHub } from './stream-hub.ts';
+import { SecretBox } from '../services/secret-box.ts';
+import { StreamHub } from '../api/stream-hub.ts';
 import { ensurePrivateDir } from '../lib/private-dir.ts';
 import { VERSION } from '../lib/version.ts';
 
@@ -57,7 +57,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const services = {
     instances: new InstanceService(store),
     agents: new AgentHub(store),
-    placer,
     streams,
     secrets: SecretBox.open(o.dataDir),
     heartbeatSeconds,

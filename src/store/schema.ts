@@ -129,7 +129,7 @@ export interface PlacementGroupTable {
   created_at: string;
 }
 
-/** A project's secret: its value only ever encrypted here (src/server/secret-box.ts). */
+/** A project's secret: its value only ever encrypted here (src/services/secret-box.ts). */
 export interface SecretTable {
   id: string;
   project_id: string;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import type { CloudInit } from '../../api/schemas.ts';
+import type { CloudInit } from '../../model/schemas.ts';
 
 const run = promisify(execFile);
 

@@ -9,32 +9,7 @@ import type WebSocket from 'ws';
 import { ApiError, type ErrorCode } from '../lib/errors.ts';
 import { Channel, parseFrame, parseStatus } from '../lib/stream-frames.ts';
 import { messages } from '../lib/ws-messages.ts';
-
-export interface LogsRequest {
-  op: 'logs';
-  instance: string;
-  follow: boolean;
-  tail?: number | undefined;
-}
-
-export interface ExecRequest {
-  op: 'exec';
-  instance: string;
-  command: string[];
-  tty: boolean;
-  stdin: boolean;
-  cols?: number | undefined;
-  rows?: number | undefined;
-}
-
-export interface ConsoleRequest {
-  op: 'console';
-  instance: string;
-}
-
-export type StreamRequest = LogsRequest | ExecRequest | ConsoleRequest;
-/** What the server sends on an agent's control socket. */
-export type ControlMessage = ({ type: 'open'; id: string } & StreamRequest) | { type: 'hello'; hostId: string };
+import type { ControlMessage, StreamRequest } from '../model/streams.ts';
 
 /** An open stream from an agent: its socket and the messages after the opening status. */
 export interface AgentStream {

@@ -1,7 +1,7 @@
 // The agent protocol's messages. See docs/agent-protocol.md.
 import { Type, type Static } from 'typebox';
-import { instanceStates } from '../model/instance-state.ts';
-import { hostKinds } from '../model/kinds.ts';
+import { instanceStates } from './instance-state.ts';
+import { hostKinds } from './kinds.ts';
 import {
   DriverName,
   Env,

@@ -1,9 +1,10 @@
 // Request and response schemas of the public API. They validate requests, shape
 // responses (fast serialization, no stray fields) and become the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
-import { desiredStates, instanceStates } from '../model/instance-state.ts';
-import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from '../model/image-ref.ts';
-import { hostKinds, hostStates, instanceKinds, roles } from '../model/kinds.ts';
+import { desiredStates, instanceStates } from './instance-state.ts';
+import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from './image-ref.ts';
+import { hostKinds, hostStates, instanceKinds, roles } from './kinds.ts';
+import { levels } from './topology.ts';
 
 export const StringEnum = <const T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) =>
   Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts });
@@ -243,6 +244,28 @@ export const HostPatch = Type.Object(
   },
   Closed,
 );
+
+/** A placement group: its rule holds for its members at its level of the topology. */
+export const PlacementGroup = Type.Object({
+  id: Type.String(),
+  project: Type.String(),
+  name: Type.String(),
+  policy: StringEnum(['affinity', 'anti-affinity', 'spread']),
+  strength: StringEnum(['hard', 'soft']),
+  level: StringEnum(levels),
+  maxSkew: Type.Integer(),
+  members: Type.Integer({ description: 'instances in the group' }),
+  createdAt: Timestamp,
+});
+
+/** A project's secret: its name only, never its value. */
+export const Secret = Type.Object({
+  id: Type.String(),
+  project: Type.String(),
+  name: Type.String(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
 
 export const JoinToken = Type.Object({
   id: Type.String(),
@@ -587,3 +610,4 @@ export type Port = Static<typeof Port>;
 export type TmpfsMount = Static<typeof Tmpfs>;
 export type ObservedOut = Static<typeof Observed>;
 export type HealthOut = Static<typeof Health>;
+export type DriverName = Static<typeof DriverName>;

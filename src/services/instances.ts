@@ -8,10 +8,10 @@ import { canTransition, isInstanceState, type InstanceState } from '../model/ins
 import type { InstanceKind } from '../model/kinds.ts';
 import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
-import { insertLabels } from '../api/paging.ts';
+import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
-import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../api/schemas.ts';
+import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../model/schemas.ts';
 
 export interface InstanceOptions {
   /** placement group ids */
