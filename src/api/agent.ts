@@ -149,6 +149,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
           resourceType: 'host',
           resourceId: row.id,
           actor: `agent:${b.name}`,
+          host: row.id,
           data: { name: b.name, drivers: b.fingerprint.drivers },
         });
         return row;
@@ -190,6 +191,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
             resourceType: 'host',
             resourceId: h.id,
             actor: `agent:${h.name}`,
+            host: h.id,
             data: { from: h.state, to: state, reason: 'heartbeat' },
           });
         }

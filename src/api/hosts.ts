@@ -123,6 +123,7 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
           resourceType: 'host',
           resourceId: row.id,
           actor: actorOf(p),
+          host: row.id,
           data: { name: row.name },
         });
         return row;
@@ -180,6 +181,7 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
           resourceType: 'host',
           resourceId: h.id,
           actor: actorOf(p),
+          host: h.id,
           data: { fields: Object.keys(b), state: update.state },
         });
         if (b.state === 'draining' && h.state !== 'draining') {
@@ -199,6 +201,7 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
               resourceType: 'instance',
               resourceId: i.id,
               actor: actorOf(p),
+              host: h.id,
               data: { host: h.id, reason: `host ${h.name} is draining` },
             });
           }
@@ -248,6 +251,7 @@ export function hostRoutes(app: App, { store }: RouteDeps): void {
           resourceType: 'host',
           resourceId: h.id,
           actor: actorOf(p),
+          host: h.id,
           data: { name: h.name },
         });
       });

@@ -3,7 +3,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSecret, newSecret } from '../api/auth.ts';
-import { newProjectRow } from '../api/projects.ts';
+import { newProjectRow } from '../store/projects.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { Store } from '../store/store.ts';

@@ -1,15 +1,16 @@
 // `strata server`: opens the store, bootstraps a fresh install, serves the API
-// and runs the control loops (placement, host liveness).
+// and runs the controllers (placement, host liveness) on one runner.
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp, type App, type HttpLimits } from '../api/app.ts';
 import { openDatabase } from '../store/db.ts';
 import { Store } from '../store/store.ts';
+import { liveness } from '../controllers/liveness.ts';
+import { placer } from '../controllers/placer.ts';
+import { Runner } from '../controllers/runner.ts';
 import { AgentHub } from '../services/agent-hub.ts';
 import { bootstrap } from './bootstrap.ts';
 import { InstanceService } from '../services/instances.ts';
-import { startLiveness } from './liveness.ts';
-import { Placer } from './placer.ts';
 import { SecretBox } from '../services/secret-box.ts';
 import { StreamHub } from '../api/stream-hub.ts';
 import { ensurePrivateDir } from '../lib/private-dir.ts';
@@ -52,7 +53,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (boot.created) logger.info({ tokenFile: boot.tokenFile }, 'first start: cluster admin token written');
 
   const heartbeatSeconds = o.heartbeatSeconds ?? 5;
-  const placer = new Placer(store, logger);
   const streams = new StreamHub({ agentWaitMs: (o.agentWaitSeconds ?? 2 * heartbeatSeconds) * 1000 });
   const services = {
     instances: new InstanceService(store),
@@ -62,22 +62,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     heartbeatSeconds,
   };
   const app = await buildApp({ store, services, logger, version: VERSION, limits: o.limits });
-  const stopLiveness = startLiveness(store, logger, { heartbeatSeconds });
   await app.listen({ host: o.host, port: o.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
-  placer.kick();
+  const controllers = new Runner({ subscribe: l => store.onEvent(l), log: logger })
+    .add(placer(store))
+    .add(liveness(store, { heartbeatSeconds }));
+  controllers.start();
   return {
     app,
     store,
     url: `http://${host}:${port}`,
     adminTokenFile: boot.tokenFile,
     async close() {
-      stopLiveness();
       streams.closeAll();
       await app.close();
-      await placer.settled();
+      await controllers.stop();
       await store.close();
     },
   };

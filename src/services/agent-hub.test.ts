@@ -1,23 +1,22 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { openDatabase } from '../store/db.ts';
-import { Store } from '../store/store.ts';
+import { type EventInput, Store } from '../store/store.ts';
 import { AgentHub } from './agent-hub.ts';
 
-test('a waiting agent wakes when an event names its host, not another', async () => {
+test('a waiting agent wakes when an event names its host to wake, not another host, not a host in the data', async () => {
   const store = new Store(await openDatabase({ file: ':memory:' }));
   const hub = new AgentHub(store);
   const v = hub.version('h1');
-  let woke = false;
-  const waiting = hub.wait('h1', v, 10_000).then(() => (woke = true));
-  await store.write(async ({ emit }) =>
-    emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h2' } }),
-  );
-  await new Promise(r => setTimeout(r, 20));
-  assert.equal(woke, false);
-  await store.write(async ({ emit }) =>
-    emit({ type: 'x', projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't', data: { hostId: 'h1' } }),
-  );
+  const waiting = hub.wait('h1', v, 10_000);
+  const emit = (e: EventInput) => store.write(async ctx => ctx.emit(e));
+  const base = { projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't' } as const;
+  await emit({ ...base, type: 'instance.deleting', host: 'h2' });
+  // A host id in an event's data is news for users, not a wake-up.
+  await emit({ ...base, type: 'instance.state', data: { hostId: 'h1' } });
+  // Subscribers hear of an event before its write resolves: nothing woke h1.
+  assert.equal(hub.version('h1'), v);
+  await emit({ ...base, type: 'instance.deleting', host: 'h1' });
   await waiting;
   assert.notEqual(hub.version('h1'), v);
   await store.close();

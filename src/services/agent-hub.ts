@@ -1,6 +1,6 @@
 // Wakes agents the moment their assignments change. Each host has a version;
-// any event that names a host bumps it, and long-polls waiting on that host
-// return at once. The boot id makes versions from a previous server process
+// an event that names a host to wake (its `host`, src/model/events.ts) bumps
+// it, and long-polls waiting on that host return at once. The boot id makes versions from a previous server process
 // differ from every current one, so a restarted server never leaves an agent
 // waiting on a stale version.
 import { randomBytes } from 'node:crypto';
@@ -13,9 +13,7 @@ export class AgentHub {
 
   constructor(store: Store) {
     store.onEvent(e => {
-      const data = JSON.parse(e.data) as { hostId?: unknown };
-      if (typeof data.hostId === 'string') this.bump(data.hostId);
-      if (e.resource_type === 'host') this.bump(e.resource_id);
+      if (e.host !== null) this.bump(e.host);
     });
   }
 

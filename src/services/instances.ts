@@ -153,7 +153,7 @@ export class InstanceService {
     desired: 'running' | 'paused' | 'stopped',
     actor: string,
     check: (row: InstanceRow) => void,
-    verb: string,
+    verb: 'start' | 'stop' | 'pause' | 'resume',
     graceSeconds?: number,
   ): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
@@ -178,6 +178,7 @@ export class InstanceService {
         resourceType: 'instance',
         resourceId: id,
         actor,
+        host: row.host_id,
         data: { hostId: row.host_id },
       });
       if (update.state === 'pending')
@@ -212,6 +213,7 @@ export class InstanceService {
         resourceType: 'instance',
         resourceId: id,
         actor,
+        host: row.host_id,
         data: { hostId: row.host_id },
       });
       return { ...row, restart_requested_at: t, updated_at: t };
@@ -240,6 +242,7 @@ export class InstanceService {
         resourceType: 'instance',
         resourceId: id,
         actor,
+        host: row.host_id,
         data: { hostId: row.host_id },
       });
       return { ...row, ...update };
@@ -315,7 +318,7 @@ export class InstanceService {
       const from = before.health?.status ?? null;
       const to = after.health?.status ?? null;
       if (from !== to && to !== null) {
-        // No hostId in the data: a health change is news for users, not a new assignment.
+        // A health change is news for users, not a new assignment: no host is woken.
         emit({
           type: 'instance.health',
           projectId: row.project_id,
@@ -486,6 +489,7 @@ export async function finalizeDelete(
     resourceType: 'instance',
     resourceId: row.id,
     actor,
+    host: row.host_id,
     data: { name: row.name, hostId: row.host_id, ...(forced ? { forced: true } : {}) },
   });
   return { ...row, state: 'deleted', desired_state: 'deleted', updated_at: now() };

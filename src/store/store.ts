@@ -14,19 +14,16 @@
 import { EventEmitter } from 'node:events';
 import type { ControlledTransaction, Transaction } from 'kysely';
 import { now } from '../lib/time.ts';
+import type { EventInput, EventType } from '../model/events.ts';
 import type { Db } from './db.ts';
 import type { Database, EventRow } from './schema.ts';
 
 export type Trx = Transaction<Database>;
 
-export interface EventInput {
-  type: string;
-  projectId: string | null;
-  resourceType: string;
-  resourceId: string;
-  actor: string;
-  data?: Record<string, unknown>;
-}
+export type { EventInput };
+
+/** An event as subscribers hear it after its commit: the stored row and, not stored, the host to wake. */
+export type StoredEvent = EventRow & { type: EventType; host: string | null };
 
 export interface WriteContext {
   trx: Trx;
@@ -62,7 +59,7 @@ export class Store {
     });
   }
 
-  onEvent(listener: (event: EventRow) => void): () => void {
+  onEvent(listener: (event: StoredEvent) => void): () => void {
     this.bus.on('event', listener);
     return () => this.bus.off('event', listener);
   }
@@ -84,12 +81,12 @@ export class Store {
     }
   }
 
-  private publish(rows: EventRow[]): void {
+  private publish(rows: StoredEvent[]): void {
     for (const row of rows) this.bus.emit('event', row);
   }
 
   private async runOne(job: Job): Promise<void> {
-    let rows: EventRow[] = [];
+    let rows: StoredEvent[] = [];
     try {
       const value = await this.db.transaction().execute(async trx => {
         const pending: EventInput[] = [];
@@ -112,7 +109,7 @@ export class Store {
       for (const job of group) job.reject(err);
       return;
     }
-    const committed: { job: Job; value: unknown; rows: EventRow[] }[] = [];
+    const committed: { job: Job; value: unknown; rows: StoredEvent[] }[] = [];
     const refused: { job: Job; err: unknown }[] = [];
     try {
       for (const [i, job] of group.entries()) {
@@ -151,10 +148,10 @@ export class Store {
   }
 }
 
-async function insertEvents(trx: Trx, pending: EventInput[]): Promise<EventRow[]> {
+async function insertEvents(trx: Trx, pending: EventInput[]): Promise<StoredEvent[]> {
   if (pending.length === 0) return [];
   const at = now();
-  return trx
+  const rows = await trx
     .insertInto('events')
     .values(
       pending.map(e => ({
@@ -169,4 +166,7 @@ async function insertEvents(trx: Trx, pending: EventInput[]): Promise<EventRow[]
     )
     .returningAll()
     .execute();
+  // Sequence numbers follow the order of the values; RETURNING's order is not promised.
+  rows.sort((a, b) => a.seq - b.seq);
+  return rows.map((row, i) => ({ ...row, type: pending[i]!.type, host: pending[i]!.host ?? null }));
 }

@@ -1,0 +1,125 @@
+// Host liveness. Its rules:
+// - A host whose agent has heartbeated before and then misses `notReadyAfter`
+//   heartbeats (3 by default) goes from ready to not-ready; one that misses
+//   `downAfter` (12) goes down, from ready, not-ready or draining. A heartbeat
+//   brings it back (src/api/agent.ts), not this controller. Hosts that never
+//   had an agent (registered by hand) are left alone.
+// - Every instance active on a down host (scheduled, starting, running,
+//   paused, stopping) becomes `lost`: nobody can say whether it still runs
+//   until the host's agent is back and reports what it sees. The host's going
+//   down and its instances' loss are one transaction; later passes also catch
+//   an instance made active on a host that is already down.
+// - Moving lost instances elsewhere is not this controller's work.
+// It is driven by time alone: a pass every half heartbeat, reading heartbeat
+// ages against the runner's clock.
+import { now } from '../lib/time.ts';
+import { activeStates } from '../model/instance-state.ts';
+import type { Store, WriteContext } from '../store/store.ts';
+import type { Controller, Pass } from './runner.ts';
+
+export interface LivenessOptions {
+  heartbeatSeconds: number;
+  /** missed heartbeats before not-ready */
+  notReadyAfter?: number;
+  /** missed heartbeats before down */
+  downAfter?: number;
+}
+
+export function liveness(store: Store, o: LivenessOptions): Controller {
+  const notReadyMs = o.heartbeatSeconds * (o.notReadyAfter ?? 3) * 1000;
+  const downMs = o.heartbeatSeconds * (o.downAfter ?? 12) * 1000;
+  return {
+    name: 'liveness',
+    wakeOn: [],
+    resyncMs: Math.max(250, (o.heartbeatSeconds * 1000) / 2),
+    async reconcile(pass: Pass) {
+      const hosts = await store.db
+        .selectFrom('hosts')
+        .select(['id', 'state', 'last_heartbeat_at'])
+        .where('last_heartbeat_at', 'is not', null)
+        .where('state', 'in', ['ready', 'not-ready', 'draining'])
+        .execute();
+      for (const h of hosts) {
+        const at = h.last_heartbeat_at!;
+        const age = pass.now - Date.parse(at);
+        const next = age > downMs ? 'down' : age > notReadyMs && h.state === 'ready' ? 'not-ready' : null;
+        if (!next) continue;
+        const reason = `no heartbeat for ${Math.round(age / 1000)} s`;
+        await store.write(ctx => move(ctx, { id: h.id, state: h.state, at }, next, reason));
+      }
+      const stranded = await store.db
+        .selectFrom('instances')
+        .innerJoin('hosts', 'hosts.id', 'instances.host_id')
+        .select('hosts.id')
+        .distinct()
+        .where('hosts.state', '=', 'down')
+        .where('instances.state', 'in', [...activeStates])
+        .execute();
+      for (const h of stranded) await store.write(ctx => loseInstances(ctx, h.id));
+    },
+  };
+}
+
+interface Seen {
+  id: string;
+  state: string;
+  /** the last heartbeat seen */
+  at: string;
+}
+
+/** Moves a host on from what was seen, unless it changed since (a heartbeat came); down loses its instances. */
+async function move(ctx: WriteContext, h: Seen, to: string, reason: string): Promise<void> {
+  const hostId = h.id;
+  const from = h.state;
+  const moved = await ctx.trx
+    .updateTable('hosts')
+    .set({ state: to, updated_at: now() })
+    .where('id', '=', hostId)
+    .where('state', '=', from)
+    .where('last_heartbeat_at', '=', h.at)
+    .returning(['pool'])
+    .executeTakeFirst();
+  if (!moved) return;
+  ctx.emit({
+    type: 'host.state',
+    projectId: moved.pool,
+    resourceType: 'host',
+    resourceId: hostId,
+    actor: 'liveness',
+    host: hostId,
+    data: { from, to, reason },
+  });
+  if (to === 'down') await loseInstances(ctx, hostId, reason);
+}
+
+async function loseInstances({ trx, emit }: WriteContext, hostId: string, reason?: string): Promise<void> {
+  const host = await trx.selectFrom('hosts').select(['name', 'state']).where('id', '=', hostId).executeTakeFirst();
+  if (host?.state !== 'down') return;
+  const active = await trx
+    .selectFrom('instances')
+    .select(['id', 'project_id', 'state', 'exit_code'])
+    .where('host_id', '=', hostId)
+    .where('state', 'in', [...activeStates])
+    .execute();
+  if (active.length === 0) return;
+  const message = reason ? `host ${host.name} is down (${reason})` : `host ${host.name} is down`;
+  await trx
+    .updateTable('instances')
+    .set({ state: 'lost', message, updated_at: now() })
+    .where(
+      'id',
+      'in',
+      active.map(i => i.id),
+    )
+    .execute();
+  for (const i of active) {
+    emit({
+      type: 'instance.state',
+      projectId: i.project_id,
+      resourceType: 'instance',
+      resourceId: i.id,
+      actor: 'liveness',
+      data: { from: i.state, to: 'lost', message, exitCode: i.exit_code },
+    });
+  }
+}

@@ -1,0 +1,123 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import type { InstanceCreate } from '../model/schemas.ts';
+import { newId } from '../lib/ids.ts';
+import { InstanceService } from '../services/instances.ts';
+import { placer } from './placer.ts';
+import { addHost, openRig, type Rig } from './testing.ts';
+
+const spec = (name: string, more: Partial<InstanceCreate> = {}): InstanceCreate => ({
+  project: 'default',
+  name,
+  kind: 'container',
+  image: 'docker.io/library/alpine:3.20',
+  resources: { vcpus: 1, memoryMib: 256 },
+  ...more,
+});
+
+async function instances(rig: Rig) {
+  const rows = await rig.store.db.selectFrom('instances').selectAll().orderBy('name').execute();
+  return new Map(rows.map(r => [r.name, r]));
+}
+
+test('instances created through the service are placed, and their host is told by name', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  const host = await addHost(rig, 'h1');
+  for (let i = 0; i < 3; i++) await svc.create(rig.projectId, spec(`web-${i}`), 'test');
+  await rig.runner.idle();
+  for (const row of (await instances(rig)).values()) {
+    assert.equal(row.state, 'scheduled');
+    assert.equal(row.host_id, host);
+  }
+  const scheduled = rig.events.filter(e => e.type === 'instance.scheduled');
+  assert.equal(scheduled.length, 3);
+  // The agent hub wakes the host the event names, not one found in its data.
+  assert.ok(scheduled.every(e => 'host' in e && e.host === host));
+  await rig.close();
+});
+
+test('a burst of concurrent creates never promises capacity twice', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  const a = await addHost(rig, 'a');
+  const b = await addHost(rig, 'b');
+  await Promise.all(Array.from({ length: 10 }, (_, i) => svc.create(rig.projectId, spec(`w-${i}`), 'test')));
+  await rig.runner.idle();
+  const rows = [...(await instances(rig)).values()];
+  const on = (h: string) => rows.filter(r => r.host_id === h).length;
+  // Two hosts of 4 vCPUs: 8 placed, 2 refused with the reason counted per host.
+  assert.equal(on(a), 4);
+  assert.equal(on(b), 4);
+  const failed = rows.filter(r => r.state === 'failed');
+  assert.equal(failed.length, 2);
+  for (const f of failed) assert.equal(f.message, 'unplaced: 2 hosts: 2 lack vcpus');
+  await rig.close();
+});
+
+test('a hard anti-affinity refusal is explained, on the instance and in an event', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  await addHost(rig, 'a');
+  await addHost(rig, 'b');
+  await rig.store.write(({ trx }) =>
+    trx
+      .insertInto('placement_groups')
+      .values({
+        id: newId('grp'),
+        project_id: rig.projectId,
+        name: 'apart',
+        policy: 'anti-affinity',
+        strength: 'hard',
+        level: 'host',
+        max_skew: 1,
+        created_at: new Date().toISOString(),
+      })
+      .execute(),
+  );
+  for (const n of ['db-0', 'db-1', 'db-2']) {
+    await svc.create(rig.projectId, spec(n, { groups: ['apart'] }), 'test');
+    await rig.runner.idle();
+  }
+  const rows = await instances(rig);
+  assert.notEqual(rows.get('db-0')!.host_id, rows.get('db-1')!.host_id);
+  assert.equal(rows.get('db-2')!.state, 'failed');
+  assert.equal(rows.get('db-2')!.message, 'unplaced: 2 hosts: 2 anti-affinity host');
+  const unplaced = rig.events.find(e => e.type === 'instance.unplaced');
+  assert.deepEqual(JSON.parse(unplaced!.data), { reason: '2 hosts: 2 anti-affinity host' });
+  await rig.close();
+});
+
+test('with no host ready an instance waits, saying why, and is placed when a host comes', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  const down = await addHost(rig, 'old', { state: 'down' });
+  await svc.create(rig.projectId, spec('patient'), 'test');
+  await rig.runner.idle();
+  let row = (await instances(rig)).get('patient')!;
+  assert.equal(row.state, 'pending');
+  assert.equal(row.message, 'unplaced: 1 host: 1 down');
+  const fresh = await addHost(rig, 'new');
+  await rig.runner.idle();
+  row = (await instances(rig)).get('patient')!;
+  assert.equal(row.state, 'scheduled');
+  assert.equal(row.host_id, fresh);
+  assert.notEqual(row.host_id, down);
+  await rig.close();
+});
+
+test('a pending instance is placed at the next resync when no event says it could be', async () => {
+  const rig = await openRig(s => placer(s, { resyncMs: 1_000 }));
+  const svc = new InstanceService(rig.store);
+  const host = await addHost(rig, 'h', { state: 'down' });
+  await svc.create(rig.projectId, spec('quiet'), 'test');
+  await rig.runner.idle();
+  // The host becomes ready behind the controllers' back: no event.
+  await rig.store.write(({ trx }) => trx.updateTable('hosts').set({ state: 'ready' }).where('id', '=', host).execute());
+  await rig.runner.idle();
+  assert.equal((await instances(rig)).get('quiet')!.state, 'pending');
+  rig.clock.advance(1_000);
+  await rig.runner.idle();
+  assert.equal((await instances(rig)).get('quiet')!.host_id, host);
+  await rig.close();
+});

@@ -1,0 +1,175 @@
+// One runner for every controller. A controller names the event types that
+// wake it, how often it is resynced, and one `reconcile` function that brings
+// what is stored toward what is wanted. The runner's rules:
+// - Wake-ups coalesce: the events that arrive before a pass starts, or while
+//   one runs, are handed to one next pass together.
+// - A controller's passes never overlap; different controllers run side by side.
+// - Every `resyncMs` a controller gets a full pass (`resync: true`), so a missed
+//   or unfit event delays work by one interval at most; its first pass is one.
+// - A pass that throws is logged; the runner goes on, and the controller's
+//   next pass (at the next wake or resync) is a full one, since the events the
+//   failed pass held are gone.
+// - `stop` ends the timers and the subscription and waits for running passes.
+// Time comes from a `Clock`, so tests drive resyncs and read `now` explicitly.
+import type { EventType } from '../model/events.ts';
+import type { StoredEvent } from '../store/store.ts';
+
+export interface Pass {
+  /** The events that woke this pass, in commit order (only the types the controller wakes on). */
+  events: readonly StoredEvent[];
+  /** A full pass: look at everything, not only at what the events name. */
+  resync: boolean;
+  /** The runner's clock when the pass started, in ms since the epoch. */
+  now: number;
+}
+
+export interface Controller {
+  readonly name: string;
+  readonly wakeOn: readonly EventType[];
+  readonly resyncMs: number;
+  reconcile(pass: Pass): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+  /** Calls `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};
+
+export interface RunnerLog {
+  error(obj: object, msg: string): void;
+}
+
+export interface RunnerOptions {
+  /** Subscribes to committed events; returns the unsubscribe function. */
+  subscribe(listener: (event: StoredEvent) => void): () => void;
+  log: RunnerLog;
+  clock?: Clock;
+}
+
+interface Slot {
+  controller: Controller;
+  wakeOn: ReadonlySet<string>;
+  events: StoredEvent[];
+  /** a full pass is wanted and starts one */
+  resyncDue: boolean;
+  /** the next pass must be full (a pass failed), but this alone starts none */
+  owesFull: boolean;
+  scheduled: boolean;
+  running: Promise<void> | null;
+}
+
+export class Runner {
+  private readonly slots: Slot[] = [];
+  private readonly clock: Clock;
+  private readonly o: RunnerOptions;
+  private readonly stops: (() => void)[] = [];
+  private state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(o: RunnerOptions) {
+    this.o = o;
+    this.clock = o.clock ?? systemClock;
+  }
+
+  add(controller: Controller): this {
+    if (this.state !== 'new') throw new Error('controllers are added before the runner starts');
+    if (this.slots.some(s => s.controller.name === controller.name))
+      throw new Error(`controller ${controller.name} is added twice`);
+    this.slots.push({
+      controller,
+      wakeOn: new Set(controller.wakeOn),
+      events: [],
+      resyncDue: true,
+      owesFull: false,
+      scheduled: false,
+      running: null,
+    });
+    return this;
+  }
+
+  /** Subscribes, starts the resync timers and gives every controller its first (full) pass. */
+  start(): void {
+    if (this.state !== 'new') throw new Error('the runner starts once');
+    this.state = 'started';
+    this.stops.push(this.o.subscribe(e => this.deliver(e)));
+    for (const slot of this.slots) {
+      this.stops.push(
+        this.clock.every(slot.controller.resyncMs, () => {
+          slot.resyncDue = true;
+          this.schedule(slot);
+        }),
+      );
+      this.schedule(slot);
+    }
+  }
+
+  /** Resolves once no controller has a pass running or waiting. */
+  async idle(): Promise<void> {
+    for (;;) {
+      const busy = this.slots.filter(s => s.scheduled || s.running);
+      if (busy.length === 0) return;
+      await Promise.all(busy.map(s => s.running ?? new Promise<void>(r => setImmediate(r))));
+    }
+  }
+
+  /** Stops waking controllers and waits for the passes under way. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    for (const stop of this.stops.splice(0)) stop();
+    await Promise.all(this.slots.map(s => s.running));
+  }
+
+  private deliver(event: StoredEvent): void {
+    for (const slot of this.slots) {
+      if (!slot.wakeOn.has(event.type)) continue;
+      slot.events.push(event);
+      this.schedule(slot);
+    }
+  }
+
+  private schedule(slot: Slot): void {
+    // A running pass looks for more work when it ends.
+    if (this.state !== 'started' || slot.scheduled || slot.running) return;
+    slot.scheduled = true;
+    // After the current turn, so the events of one commit (and of the commits
+    // published with it) wake one pass.
+    setImmediate(() => {
+      slot.scheduled = false;
+      if (this.state !== 'started' || slot.running) return;
+      slot.running = this.drain(slot).finally(() => {
+        slot.running = null;
+        // Events that came while a pass failed are the next wake-up.
+        if (slot.events.length > 0) this.schedule(slot);
+      });
+    });
+  }
+
+  private async drain(slot: Slot): Promise<void> {
+    while (this.state === 'started' && (slot.resyncDue || slot.events.length > 0)) {
+      const pass: Pass = {
+        events: slot.events.splice(0),
+        resync: slot.resyncDue || slot.owesFull,
+        now: this.clock.now(),
+      };
+      slot.resyncDue = false;
+      slot.owesFull = false;
+      try {
+        await slot.controller.reconcile(pass);
+      } catch (err) {
+        slot.owesFull = true;
+        this.o.log.error({ err, controller: slot.controller.name }, 'reconcile failed; retried at the next wake-up');
+        return;
+      }
+    }
+  }
+}
