@@ -157,7 +157,15 @@ export async function addHost(rig: Rig, name: string, o: Partial<HostTable> = {}
         ...o,
       })
       .execute();
-    emit({ type: 'host.registered', projectId: null, resourceType: 'host', resourceId: id, actor: 'test', host: id });
+    emit({
+      type: 'host.registered',
+      projectId: null,
+      resourceType: 'host',
+      resourceId: id,
+      actor: 'test',
+      host: id,
+      data: { name, drivers: ['container', 'vm'] },
+    });
   });
   return id;
 }

@@ -1,49 +1,64 @@
 // Every event the control plane emits, as one union discriminated by `type`.
-// Each type is about one kind of resource. The types that change what a host's
+// Each type is about one kind of resource and has one shape of data (what the
+// API's events show; names, never secrets). The types that change what a host's
 // agent must do carry `host`: the host whose agent is woken at once (null when
 // no host holds the resource). Nothing else wakes an agent, so a new type that
 // changes an agent's assignments must be listed in `AgentEvents`.
 
-/** The kind of resource each event type is about. */
-interface EventResources {
-  'user.created': 'user';
-  'user.deleted': 'user';
-  'token.created': 'token';
-  'token.deleted': 'token';
-  'join-token.created': 'join-token';
-  'join-token.deleted': 'join-token';
-  'project.created': 'project';
-  'project.updated': 'project';
-  'project.deleted': 'project';
-  'member.set': 'project';
-  'member.removed': 'project';
-  'secret.created': 'secret';
-  'secret.updated': 'secret';
-  'secret.deleted': 'secret';
-  'group.created': 'group';
-  'group.deleted': 'group';
-  'host.created': 'host';
-  'host.registered': 'host';
-  'host.updated': 'host';
-  'host.state': 'host';
-  'host.deleted': 'host';
-  'instance.created': 'instance';
-  'instance.rescheduled': 'instance';
-  'instance.unplaced': 'instance';
-  'instance.scheduled': 'instance';
-  'instance.start-requested': 'instance';
-  'instance.stop-requested': 'instance';
-  'instance.pause-requested': 'instance';
-  'instance.resume-requested': 'instance';
-  'instance.restart-requested': 'instance';
-  'instance.evict-requested': 'instance';
-  'instance.state': 'instance';
-  'instance.health': 'instance';
-  'instance.deleting': 'instance';
-  'instance.deleted': 'instance';
+/** Data with nothing in it: it may be left out. */
+type Empty = Record<string, never>;
+type Named = { name: string };
+/** A change of state: of an instance (with its message and exit code), or of a host (with why). */
+type InstanceMove = {
+  from: string;
+  to: string;
+  message: string;
+  exitCode: number | null | undefined;
+  restart?: number;
+};
+type HostMove = { from: string; to: string; reason: string };
+type Assignment = { hostId: string | null };
+
+/** Each event type: the kind of resource it is about, and what its data holds (the API's events show it as is). */
+interface EventShapes {
+  'user.created': ['user', Named];
+  'user.deleted': ['user', Named];
+  'token.created': ['token', Named & { userId: string }];
+  'token.deleted': ['token', Named];
+  'join-token.created': ['join-token', { description: string }];
+  'join-token.deleted': ['join-token', Empty];
+  'project.created': ['project', Named];
+  'project.updated': ['project', { fields: string[] }];
+  'project.deleted': ['project', Named];
+  'member.set': ['project', { user: string; role: string }];
+  'member.removed': ['project', { user: string }];
+  'secret.created': ['secret', Named];
+  'secret.updated': ['secret', Named];
+  'secret.deleted': ['secret', Named];
+  'group.created': ['group', Named & { policy: string; level: string }];
+  'group.deleted': ['group', Named];
+  'host.created': ['host', Named];
+  'host.registered': ['host', Named & { drivers: string[] }];
+  'host.updated': ['host', { fields: string[]; state: string | undefined }];
+  'host.state': ['host', HostMove];
+  'host.deleted': ['host', Named];
+  'instance.created': ['instance', Named & { kind: string; image: string }];
+  'instance.rescheduled': ['instance', Empty];
+  'instance.unplaced': ['instance', { reason: string }];
+  'instance.scheduled': ['instance', Assignment];
+  'instance.start-requested': ['instance', Assignment];
+  'instance.stop-requested': ['instance', Assignment];
+  'instance.pause-requested': ['instance', Assignment];
+  'instance.resume-requested': ['instance', Assignment];
+  'instance.restart-requested': ['instance', Assignment];
+  'instance.evict-requested': ['instance', { host: string; reason: string }];
+  'instance.state': ['instance', InstanceMove];
+  'instance.health': ['instance', { from: string | null; to: string; failingStreak: number; output: string }];
+  'instance.deleting': ['instance', Assignment];
+  'instance.deleted': ['instance', Named & Assignment & { forced?: true }];
 }
 
-export type EventType = keyof EventResources;
+export type EventType = keyof EventShapes;
 
 /** Event types that change what a host's agent must do: they name that host. */
 export type AgentEvents =
@@ -55,12 +70,14 @@ interface EventCommon {
   projectId: string | null;
   resourceId: string;
   actor: string;
-  data?: Record<string, unknown>;
 }
 
 /** What a write emits (`WriteContext.emit`). */
 export type EventInput = {
-  [T in EventType]: EventCommon & { type: T; resourceType: EventResources[T] } & (T extends AgentEvents
+  [T in EventType]: EventCommon & { type: T; resourceType: EventShapes[T][0] } & (Empty extends EventShapes[T][1]
+      ? { data?: EventShapes[T][1] }
+      : { data: EventShapes[T][1] }) &
+    (T extends AgentEvents
       ? { /** the host whose agent must hear of this at once; null when none holds the resource */ host: string | null }
       : { host?: never });
 }[EventType];

@@ -11,12 +11,12 @@ test('a waiting agent wakes when an event names its host to wake, not another ho
   const waiting = hub.wait('h1', v, 10_000);
   const emit = (e: EventInput) => store.write(async ctx => ctx.emit(e));
   const base = { projectId: null, resourceType: 'instance', resourceId: 'i', actor: 't' } as const;
-  await emit({ ...base, type: 'instance.deleting', host: 'h2' });
+  await emit({ ...base, type: 'instance.deleting', host: 'h2', data: { hostId: 'h2' } });
   // A host id in an event's data is news for users, not a wake-up.
-  await emit({ ...base, type: 'instance.state', data: { hostId: 'h1' } });
+  await emit({ ...base, type: 'instance.deleting', host: null, data: { hostId: 'h1' } });
   // Subscribers hear of an event before its write resolves: nothing woke h1.
   assert.equal(hub.version('h1'), v);
-  await emit({ ...base, type: 'instance.deleting', host: 'h1' });
+  await emit({ ...base, type: 'instance.deleting', host: 'h1', data: { hostId: 'h1' } });
   await waiting;
   assert.notEqual(hub.version('h1'), v);
   await store.close();

@@ -19,7 +19,14 @@ test('concurrent writes commit together; a failing one leaves nothing and the re
         .insertInto('users')
         .values(user(`u${i}`))
         .execute();
-      emit({ type: 'user.created', projectId: null, resourceType: 'user', resourceId: `usr_u${i}`, actor: 't' });
+      emit({
+        type: 'user.created',
+        projectId: null,
+        resourceType: 'user',
+        resourceId: `usr_u${i}`,
+        actor: 't',
+        data: { name: `u${i}` },
+      });
       if (i === 7) throw new Error('refused');
       return i;
     }),
