@@ -21,6 +21,7 @@ type Schema = {
   items?: Schema;
   maxItems?: number;
   anyOf?: Schema[];
+  oneOf?: Schema[];
   patternProperties?: Record<string, Schema>;
   additionalProperties?: boolean | Schema;
 };
@@ -125,6 +126,12 @@ function minimalValid(path: string): Record<string, unknown> {
   if (path.endsWith('/members/{user}')) return { role: 'reader' };
   if (path.endsWith('/status')) return { state: 'running' };
   return {};
+}
+
+/** The `kind` a member of a union of kinds' specs takes (nothing for a plain schema). */
+function kindOf(schema: Schema): Record<string, unknown> {
+  const kind = schema.properties?.kind?.enum;
+  return kind?.length === 1 ? { kind: kind[0] } : {};
 }
 
 function fill(path: string, params: Record<string, string>): string {
@@ -251,9 +258,10 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
     if (qs.some(q => q.name === 'cursor')) await check('with a forged cursor', at(bare, 'cursor=garbage'));
 
     // Bodies.
-    const schema = op.requestBody?.content['application/json']?.schema;
-    if (schema) {
-      const base = minimalValid(path);
+    const body = op.requestBody?.content['application/json']?.schema;
+    // A union (the instance spec: one schema per kind) is walked one member at a time.
+    for (const schema of body?.oneOf ?? (body ? [body] : [])) {
+      const base = { ...minimalValid(path), ...kindOf(schema) };
       await check('with malformed JSON', good, '{"a":', { 'content-type': 'application/json' });
       await check('with an empty JSON body', good, '', { 'content-type': 'application/json' });
       await check('with an array body', good, [], {});
@@ -366,56 +374,61 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
           }
         }
       }
-      const schema = op.requestBody?.content['application/json']?.schema;
-      if (!schema) continue;
-      const base = minimalValid(path);
-      // Every string field (and strings one level down), every field with raw values.
-      const fields: { set: (v: unknown) => Record<string, unknown>; name: string; schema: Schema }[] = [];
-      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
-        fields.push({ name, schema: prop, set: v => ({ ...base, [name]: v }) });
-        for (const [inner, innerProp] of Object.entries(prop.properties ?? {}))
-          fields.push({ name: `${name}.${inner}`, schema: innerProp, set: v => ({ ...base, [name]: { [inner]: v } }) });
-        if (prop.patternProperties)
-          fields.push({
-            name: `${name}{}`,
-            schema: Object.values(prop.patternProperties)[0]!,
-            set: v => ({ ...base, [name]: { k: v } }),
-          });
-        if (prop.items) fields.push({ name: `${name}[]`, schema: prop.items, set: v => ({ ...base, [name]: [v] }) });
-      }
-      for (const f of fields) {
-        for (const [why, v] of hostileStrings)
-          await expectNo5xx(
-            `${method} ${path} body ${f.name}: ${why}`,
-            method,
-            unknownIds,
-            JSON.stringify(f.set(v)),
-            token,
-          );
-        for (const [why, raw] of hostileRaw) {
-          const text = JSON.stringify(f.set('\u0001RAW\u0001')).replace('"\\u0001RAW\\u0001"', raw);
-          await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, text, token);
+      const body = op.requestBody?.content['application/json']?.schema;
+      for (const schema of body?.oneOf ?? (body ? [body] : [])) {
+        const base = { ...minimalValid(path), ...kindOf(schema) };
+        // Every string field (and strings one level down), every field with raw values.
+        const fields: { set: (v: unknown) => Record<string, unknown>; name: string; schema: Schema }[] = [];
+        for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+          fields.push({ name, schema: prop, set: v => ({ ...base, [name]: v }) });
+          for (const [inner, innerProp] of Object.entries(prop.properties ?? {}))
+            fields.push({
+              name: `${name}.${inner}`,
+              schema: innerProp,
+              set: v => ({ ...base, [name]: { [inner]: v } }),
+            });
+          if (prop.patternProperties)
+            fields.push({
+              name: `${name}{}`,
+              schema: Object.values(prop.patternProperties)[0]!,
+              set: v => ({ ...base, [name]: { k: v } }),
+            });
+          if (prop.items) fields.push({ name: `${name}[]`, schema: prop.items, set: v => ({ ...base, [name]: [v] }) });
         }
-      }
-      // Hostile keys where maps take any key.
-      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
-        if (!prop.patternProperties) continue;
-        for (const [why, v] of hostileStrings) {
-          if (v.length > 4096) continue;
-          await expectNo5xx(
-            `${method} ${path} body ${name} key: ${why}`,
-            method,
-            unknownIds,
-            JSON.stringify({ ...base, [name]: { [v]: 'x' } }),
-            token,
-          );
-          await expectNo5xx(
-            `${method} ${path} body ${name} nested value under ${why}`,
-            method,
-            unknownIds,
-            JSON.stringify({ ...base, [name]: { [v]: { x: 1 } } }),
-            token,
-          );
+        for (const f of fields) {
+          for (const [why, v] of hostileStrings)
+            await expectNo5xx(
+              `${method} ${path} body ${f.name}: ${why}`,
+              method,
+              unknownIds,
+              JSON.stringify(f.set(v)),
+              token,
+            );
+          for (const [why, raw] of hostileRaw) {
+            const text = JSON.stringify(f.set('\u0001RAW\u0001')).replace('"\\u0001RAW\\u0001"', raw);
+            await expectNo5xx(`${method} ${path} body ${f.name}: ${why}`, method, unknownIds, text, token);
+          }
+        }
+        // Hostile keys where maps take any key.
+        for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+          if (!prop.patternProperties) continue;
+          for (const [why, v] of hostileStrings) {
+            if (v.length > 4096) continue;
+            await expectNo5xx(
+              `${method} ${path} body ${name} key: ${why}`,
+              method,
+              unknownIds,
+              JSON.stringify({ ...base, [name]: { [v]: 'x' } }),
+              token,
+            );
+            await expectNo5xx(
+              `${method} ${path} body ${name} nested value under ${why}`,
+              method,
+              unknownIds,
+              JSON.stringify({ ...base, [name]: { [v]: { x: 1 } } }),
+              token,
+            );
+          }
         }
       }
     }

@@ -206,6 +206,45 @@ test('streams work again after the agent is killed and restarted', async () => {
   assert.equal(r.stdout, 'still-here\n');
 });
 
+test('what a kind cannot do is a 400 at once: an exec health check on a VM at creation, exec on a VM, a console on a container', async () => {
+  const before = (await admin.get('/v1/instances?limit=1000')).body.items.length;
+  const vmSpec = { project: 'default', kind: 'vm', image: 'alpine', command: ['sleep', '600'] };
+  const refused = await admin.post('/v1/instances', {
+    ...vmSpec,
+    healthCheck: { type: 'exec', command: ['true'] },
+  });
+  assert.equal(refused.status, 400, JSON.stringify(refused.body));
+  assert.equal(refused.body.error.code, 'invalid_request');
+  assert.match(
+    refused.body.error.message,
+    /^body\.healthCheck\.type exec health checks are not supported for kind vm \(it takes http and tcp checks\)/,
+  );
+  assert.equal((await admin.get('/v1/instances?limit=1000')).body.items.length, before, 'nothing was created');
+
+  // Held back by a constraint no host meets: the answer does not wait for a host.
+  const nowhere = { constraints: [{ key: 'no-such-label', op: 'exists' }] };
+  const vm = await admin.post('/v1/instances', { ...vmSpec, ...nowhere, healthCheck: { type: 'tcp', port: 22 } });
+  assert.equal(vm.status, 201, JSON.stringify(vm.body));
+  const exec = await wsError(`/v1/instances/${vm.body.id}/exec?command=true`, srv.adminToken);
+  assert.equal(exec.status, 400);
+  assert.match(exec.body.error.message, /^exec is not supported for kind vm .*a VM has its serial console/);
+  const cli = await strata(['exec', vm.body.id, '--', 'true']);
+  assert.equal(cli.code, 1);
+  assert.match(cli.stderr, /exec is not supported for kind vm/);
+
+  const box = await admin.post('/v1/instances', {
+    project: 'default',
+    kind: 'container',
+    image: 'busybox',
+    ...nowhere,
+  });
+  assert.equal(box.status, 201, JSON.stringify(box.body));
+  const attach = await wsError(`/v1/instances/${box.body.id}/console`, srv.adminToken);
+  assert.equal(attach.status, 400);
+  assert.match(attach.body.error.message, /^console is not supported for kind container .*use strata exec/);
+  for (const id of [vm.body.id, box.body.id]) assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 204);
+});
+
 /** The HTTP error answer to a WebSocket upgrade. */
 function wsError(
   path: string,

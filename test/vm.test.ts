@@ -100,13 +100,13 @@ test('a VM boots to its command, shows its console through the API, and stops gr
   // What QEMU takes from the host stays within what placement counts for it:
   // the guest's memory plus the VM overhead (a bounded TCG cache, QEMU itself).
   // Under TCG the translation cache is bounded (QEMU 7.2 reserves 1 GiB by default).
-  const { hostMemoryOverheadMib } = await import('../src/model/kinds.ts');
+  const { vm: vmKind } = await import('../src/kinds/vm/index.ts');
   const argv = readFileSync(`/proc/${pidOf(id)}/cmdline`, 'utf8').split('\0');
   const accel = argv[argv.indexOf('-accel') + 1];
   assert.ok(accel === 'kvm' || accel === 'tcg,tb-size=128', `-accel ${accel}`);
   const rssMib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pidOf(id)}/status`, 'utf8'))?.[1]) / 1024;
   assert.ok(
-    rssMib > 0 && rssMib <= 256 + hostMemoryOverheadMib.vm,
+    rssMib > 0 && rssMib <= 256 + vmKind.hostMemoryOverheadMib,
     `QEMU holds ${rssMib.toFixed(0)} MiB for a 256 MiB guest`,
   );
 

@@ -46,4 +46,4 @@ export function visibleProjects(p: UserPrincipal): string[] | 'all' {
   return p.clusterAdmin ? 'all' : [...p.roles.keys()];
 }
 
-export const actorOf = (p: Principal): string => (p.kind === 'user' ? `user:${p.name}` : `agent:${p.name}`);
+export const actorOf = (p: Principal): string => (p.kind !== 'user' ? `agent:${p.name}` : `user:${p.name}`);

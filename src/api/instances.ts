@@ -5,6 +5,7 @@ import type { InstanceRow } from '../store/schema.ts';
 import type { UserPrincipal } from './auth.ts';
 import { actorOf, canSee, requireRole, requireUser } from './access.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
+import { instanceSpecCompiler } from './instance-spec.ts';
 import { findHost, getProject } from './lookup.ts';
 import { decodeCursor, pageOf, parseSelector } from './paging.ts';
 import { labelsMatch } from '../store/labels.ts';
@@ -114,6 +115,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
         body: InstanceCreate,
         response: { 201: Instance },
       },
+      validatorCompiler: instanceSpecCompiler,
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));

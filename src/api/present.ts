@@ -1,6 +1,7 @@
 // Row -> API object. The API speaks camelCase objects; the store keeps flat columns.
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
-import type { HostKind, HostState, InstanceKind } from '../model/kinds.ts';
+import { type KindName, presentKindFields } from '../kinds/index.ts';
+import type { HostKind, HostState } from '../model/kinds.ts';
 import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
 import type { InstanceOptions } from '../services/instances.ts';
 import type {
@@ -61,7 +62,7 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     id: r.id,
     project: r.project_id,
     name: r.name,
-    kind: r.kind as InstanceKind,
+    kind: r.kind as KindName,
     image: r.image,
     command: json(r.command),
     args: json(r.args),
@@ -72,13 +73,8 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     restartRequestedAt: r.restart_requested_at,
     stopGraceOverride: r.stop_grace_override,
     workingDir: o.workingDir ?? '',
-    user: o.user ?? '',
-    ports: o.ports ?? [],
-    readOnlyRootfs: o.readOnlyRootfs ?? false,
-    tmpfs: o.tmpfs ?? [],
     healthCheck: o.healthCheck ?? null,
-    machine: o.machine ?? 'microvm',
-    cloudInit: o.cloudInit ?? null,
+    ...presentKindFields(o),
     groups: o.groups ?? [],
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),

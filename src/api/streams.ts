@@ -10,6 +10,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type WebSocket from 'ws';
+import { kindOf, requireCapability } from '../kinds/index.ts';
 import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { Channel, parseFrame, statusFrame } from '../lib/stream-frames.ts';
 import { messages, send } from '../lib/ws-messages.ts';
@@ -61,11 +62,14 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     req: FastifyRequest,
     id: string,
     role: 'reader' | 'member',
+    capability?: 'exec' | 'console',
   ): Promise<{ row: InstanceRow; hostName: string }> => {
     const p = requireUser(principalOf(req));
     const row = await store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound('instance', id);
     requireRole(p, row.project_id, role, id, 'instance');
+    // What its kind cannot do, it never will: said before anything about its state.
+    if (capability) requireCapability(kindOf(row.kind), capability, row.name);
     if (!row.host_id) throw conflict(`instance ${row.name} is not placed on a host yet (state ${row.state})`);
     const host = await store.db.selectFrom('hosts').select(['name']).where('id', '=', row.host_id).executeTakeFirst();
     return { row, hostName: host?.name ?? row.host_id };
@@ -113,9 +117,13 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
    * Exec and console: a member, a WebSocket upgrade, a running instance, then
    * the agent's stream, handed to the request's WebSocket handler.
    */
-  const openInteractive = async (req: FastifyRequest, request: (instance: string) => StreamRequest): Promise<void> => {
+  const openInteractive = async (
+    req: FastifyRequest,
+    capability: 'exec' | 'console',
+    request: (instance: string) => StreamRequest,
+  ): Promise<void> => {
     const { id } = req.params as { id: string };
-    const { row, hostName } = await target(req, id, 'member');
+    const { row, hostName } = await target(req, id, 'member', capability);
     requireUpgrade(req);
     if (row.state !== 'running') throw conflict(`instance ${row.name} is not running (state ${row.state})`);
     opened.set(req, await open(req, row, hostName, request(row.id), 'member'));
@@ -175,7 +183,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     },
     preHandler: async req => {
       const q = req.query as { command: string[]; tty?: boolean; stdin?: boolean; cols?: number; rows?: number };
-      await openInteractive(req, instance => ({
+      await openInteractive(req, 'exec', instance => ({
         op: 'exec',
         instance,
         command: q.command,
@@ -198,7 +206,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
       params: IdParam,
     },
     preHandler: async req => {
-      await openInteractive(req, instance => ({ op: 'console', instance }));
+      await openInteractive(req, 'console', instance => ({ op: 'console', instance }));
     },
     handler: needsUpgrade,
     wsHandler: relayOpened,

@@ -44,7 +44,7 @@ export function userRoutes(app: App, { store }: RouteDeps): void {
     { schema: { tags, summary: 'Who the token belongs to', response: { 200: Whoami } } },
     async req => {
       const p = principalOf(req);
-      if (p.kind === 'agent')
+      if (p.kind !== 'user')
         return { kind: 'agent' as const, id: p.hostId, name: p.name, clusterAdmin: false, projects: [] };
       const user = await store.db.selectFrom('users').selectAll().where('id', '=', p.userId).executeTakeFirstOrThrow();
       const [out] = await presentUsers(store.db, [user]);

@@ -25,6 +25,9 @@ const strict = makeAjv(false);
 // 'array': a query key given once still fills an array parameter (?command=sh).
 const coercing = makeAjv('array');
 
+/** A validator for a request body, as the routes' own are compiled. */
+export const compileBody = (schema: object) => strict.compile(schema);
+
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
   const ajv = httpPart === 'body' ? strict : coercing;
   return ajv.compile(schema as object);

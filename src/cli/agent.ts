@@ -138,7 +138,6 @@ export function agentCommand(): Command {
       }
       const { pino } = await import('pino');
       const { Agent } = await import('../agent/agent.ts');
-      const { ContainerDriver } = await import('../drivers/container/driver.ts');
       const { RegistryAuth } = await import('../drivers/container/registry-auth.ts');
       const log = pino({ level: f.logLevel });
       const authFile = f.registryAuth ?? process.env.REGISTRY_AUTH_FILE;
@@ -162,18 +161,16 @@ export function agentCommand(): Command {
             log.error({ err: String(err) }, 'no container runtime: containers are not offered on this host'),
         );
       }
-      const { VmDriver } = await import('../drivers/vm/driver.ts');
-      const containers = new ContainerDriver({ socketPath, registryAuth });
-      // VMs boot OCI images too, pulled through the container runtime.
-      const vms = new VmDriver({
-        dataDir: join(s.data, 'vm'),
-        assetsDir: f.vmAssets,
-        bootTimeoutSeconds: f.vmBootTimeout,
-        oci: containers,
-        bridge: f.vmBridge,
-        subnet: f.vmSubnet,
+      const { createDrivers } = await import('../kinds/index.ts');
+      const drivers = await createDrivers({
+        dataDir: s.data,
+        dockerSocket: socketPath,
+        registryAuth,
+        vmAssets: f.vmAssets,
+        vmBootTimeoutSeconds: f.vmBootTimeout,
+        vmBridge: f.vmBridge,
+        vmSubnet: f.vmSubnet,
       });
-      const drivers = [containers, vms];
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({
         server: s.server,

@@ -1,10 +1,9 @@
 // `strata instance ...` and `strata run`: containers, VMs and bare-metal
 // machines, one resource. Commands that take an instance accept its id or its
 // name in the current project.
-import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type CliFlag, findKind, kindNames, kinds } from '../kinds/index.ts';
 import { instanceStates } from '../model/instance-state.ts';
-import { instanceKinds } from '../model/kinds.ts';
 import {
   ApiError,
   enc,
@@ -81,20 +80,6 @@ function parseRestart(v: string): NonNullable<InstanceCreate['restartPolicy']> {
   return m[2] === undefined ? { policy } : { policy, maxRetries: Number(m[2]) };
 }
 
-/** Published ports: the bound host port when the agent has reported it. */
-function portsText(i: Instance): string {
-  return i.ports
-    .map(p => {
-      const proto = p.protocol ?? 'tcp';
-      const bound = i.observed.ports.find(
-        b => b.containerPort === p.containerPort && b.protocol === proto && (!p.hostPort || b.hostPort === p.hostPort),
-      );
-      const host = bound ? `${bound.hostIp}:${bound.hostPort}` : `${p.hostIp ?? '0.0.0.0'}:${p.hostPort || '*'}`;
-      return `${host}->${p.containerPort}/${proto}`;
-    })
-    .join(' ');
-}
-
 function healthCheckText(i: Instance): string {
   const h = i.healthCheck;
   if (!h) return '-';
@@ -148,23 +133,8 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
       `${i.resources.vcpus} vCPU, ${mib(i.resources.memoryMib)} memory, ${i.resources.diskGib}Gi disk, ${i.pidsLimit} pids`,
     ],
     ['Working dir', i.workingDir || '(image default)'],
-    ['User', i.user || '(image default)'],
-    ['Root fs', i.readOnlyRootfs ? 'read-only' : 'writable'],
-    ['Tmpfs', i.tmpfs.map(t => (t.sizeMib ? `${t.path}:${t.sizeMib}Mi` : t.path)).join(' ')],
-    ['Ports', portsText(i)],
     ['Address', i.observed.address ?? '-'],
-    ...(i.kind === 'vm'
-      ? ([
-          ['Machine', i.machine],
-          ['Accelerator', i.observed.accelerator ?? '-'],
-          [
-            'Cloud-init',
-            i.cloudInit
-              ? `seed with ${i.cloudInit.sshAuthorizedKeys?.length ?? 0} SSH keys${i.cloudInit.userData ? ' and user-data' : ''}`
-              : '-',
-          ],
-        ] as [string, unknown][])
-      : []),
+    ...(findKind(i.kind)?.show(i) ?? []),
     ['Health check', healthCheckText(i)],
     [
       'Health',
@@ -191,28 +161,6 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Started', i.startedAt],
     ['Finished', i.finishedAt],
   ];
-}
-
-/** [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], as docker run -p. */
-export function parsePublish(
-  v: string,
-  prev: NonNullable<InstanceCreate['ports']> = [],
-): NonNullable<InstanceCreate['ports']> {
-  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(v.trim());
-  if (!m?.[3])
-    throw new InvalidArgumentError('expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 80');
-  const port: NonNullable<InstanceCreate['ports']>[number] = { containerPort: Number(m[3]) };
-  if (m[2] !== undefined) port.hostPort = Number(m[2]);
-  if (m[1] !== undefined) port.hostIp = m[1];
-  if (m[4] !== undefined) port.protocol = m[4] as 'tcp' | 'udp';
-  return [...prev, port];
-}
-
-/** PATH[:SIZE_MIB] */
-function parseTmpfs(v: string, prev: NonNullable<InstanceCreate['tmpfs']> = []): NonNullable<InstanceCreate['tmpfs']> {
-  const m = /^(\/[^:]*)(?::(\d+))?$/.exec(v.trim());
-  if (!m?.[1]) throw new InvalidArgumentError('expected an absolute PATH[:SIZE_MIB], e.g. /tmp:64');
-  return [...prev, m[2] ? { path: m[1], sizeMib: Number(m[2]) } : { path: m[1] }];
 }
 
 const seconds = (v: string) => {
@@ -264,15 +212,8 @@ interface CreateFlags extends HealthFlags {
   stopped?: boolean;
   restart?: InstanceCreate['restartPolicy'];
   workdir?: string;
-  user?: string;
-  publish?: InstanceCreate['ports'];
-  readOnly?: boolean;
-  tmpfs?: InstanceCreate['tmpfs'];
   pids?: number;
   stopGrace?: number;
-  machine?: 'microvm' | 'q35';
-  userData?: string;
-  sshKey?: string[];
   group?: string[];
   wait?: boolean;
 }
@@ -310,11 +251,40 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
   return now;
 }
 
+/** Each kind's flags, once each (two kinds may share one). */
+function addKindFlags(cmd: Command): Command {
+  const seen = new Set<string>();
+  for (const f of kinds.flatMap(k => k.cli.flags)) {
+    if (seen.has(f.flags)) continue;
+    seen.add(f.flags);
+    const option = new Option(f.flags, f.description);
+    if (f.choices) option.choices(f.choices);
+    if (f.parse) option.argParser(kindFlagParser(f.parse));
+    cmd.addOption(option);
+  }
+  return cmd;
+}
+
+/** A kind's parser, its complaint reported as commander reports a bad value. */
+const kindFlagParser =
+  (parse: NonNullable<CliFlag['parse']>) =>
+  (value: string, previous: unknown): unknown => {
+    try {
+      return parse(value, previous);
+    } catch (err) {
+      throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+    }
+  };
+
 function createCommand(name: string, description: string): Command {
-  return leaf(name, description)
+  const cmd = leaf(name, description)
     .argument('<image>', 'image reference, e.g. docker.io/library/nginx:1.27')
     .argument('[command...]', "command and arguments, after -- (default: the image's)")
-    .addOption(new Option('-k, --kind <kind>', 'container, vm or metal').choices(instanceKinds).default('container'))
+    .addOption(
+      new Option('-k, --kind <kind>', `kind of instance: ${kindNames.join(', ')}`)
+        .choices(kindNames)
+        .default(kindNames[0]),
+    )
     .option('--name <name>', 'instance name, unique in the project (default: generated)')
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
     .option(
@@ -338,14 +308,6 @@ function createCommand(name: string, description: string): Command {
       parseRestart,
     )
     .option('-w, --workdir <dir>', "working directory inside the instance (default: the image's)")
-    .option('-u, --user <user[:group]>', "user to run as, name or id (default: the image's)")
-    .option(
-      '--publish <[ip:][host:]port[/proto]>',
-      'publish a port on the host, e.g. 8080:80; without a host port any free one (repeatable)',
-      parsePublish,
-    )
-    .option('--read-only', 'mount the root filesystem read-only')
-    .option('--tmpfs <path[:mib]>', 'mount a tmpfs, e.g. /tmp:64 (repeatable)', parseTmpfs)
     .option('--pids <n>', 'most processes at once (default 4096)', intArg(8))
     .option('--stop-grace <duration>', 'on stop: time between SIGTERM and SIGKILL (default 10s)', parseDuration)
     .option('--health-cmd <command>', 'health check: healthy when this shell command exits 0')
@@ -359,12 +321,8 @@ function createCommand(name: string, description: string): Command {
       'failures in this time after start do not count (default 0)',
       parseDuration,
     )
-    .addOption(
-      new Option('--machine <type>', 'VMs: microvm (fast) or q35 (PCI, full ACPI)').choices(['microvm', 'q35']),
-    )
-    .option('--user-data <file>', 'VMs: cloud-init user-data from a file (a NoCloud seed is attached)')
-    .option('--ssh-key <key>', 'VMs: an SSH public key for cloud-init, or @FILE (repeatable)', collect)
-    .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect)
+    .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect);
+  return addKindFlags(cmd)
     .option('--wait', 'follow placement, image pull and start, and return once it runs (or fail if it fails)')
     .addHelpText(
       'after',
@@ -396,21 +354,14 @@ function createCommand(name: string, description: string): Command {
       if (o.stopped) body.desiredState = 'stopped';
       if (o.restart) body.restartPolicy = o.restart;
       if (o.workdir !== undefined) body.workingDir = o.workdir;
-      if (o.user !== undefined) body.user = o.user;
-      if (o.publish) body.ports = o.publish;
-      if (o.readOnly) body.readOnlyRootfs = true;
-      if (o.tmpfs) body.tmpfs = o.tmpfs;
       if (o.pids !== undefined) body.pidsLimit = o.pids;
       if (o.stopGrace !== undefined) body.stopGraceSeconds = o.stopGrace;
-      if (o.machine !== undefined) body.machine = o.machine;
       if (o.group) body.groups = o.group;
-      if (o.userData !== undefined || o.sshKey) {
-        const keys = (o.sshKey ?? []).map(k => (k.startsWith('@') ? readFileSync(k.slice(1), 'utf8').trim() : k));
-        body.cloudInit = {
-          ...(o.userData !== undefined ? { userData: readFileSync(o.userData, 'utf8') } : {}),
-          ...(keys.length > 0 ? { sshAuthorizedKeys: keys } : {}),
-        };
-      }
+      // Every kind's flags that were given, the chosen kind's last: a flag of
+      // another kind reaches the server, which says whose it is.
+      const chosen = findKind(o.kind);
+      for (const k of [...kinds.filter(k => k !== chosen), ...(chosen ? [chosen] : [])])
+        Object.assign(body, k.cli.spec(o as unknown as Record<string, unknown>));
       const healthCheck = healthCheckOf(o);
       if (healthCheck) body.healthCheck = healthCheck;
       let i = await ctx.client.post<Instance>('/v1/instances', body);

@@ -4,6 +4,7 @@
 import type { Static } from 'typebox';
 import type { Assignment } from '../model/agent-protocol.ts';
 import type { DriverName } from '../model/schemas.ts';
+import type { Capabilities } from '../model/capabilities.ts';
 
 export type InstanceSpec = Static<typeof Assignment>;
 
@@ -61,6 +62,13 @@ export interface ExecSession {
 
 export interface Driver {
   readonly name: DriverName;
+  /**
+   * What it can do beyond the lifecycle, declared beside it
+   * (`capabilities.ts`); its kind (src/kinds/) declares the same, which the
+   * agent checks when it makes its drivers. `console` and `reboot` say
+   * whether those methods are there.
+   */
+  readonly capabilities: Capabilities;
   /** Whether the driver works on this host; only working drivers are offered. */
   probe(): Promise<boolean>;
   /** Creates (if needed) and starts the instance; long steps (an image pull) say how far they are. */

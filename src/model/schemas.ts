@@ -1,15 +1,17 @@
 // Request and response schemas of the public API. They validate requests, shape
 // responses (fast serialization, no stray fields) and become the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
+// The instance's spec and presentation take each kind's fields from the registry.
+import { kindNames, kindOutputFields, kinds, type Kind, type KindSpecFields } from '../kinds/index.ts';
+import type { SpecOf } from '../kinds/kind.ts';
+import { healthCheckTypes } from './capabilities.ts';
 import { desiredStates, instanceStates } from './instance-state.ts';
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from './image-ref.ts';
-import { hostKinds, hostStates, instanceKinds, roles } from './kinds.ts';
+import { hostKinds, hostStates, roles } from './kinds.ts';
+import { AbsolutePath, Closed, StringEnum, StringMap } from './schema-kit.ts';
 import { levels } from './topology.ts';
 
-export const StringEnum = <const T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) =>
-  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts });
-
-const Closed = { additionalProperties: false } as const;
+export { AbsolutePath, StringEnum, StringMap };
 
 export const Name = Type.String({
   minLength: 1,
@@ -17,19 +19,6 @@ export const Name = Type.String({
   pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
   description: 'lower-case letters, digits and dashes; starts and ends with a letter or digit',
 });
-/**
- * A JSON object whose every key matches `keyPattern` (which also bounds its
- * length) and every value `value`: a key that does not match is refused, not
- * passed through unchecked as a plain Type.Record would.
- */
-export const StringMap = <V extends TSchema>(keyPattern: string, value: V, opts: Record<string, unknown> = {}) =>
-  Type.Unsafe<Record<string, Static<V>>>({
-    type: 'object',
-    patternProperties: { [keyPattern]: value },
-    additionalProperties: false,
-    ...opts,
-  });
-
 export const Labels = StringMap('^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$', Type.String({ maxLength: 255 }), {
   maxProperties: 64,
   description:
@@ -351,43 +340,9 @@ const Argv = Type.Array(Type.String({ maxLength: 8192 }), {
   maxItems: 256,
   description: 'at most 256 words of up to 8 KiB; a whole instance spec takes at most 128 KiB',
 });
-/**
- * A clean absolute path: `/` then names of letters, digits and `._@+~=-`,
- * no `.` or `..` component, no empty one, no trailing slash. Nothing a
- * runtime or a shell reads as an option or a separator (`:`, `,`, spaces,
- * quotes, NUL) can appear.
- */
-export const AbsolutePath = Type.String({
-  minLength: 1,
-  maxLength: 1024,
-  pattern: '^(?!.*/\\.{1,2}(/|$))(/[A-Za-z0-9._@+~=-]+)+$|^/$',
-  description: 'a clean absolute path: names of letters, digits and ._@+~=- under /, no . or .. components',
-});
-export const Port = Type.Object(
-  {
-    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
-    hostPort: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: 65535,
-        description: 'absent or 0: any free port, reported in observed.ports',
-      }),
-    ),
-    protocol: Type.Optional(StringEnum(['tcp', 'udp'], { default: 'tcp' })),
-    hostIp: Type.Optional(Type.String({ format: 'ipv4', description: 'host address to bind; default all' })),
-  },
-  Closed,
-);
-export const Tmpfs = Type.Object(
-  {
-    path: AbsolutePath,
-    sizeMib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024 })),
-  },
-  Closed,
-);
 export const HealthCheck = Type.Object(
   {
-    type: StringEnum(['exec', 'http', 'tcp'], {
+    type: StringEnum(healthCheckTypes, {
       description: 'run a command in the instance, GET a URL, or open a TCP connection',
     }),
     command: Type.Optional(
@@ -417,18 +372,6 @@ export const HealthCheck = Type.Object(
   },
   Closed,
 );
-export const CloudInit = Type.Object(
-  {
-    userData: Type.Optional(
-      Type.String({ maxLength: 65536, description: 'cloud-init user-data: #cloud-config YAML or a script' }),
-    ),
-    sshAuthorizedKeys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 16384 }), { maxItems: 64 })),
-  },
-  { ...Closed, description: 'VMs: a NoCloud seed (hostname from the instance name) for images that run cloud-init' },
-);
-export const MachineType = StringEnum(['microvm', 'q35'], {
-  description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)',
-});
 export const Health = Type.Object(
   {
     status: StringEnum(['starting', 'healthy', 'unhealthy']),
@@ -457,7 +400,7 @@ export const Instance = Type.Object({
   id: Type.String(),
   project: Type.String(),
   name: Type.String(),
-  kind: StringEnum(instanceKinds),
+  kind: StringEnum(kindNames),
   image: Type.String(),
   command: Argv,
   args: Argv,
@@ -470,13 +413,9 @@ export const Instance = Type.Object({
     Type.Integer({ description: 'the grace period the pending stop request asked for (0: at once)' }),
   ),
   workingDir: Type.String(),
-  user: Type.String(),
-  ports: Type.Array(Port),
-  readOnlyRootfs: Type.Boolean(),
-  tmpfs: Type.Array(Tmpfs),
   healthCheck: Nullable(HealthCheck),
-  machine: MachineType,
-  cloudInit: Nullable(CloudInit),
+  // Every kind's fields: an instance of another kind shows their defaults.
+  ...kindOutputFields,
   groups: Type.Array(Type.String(), { description: 'placement group ids' }),
   labels: Labels,
   constraints: Type.Array(Constraint),
@@ -493,59 +432,66 @@ export const Instance = Type.Object({
   startedAt: Nullable(Timestamp),
   finishedAt: Nullable(Timestamp),
 });
-export const InstanceCreate = Type.Object(
-  {
-    project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),
-    name: Type.Optional(Name),
-    kind: StringEnum(instanceKinds),
-    image: Type.String({
-      minLength: 1,
-      maxLength: IMAGE_REF_MAX_LENGTH,
-      pattern: IMAGE_REF_PATTERN,
-      description:
-        "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
+/** The spec fields every kind has; each kind adds its own (src/kinds/). */
+const sharedSpec = {
+  project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),
+  name: Type.Optional(Name),
+  image: Type.String({
+    minLength: 1,
+    maxLength: IMAGE_REF_MAX_LENGTH,
+    pattern: IMAGE_REF_PATTERN,
+    description:
+      "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
+  }),
+  command: Type.Optional(Argv),
+  args: Type.Optional(Argv),
+  env: Type.Optional(EnvSpec),
+  resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
+  pidsLimit: Type.Optional(Type.Integer({ minimum: 8, maximum: 4_194_304, default: 4096 })),
+  stopGraceSeconds: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 3600,
+      default: 10,
+      description: 'on stop: seconds between SIGTERM and SIGKILL',
     }),
-    command: Type.Optional(Argv),
-    args: Type.Optional(Argv),
-    env: Type.Optional(EnvSpec),
-    resources: Type.Optional(Type.Partial(InstanceResources, Closed)),
-    pidsLimit: Type.Optional(Type.Integer({ minimum: 8, maximum: 4_194_304, default: 4096 })),
-    stopGraceSeconds: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: 3600,
-        default: 10,
-        description: 'on stop: seconds between SIGTERM and SIGKILL',
-      }),
-    ),
-    workingDir: Type.Optional(Type.Union([AbsolutePath, Type.Literal('')], { description: "default: the image's" })),
-    user: Type.Optional(
-      Type.String({
-        maxLength: 64,
-        pattern: '^([A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?)?$',
-        description: "user[:group], names or ids; default: the image's",
-      }),
-    ),
-    ports: Type.Optional(Type.Array(Port, { maxItems: 64 })),
-    readOnlyRootfs: Type.Optional(Type.Boolean()),
-    tmpfs: Type.Optional(Type.Array(Tmpfs, { maxItems: 16 })),
-    healthCheck: Type.Optional(HealthCheck),
-    machine: Type.Optional(MachineType),
-    cloudInit: Type.Optional(CloudInit),
-    groups: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
-        maxItems: 8,
-        uniqueItems: true,
-        description: 'placement groups (names or ids in the project) whose rules the placement keeps',
-      }),
-    ),
-    labels: Type.Optional(Labels),
-    constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
-    restartPolicy: Type.Optional(RestartPolicy),
-    desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
-  },
-  Closed,
-);
+  ),
+  workingDir: Type.Optional(Type.Union([AbsolutePath, Type.Literal('')], { description: "default: the image's" })),
+  healthCheck: Type.Optional(HealthCheck),
+  groups: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
+      maxItems: 8,
+      uniqueItems: true,
+      description: 'placement groups (names or ids in the project) whose rules the placement keeps',
+    }),
+  ),
+  labels: Type.Optional(Labels),
+  constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
+  restartPolicy: Type.Optional(RestartPolicy),
+  desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
+};
+
+/** The spec of one kind: the shared fields, `kind` naming it, and its own fields. */
+export const kindSpec = (k: Kind) =>
+  Type.Object(
+    { kind: StringEnum([k.name], { description: k.description }), ...sharedSpec, ...k.spec },
+    { ...Closed, title: `${k.name} spec` },
+  );
+
+const SharedSpec = Type.Object({ kind: Type.String(), ...sharedSpec });
+/** A spec as the server reads it: the shared fields, and those of its kind. */
+export type InstanceCreate = Static<typeof SharedSpec> & Partial<SpecOf<KindSpecFields>>;
+
+/**
+ * A new instance's spec: one schema per kind, told apart by `kind`. Requests
+ * are checked against the schema of their kind only (src/api/instance-spec.ts),
+ * so an error names the field at fault rather than every kind's.
+ */
+export const InstanceCreate = Type.Unsafe<InstanceCreate>({
+  oneOf: kinds.map(kindSpec),
+  discriminator: { propertyName: 'kind' },
+  description: `the shared fields, and those of its kind: ${kindNames.join(', ')}`,
+});
 export const InstanceListQuery = Type.Object(
   {
     limit: ListQuery.properties.limit,
@@ -595,7 +541,6 @@ export const MemberParam = Type.Object(
 );
 
 export type ProjectCreate = Static<typeof ProjectCreate>;
-export type InstanceCreate = Static<typeof InstanceCreate>;
 export type HostCreate = Static<typeof HostCreate>;
 export type ProjectOut = Static<typeof Project>;
 export type InstanceOut = Static<typeof Instance>;
@@ -605,9 +550,6 @@ export type UserOut = Static<typeof User>;
 export type Constraint = Static<typeof Constraint>;
 export type RestartPolicy = Static<typeof RestartPolicy>;
 export type HealthCheck = Static<typeof HealthCheck>;
-export type CloudInit = Static<typeof CloudInit>;
-export type Port = Static<typeof Port>;
-export type TmpfsMount = Static<typeof Tmpfs>;
 export type ObservedOut = Static<typeof Observed>;
 export type HealthOut = Static<typeof Health>;
 export type DriverName = Static<typeof DriverName>;

@@ -5,33 +5,23 @@ import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import { canTransition, isInstanceState, type InstanceState } from '../model/instance-state.ts';
-import type { InstanceKind } from '../model/kinds.ts';
+import { findKind, foreignFields, healthCheckProblem, kindNames, kindOf, requireCapability } from '../kinds/index.ts';
 import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
-import type { CloudInit, HealthCheck, InstanceCreate, ObservedOut, Port, TmpfsMount } from '../model/schemas.ts';
+import type { HealthCheck, InstanceCreate, ObservedOut } from '../model/schemas.ts';
 
+/** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {
   /** placement group ids */
   groups: string[];
   stopGraceSeconds: number;
-  machine: 'microvm' | 'q35';
-  cloudInit: CloudInit | null;
   workingDir: string;
-  user: string;
-  ports: Port[];
-  readOnlyRootfs: boolean;
-  tmpfs: TmpfsMount[];
   healthCheck: HealthCheck | null;
+  [kindOption: string]: unknown;
 }
-
-export const defaultResources: Record<InstanceKind, { vcpus: number; memoryMib: number; diskGib: number }> = {
-  container: { vcpus: 1, memoryMib: 256, diskGib: 0 },
-  vm: { vcpus: 1, memoryMib: 512, diskGib: 2 },
-  metal: { vcpus: 1, memoryMib: 1024, diskGib: 10 },
-};
 
 export interface StatusReport {
   state: InstanceState;
@@ -52,7 +42,7 @@ export class InstanceService {
 
   async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
     checkInstanceSpec(b);
-    const res = { ...defaultResources[b.kind], ...b.resources };
+    const res = { ...kindOf(b.kind).resources, ...b.resources };
     return this.store.write(async ({ trx, emit }) => {
       const id = newId('ins');
       // A generated name takes 50 random bits of the id: with 30 (six
@@ -139,6 +129,7 @@ export class InstanceService {
       actor,
       row => {
         check(row);
+        requireCapability(kindOf(row.kind), 'pause', row.name);
         if (paused && (row.state !== 'running' || row.desired_state !== 'running'))
           throw conflict(`instance ${row.name} is not running (state ${row.state})`);
         if (!paused && row.desired_state !== 'paused' && row.state !== 'paused')
@@ -340,12 +331,6 @@ export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOpt
     workingDir: b.workingDir ?? '',
     groups,
     stopGraceSeconds: b.stopGraceSeconds ?? 10,
-    machine: b.machine ?? 'microvm',
-    cloudInit: b.cloudInit ?? null,
-    user: b.user ?? '',
-    ports: (b.ports ?? []).map(p => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
-    readOnlyRootfs: b.readOnlyRootfs ?? false,
-    tmpfs: b.tmpfs ?? [],
     healthCheck: hc
       ? {
           ...hc,
@@ -356,13 +341,17 @@ export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOpt
           startPeriodSeconds: hc.startPeriodSeconds ?? 0,
         }
       : null,
+    ...kindOf(b.kind).options(b),
   };
 }
 
-/** What a request asks that the schema alone cannot check; answers a 400 before anything is stored. */
 /** The most an instance spec may take, as JSON: far above what a real workload needs, far below what a list can carry. */
 export const SPEC_BYTES = 128 * 1024;
 
+/**
+ * What a request asks that the schema alone cannot check, its kind's checks
+ * and what its kind cannot serve: a 400 before anything is stored.
+ */
 export function checkInstanceSpec(b: InstanceCreate): void {
   const problems: { field: string; message: string }[] = [];
   const bytes = Buffer.byteLength(JSON.stringify(b));
@@ -371,6 +360,8 @@ export function checkInstanceSpec(b: InstanceCreate): void {
       field: 'body',
       message: `is ${bytes} bytes as JSON; an instance spec may take at most ${SPEC_BYTES}`,
     });
+  const kind = findKind(b.kind);
+  if (!kind) problems.push({ field: 'body.kind', message: `must be one of ${kindNames.join(', ')}` });
   const hc = b.healthCheck;
   if (hc?.type === 'exec' && !hc.command)
     problems.push({ field: 'body.healthCheck.command', message: 'an exec health check needs a command' });
@@ -378,29 +369,10 @@ export function checkInstanceSpec(b: InstanceCreate): void {
     problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
   if (hc && hc.type !== 'exec' && hc.command)
     problems.push({ field: 'body.healthCheck.command', message: 'only exec health checks run a command' });
-  const seen = new Set<string>();
-  for (const [i, p] of (b.ports ?? []).entries()) {
-    if (!p.hostPort) continue;
-    const key = `${p.hostIp ?? '0.0.0.0'}:${p.hostPort}/${p.protocol ?? 'tcp'}`;
-    if (seen.has(key)) problems.push({ field: `body.ports.${i}.hostPort`, message: `${key} is published twice` });
-    seen.add(key);
-  }
-  const paths = new Set<string>();
-  for (const [i, t] of (b.tmpfs ?? []).entries()) {
-    if (paths.has(t.path)) problems.push({ field: `body.tmpfs.${i}.path`, message: `${t.path} is mounted twice` });
-    paths.add(t.path);
-  }
-  if (b.kind === 'vm') {
-    // Container-only options are refused rather than silently ignored.
-    const why = 'applies to containers only: a VM has its own address, disk and users';
-    if (b.user) problems.push({ field: 'body.user', message: why });
-    if (b.ports?.length) problems.push({ field: 'body.ports', message: why });
-    if (b.readOnlyRootfs) problems.push({ field: 'body.readOnlyRootfs', message: why });
-    if (b.tmpfs?.length) problems.push({ field: 'body.tmpfs', message: why });
-  }
-  if (b.kind !== 'vm') {
-    if (b.machine !== undefined) problems.push({ field: 'body.machine', message: 'applies to VMs only (kind vm)' });
-    if (b.cloudInit !== undefined) problems.push({ field: 'body.cloudInit', message: 'applies to VMs only (kind vm)' });
+  if (kind) {
+    const unsupported = hc && healthCheckProblem(kind, hc.type);
+    if (unsupported) problems.push(unsupported);
+    problems.push(...kind.check(b), ...foreignFields(kind, b));
   }
   const first = problems[0];
   if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);

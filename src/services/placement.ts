@@ -1,7 +1,7 @@
 // How placement sees the cluster and an instance: the snapshot the scheduler
 // decides on, the request an instance makes of it, and the explanation a user
 // can ask for. The placer (the committer) and the API share these.
-import { hostMemoryOverheadMib, type InstanceKind } from '../model/kinds.ts';
+import { findKind, kinds } from '../kinds/index.ts';
 import type { Level } from '../model/topology.ts';
 import type { ConstraintSpec } from '../scheduler/constraints.ts';
 import { type GroupRule, type Request, type SchedHost, Scheduler, type SpreadRule } from '../scheduler/scheduler.ts';
@@ -23,8 +23,10 @@ export interface Snapshot {
  * with what is free on them and the host each nested host runs on, and where
  * the members of every placement group already are.
  */
+const overheads = kinds.map(k => ({ kind: k.name, memoryMib: k.hostMemoryOverheadMib }));
+
 export async function snapshot(trx: Trx): Promise<Snapshot> {
-  const { hosts: rows, usage, parentHost, members, groups, strategies } = await readCluster(trx);
+  const { hosts: rows, usage, parentHost, members, groups, strategies } = await readCluster(trx, overheads);
   const dedicated = new Set<string>();
   const hosts = rows.map((h): SchedHost => {
     if (h.pool) dedicated.add(h.pool);
@@ -72,7 +74,7 @@ export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'st
     projectId: inst.project_id,
     kind: inst.kind,
     vcpus: inst.vcpus,
-    memoryMib: inst.memory_mib + (hostMemoryOverheadMib[inst.kind as InstanceKind] ?? 0),
+    memoryMib: inst.memory_mib + (findKind(inst.kind)?.hostMemoryOverheadMib ?? 0),
     diskGib: inst.disk_gib,
     constraints: JSON.parse(inst.constraints) as ConstraintSpec[],
     groups: rules,

@@ -2,15 +2,22 @@
 // hosts, what their instances use, where nested hosts run, where the members
 // of every placement group are, and each project's strategy.
 import { type Kysely, sql } from 'kysely';
-import { hostMemoryOverheadMib } from '../model/kinds.ts';
 import type { Database, HostRow, PlacementGroupRow } from './schema.ts';
 
+/** Memory a host spends on an instance of a kind beyond what the instance asks for. */
+export interface KindOverhead {
+  kind: string;
+  memoryMib: number;
+}
+
 /** Each instance's memory overhead on its host, by kind, as SQL. */
-const overheadSql = sql.raw(
-  `case kind ${Object.entries(hostMemoryOverheadMib)
-    .map(([k, mib]) => `when '${k}' then ${mib}`)
-    .join(' ')} else 0 end`,
-);
+const overheadSql = (overheads: readonly KindOverhead[]) =>
+  overheads.length === 0
+    ? sql<number>`0`
+    : sql<number>`case kind ${sql.join(
+        overheads.map(o => sql`when ${o.kind} then ${o.memoryMib}`),
+        sql` `,
+      )} else 0 end`;
 
 export interface ClusterRows {
   hosts: HostRow[];
@@ -23,14 +30,14 @@ export interface ClusterRows {
   strategies: Map<string, 'binpack' | 'spread'>;
 }
 
-export async function readCluster(trx: Kysely<Database>): Promise<ClusterRows> {
+export async function readCluster(trx: Kysely<Database>, overheads: readonly KindOverhead[]): Promise<ClusterRows> {
   const hosts: HostRow[] = await trx.selectFrom('hosts').selectAll().execute();
   const used = await trx
     .selectFrom('instances')
     .select([
       'host_id',
       sql<number>`sum(vcpus)`.as('vcpus'),
-      sql<number>`sum(memory_mib + ${overheadSql})`.as('mem'),
+      sql<number>`sum(memory_mib + ${overheadSql(overheads)})`.as('mem'),
       sql<number>`sum(disk_gib)`.as('disk'),
     ])
     .where('host_id', 'is not', null)

@@ -18,6 +18,8 @@ import type {
 } from '../driver.ts';
 import { demux } from './demux.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
+import { containerCapabilities } from './capabilities.ts';
+import type { Capabilities } from '../../model/capabilities.ts';
 import { splitImageRef } from './image-ref.ts';
 import { PullProgress, type PullEvent } from './pull-progress.ts';
 import type { RegistryAuth } from './registry-auth.ts';
@@ -37,6 +39,7 @@ export interface ContainerDriverOptions {
 
 export class ContainerDriver implements Driver {
   readonly name = 'container' as const;
+  readonly capabilities: Capabilities = containerCapabilities;
   readonly docker: Docker;
   private readonly o: ContainerDriverOptions;
 

@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import type { CloudInit } from '../../model/schemas.ts';
+import type { InstanceSpec } from '../driver.ts';
+
+type CloudInit = NonNullable<InstanceSpec['cloudInit']>;
 
 const run = promisify(execFile);
 

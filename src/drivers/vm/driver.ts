@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
+import { vmCapabilities } from './capabilities.ts';
+import type { Capabilities } from '../../model/capabilities.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { buildSeed } from './cloud-init.ts';
@@ -87,6 +89,7 @@ interface Meta {
 
 export class VmDriver implements Driver {
   readonly name = 'vm' as const;
+  readonly capabilities: Capabilities = vmCapabilities;
   private readonly o: VmDriverOptions;
   private accel: Promise<Accelerator> | undefined;
   private readonly subnet: Subnet;
@@ -191,7 +194,7 @@ export class VmDriver implements Driver {
       machine === 'q35' ? 'q35' : 'microvm,acpi=on',
       // Under TCG, QEMU 7.2 reserves a 1 GiB translation cache by default, on
       // top of the guest's memory; 128 MiB is as fast here and is what
-      // placement counts (hostMemoryOverheadMib in src/model/kinds.ts).
+      // placement counts (hostMemoryOverheadMib in src/kinds/vm/index.ts).
       '-accel',
       accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_CACHE_MIB}`,
       // A reset the guest asks for (its init exited and the kernel panicked,

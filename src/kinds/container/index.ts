@@ -1,0 +1,24 @@
+// Containers: processes in namespaces and cgroups on the host, run by a
+// Docker API runtime (Podman here).
+import type { Kind } from '../kind.ts';
+import { containerCapabilities } from '../../drivers/container/capabilities.ts';
+import { containerFlagSpec, containerFlags, showContainer } from './cli.ts';
+import { checkContainer, containerOptions, containerOutput, containerSpec, presentContainer } from './spec.ts';
+
+export const container = {
+  name: 'container' as const,
+  plural: 'containers',
+  description: 'processes isolated by namespaces and cgroups on a host',
+  spec: containerSpec,
+  output: containerOutput,
+  resources: { vcpus: 1, memoryMib: 256, diskGib: 0 },
+  options: containerOptions,
+  present: presentContainer,
+  check: checkContainer,
+  show: showContainer,
+  cli: { flags: containerFlags, spec: containerFlagSpec },
+  capabilities: containerCapabilities,
+  hints: { console: 'a container has no console; use strata exec' },
+  hostMemoryOverheadMib: 0,
+  createDriver: async s => (await import('./driver.ts')).createContainerDriver(s),
+} satisfies Kind<typeof containerSpec, typeof containerOutput>;

@@ -1,0 +1,89 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { sameCapabilities } from '../model/capabilities.ts';
+import {
+  createDrivers,
+  findKind,
+  foreignFields,
+  kindNames,
+  kindOutputFields,
+  kinds,
+  presentKindFields,
+} from './index.ts';
+
+test('container and vm are registered, once each, with sound defaults', () => {
+  assert.deepEqual(kindNames, ['container', 'vm']);
+  for (const k of kinds) {
+    assert.equal(findKind(k.name), k);
+    assert.ok(k.resources.vcpus >= 1 && k.resources.memoryMib >= 4 && k.resources.diskGib >= 0, k.name);
+    assert.ok(k.hostMemoryOverheadMib >= 0, k.name);
+    assert.ok(k.capabilities.healthChecks.length > 0, `${k.name} takes some health check`);
+    // Defaults fill every output field, from an empty spec and from an empty stored document.
+    assert.deepEqual(Object.keys(k.options({})).sort(), Object.keys(k.output).sort(), k.name);
+    assert.deepEqual(k.present({}), k.options({}), k.name);
+  }
+  assert.equal(findKind('metal'), undefined);
+});
+
+test('every kind presents every output field', () => {
+  assert.deepEqual(Object.keys(presentKindFields({})).sort(), Object.keys(kindOutputFields).sort());
+});
+
+test("a field of another kind is named as that kind's", () => {
+  const [container, vm] = [findKind('container')!, findKind('vm')!];
+  assert.deepEqual(foreignFields(container, { image: 'x', machine: 'q35', user: 'nobody' }), [
+    { field: 'body.machine', message: 'applies to VMs only (kind vm)' },
+  ]);
+  assert.deepEqual(foreignFields(vm, { ports: [], surely_unknown: 1 }), [
+    {
+      field: 'body.ports',
+      message: 'applies to containers only (kind container): a VM has its own address, disk and users',
+    },
+  ]);
+});
+
+test("each kind's driver declares what its kind does, and has the methods it claims", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'strata-kinds-'));
+  const drivers = await createDrivers({
+    dataDir,
+    dockerSocket: join(dataDir, 'no.sock'),
+    vmAssets: join(dataDir, 'assets'),
+    vmBootTimeoutSeconds: 60,
+    vmBridge: 'strata-test0',
+    vmSubnet: '10.250.0.0/24',
+  });
+  assert.deepEqual(
+    drivers.map(d => d.name),
+    kinds.map(k => k.name),
+  );
+  for (const d of drivers) {
+    const k = findKind(d.name)!;
+    assert.ok(sameCapabilities(d.capabilities, k.capabilities), d.name);
+    assert.equal(typeof d.console === 'function', k.capabilities.console, `${d.name} console`);
+    assert.equal(typeof d.reboot === 'function', k.capabilities.reboot, `${d.name} reboot`);
+  }
+});
+
+test('loading the registry loads no driver code; making the drivers does', () => {
+  const loaded = (after: string) =>
+    execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const k = await import(${JSON.stringify(new URL('./index.ts', import.meta.url).href)});
+         ${after}
+         const { createRequire } = await import('node:module');
+         const cache = Object.keys(createRequire(import.meta.url).cache);
+         console.log(JSON.stringify(cache.filter(f => /node_modules\\/(dockerode|docker-modem|fastify|kysely)\\//.test(f)).length));`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+  assert.equal(loaded(''), '0');
+  const made = `await k.createDrivers({ dataDir: '/tmp', dockerSocket: '/nonexistent.sock', vmAssets: '/nonexistent', vmBootTimeoutSeconds: 1, vmBridge: 'x', vmSubnet: '10.250.0.0/24' });`;
+  assert.notEqual(loaded(made), '0');
+});

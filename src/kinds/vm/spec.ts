@@ -1,0 +1,39 @@
+// A VM's own spec fields: its machine type and its cloud-init seed.
+import { type Static, Type } from 'typebox';
+import { Closed, StringEnum } from '../../model/schema-kit.ts';
+import type { SpecOf } from '../kind.ts';
+
+export const CloudInit = Type.Object(
+  {
+    userData: Type.Optional(
+      Type.String({ maxLength: 65536, description: 'cloud-init user-data: #cloud-config YAML or a script' }),
+    ),
+    sshAuthorizedKeys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 16384 }), { maxItems: 64 })),
+  },
+  { ...Closed, description: 'VMs: a NoCloud seed (hostname from the instance name) for images that run cloud-init' },
+);
+export type CloudInit = Static<typeof CloudInit>;
+
+export const machineTypes = ['microvm', 'q35'] as const;
+export const MachineType = StringEnum(machineTypes, {
+  description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)',
+});
+
+export const vmSpec = {
+  machine: Type.Optional(MachineType),
+  cloudInit: Type.Optional(CloudInit),
+};
+export type VmSpec = SpecOf<typeof vmSpec>;
+
+export const vmOutput = {
+  machine: MachineType,
+  cloudInit: Type.Union([CloudInit, Type.Null()]),
+};
+type VmOutput = SpecOf<typeof vmOutput>;
+
+export const vmOptions = (s: VmSpec): VmOutput => ({ machine: s.machine ?? 'microvm', cloudInit: s.cloudInit ?? null });
+
+export const presentVm = (o: Partial<VmOutput>): VmOutput => ({
+  machine: o.machine ?? 'microvm',
+  cloudInit: o.cloudInit ?? null,
+});
