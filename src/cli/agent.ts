@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { TopologyFlags } from '../model/topology.ts';
+import { count, type SimFlags } from './agent-sim.ts';
 import { defaultDataDir } from './server.ts';
 
 interface AgentFlags {
@@ -29,6 +30,7 @@ interface AgentFlags {
   vmBridge: string;
   vmSubnet: string;
   cpuOvercommit: number;
+  sim?: number;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -119,6 +121,16 @@ export function agentCommand(): Command {
       '--registry-auth <file>',
       'registry credentials for pulls: an auth file as `docker login` or `podman login` writes it (default: $REGISTRY_AUTH_FILE if set)',
     )
+    .option(
+      '--sim <count>',
+      'simulate COUNT hosts in this process instead of running this one: each registers as its own host (named NAME-001 ... from --name, default sim; identity under --data, default ~/.local/share/strata/sim) and runs its instances on the simulated driver; for control-plane benchmarks and tests, never for real work',
+      count(1, 10_000),
+    )
+    .option('--sim-cpus <n>', 'with --sim: cores of each simulated host', count(1, 4096), 32)
+    .option('--sim-memory <mib>', 'with --sim: memory (MiB) of each simulated host', count(256, 1 << 24), 131_072)
+    .option('--sim-disk <gib>', 'with --sim: disk (GiB) of each simulated host', count(1, 1 << 20), 2000)
+    .option('--sim-zones <n>', 'with --sim: zones the hosts are spread over (z1, z2, ...), in turn', count(1, 1000), 3)
+    .option('--sim-racks <n>', 'with --sim: racks per zone (z1-r1, z1-r2, ...), in turn', count(1, 1000), 4)
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error'])
@@ -126,15 +138,40 @@ export function agentCommand(): Command {
     )
     .addHelpText(
       'after',
-      '\nExample:\n  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1',
+      [
+        '',
+        'Examples:',
+        '  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --zone a --rack r1',
+        '  strata agent --server http://10.0.0.1:7070 --join-token sjt_... --sim 1000 --sim-zones 3 --sim-racks 10',
+        '',
+        'A simulated workload behaves as its environment says (SIM_START_MS, SIM_START_FAIL, SIM_EXIT_AFTER_MS,',
+        'SIM_EXIT_CODE, SIM_STOP=hang, SIM_STOP_MS, SIM_LOG); see docs/architecture.md.',
+        '',
+      ].join('\n'),
     )
-    .action(async (f: AgentFlags) => {
+    .action(async (f: AgentFlags & Omit<SimFlags, 'sim'>) => {
       let s: ReturnType<typeof settings>;
       try {
         s = settings(f);
       } catch (err) {
         process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
         process.exit(2);
+      }
+      if (f.sim !== undefined) {
+        const { runSimFleet } = await import('./agent-sim.ts');
+        return runSimFleet(
+          { ...f, sim: f.sim },
+          {
+            server: s.server,
+            joinToken: s.joinToken,
+            prefix: f.name ?? 'sim',
+            dataDir: f.data ?? join(defaultDataDir(), 'sim'),
+            region: s.topology.region,
+            labels: s.topology.labels ?? {},
+            cpuOvercommit: f.cpuOvercommit,
+            logLevel: f.logLevel,
+          },
+        );
       }
       const { pino } = await import('pino');
       const { Agent } = await import('../agent/agent.ts');

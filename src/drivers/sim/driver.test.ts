@@ -129,6 +129,8 @@ test('each host lists only its own workloads, of its own kind', async () => {
 test('a simulated machine reboots in place and has a console; a container has neither', async () => {
   const vm = new SimMachineDriver();
   assert.equal('reboot' in new SimDriver({ kind: 'container' }), false);
+  assert.deepEqual([vm.capabilities.reboot, vm.capabilities.console, vm.capabilities.exec], [true, true, true]);
+  assert.equal(new SimDriver({ kind: 'container' }).capabilities.console, false);
   await vm.start(spec('m', { SIM_LOG: 'booted' }));
   const firstRun = vm.waitExit('m');
   await vm.reboot('m');

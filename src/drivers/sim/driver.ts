@@ -9,7 +9,8 @@
 // SimRuntime holds the workloads of any number of hosts, like one container
 // runtime shared by several agents; its state outlives an agent, so a new
 // agent on the same runtime finds its workloads again.
-import type { DriverName } from '../../agent/fingerprint.ts';
+import type { Capabilities } from '../../model/capabilities.ts';
+import type { DriverName } from '../../model/schemas.ts';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecOptions, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
@@ -57,17 +58,32 @@ export class SimRuntime {
 }
 
 export interface SimDriverOptions {
-  /** The kind of instance this driver runs; a `vm` also reboots in place and has a console. */
-  kind: 'container' | 'vm';
+  /** The kind of instance this driver runs. */
+  kind: DriverName;
   runtime?: SimRuntime;
 }
 
+/**
+ * A sim driver can do what any kind can (its kind's declaration still decides
+ * what the API accepts); console and reboot only where the methods are.
+ */
+const everything = (machine: boolean): Capabilities => ({
+  exec: true,
+  pause: true,
+  console: machine,
+  reboot: machine,
+  resize: false,
+  healthChecks: ['exec', 'http', 'tcp'],
+});
+
 export class SimDriver implements Driver {
   readonly name: DriverName;
+  readonly capabilities: Capabilities;
   private readonly runtime: SimRuntime;
 
-  constructor(o: SimDriverOptions) {
+  constructor(o: SimDriverOptions, machine = false) {
     this.name = o.kind;
+    this.capabilities = everything(machine);
     this.runtime = o.runtime ?? new SimRuntime();
   }
 
@@ -274,7 +290,7 @@ export class SimDriver implements Driver {
 /** A simulated virtual machine: everything a container does, plus a reboot in place and a serial console. */
 export class SimMachineDriver extends SimDriver {
   constructor(runtime?: SimRuntime) {
-    super(runtime ? { kind: 'vm', runtime } : { kind: 'vm' });
+    super(runtime ? { kind: 'vm', runtime } : { kind: 'vm' }, true);
   }
 
   reboot(id: string): Promise<void> {
