@@ -1,11 +1,11 @@
 // The CLI's HTTP client: JSON requests to the public /v1 API with a bearer
 // token, cursor pagination, and the server-sent event stream. Errors come back
 // as ApiError (the server's { error: { code, message, details } }) or
-// ConnectError (nothing answered), never as raw fetch failures.
+// ConnectError (nothing answered), never as raw socket failures.
 import type { Static } from 'typebox';
-import WebSocket from 'ws';
-import { messages, wsUrl } from '../lib/ws-messages.ts';
+import type WebSocket from 'ws';
 import type * as S from '../model/schemas.ts';
+import { type HttpReply, httpRequest } from './http.ts';
 
 export type Project = Static<typeof S.Project>;
 export type Member = Static<typeof S.Member>;
@@ -78,7 +78,7 @@ export class Client {
     body: unknown,
     headers: Record<string, string>,
     signal?: AbortSignal,
-  ): Promise<Response> {
+  ): Promise<HttpReply> {
     const h: Record<string, string> = { authorization: `Bearer ${this.token}`, ...headers };
     let payload: string | undefined;
     if (body !== undefined) {
@@ -86,10 +86,7 @@ export class Client {
       payload = JSON.stringify(body);
     }
     try {
-      return await fetch(
-        this.url + path,
-        signal ? { method, headers: h, body: payload ?? null, signal } : { method, headers: h, body: payload ?? null },
-      );
+      return await httpRequest(this.url + path, { method, headers: h, body: payload, signal });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       throw connectError(this.url, err);
@@ -150,7 +147,7 @@ export class Client {
     onChunk: (c: { stream: 'stdout' | 'stderr'; data: string }) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    let res: Response;
+    let res: HttpReply;
     try {
       res = await this.send(
         'GET',
@@ -168,7 +165,7 @@ export class Client {
     const decoder = new TextDecoder();
     let rest = '';
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of res.body) {
         const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n');
         rest = lines.pop() ?? '';
         for (const line of lines) if (line) onChunk(JSON.parse(line) as { stream: 'stdout' | 'stderr'; data: string });
@@ -185,7 +182,9 @@ export class Client {
    * read from the start: the server may send the first ones in the same
    * packet as the handshake, before a reader attached after 'open' would see them.
    */
-  socket(path: string, query: Query): Promise<{ ws: WebSocket; messages: AsyncIterable<Buffer> }> {
+  async socket(path: string, query: Query): Promise<{ ws: WebSocket; messages: AsyncIterable<Buffer> }> {
+    const { default: WebSocket } = await import('ws');
+    const { messages, wsUrl } = await import('../lib/ws-messages.ts');
     const url = wsUrl(this.url, withQuery(path, query).replace(/^\//, ''));
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
@@ -196,8 +195,7 @@ export class Client {
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
         res.on('end', () => {
-          const r = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '' } as Response;
-          reject(errorOf(r, text));
+          reject(errorOf({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '' }, text));
         });
       });
       ws.once('error', err => reject(connectError(this.url, { cause: err })));
@@ -215,7 +213,7 @@ export class Client {
     signal?: AbortSignal,
   ): Promise<void> {
     const { createParser } = await import('eventsource-parser');
-    let res: Response;
+    let res: HttpReply;
     try {
       res = await this.send(
         'GET',
@@ -245,8 +243,7 @@ export class Client {
     });
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>)
-        parser.feed(decoder.decode(chunk, { stream: true }));
+      for await (const chunk of res.body) parser.feed(decoder.decode(chunk, { stream: true }));
     } catch (err) {
       if ((err as Error).name === 'AbortError' || signal?.aborted) return;
       throw connectError(this.url, err);
@@ -254,7 +251,7 @@ export class Client {
   }
 }
 
-function errorOf(res: Response, text: string): ApiError {
+function errorOf(res: { status: number; statusText: string }, text: string): ApiError {
   try {
     const body = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
     if (body.error?.message)
@@ -266,8 +263,10 @@ function errorOf(res: Response, text: string): ApiError {
   return new ApiError(res.status, 'http_error', `HTTP ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ''}`);
 }
 
+/** fetch-style errors carry the socket's error as `cause`; node:http's are that error. */
 function connectError(url: string, err: unknown): ConnectError {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  type SocketError = { code?: string; message?: string };
+  const cause = (err as { cause?: SocketError }).cause ?? (err as SocketError);
   const code = cause?.code ?? '';
   const reasons: Record<string, string> = {
     ECONNREFUSED: 'connection refused',

@@ -12,7 +12,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { readYaml, writeYaml } from './config-yaml.ts';
 
 export interface Context {
   url: string;
@@ -39,7 +39,7 @@ export function readConfig(file = configPath()): ConfigFile {
   if (!existsSync(file)) return { contexts: {} };
   let parsed: unknown;
   try {
-    parsed = parse(readFileSync(file, 'utf8')) ?? {};
+    parsed = readYaml(readFileSync(file, 'utf8')) ?? {};
   } catch (err) {
     throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
   }
@@ -58,7 +58,7 @@ export function writeConfig(cfg: ConfigFile, file = configPath()): void {
     cfg.currentContext === undefined
       ? { contexts: cfg.contexts }
       : { currentContext: cfg.currentContext, contexts: cfg.contexts };
-  writeFileSync(tmp, stringify(out), { mode: 0o600 });
+  writeFileSync(tmp, writeYaml(out), { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
 }

@@ -1,8 +1,6 @@
 // Output helpers: every command prints either a concise table (the default),
 // or the API objects themselves as JSON or YAML (-o json|yaml), so scripts see
 // exactly what the API returned.
-import Table from 'cli-table3';
-
 export const formats = ['table', 'json', 'yaml'] as const;
 export type Format = (typeof formats)[number];
 
@@ -17,7 +15,9 @@ export const col = <T>(header: string, value: (item: T) => string | number | nul
 });
 
 /** A borderless table, kubectl style: header row, columns padded by three spaces. */
-export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
+export async function table(headers: string[], rows: (string | number | null | undefined)[][]): Promise<string> {
+  // Loaded when a table is printed: JSON and YAML output never need it.
+  const { default: Table } = await import('cli-table3');
   const t = new Table({
     head: headers,
     chars: {

@@ -1,0 +1,56 @@
+// One HTTP request with node:http (node:https for https URLs), for the CLI's
+// client. Not fetch: Node loads and sets up fetch's implementation (undici) on
+// the first call, about 45 ms here, most of what a quick command would cost.
+import type { IncomingMessage, RequestOptions } from 'node:http';
+
+export interface HttpReply {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  /** the body as it arrives; an error while reading carries the socket's code */
+  body: AsyncIterable<Uint8Array>;
+  text(): Promise<string>;
+}
+
+export interface HttpRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Resolves once the response head arrives; rejects with the socket's error (err.code) or an AbortError. */
+export async function httpRequest(url: string, req: HttpRequest): Promise<HttpReply> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`Failed to parse URL from ${url}`);
+  }
+  const { request } = u.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw Object.assign(new Error(`unsupported protocol ${u.protocol}`), { code: 'ERR_INVALID_PROTOCOL' });
+  const headers: Record<string, string | number> = { ...req.headers };
+  if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
+  const opts: RequestOptions = { method: req.method, headers };
+  if (req.signal) opts.signal = req.signal;
+  return new Promise((resolve, reject) => {
+    const r = request(u, opts, (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      resolve({
+        status,
+        statusText: res.statusMessage ?? '',
+        ok: status >= 200 && status < 300,
+        body: res,
+        text: async () => {
+          let s = '';
+          res.setEncoding('utf8');
+          for await (const chunk of res) s += chunk as string;
+          return s;
+        },
+      });
+    });
+    r.on('error', reject);
+    r.end(req.body);
+  });
+}
