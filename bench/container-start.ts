@@ -26,8 +26,8 @@ import {
   client,
   PODMAN_SOCKET,
   removeDir,
+  spawnAgentProcess,
   startServerProcess,
-  strataBin,
   tempDir,
   TEST_IMAGE,
   until,
@@ -77,29 +77,13 @@ const dir = tempDir('strata-bench-start-');
 const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
 const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
-const agent = spawn(
-  strataBin,
-  [
-    'agent',
-    '--server',
-    srv.url,
-    '--data',
-    join(dir, 'agent'),
-    '--name',
-    'bench-node',
-    '--docker-socket',
-    PODMAN_SOCKET,
-    '--log-level',
-    'warn',
-    '--cpu-overcommit',
-    '64',
-    '--join-token',
-    joinToken,
-  ],
-  {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  },
-);
+const agent = spawnAgentProcess({
+  server: srv.url,
+  joinToken,
+  dataDir: join(dir, 'agent'),
+  name: 'bench-node',
+  cpuOvercommit: 64,
+});
 const host = await until('the agent offers containers', async () =>
   (await admin.get('/v1/hosts')).body.items.find(
     (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container'),

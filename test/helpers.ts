@@ -185,6 +185,24 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
 export const PODMAN_SOCKET = process.env.STRATA_DOCKER_SOCKET ?? '/run/podman/podman.sock';
 export const TEST_IMAGE = '127.0.0.1:5000/library/busybox:latest';
 
+/**
+ * `strata agent` as a child process on Podman's socket, quiet but for its
+ * warnings (on this process's stderr). `extra` flags come last, so they win.
+ */
+export function spawnAgentProcess(a: {
+  server: string;
+  joinToken: string;
+  dataDir: string;
+  name: string;
+  cpuOvercommit?: number;
+  extra?: string[];
+}): ChildProcess {
+  const args = ['agent', '--server', a.server, '--data', a.dataDir, '--name', a.name];
+  args.push('--docker-socket', PODMAN_SOCKET, '--log-level', 'warn');
+  args.push('--cpu-overcommit', String(a.cpuOvercommit ?? 16), '--join-token', a.joinToken, ...(a.extra ?? []));
+  return spawn(strataBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
 /** A server in this process and a real agent process on Podman, for container tests. */
 export interface ContainerFixture {
   srv: TestServer;
@@ -215,30 +233,7 @@ export async function startContainerFixture(
   const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
   const agentData = tempDir(`strata-${name}-agent-`);
   const spawnAgent = () =>
-    spawn(
-      strataBin,
-      [
-        'agent',
-        '--server',
-        srv.url,
-        '--data',
-        agentData,
-        '--name',
-        name,
-        '--docker-socket',
-        PODMAN_SOCKET,
-        '--log-level',
-        'warn',
-        '--cpu-overcommit',
-        '16',
-        '--join-token',
-        joinToken,
-        ...(opts.agentArgs ?? []),
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    spawnAgentProcess({ server: srv.url, joinToken, dataDir: agentData, name, extra: opts.agentArgs ?? [] });
   const f: ContainerFixture = {
     srv,
     admin,

@@ -1,0 +1,210 @@
+// CLI latency: `strata` commands as a user types them, against the floor of
+// Node itself and the runtime's own CLI, in one run.
+//
+//   node bench/cli.ts [--runs 30] [--record]
+//
+// Each row spawns a command and times it from the spawn to its exit, the
+// bin/strata wrapper included. The rows run round-robin so drift in the
+// machine's load touches all of them alike:
+//   node -e 0                     the floor: Node's own start-up
+//   podman ps                     the raw tool: a Go binary asking the runtime
+//   strata --version              the CLI's start-up, no request
+//   strata instance list          a table of 5 running instances (two requests:
+//                                 the instances, then their hosts' names)
+//   strata run                    a create, answered once the server accepts it
+//   strata run --wait             a create followed until the container runs
+//   podman run -d                 the runtime's CLI, returning once it runs
+// The server and an agent run as child processes on this machine with a
+// context in a config file, as after `strata dev`. Created containers are
+// removed after each round, outside the timed part. The first round is a
+// warm-up (it also fills Node's compile cache) and is not recorded.
+import { spawn } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import {
+  client,
+  removeDir,
+  spawnAgentProcess,
+  startServerProcess,
+  strataBin,
+  tempDir,
+  TEST_IMAGE,
+  until,
+} from '../test/helpers.ts';
+
+const { values: flags } = parseArgs({
+  options: { runs: { type: 'string', default: '30' }, record: { type: 'boolean', default: false } },
+});
+const runs = Number(flags.runs);
+const TARGET_MS = 60;
+
+const dir = tempDir('strata-bench-cli-');
+const srv = await startServerProcess(dir);
+const admin = client(srv.url, srv.adminToken);
+const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
+const agent = spawnAgentProcess({
+  server: srv.url,
+  joinToken,
+  dataDir: join(dir, 'agent'),
+  name: 'bench-cli',
+  cpuOvercommit: 64,
+});
+await until('the agent offers containers', async () =>
+  (await admin.get('/v1/hosts')).body.items.find(
+    (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container'),
+  ),
+);
+
+// The CLI reads its context from a config file, as after `strata dev` or `strata login`.
+const configFile = join(dir, 'config.yaml');
+writeFileSync(
+  configFile,
+  `currentContext: bench\ncontexts:\n  bench:\n    url: ${srv.url}\n    token: ${srv.adminToken}\n    project: default\n`,
+  { mode: 0o600 },
+);
+const env: NodeJS.ProcessEnv = { ...process.env, STRATA_CONFIG: configFile };
+for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete env[k];
+
+const ok = (res: { status: number; body: unknown }, what: string) => {
+  if (res.status >= 300) throw new Error(`${what} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; state: string };
+};
+ok(await admin.post('/v1/projects', { name: 'bench-run' }), 'project create');
+
+const listed: string[] = [];
+for (let i = 0; i < 5; i++) {
+  const body = {
+    project: 'default',
+    kind: 'container',
+    image: TEST_IMAGE,
+    name: `listed-${i}`,
+    command: ['sleep', '3600'],
+  };
+  listed.push(ok(await admin.post('/v1/instances', body), 'create').id);
+}
+for (const id of listed)
+  await until(`instance ${id} runs`, async () =>
+    (await admin.get(`/v1/instances/${id}`)).body.state === 'running' ? true : undefined,
+  );
+
+/** Runs a command to its exit; resolves with ms from spawn to exit. Fails the bench on a non-zero status. */
+function timed(cmd: string, args: string[]): Promise<{ ms: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('exit', code => {
+      const ms = performance.now() - t0;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr}`));
+      else resolve({ ms, stdout });
+    });
+  });
+}
+
+const podmanIds: string[] = [];
+const runArgs = ['run', '-p', 'bench-run', '-o', 'json', TEST_IMAGE, '--', 'sleep', '3600'];
+const rows = [
+  { name: '`node -e 0` (floor)', run: () => timed(process.execPath, ['-e', '0']) },
+  { name: '`podman ps` (the raw tool)', run: () => timed('podman', ['ps']) },
+  { name: '`strata --version`', run: () => timed(strataBin, ['--version']) },
+  {
+    name: '`strata instance list` (5 instances)',
+    run: async () => {
+      const r = await timed(strataBin, ['instance', 'list']);
+      if (!r.stdout.includes('listed-4')) throw new Error(`instance list printed no instances: ${r.stdout}`);
+      return r;
+    },
+  },
+  { name: '`strata run` (answer on create)', run: () => timed(strataBin, runArgs) },
+  {
+    name: '`strata run --wait` (until running)',
+    run: () => timed(strataBin, [...runArgs.slice(0, 1), '--wait', ...runArgs.slice(1)]),
+  },
+  {
+    name: '`podman run -d` (until running)',
+    run: async () => {
+      const r = await timed('podman', ['run', '-d', '--network', 'bridge', TEST_IMAGE, 'sleep', '3600']);
+      podmanIds.push(r.stdout.trim());
+      return r;
+    },
+  },
+].map(r => ({ ...r, ms: [] as number[] }));
+
+/** Removes what the round created, untimed, and waits until it is gone so it never overlaps the next round. */
+async function cleanup(): Promise<void> {
+  const created = (await admin.get('/v1/instances?project=bench-run&limit=1000')).body.items as { id: string }[];
+  for (const i of created) await admin.delete(`/v1/instances/${i.id}`);
+  await until('the runs are removed', async () =>
+    (await admin.get('/v1/instances?project=bench-run&limit=1000')).body.items.length === 0 ? true : undefined,
+  );
+  if (podmanIds.length) await timed('podman', ['rm', '-f', '-t', '0', ...podmanIds.splice(0)]);
+}
+
+const load = os.loadavg();
+console.error(`load average before the run: ${load.map(l => l.toFixed(2)).join(' ')}`);
+for (const r of rows) await r.run(); // warm-up, not recorded
+await cleanup();
+for (let i = 0; i < runs; i++) {
+  for (const r of rows) {
+    r.ms.push((await r.run()).ms);
+    await new Promise(res => setTimeout(res, 50));
+  }
+  await cleanup();
+  process.stderr.write(`\rround ${i + 1}/${runs}`);
+}
+process.stderr.write('\n');
+const loadAfter = os.loadavg();
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const f = (n: number) => n.toFixed(1);
+const floor = pct(rows[0]!.ms, 50);
+const lines = [
+  '| command | runs | median ms | p90 ms | min ms | max ms | median over `node -e 0` |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    r =>
+      `| ${r.name} | ${r.ms.length} | ${f(pct(r.ms, 50))} | ${f(pct(r.ms, 90))} | ${f(Math.min(...r.ms))} | ${f(Math.max(...r.ms))} | ${r === rows[0] ? '-' : `+${f(pct(r.ms, 50) - floor)}`} |`,
+  ),
+];
+const list = pct(rows[3]!.ms, 50) - floor;
+const verdict = `\`strata instance list\` against \`node -e 0\`: median +${f(list)} ms (target <= ${TARGET_MS} ms: ${list <= TARGET_MS ? 'met' : 'not met'}).`;
+console.log(lines.join('\n'));
+console.log(verdict);
+
+if (flags.record) {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const section = [
+    '',
+    `## ${new Date().toISOString()}: bench/cli.ts`,
+    '',
+    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}, after it ${loadAfter.map(l => l.toFixed(2)).join(' ')}.`,
+    `Command: \`node bench/cli.ts --runs ${runs} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`sleep 3600\`; created containers removed after each round, untimed; rows round-robin, one warm-up round).`,
+    '',
+    ...lines,
+    '',
+    verdict,
+    '',
+  ].join('\n');
+  appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
+  console.error('recorded in bench/RESULTS.md');
+}
+
+// The agent removes Strata's containers before it goes.
+for (const id of listed) await admin.delete(`/v1/instances/${id}`);
+await cleanup().catch(() => undefined);
+await until('the agent removed its containers', async () =>
+  (await admin.get('/v1/instances?limit=1000')).body.items.length === 0 ? true : undefined,
+).catch(() => undefined);
+agent.kill('SIGKILL');
+await srv.stop();
+removeDir(dir);
