@@ -251,13 +251,17 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
   return now;
 }
 
-/** Each kind's flags, once each (two kinds may share one). */
+/** Each kind's flags, once each (two kinds may share one), saying which kinds take them. */
 function addKindFlags(cmd: Command): Command {
-  const seen = new Set<string>();
-  for (const f of kinds.flatMap(k => k.cli.flags)) {
-    if (seen.has(f.flags)) continue;
-    seen.add(f.flags);
-    const option = new Option(f.flags, f.description);
+  const owners = new Map<string, { flag: CliFlag; kinds: string[] }>();
+  for (const k of kinds)
+    for (const flag of k.cli.flags) {
+      const seen = owners.get(flag.flags);
+      if (seen) seen.kinds.push(k.plural);
+      else owners.set(flag.flags, { flag, kinds: [k.plural] });
+    }
+  for (const { flag: f, kinds: whose } of owners.values()) {
+    const option = new Option(f.flags, `${whose.join(', ')}: ${f.description}`);
     if (f.choices) option.choices(f.choices);
     if (f.parse) option.argParser(kindFlagParser(f.parse));
     cmd.addOption(option);
@@ -280,11 +284,7 @@ function createCommand(name: string, description: string): Command {
   const cmd = leaf(name, description)
     .argument('<image>', 'image reference, e.g. docker.io/library/nginx:1.27')
     .argument('[command...]', "command and arguments, after -- (default: the image's)")
-    .addOption(
-      new Option('-k, --kind <kind>', `kind of instance: ${kindNames.join(', ')}`)
-        .choices(kindNames)
-        .default(kindNames[0]),
-    )
+    .addOption(new Option('-k, --kind <kind>', 'kind of instance').choices(kindNames).default(kindNames[0]))
     .option('--name <name>', 'instance name, unique in the project (default: generated)')
     .option('-e, --env <key=value>', 'environment variable (repeatable)', collect)
     .option(

@@ -25,6 +25,9 @@ test('container and vm are registered, once each, with sound defaults', () => {
     // Defaults fill every output field, from an empty spec and from an empty stored document.
     assert.deepEqual(Object.keys(k.options({})).sort(), Object.keys(k.output).sort(), k.name);
     assert.deepEqual(k.present({}), k.options({}), k.name);
+    // No flag given, no field set: a kind's flags never add to another kind's spec by themselves.
+    assert.deepEqual(k.cli.spec({}), {}, k.name);
+    assert.ok(k.cli.flags.every(f => f.flags.startsWith('-')), k.name);
   }
   assert.equal(findKind('metal'), undefined);
 });

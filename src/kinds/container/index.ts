@@ -18,7 +18,7 @@ export const container = {
   show: showContainer,
   cli: { flags: containerFlags, spec: containerFlagSpec },
   capabilities: containerCapabilities,
-  hints: { console: 'a container has no console; use strata exec' },
+  hints: { console: 'for a shell in a container, use strata exec' },
   hostMemoryOverheadMib: 0,
   createDriver: async s => (await import('./driver.ts')).createContainerDriver(s),
 } satisfies Kind<typeof containerSpec, typeof containerOutput>;

@@ -4,11 +4,11 @@ import type { CliFlag, Shown } from '../kind.ts';
 import { machineTypes, type VmSpec, type vmOutput } from './spec.ts';
 
 export const vmFlags: readonly CliFlag[] = [
-  { flags: '--machine <type>', description: 'VMs: microvm (fast) or q35 (PCI, full ACPI)', choices: machineTypes },
-  { flags: '--user-data <file>', description: 'VMs: cloud-init user-data from a file (a NoCloud seed is attached)' },
+  { flags: '--machine <type>', description: 'microvm (fast) or q35 (PCI, full ACPI)', choices: machineTypes },
+  { flags: '--user-data <file>', description: 'cloud-init user-data from a file (a NoCloud seed is attached)' },
   {
     flags: '--ssh-key <key>',
-    description: 'VMs: an SSH public key for cloud-init, or @FILE (repeatable)',
+    description: 'an SSH public key for cloud-init, or @FILE (repeatable)',
     parse: (v, prev) => [...((prev as string[] | undefined) ?? []), v],
   },
 ];
