@@ -5,7 +5,7 @@
 import type { ErrorObject } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { findKind, foreignFields, kindNames, kinds } from '../kinds/index.ts';
-import { kindSpec } from '../model/schemas.ts';
+import { kindFields, kindSpec } from '../model/schemas.ts';
 import { compileBody, validatorCompiler } from './validation.ts';
 
 type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
@@ -32,7 +32,7 @@ export function instanceSpecValidator(): Validator {
       validate.errors = [error('/kind', 'enum', 'must be one of the kinds', { allowedValues: kindNames })];
       return false;
     }
-    const foreign = foreignFields(kind, data);
+    const foreign = foreignFields(kind, data, kindFields);
     const named = new Set(foreign.map(p => p.field.slice('body.'.length)));
     check(data);
     const errors = [

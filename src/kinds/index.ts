@@ -1,11 +1,12 @@
 // The kinds of instance Strata runs, registered in one place. The server, the
 // API, the CLI and the agent read them here and never branch on a kind's name.
-// This module must stay cheap to import (the CLI loads it): TypeBox and small
-// modules only; a kind's driver code loads when its factory is called.
+// This module must stay cheap to import (the CLI loads it): small modules only.
+// A kind's TypeBox fields load when asked for (src/model/schemas.ts does), and
+// its driver code when its factory is called.
 import type { Driver } from '../drivers/driver.ts';
 import { sameCapabilities } from '../model/capabilities.ts';
 import { container } from './container/index.ts';
-import type { DriverSettings, Kind, Problem, SpecOf } from './kind.ts';
+import type { DriverSettings, Kind, KindFields, Problem, SpecOf } from './kind.ts';
 import { vm } from './vm/index.ts';
 
 /** Every kind, in the order help texts list them. A new kind: its folder, and one line here. */
@@ -13,16 +14,16 @@ const registered = [container, vm] as const;
 
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 type Registered = (typeof registered)[number];
+type RegisteredFields = Awaited<ReturnType<Registered['fields']>>;
 /** Every kind's own spec fields together (each optional), for the static type of a spec. */
-export type KindSpecFields = UnionToIntersection<Registered['spec']>;
+export type KindSpecFields = UnionToIntersection<RegisteredFields['spec']>;
 /** Every kind's output fields together: an instance presents them all. */
-export type KindOutputFields = UnionToIntersection<Registered['output']>;
+export type KindOutputFields = UnionToIntersection<RegisteredFields['output']>;
 
 export type KindName = Registered['name'];
 
 export const kinds: readonly Kind[] = registered;
 export const kindNames: readonly KindName[] = registered.map(k => k.name);
-export const kindOutputFields = Object.assign({}, ...registered.map(k => k.output)) as KindOutputFields;
 
 const byName = new Map(kinds.map(k => [k.name, k]));
 
@@ -35,15 +36,21 @@ export function kindOf(name: string): Kind {
   return k;
 }
 
-/** The kinds that have spec field `field`. */
-const ownersOf = (field: string): Kind[] => kinds.filter(k => Object.hasOwn(k.spec, field));
+/** Every kind's TypeBox fields, by kind name (this loads TypeBox). */
+export async function loadKindFields(): Promise<ReadonlyMap<string, KindFields>> {
+  return new Map(await Promise.all(kinds.map(async k => [k.name, await k.fields()] as const)));
+}
 
-/** Fields of `spec` that only other kinds have: refused by name, rather than as unknown or silently ignored. */
-export function foreignFields(kind: Kind, spec: object): Problem[] {
+/**
+ * Fields of `spec` that only other kinds have (`fields`: every kind's, from
+ * loadKindFields): refused by name, rather than as unknown or silently ignored.
+ */
+export function foreignFields(kind: Kind, spec: object, fields: ReadonlyMap<string, KindFields>): Problem[] {
+  const has = (k: Kind, field: string) => Object.hasOwn(fields.get(k.name)?.spec ?? {}, field);
   const problems: Problem[] = [];
   for (const field of Object.keys(spec)) {
-    if (Object.hasOwn(kind.spec, field)) continue;
-    const owners = ownersOf(field);
+    if (has(kind, field)) continue;
+    const owners = kinds.filter(k => has(k, field));
     if (owners.length === 0) continue;
     const note = kind.foreignFieldsNote ? `: ${kind.foreignFieldsNote}` : '';
     problems.push({
@@ -72,4 +79,4 @@ export async function createDrivers(settings: DriverSettings): Promise<Driver[]>
 }
 
 export { healthCheckProblem, requireCapability } from './capabilities.ts';
-export type { CliFlag, DriverSettings, Kind, Problem } from './kind.ts';
+export type { CliFlag, DriverSettings, Kind, KindFields, Problem } from './kind.ts';

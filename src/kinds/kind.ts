@@ -49,6 +49,14 @@ export type SpecOf<F extends TProperties> = Static<TObject<F>>;
 /** What `show` reads of an instance: the kind's output fields and what its host observes. */
 export type Shown<O extends TProperties> = SpecOf<O> & { observed: ObservedOut };
 
+/** A kind's TypeBox fields: its spec fields beside the shared ones, and what every instance presents of them. */
+export interface KindFields<F extends TProperties = TProperties, O extends TProperties = TProperties> {
+  /** All optional. */
+  spec: F;
+  /** An instance of another kind shows their defaults. */
+  output: O;
+}
+
 export interface Kind<F extends TProperties = TProperties, O extends TProperties = TProperties> {
   readonly name: string;
   /** For messages: "containers", "VMs". */
@@ -57,10 +65,11 @@ export interface Kind<F extends TProperties = TProperties, O extends TProperties
   readonly description: string;
   /** Said when a spec of this kind gives a field only other kinds have. */
   readonly foreignFieldsNote?: string;
-  /** Its spec fields beside the shared ones, all optional. */
-  readonly spec: F;
-  /** What every instance presents of those fields (an instance of another kind shows their defaults). */
-  readonly output: O;
+  /**
+   * Its TypeBox fields, loaded on demand: the registry itself loads no
+   * TypeBox, so the CLI can read it at little cost.
+   */
+  fields(): Promise<KindFields<F, O>>;
   readonly resources: Resources;
   /** Its part of a new instance's stored options document, defaults filled in. */
   options(spec: SpecOf<F>): Record<string, unknown>;

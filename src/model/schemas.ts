@@ -2,7 +2,14 @@
 // responses (fast serialization, no stray fields) and become the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
 // The instance's spec and presentation take each kind's fields from the registry.
-import { kindNames, kindOutputFields, kinds, type Kind, type KindSpecFields } from '../kinds/index.ts';
+import {
+  type Kind,
+  type KindOutputFields,
+  type KindSpecFields,
+  kindNames,
+  kinds,
+  loadKindFields,
+} from '../kinds/index.ts';
 import type { SpecOf } from '../kinds/kind.ts';
 import { healthCheckTypes } from './capabilities.ts';
 import { desiredStates, instanceStates } from './instance-state.ts';
@@ -12,6 +19,10 @@ import { AbsolutePath, Closed, StringEnum, StringMap } from './schema-kit.ts';
 import { levels } from './topology.ts';
 
 export { AbsolutePath, StringEnum, StringMap };
+
+/** Each kind's spec and output fields, by kind name (the registry loads them on demand). */
+export const kindFields = await loadKindFields();
+const kindOutputFields = Object.assign({}, ...[...kindFields.values()].map(f => f.output)) as KindOutputFields;
 
 export const Name = Type.String({
   minLength: 1,
@@ -474,7 +485,7 @@ const sharedSpec = {
 /** The spec of one kind: the shared fields, `kind` naming it, and its own fields. */
 export const kindSpec = (k: Kind) =>
   Type.Object(
-    { kind: StringEnum([k.name], { description: k.description }), ...sharedSpec, ...k.spec },
+    { kind: StringEnum([k.name], { description: k.description }), ...sharedSpec, ...kindFields.get(k.name)?.spec },
     { ...Closed, title: `${k.name} spec` },
   );
 

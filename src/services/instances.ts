@@ -11,7 +11,7 @@ import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
-import type { HealthCheck, InstanceCreate, ObservedOut } from '../model/schemas.ts';
+import { type HealthCheck, type InstanceCreate, kindFields, type ObservedOut } from '../model/schemas.ts';
 
 /** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {
@@ -372,7 +372,7 @@ export function checkInstanceSpec(b: InstanceCreate): void {
   if (kind) {
     const unsupported = hc && healthCheckProblem(kind, hc.type);
     if (unsupported) problems.push(unsupported);
-    problems.push(...kind.check(b), ...foreignFields(kind, b));
+    problems.push(...kind.check(b), ...foreignFields(kind, b, kindFields));
   }
   const first = problems[0];
   if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);

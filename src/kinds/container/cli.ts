@@ -1,6 +1,6 @@
 // A container's flags of `strata run` and its rows of `strata instance show`.
 import type { CliFlag, Shown } from '../kind.ts';
-import type { ContainerSpec, containerOutput, Port, TmpfsMount } from './spec.ts';
+import type { ContainerSpec, containerOutput, Port, TmpfsMount } from './fields.ts';
 
 /** [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], as docker run -p. */
 export function parsePublish(v: string, prev: Port[] = []): Port[] {

@@ -3,14 +3,17 @@
 import type { Kind } from '../kind.ts';
 import { containerCapabilities } from '../../drivers/container/capabilities.ts';
 import { containerFlagSpec, containerFlags, showContainer } from './cli.ts';
-import { checkContainer, containerOptions, containerOutput, containerSpec, presentContainer } from './spec.ts';
+import type { containerOutput, containerSpec } from './fields.ts';
+import { checkContainer, containerOptions, presentContainer } from './options.ts';
 
 export const container = {
   name: 'container' as const,
   plural: 'containers',
   description: 'processes isolated by namespaces and cgroups on a host',
-  spec: containerSpec,
-  output: containerOutput,
+  fields: async () => {
+    const { containerSpec: spec, containerOutput: output } = await import('./fields.ts');
+    return { spec, output };
+  },
   resources: { vcpus: 1, memoryMib: 256, diskGib: 0 },
   options: containerOptions,
   present: presentContainer,

@@ -1,7 +1,8 @@
 // A VM's flags of `strata run` and its rows of `strata instance show`.
 import { readFileSync } from 'node:fs';
 import type { CliFlag, Shown } from '../kind.ts';
-import { machineTypes, type VmSpec, type vmOutput } from './spec.ts';
+import type { VmSpec, vmOutput } from './fields.ts';
+import { machineTypes } from './options.ts';
 
 export const vmFlags: readonly CliFlag[] = [
   { flags: '--machine <type>', description: 'microvm (fast) or q35 (PCI, full ACPI)', choices: machineTypes },

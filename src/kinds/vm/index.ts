@@ -3,15 +3,18 @@
 import type { Kind } from '../kind.ts';
 import { vmCapabilities } from '../../drivers/vm/capabilities.ts';
 import { showVm, vmFlagSpec, vmFlags } from './cli.ts';
-import { presentVm, vmOptions, vmOutput, vmSpec } from './spec.ts';
+import type { vmOutput, vmSpec } from './fields.ts';
+import { presentVm, vmOptions } from './options.ts';
 
 export const vm = {
   name: 'vm' as const,
   plural: 'VMs',
   description: 'virtual machines: whole guests under QEMU',
   foreignFieldsNote: 'a VM has its own address, disk and users',
-  spec: vmSpec,
-  output: vmOutput,
+  fields: async () => {
+    const { vmSpec: spec, vmOutput: output } = await import('./fields.ts');
+    return { spec, output };
+  },
   resources: { vcpus: 1, memoryMib: 512, diskGib: 2 },
   options: vmOptions,
   present: presentVm,

@@ -1,7 +1,9 @@
-// A VM's own spec fields: its machine type and its cloud-init seed.
+// A VM's own spec fields: its machine type and its cloud-init seed. TypeBox,
+// loaded only where specs are validated or presented.
 import { type Static, Type } from 'typebox';
 import { Closed, StringEnum } from '../../model/schema-kit.ts';
 import type { SpecOf } from '../kind.ts';
+import { machineTypes } from './options.ts';
 
 export const CloudInit = Type.Object(
   {
@@ -14,7 +16,6 @@ export const CloudInit = Type.Object(
 );
 export type CloudInit = Static<typeof CloudInit>;
 
-export const machineTypes = ['microvm', 'q35'] as const;
 export const MachineType = StringEnum(machineTypes, {
   description: 'VMs: microvm (fast, virtio-mmio) or q35 (PCI, full ACPI)',
 });
@@ -29,11 +30,4 @@ export const vmOutput = {
   machine: MachineType,
   cloudInit: Type.Union([CloudInit, Type.Null()]),
 };
-type VmOutput = SpecOf<typeof vmOutput>;
-
-export const vmOptions = (s: VmSpec): VmOutput => ({ machine: s.machine ?? 'microvm', cloudInit: s.cloudInit ?? null });
-
-export const presentVm = (o: Partial<VmOutput>): VmOutput => ({
-  machine: o.machine ?? 'microvm',
-  cloudInit: o.cloudInit ?? null,
-});
+export type VmOutput = SpecOf<typeof vmOutput>;

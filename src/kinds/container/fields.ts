@@ -1,8 +1,9 @@
 // A container's own spec fields: who it runs as, what it publishes on its
-// host, and its root filesystem. A VM has its own address, disk and users.
+// host, and its root filesystem. TypeBox, loaded only where specs are
+// validated or presented (the registry itself loads no TypeBox).
 import { type Static, Type } from 'typebox';
 import { AbsolutePath, Closed, StringEnum } from '../../model/schema-kit.ts';
-import type { Problem, SpecOf } from '../kind.ts';
+import type { SpecOf } from '../kind.ts';
 
 export const Port = Type.Object(
   {
@@ -49,35 +50,4 @@ export const containerOutput = {
   readOnlyRootfs: Type.Boolean(),
   tmpfs: Type.Array(Tmpfs),
 };
-type ContainerOutput = SpecOf<typeof containerOutput>;
-
-export function containerOptions(s: ContainerSpec): ContainerOutput {
-  return {
-    user: s.user ?? '',
-    ports: (s.ports ?? []).map(p => ({ ...p, protocol: p.protocol ?? 'tcp', hostPort: p.hostPort ?? 0 })),
-    readOnlyRootfs: s.readOnlyRootfs ?? false,
-    tmpfs: s.tmpfs ?? [],
-  };
-}
-
-export function presentContainer(o: Partial<ContainerOutput>): ContainerOutput {
-  return { user: o.user ?? '', ports: o.ports ?? [], readOnlyRootfs: o.readOnlyRootfs ?? false, tmpfs: o.tmpfs ?? [] };
-}
-
-/** One host port published twice, one path mounted twice: the runtime would refuse them at start. */
-export function checkContainer(s: ContainerSpec): Problem[] {
-  const problems: Problem[] = [];
-  const seen = new Set<string>();
-  for (const [i, p] of (s.ports ?? []).entries()) {
-    if (!p.hostPort) continue;
-    const key = `${p.hostIp ?? '0.0.0.0'}:${p.hostPort}/${p.protocol ?? 'tcp'}`;
-    if (seen.has(key)) problems.push({ field: `body.ports.${i}.hostPort`, message: `${key} is published twice` });
-    seen.add(key);
-  }
-  const paths = new Set<string>();
-  for (const [i, t] of (s.tmpfs ?? []).entries()) {
-    if (paths.has(t.path)) problems.push({ field: `body.tmpfs.${i}.path`, message: `${t.path} is mounted twice` });
-    paths.add(t.path);
-  }
-  return problems;
-}
+export type ContainerOutput = SpecOf<typeof containerOutput>;
