@@ -176,7 +176,7 @@ test('a follower that does not read is cut off once its unsent events pass the b
 test('an event stream ends when its token expires', async () => {
   const quick = await startTestServer();
   try {
-    const { hashSecret, newSecret } = await import('../src/api/auth.ts');
+    const { hashSecret, newSecret } = await import('../src/services/auth.ts');
     // A token that expires in two seconds (the API's shortest is a minute).
     const secret = newSecret('stk');
     const admin = (

@@ -4,8 +4,8 @@
 // may no longer do what it does.
 import type { Role } from '../model/kinds.ts';
 import type { Store } from '../store/store.ts';
-import { changesAccess, type Authenticator, type UserPrincipal } from './auth.ts';
-import { requireRole, requireUser } from './access.ts';
+import { changesAccess, type Authenticator, type UserPrincipal } from '../services/auth.ts';
+import { requireRole, requireUser } from '../services/access.ts';
 
 export interface AccessWatch {
   /** The caller as last authenticated. */

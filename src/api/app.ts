@@ -7,7 +7,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ApiError } from '../lib/errors.ts';
 import type { Store } from '../store/store.ts';
-import { Authenticator, type Principal } from './auth.ts';
+import { Authenticator, type Principal } from '../services/auth.ts';
+import { storeAnswers } from '../services/projects.ts';
 import { ErrorBody, NoQuery } from '../model/schemas.ts';
 import { RateLimiter, rateLimited } from './rate-limit.ts';
 import { StreamSlots } from './stream-slots.ts';
@@ -200,7 +201,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
 
   app.get('/healthz', { config: { auth: false }, schema: { hide: true } }, async () => {
-    await opts.store.db.selectFrom('projects').select('id').limit(1).execute();
+    await storeAnswers(opts.store);
     return { status: 'ok', version: opts.version };
   });
   app.get('/openapi.json', { config: { auth: false }, schema: { hide: true } }, async () => app.swagger());

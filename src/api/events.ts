@@ -4,10 +4,9 @@
 import { ApiError } from '../lib/errors.ts';
 import type { EventRow } from '../store/schema.ts';
 import { watchAccess } from './access-watch.ts';
-import type { UserPrincipal } from './auth.ts';
-import { requireRole, requireUser } from './access.ts';
+import { requireUser } from '../services/access.ts';
+import * as events from '../services/events.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { getProject } from './lookup.ts';
 import { presentEvent } from './present.ts';
 import { Event, EventQuery } from '../model/schemas.ts';
 import { Type } from 'typebox';
@@ -30,24 +29,15 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
       let p = requireUser(principalOf(req));
       const qs = req.query;
       let projectId: string | undefined;
-      if (qs.project !== undefined) {
-        const project = await getProject(store.db, qs.project);
-        requireRole(p, project.id, 'reader', qs.project);
-        projectId = project.id;
-      }
+      if (qs.project !== undefined) projectId = await events.projectOf(store, p, qs.project);
       const allowed = (e: EventRow): boolean =>
         (projectId === undefined || e.project_id === projectId) &&
         (qs.resource === undefined || e.resource_id === qs.resource) &&
-        mayRead(p, e);
+        events.mayRead(p, e);
       const limit = qs.limit ?? 100;
 
-      const backlog = async (since: number, n: number): Promise<EventRow[]> => {
-        let q = store.db.selectFrom('events').selectAll().where('seq', '>', since).orderBy('seq').limit(n);
-        if (projectId !== undefined) q = q.where('project_id', '=', projectId);
-        else if (!p.clusterAdmin) q = q.where('project_id', 'in', [...p.roles.keys(), '']);
-        if (qs.resource !== undefined) q = q.where('resource_id', '=', qs.resource);
-        return q.execute();
-      };
+      const backlog = (since: number, n: number): Promise<EventRow[]> =>
+        events.backlog(store, p, { projectId, resource: qs.resource, since, limit: n });
 
       if (!qs.follow) {
         const rows = await backlog(qs.since ?? 0, limit);
@@ -117,9 +107,4 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
       }
     },
   );
-}
-
-function mayRead(p: UserPrincipal, e: EventRow): boolean {
-  if (p.clusterAdmin) return true;
-  return e.project_id !== null && p.roles.has(e.project_id);
 }

@@ -1,14 +1,12 @@
 // /v1/instances: containers, VMs and bare-metal machines, one resource.
 import { Type } from 'typebox';
-import { notFound } from '../lib/errors.ts';
 import type { InstanceRow } from '../store/schema.ts';
-import type { UserPrincipal } from './auth.ts';
-import { actorOf, canSee, requireRole, requireUser } from './access.ts';
+import type { UserPrincipal } from '../services/auth.ts';
+import { actorOf, requireUser } from '../services/access.ts';
+import { instanceGuard, listInstancesFor, loadInstance, projectForCreate } from '../services/instances.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { instanceSpecCompiler } from './instance-spec.ts';
-import { findHost, getProject } from './lookup.ts';
 import { decodeCursor, pageOf, parseSelector } from './paging.ts';
-import { labelsMatch } from '../store/labels.ts';
 import { presentInstance } from './present.ts';
 import { explain } from '../services/placement.ts';
 import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from '../model/schemas.ts';
@@ -51,19 +49,9 @@ const DeleteQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** 404 unless the caller can see the instance's project; 403 unless its role suffices. */
-const guard = (p: UserPrincipal, id: string, role: 'reader' | 'member') => (row: InstanceRow) => {
-  if (!canSee(p, row.project_id)) throw notFound('instance', id);
-  requireRole(p, row.project_id, role, id, 'instance');
-};
-
 export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
-  const load = async (p: UserPrincipal, id: string, role: 'reader' | 'member'): Promise<InstanceRow> => {
-    const row = await store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound('instance', id);
-    guard(p, id, role)(row);
-    return row;
-  };
+  const load = (p: UserPrincipal, id: string, role: 'reader' | 'member'): Promise<InstanceRow> =>
+    loadInstance(store, p, id, role);
 
   app.get(
     '/instances',
@@ -80,28 +68,9 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       const qs = req.query;
       const limit = qs.limit ?? 100;
       const after = decodeCursor(qs.cursor);
-      const terms = parseSelector(qs.labels);
-      let q = store.db
-        .selectFrom('instances')
-        .selectAll()
-        .orderBy('id')
-        .limit(limit + 1);
-      if (qs.project !== undefined) {
-        const project = await getProject(store.db, qs.project);
-        requireRole(p, project.id, 'reader', qs.project);
-        q = q.where('project_id', '=', project.id);
-      } else if (!p.clusterAdmin) {
-        q = q.where('project_id', 'in', [...p.roles.keys(), '']);
-      }
-      if (after) q = q.where('id', '>', after);
-      if (qs.name !== undefined) q = q.where('name', '=', qs.name);
-      if (qs.state !== undefined) q = q.where('state', '=', qs.state);
-      if (qs.host !== undefined) {
-        const host = await findHost(store.db, qs.host);
-        q = q.where('host_id', '=', host?.id ?? '');
-      }
-      if (terms.length) q = q.where(eb => labelsMatch(eb, 'instance', 'instances.id', terms));
-      const { rows, nextCursor } = pageOf(await q.execute(), limit, instanceBytes);
+      const labels = parseSelector(qs.labels);
+      const o = { project: qs.project, host: qs.host, limit, after, name: qs.name, state: qs.state, labels };
+      const { rows, nextCursor } = pageOf(await listInstancesFor(store, p, o), limit, instanceBytes);
       return { items: rows.map(presentInstance), nextCursor };
     },
   );
@@ -119,9 +88,8 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
-      const project = await getProject(store.db, req.body.project);
-      requireRole(p, project.id, 'member', req.body.project);
-      const row = await services.instances.create(project.id, req.body, actorOf(p));
+      const projectId = await projectForCreate(store, p, req.body.project);
+      const row = await services.instances.create(projectId, req.body, actorOf(p));
       return reply.code(201).send(presentInstance(row));
     },
   );
@@ -145,7 +113,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
         req.params.id,
         'running',
         actorOf(p),
-        guard(p, req.params.id, 'member'),
+        instanceGuard(p, req.params.id, 'member'),
       );
       return reply.code(202).send(presentInstance(row));
     },
@@ -171,7 +139,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
         req.params.id,
         'stopped',
         actorOf(p),
-        guard(p, req.params.id, 'member'),
+        instanceGuard(p, req.params.id, 'member'),
         grace,
       );
       return reply.code(202).send(presentInstance(row));
@@ -201,7 +169,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
           req.params.id,
           paused,
           actorOf(p),
-          guard(p, req.params.id, 'member'),
+          instanceGuard(p, req.params.id, 'member'),
         );
         return reply.code(202).send(presentInstance(row));
       },
@@ -222,7 +190,11 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       await load(p, req.params.id, 'reader');
-      const row = await services.instances.restart(req.params.id, actorOf(p), guard(p, req.params.id, 'member'));
+      const row = await services.instances.restart(
+        req.params.id,
+        actorOf(p),
+        instanceGuard(p, req.params.id, 'member'),
+      );
       return reply.code(202).send(presentInstance(row));
     },
   );
@@ -271,7 +243,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       const row = await services.instances.delete(
         req.params.id,
         actorOf(p),
-        guard(p, req.params.id, 'member'),
+        instanceGuard(p, req.params.id, 'member'),
         req.query.force ?? false,
       );
       if (row.state === 'deleted') return reply.code(204).send(null);

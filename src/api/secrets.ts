@@ -2,15 +2,10 @@
 // their names. A value goes in and never comes out of the API: instances use
 // it through their env ({"secret": NAME}), resolved only for their host's agent.
 import { Type, type Static } from 'typebox';
-import { conflict, notFound } from '../lib/errors.ts';
-import { newId } from '../lib/ids.ts';
-import { now } from '../lib/time.ts';
-import { refersTo } from '../services/secrets.ts';
-import { isUniqueViolation } from '../store/errors.ts';
 import type { SecretRow } from '../store/schema.ts';
-import { actorOf, canSee, requireRole, requireUser } from './access.ts';
+import { requireUser } from '../services/access.ts';
+import * as secrets from '../services/secrets.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
-import { getProject, listScope } from './lookup.ts';
 import { decodeCursor, pageOf } from './paging.ts';
 import { IdParam, Name, Page, Secret } from '../model/schemas.ts';
 
@@ -60,16 +55,8 @@ export function secretRoutes(app: App, { store, services }: RouteDeps): void {
       const p = requireUser(principalOf(req));
       const limit = req.query.limit ?? 100;
       const after = decodeCursor(req.query.cursor);
-      let q = store.db
-        .selectFrom('secrets')
-        .selectAll()
-        .orderBy('id')
-        .limit(limit + 1);
-      const projects = await listScope(store.db, p, req.query.project);
-      if (projects !== 'all') q = q.where('project_id', 'in', projects);
-      if (req.query.name !== undefined) q = q.where('name', '=', req.query.name);
-      if (after) q = q.where('id', '>', after);
-      const { rows, nextCursor } = pageOf(await q.execute(), limit);
+      const q = { project: req.query.project, name: req.query.name, limit, after };
+      const { rows, nextCursor } = pageOf(await secrets.list(store, p, q), limit);
       return { items: rows.map(present), nextCursor };
     },
   );
@@ -79,50 +66,14 @@ export function secretRoutes(app: App, { store, services }: RouteDeps): void {
     { schema: { tags, summary: 'Create a secret (members)', body: SecretCreate, response: { 201: Secret } } },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
-      const project = await getProject(store.db, req.body.project);
-      requireRole(p, project.id, 'member', req.body.project);
-      const t = now();
-      const id = newId('sec');
-      const row: SecretRow = {
-        id,
-        project_id: project.id,
-        name: req.body.name,
-        ciphertext: services.secrets.seal(req.body.value, id),
-        created_at: t,
-        updated_at: t,
-      };
-      await store.write(async ({ trx, emit }) => {
-        try {
-          await trx.insertInto('secrets').values(row).execute();
-        } catch (err) {
-          if (isUniqueViolation(err))
-            throw conflict(`secret ${JSON.stringify(row.name)} already exists in this project`);
-          throw err;
-        }
-        emit({
-          type: 'secret.created',
-          projectId: project.id,
-          resourceType: 'secret',
-          resourceId: id,
-          actor: actorOf(p),
-          data: { name: row.name },
-        });
-      });
-      return reply.code(201).send(present(row));
+      return reply.code(201).send(present(await secrets.create(store, services.secrets, p, req.body)));
     },
   );
-
-  const load = async (id: string, p: ReturnType<typeof requireUser>, role: 'reader' | 'member'): Promise<SecretRow> => {
-    const row = await store.db.selectFrom('secrets').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || !canSee(p, row.project_id)) throw notFound('secret', id);
-    requireRole(p, row.project_id, role, id, 'secret');
-    return row;
-  };
 
   app.get(
     '/secrets/:id',
     { schema: { tags, summary: 'Show a secret (never its value)', params: IdParam, response: { 200: Secret } } },
-    async req => present(await load(req.params.id, requireUser(principalOf(req)), 'reader')),
+    async req => present(await secrets.load(store, requireUser(principalOf(req)), req.params.id, 'reader')),
   );
 
   app.put(
@@ -138,25 +89,7 @@ export function secretRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async req => {
       const p = requireUser(principalOf(req));
-      const row = await load(req.params.id, p, 'member');
-      const updated = { ...row, ciphertext: services.secrets.seal(req.body.value, row.id), updated_at: now() };
-      await store.write(async ({ trx, emit }) => {
-        const res = await trx
-          .updateTable('secrets')
-          .set({ ciphertext: updated.ciphertext, updated_at: updated.updated_at })
-          .where('id', '=', row.id)
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) === 0) throw notFound('secret', row.id);
-        emit({
-          type: 'secret.updated',
-          projectId: row.project_id,
-          resourceType: 'secret',
-          resourceId: row.id,
-          actor: actorOf(p),
-          data: { name: row.name },
-        });
-      });
-      return present(updated);
+      return present(await secrets.update(store, services.secrets, p, req.params.id, req.body.value));
     },
   );
 
@@ -172,29 +105,7 @@ export function secretRoutes(app: App, { store, services }: RouteDeps): void {
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
-      const row = await load(req.params.id, p, 'member');
-      await store.write(async ({ trx, emit }) => {
-        const users = await trx
-          .selectFrom('instances')
-          .select('name')
-          .where('project_id', '=', row.project_id)
-          .where('env', 'like', refersTo(row.name))
-          .limit(5)
-          .execute();
-        if (users.length > 0)
-          throw conflict(
-            `secret ${row.name} is used by instance(s) ${users.map(u => u.name).join(', ')}; delete them first`,
-          );
-        await trx.deleteFrom('secrets').where('id', '=', row.id).execute();
-        emit({
-          type: 'secret.deleted',
-          projectId: row.project_id,
-          resourceType: 'secret',
-          resourceId: row.id,
-          actor: actorOf(p),
-          data: { name: row.name },
-        });
-      });
+      await secrets.remove(store, p, req.params.id);
       return reply.code(204).send(null);
     },
   );

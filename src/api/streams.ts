@@ -10,15 +10,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type WebSocket from 'ws';
-import { kindOf, requireCapability } from '../kinds/index.ts';
 import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { Channel, parseFrame, statusFrame } from '../lib/stream-frames.ts';
 import { messages, send } from '../lib/ws-messages.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import type { AgentStream } from './stream-hub.ts';
 import type { StreamRequest } from '../model/streams.ts';
-import { requireAgent, requireRole, requireUser } from './access.ts';
+import { requireAgent, requireUser } from '../services/access.ts';
 import { watchAccess } from './access-watch.ts';
+import { streamTarget } from '../services/instances.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { IdParam } from '../model/schemas.ts';
 
@@ -65,14 +65,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
     capability?: 'exec' | 'console',
   ): Promise<{ row: InstanceRow; hostName: string }> => {
     const p = requireUser(principalOf(req));
-    const row = await store.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound('instance', id);
-    requireRole(p, row.project_id, role, id, 'instance');
-    // What its kind cannot do, it never will: said before anything about its state.
-    if (capability) requireCapability(kindOf(row.kind), capability, row.name);
-    if (!row.host_id) throw conflict(`instance ${row.name} is not placed on a host yet (state ${row.state})`);
-    const host = await store.db.selectFrom('hosts').select(['name']).where('id', '=', row.host_id).executeTakeFirst();
-    return { row, hostName: host?.name ?? row.host_id };
+    return streamTarget(store, p, id, role, capability);
   };
   /**
    * Opens the agent's stream for a caller with `role`: it holds one of the

@@ -14,6 +14,8 @@
 // ages against the runner's clock.
 import { now } from '../lib/time.ts';
 import { activeStates } from '../model/instance-state.ts';
+import { heartbeatingHosts, hostNameAndState, moveHost } from '../store/hosts.ts';
+import { downHostsHolding, markLost, onHostIn } from '../store/instances.ts';
 import type { Store, WriteContext } from '../store/store.ts';
 import type { Controller, Pass } from './runner.ts';
 
@@ -33,12 +35,7 @@ export function liveness(store: Store, o: LivenessOptions): Controller {
     wakeOn: [],
     resyncMs: Math.max(250, (o.heartbeatSeconds * 1000) / 2),
     async reconcile(pass: Pass) {
-      const hosts = await store.db
-        .selectFrom('hosts')
-        .select(['id', 'state', 'last_heartbeat_at'])
-        .where('last_heartbeat_at', 'is not', null)
-        .where('state', 'in', ['ready', 'not-ready', 'draining'])
-        .execute();
+      const hosts = await heartbeatingHosts(store.db, ['ready', 'not-ready', 'draining']);
       for (const h of hosts) {
         const at = h.last_heartbeat_at!;
         const age = pass.now - Date.parse(at);
@@ -47,14 +44,7 @@ export function liveness(store: Store, o: LivenessOptions): Controller {
         const reason = `no heartbeat for ${Math.round(age / 1000)} s`;
         await store.write(ctx => move(ctx, { id: h.id, state: h.state, at }, next, reason));
       }
-      const stranded = await store.db
-        .selectFrom('instances')
-        .innerJoin('hosts', 'hosts.id', 'instances.host_id')
-        .select('hosts.id')
-        .distinct()
-        .where('hosts.state', '=', 'down')
-        .where('instances.state', 'in', [...activeStates])
-        .execute();
+      const stranded = await downHostsHolding(store.db, activeStates);
       for (const h of stranded) await store.write(ctx => loseInstances(ctx, h.id));
     },
   };
@@ -71,14 +61,7 @@ interface Seen {
 async function move(ctx: WriteContext, h: Seen, to: string, reason: string): Promise<void> {
   const hostId = h.id;
   const from = h.state;
-  const moved = await ctx.trx
-    .updateTable('hosts')
-    .set({ state: to, updated_at: now() })
-    .where('id', '=', hostId)
-    .where('state', '=', from)
-    .where('last_heartbeat_at', '=', h.at)
-    .returning(['pool'])
-    .executeTakeFirst();
+  const moved = await moveHost(ctx.trx, hostId, from, h.at, to, now());
   if (!moved) return;
   ctx.emit({
     type: 'host.state',
@@ -93,25 +76,17 @@ async function move(ctx: WriteContext, h: Seen, to: string, reason: string): Pro
 }
 
 async function loseInstances({ trx, emit }: WriteContext, hostId: string, reason?: string): Promise<void> {
-  const host = await trx.selectFrom('hosts').select(['name', 'state']).where('id', '=', hostId).executeTakeFirst();
+  const host = await hostNameAndState(trx, hostId);
   if (host?.state !== 'down') return;
-  const active = await trx
-    .selectFrom('instances')
-    .select(['id', 'project_id', 'state', 'exit_code'])
-    .where('host_id', '=', hostId)
-    .where('state', 'in', [...activeStates])
-    .execute();
+  const active = await onHostIn(trx, hostId, activeStates);
   if (active.length === 0) return;
   const message = reason ? `host ${host.name} is down (${reason})` : `host ${host.name} is down`;
-  await trx
-    .updateTable('instances')
-    .set({ state: 'lost', message, updated_at: now() })
-    .where(
-      'id',
-      'in',
-      active.map(i => i.id),
-    )
-    .execute();
+  await markLost(
+    trx,
+    active.map(i => i.id),
+    message,
+    now(),
+  );
   for (const i of active) {
     emit({
       type: 'instance.state',

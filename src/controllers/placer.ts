@@ -13,6 +13,7 @@
 import { now } from '../lib/time.ts';
 import type { EventType } from '../model/events.ts';
 import { requestOf, snapshot } from '../services/placement.ts';
+import { instancesById, pendingInstances, updateInstance } from '../store/instances.ts';
 import type { Store } from '../store/store.ts';
 import type { Controller, Pass } from './runner.ts';
 
@@ -51,10 +52,7 @@ async function place(store: Store, ids: string[] | 'all'): Promise<void> {
   await store.write(async ({ trx, emit }) => {
     // By id the primary key answers; the state filter is applied here so the
     // planner is never tempted by the (large) set of pending rows.
-    const rows =
-      ids === 'all'
-        ? await trx.selectFrom('instances').selectAll().where('state', '=', 'pending').orderBy('id').execute()
-        : await trx.selectFrom('instances').selectAll().where('id', 'in', ids).orderBy('id').execute();
+    const rows = ids === 'all' ? await pendingInstances(trx) : await instancesById(trx, ids);
     const pending = rows.filter(r => r.state === 'pending' && r.desired_state !== 'deleted');
     if (pending.length === 0) return;
     const snap = await snapshot(trx);
@@ -76,7 +74,7 @@ async function place(store: Store, ids: string[] | 'all'): Promise<void> {
         });
         const t = now();
         const update = fails ? { state: 'failed', message, finished_at: t, updated_at: t } : { message, updated_at: t };
-        await trx.updateTable('instances').set(update).where('id', '=', inst.id).execute();
+        await updateInstance(trx, inst.id, update);
         if (fails)
           emit({
             type: 'instance.state',
@@ -89,11 +87,12 @@ async function place(store: Store, ids: string[] | 'all'): Promise<void> {
         continue;
       }
       sched.commit(result.hostId, request);
-      await trx
-        .updateTable('instances')
-        .set({ host_id: result.hostId, state: 'scheduled', message: '', updated_at: now() })
-        .where('id', '=', inst.id)
-        .execute();
+      await updateInstance(trx, inst.id, {
+        host_id: result.hostId,
+        state: 'scheduled',
+        message: '',
+        updated_at: now(),
+      });
       emit({
         type: 'instance.scheduled',
         projectId: inst.project_id,

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newId } from '../lib/ids.ts';
 import type { EventType } from '../model/events.ts';
-import { openDatabase } from '../store/db.ts';
-import { newProjectRow } from '../store/projects.ts';
+import { insertProject, newProjectRow } from '../store/projects.ts';
 import type { EventRow, HostTable } from '../store/schema.ts';
-import { Store, type StoredEvent } from '../store/store.ts';
+import { openSqliteStore } from '../store/sqlite/store.ts';
+import type { Store, StoredEvent } from '../store/store.ts';
 import { type Clock, type Controller, Runner } from './runner.ts';
 
 interface Timer {
@@ -90,15 +90,10 @@ export interface Rig {
 /** A store on SQLite in a temporary directory, with a project, and the controllers on a runner driven by a manual clock. */
 export async function openRig(...controllers: ((store: Store) => Controller)[]): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-controllers-'));
-  const store = new Store(await openDatabase({ file: join(dir, 'strata.db') }));
+  const store = await openSqliteStore({ file: join(dir, 'strata.db') });
   const projectId = newId('prj');
   const t = new Date().toISOString();
-  await store.write(({ trx }) =>
-    trx
-      .insertInto('projects')
-      .values(newProjectRow(projectId, 'default', t))
-      .execute(),
-  );
+  await store.write(({ trx }) => insertProject(trx, newProjectRow(projectId, 'default', t)));
   const events: EventRow[] = [];
   store.onEvent(e => events.push(e));
   const clock = new ManualClock(Date.now());

@@ -1,8 +1,9 @@
 // `strata dev`'s join token for its local agent.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashSecret } from '../api/auth.ts';
-import { createJoinToken } from '../api/join-tokens.ts';
+import { hashSecret } from '../services/auth.ts';
+import { createJoinToken } from '../services/join-tokens.ts';
+import { findJoinTokenByHash } from '../store/join-tokens.ts';
 import type { Store } from '../store/store.ts';
 
 const JOIN_TOKEN_FILE = 'dev-join.token';
@@ -12,12 +13,7 @@ export async function devJoinToken(store: Store, dataDir: string): Promise<strin
   const file = join(dataDir, JOIN_TOKEN_FILE);
   if (existsSync(file)) {
     const secret = readFileSync(file, 'utf8').trim();
-    const row = await store.db
-      .selectFrom('join_tokens')
-      .select('id')
-      .where('hash', '=', hashSecret(secret))
-      .executeTakeFirst();
-    if (row) return secret;
+    if (await findJoinTokenByHash(store.db, hashSecret(secret))) return secret;
   }
   const { secret } = await createJoinToken(store, 'dev', { description: 'strata dev local agent' });
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });

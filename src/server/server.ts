@@ -3,13 +3,13 @@
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp, type App, type HttpLimits } from '../api/app.ts';
-import { openDatabase } from '../store/db.ts';
-import { Store } from '../store/store.ts';
+import { openSqliteStore } from '../store/sqlite/store.ts';
+import type { Store } from '../store/store.ts';
 import { liveness } from '../controllers/liveness.ts';
 import { placer } from '../controllers/placer.ts';
 import { Runner } from '../controllers/runner.ts';
 import { AgentHub } from '../services/agent-hub.ts';
-import { bootstrap } from './bootstrap.ts';
+import { bootstrap } from '../services/bootstrap.ts';
 import { InstanceService } from '../services/instances.ts';
 import { SecretBox } from '../services/secret-box.ts';
 import { StreamHub } from '../api/stream-hub.ts';
@@ -47,8 +47,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   ensurePrivateDir(o.dataDir);
   const logger = o.logger ?? pino({ level: 'info' });
-  const db = await openDatabase({ file: join(o.dataDir, 'strata.db'), synchronous: o.synchronous ?? 'normal' });
-  const store = new Store(db);
+  const store = await openSqliteStore({ file: join(o.dataDir, 'strata.db'), synchronous: o.synchronous ?? 'normal' });
   const boot = await bootstrap(store, o.dataDir);
   if (boot.created) logger.info({ tokenFile: boot.tokenFile }, 'first start: cluster admin token written');
 

@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { openDatabase } from '../store/db.ts';
-import { type EventInput, Store } from '../store/store.ts';
+import { openSqliteStore } from '../store/sqlite/store.ts';
+import type { EventInput } from '../store/store.ts';
 import { AgentHub } from './agent-hub.ts';
 
 test('a waiting agent wakes when an event names its host to wake, not another host, not a host in the data', async () => {
-  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const store = await openSqliteStore({ file: ':memory:' });
   const hub = new AgentHub(store);
   const v = hub.version('h1');
   const waiting = hub.wait('h1', v, 10_000);
@@ -23,7 +23,7 @@ test('a waiting agent wakes when an event names its host to wake, not another ho
 });
 
 test('a stale version answers at once; the current one waits out its timeout', async () => {
-  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const store = await openSqliteStore({ file: ':memory:' });
   const hub = new AgentHub(store);
   const t0 = Date.now();
   await hub.wait('h1', 'other-boot.0', 10_000);

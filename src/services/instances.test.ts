@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ApiError } from '../lib/errors.ts';
-import { openDatabase } from '../store/db.ts';
-import { Store } from '../store/store.ts';
+import { openSqliteStore } from '../store/sqlite/store.ts';
+import type { Store } from '../store/store.ts';
 import { InstanceService } from './instances.ts';
 
 let store: Store;
 let instances: InstanceService;
 
 before(async () => {
-  store = new Store(await openDatabase({ file: join(mkdtempSync(join(tmpdir(), 'strata-instances-')), 'db') }));
+  store = await openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'strata-instances-')), 'db') });
   instances = new InstanceService(store);
   await store.db
     .insertInto('projects')

@@ -1,6 +1,5 @@
 // Instance lifecycle on the control plane: admission (quota, atomically),
 // desired-state changes, agent reports through the state machine, and release.
-import { sql } from 'kysely';
 import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
@@ -8,6 +7,19 @@ import { canTransition, isInstanceState, type InstanceState } from '../model/ins
 import { findKind, foreignFields, healthCheckProblem, kindNames, kindOf, requireCapability } from '../kinds/index.ts';
 import type { InstanceRow, InstanceTable } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
+import { findHost, hostName } from '../store/hosts.ts';
+import { addToGroups, groupsByRef } from '../store/groups.ts';
+import {
+  deleteInstance,
+  findInstance,
+  type InstanceFilter,
+  insertInstance,
+  listInstances,
+  updateInstance,
+} from '../store/instances.ts';
+import { getProject, getProjectById, giveQuota, takeQuota } from '../store/projects.ts';
+import { canSee, requireRole } from './access.ts';
+import type { UserPrincipal } from './auth.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
@@ -84,18 +96,14 @@ export class InstanceService {
         finished_at: null,
       };
       try {
-        await trx.insertInto('instances').values(row).execute();
+        await insertInstance(trx, row);
       } catch (err) {
         // The unique (project, name) index is the duplicate check: one query fewer on every create.
         if (isUniqueViolation(err)) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
         throw err;
       }
       await insertLabels(trx, 'instance', row.id, b.labels ?? {});
-      if (groups.length > 0)
-        await trx
-          .insertInto('instance_groups')
-          .values(groups.map(g => ({ instance_id: row.id, group_id: g })))
-          .execute();
+      await addToGroups(trx, row.id, groups);
       // The environment may hold secrets: events carry names, never values.
       emit({
         type: 'instance.created',
@@ -148,7 +156,7 @@ export class InstanceService {
     graceSeconds?: number,
   ): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
-      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await findInstance(trx, id);
       if (!row) throw notFound('instance', id);
       check(row);
       if (row.desired_state === 'deleted') throw conflict(`instance ${row.name} is being deleted`);
@@ -162,7 +170,7 @@ export class InstanceService {
       // `scheduled`, which is the agent's cue to start it.
       if (desired === 'running' && row.host_id !== null && (row.state === 'stopped' || row.state === 'failed'))
         update.state = 'scheduled';
-      await trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      await updateInstance(trx, id, update);
       emit({
         type: `instance.${verb}-requested`,
         projectId: row.project_id,
@@ -191,13 +199,13 @@ export class InstanceService {
    */
   async restart(id: string, actor: string, check: (row: InstanceRow) => void): Promise<InstanceRow> {
     const running = await this.store.write(async ({ trx, emit }) => {
-      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await findInstance(trx, id);
       if (!row) throw notFound('instance', id);
       check(row);
       if (row.desired_state === 'deleted') throw conflict(`instance ${row.name} is being deleted`);
       if (row.state !== 'running' || row.desired_state !== 'running') return undefined;
       const t = now();
-      await trx.updateTable('instances').set({ restart_requested_at: t, updated_at: t }).where('id', '=', id).execute();
+      await updateInstance(trx, id, { restart_requested_at: t, updated_at: t });
       emit({
         type: 'instance.restart-requested',
         projectId: row.project_id,
@@ -220,13 +228,13 @@ export class InstanceService {
    */
   async delete(id: string, actor: string, check: (row: InstanceRow) => void, force = false): Promise<InstanceRow> {
     return this.store.write(async ctx => {
-      const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await findInstance(ctx.trx, id);
       if (!row) throw notFound('instance', id);
       check(row);
       const held = row.host_id !== null && row.state !== 'pending';
       if (!held || force) return finalizeDelete(ctx, row, actor, force);
       const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
-      await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      await updateInstance(ctx.trx, id, update);
       ctx.emit({
         type: 'instance.deleting',
         projectId: row.project_id,
@@ -243,7 +251,7 @@ export class InstanceService {
   /** An agent's report of what it observes. Illegal transitions are refused. */
   async report(hostId: string, id: string, r: StatusReport, actor: string): Promise<InstanceRow> {
     return this.store.write(async ctx => {
-      const row = await ctx.trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await findInstance(ctx.trx, id);
       if (!row || row.host_id !== hostId)
         throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
       const from = row.state;
@@ -272,7 +280,7 @@ export class InstanceService {
         update.observed = JSON.stringify({ ...seen, health: null });
       if (r.observed)
         update.observed = JSON.stringify({ ...seen, ...(update.observed ? { health: null } : {}), ...r.observed });
-      await ctx.trx.updateTable('instances').set(update).where('id', '=', id).execute();
+      await updateInstance(ctx.trx, id, update);
       if (from !== r.state || r.message !== undefined) {
         ctx.emit({
           type: 'instance.state',
@@ -296,7 +304,7 @@ export class InstanceService {
   /** Records what the agent observes; a change of health is an event. */
   async observe(hostId: string, id: string, patch: ObservedPatch, actor: string): Promise<InstanceRow> {
     return this.store.write(async ({ trx, emit }) => {
-      const row = await trx.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await findInstance(trx, id);
       if (!row || row.host_id !== hostId)
         throw new ApiError('not_found', `instance ${JSON.stringify(id)} is not assigned to this host`);
       const before = JSON.parse(row.observed) as Partial<ObservedOut>;
@@ -305,7 +313,7 @@ export class InstanceService {
       const after = { ...before, ...rest, ...(health !== undefined && row.state === 'running' ? { health } : {}) };
       const t = now();
       const observed = JSON.stringify(after);
-      await trx.updateTable('instances').set({ observed, updated_at: t }).where('id', '=', id).execute();
+      await updateInstance(trx, id, { observed, updated_at: t });
       const from = before.health?.status ?? null;
       const to = after.health?.status ?? null;
       if (from !== to && to !== null) {
@@ -384,12 +392,7 @@ export type ObservedPatch = Partial<ObservedOut>;
 /** Group names or ids of the instance's project -> ids; an unknown one is a 422 and nothing is stored. */
 async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[]): Promise<string[]> {
   if (refs.length === 0) return [];
-  const rows = await trx
-    .selectFrom('placement_groups')
-    .select(['id', 'name'])
-    .where('project_id', '=', projectId)
-    .where(eb => eb.or([eb('id', 'in', [...refs]), eb('name', 'in', [...refs])]))
-    .execute();
+  const rows = await groupsByRef(trx, projectId, refs);
   const ids = refs.map(ref => rows.find(r => r.id === ref || r.name === ref)?.id);
   const missing = refs.filter((_, i) => ids[i] === undefined);
   if (missing.length > 0)
@@ -406,24 +409,8 @@ async function reserveQuota(
   projectId: string,
   r: { vcpus: number; memoryMib: number; diskGib: number },
 ): Promise<void> {
-  // One conditional UPDATE checks and takes the quota at once, so concurrent
-  // creations can never overshoot it, on SQLite or PostgreSQL alike.
-  const res = await trx
-    .updateTable('projects')
-    .set(eb => ({
-      used_instances: eb('used_instances', '+', 1),
-      used_vcpus: eb('used_vcpus', '+', r.vcpus),
-      used_memory_mib: eb('used_memory_mib', '+', r.memoryMib),
-      used_disk_gib: eb('used_disk_gib', '+', r.diskGib),
-    }))
-    .where('id', '=', projectId)
-    .where(sql<boolean>`(quota_instances is null or used_instances + 1 <= quota_instances)`)
-    .where(sql<boolean>`(quota_vcpus is null or used_vcpus + ${r.vcpus} <= quota_vcpus)`)
-    .where(sql<boolean>`(quota_memory_mib is null or used_memory_mib + ${r.memoryMib} <= quota_memory_mib)`)
-    .where(sql<boolean>`(quota_disk_gib is null or used_disk_gib + ${r.diskGib} <= quota_disk_gib)`)
-    .executeTakeFirst();
-  if (Number(res.numUpdatedRows) === 1) return;
-  const p = await trx.selectFrom('projects').selectAll().where('id', '=', projectId).executeTakeFirstOrThrow();
+  if (await takeQuota(trx, projectId, r)) return;
+  const p = await getProjectById(trx, projectId);
   const over: string[] = [];
   if (p.quota_instances !== null && p.used_instances + 1 > p.quota_instances)
     over.push(`instances ${p.used_instances}+1 > ${p.quota_instances}`);
@@ -442,19 +429,8 @@ export async function finalizeDelete(
   actor: string,
   forced = false,
 ): Promise<InstanceRow> {
-  await trx.deleteFrom('instance_groups').where('instance_id', '=', row.id).execute();
-  await trx.deleteFrom('labels').where('resource_type', '=', 'instance').where('resource_id', '=', row.id).execute();
-  await trx.deleteFrom('instances').where('id', '=', row.id).execute();
-  await trx
-    .updateTable('projects')
-    .set(eb => ({
-      used_instances: eb('used_instances', '-', 1),
-      used_vcpus: eb('used_vcpus', '-', row.vcpus),
-      used_memory_mib: eb('used_memory_mib', '-', row.memory_mib),
-      used_disk_gib: eb('used_disk_gib', '-', row.disk_gib),
-    }))
-    .where('id', '=', row.project_id)
-    .execute();
+  await deleteInstance(trx, row.id);
+  await giveQuota(trx, row.project_id, { vcpus: row.vcpus, memoryMib: row.memory_mib, diskGib: row.disk_gib });
   emit({
     type: 'instance.deleted',
     projectId: row.project_id,
@@ -465,4 +441,74 @@ export async function finalizeDelete(
     data: { name: row.name, hostId: row.host_id, ...(forced ? { forced: true } : {}) },
   });
   return { ...row, state: 'deleted', desired_state: 'deleted', updated_at: now() };
+}
+
+/** 404 unless the caller can see the instance's project; 403 unless its role suffices. */
+export const instanceGuard =
+  (p: UserPrincipal, id: string, role: 'reader' | 'member') =>
+  (row: InstanceRow): void => {
+    if (!canSee(p, row.project_id)) throw notFound('instance', id);
+    requireRole(p, row.project_id, role, id, 'instance');
+  };
+
+export async function loadInstance(
+  store: Store,
+  p: UserPrincipal,
+  id: string,
+  role: 'reader' | 'member',
+): Promise<InstanceRow> {
+  const row = await findInstance(store.db, id);
+  if (!row) throw notFound('instance', id);
+  instanceGuard(p, id, role)(row);
+  return row;
+}
+
+/** The project a new instance goes to, where the caller must be a member. */
+export async function projectForCreate(store: Store, p: UserPrincipal, ref: string): Promise<string> {
+  const project = await getProject(store.db, ref);
+  requireRole(p, project.id, 'member', ref);
+  return project.id;
+}
+
+export async function listInstancesFor(
+  store: Store,
+  p: UserPrincipal,
+  o: Omit<InstanceFilter, 'projects' | 'hostId'> & { project: string | undefined; host: string | undefined },
+): Promise<InstanceRow[]> {
+  let projects: string[] | 'all' = 'all';
+  if (o.project !== undefined) {
+    const project = await getProject(store.db, o.project);
+    requireRole(p, project.id, 'reader', o.project);
+    projects = [project.id];
+  } else if (!p.clusterAdmin) {
+    projects = [...p.roles.keys(), ''];
+  }
+  let hostId: string | undefined;
+  if (o.host !== undefined) hostId = (await findHost(store.db, o.host))?.id ?? '';
+  return listInstances(store.db, {
+    limit: o.limit,
+    after: o.after,
+    projects,
+    name: o.name,
+    state: o.state,
+    hostId,
+    labels: o.labels,
+  });
+}
+
+/** The instance a caller may stream from (logs, exec, console) and its host's name; 409 while it has no host. */
+export async function streamTarget(
+  store: Store,
+  p: UserPrincipal,
+  id: string,
+  role: 'reader' | 'member',
+  capability?: 'exec' | 'console',
+): Promise<{ row: InstanceRow; hostName: string }> {
+  const row = await findInstance(store.db, id);
+  if (!row) throw notFound('instance', id);
+  requireRole(p, row.project_id, role, id, 'instance');
+  // What its kind cannot do, it never will: said before anything about its state.
+  if (capability) requireCapability(kindOf(row.kind), capability, row.name);
+  if (!row.host_id) throw conflict(`instance ${row.name} is not placed on a host yet (state ${row.state})`);
+  return { row, hostName: (await hostName(store.db, row.host_id)) ?? row.host_id };
 }

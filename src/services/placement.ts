@@ -92,7 +92,7 @@ export interface Explanation {
 
 /** How the scheduler sees an instance now: the best hosts' scores and why the others cannot take it. */
 export async function explain(store: Store, row: InstanceRow): Promise<Explanation> {
-  return store.db.transaction().execute(async trx => {
+  return store.read(async trx => {
     const snap = await snapshot(trx);
     const ranked = snap.scheduler.rank(requestOf(row, snap));
     return {

@@ -181,6 +181,8 @@ export interface Database {
 export type ProjectRow = Selectable<ProjectTable>;
 export type PlacementGroupRow = Selectable<PlacementGroupTable>;
 export type UserRow = Selectable<UserTable>;
+export type MembershipRow = Selectable<MembershipTable>;
+export type JoinTokenRow = Selectable<JoinTokenTable>;
 export type TokenRow = Selectable<TokenTable>;
 export type HostRow = Selectable<HostTable>;
 export type InstanceRow = Selectable<InstanceTable>;

@@ -1,23 +1,18 @@
-// The store: a Kysely handle plus the event log. Every write goes through
-// `write`, which commits the change and its events in one transaction and then
-// tells in-process subscribers (the event stream, the agent watch, the scheduler).
+// The store the services use, whatever database is behind it. Every write goes
+// through `write`, which commits the change and the events it emitted in one
+// transaction and only then tells subscribers (the event stream, the agent
+// watch, the placer, the auth cache): a refused write leaves neither rows nor
+// events, and an acknowledged write is a committed one.
 //
-// Writes are group-committed: writes that arrive in the same turn of the event
-// loop, or while a commit is under way, run together in one transaction, each
-// inside its own savepoint. (SQLite answers synchronously, so a write started
-// at once would commit alone before the next request is even read: the group
-// starts on the next turn instead.)
-// One that fails is rolled back to its savepoint alone; the others commit. A
-// write resolves only after the commit that holds it, so an acknowledged write
-// is a committed one. Grouping shares the commit and the WAL pages between
-// writes, which is most of the cost of a small write on SQLite.
-import { EventEmitter } from 'node:events';
-import type { ControlledTransaction, Transaction } from 'kysely';
-import { now } from '../lib/time.ts';
+// Queries are Kysely built from the per-table modules beside this file, kept
+// to what SQLite and PostgreSQL share; a backend (sqlite/ today) owns its
+// dialect, how it groups commits, and its upkeep (checkpoints).
+import type { Kysely, Transaction } from 'kysely';
 import type { EventInput, EventType } from '../model/events.ts';
-import type { Db } from './db.ts';
 import type { Database, EventRow } from './schema.ts';
 
+/** A handle to run queries on: the database itself, or a transaction. */
+export type Db = Kysely<Database>;
 export type Trx = Transaction<Database>;
 
 export type { EventInput };
@@ -30,143 +25,17 @@ export interface WriteContext {
   emit(event: EventInput): void;
 }
 
-interface Job {
-  fn: (ctx: WriteContext) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
+export type EventListener = (event: StoredEvent) => void;
 
-const MAX_GROUP = 64;
-
-export class Store {
+export interface Store {
+  /** For reads outside a write. */
   readonly db: Db;
-  private readonly bus = new EventEmitter();
-  private readonly queue: Job[] = [];
-  private draining = false;
-
-  constructor(db: Db) {
-    this.db = db;
-    this.bus.setMaxListeners(0);
-  }
-
-  /** Runs `fn` in a transaction with the events it emits. Never call `write` inside `fn`. */
-  write<T>(fn: (ctx: WriteContext) => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (this.draining) return;
-      this.draining = true;
-      setImmediate(() => void this.drain());
-    });
-  }
-
-  onEvent(listener: (event: StoredEvent) => void): () => void {
-    this.bus.on('event', listener);
-    return () => this.bus.off('event', listener);
-  }
-
-  async close(): Promise<void> {
-    while (this.draining) await new Promise(r => setImmediate(r));
-    await this.db.destroy();
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0, MAX_GROUP);
-        if (group.length === 1) await this.runOne(group[0]!);
-        else await this.runGroup(group);
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private publish(rows: StoredEvent[]): void {
-    for (const row of rows) this.bus.emit('event', row);
-  }
-
-  private async runOne(job: Job): Promise<void> {
-    let rows: StoredEvent[] = [];
-    try {
-      const value = await this.db.transaction().execute(async trx => {
-        const pending: EventInput[] = [];
-        const v = await job.fn({ trx, emit: e => pending.push(e) });
-        rows = await insertEvents(trx, pending);
-        return v;
-      });
-      this.publish(rows);
-      job.resolve(value);
-    } catch (err) {
-      job.reject(err);
-    }
-  }
-
-  private async runGroup(group: Job[]): Promise<void> {
-    let trx: ControlledTransaction<Database>;
-    try {
-      trx = await this.db.startTransaction().execute();
-    } catch (err) {
-      for (const job of group) job.reject(err);
-      return;
-    }
-    const committed: { job: Job; value: unknown; rows: StoredEvent[] }[] = [];
-    const refused: { job: Job; err: unknown }[] = [];
-    try {
-      for (const [i, job] of group.entries()) {
-        const name = `w${i}`;
-        const sp = await trx.savepoint(name).execute();
-        const pending: EventInput[] = [];
-        try {
-          const value = await job.fn({ trx: sp, emit: e => pending.push(e) });
-          const rows = await insertEvents(sp, pending);
-          await sp.releaseSavepoint(name).execute();
-          committed.push({ job, value, rows });
-        } catch (err) {
-          // If even this fails the transaction is unusable: the outer catch
-          // rolls everything back and every write of the group is refused.
-          await sp.rollbackToSavepoint(name).execute();
-          await sp.releaseSavepoint(name).execute();
-          refused.push({ job, err });
-        }
-      }
-      await trx.commit().execute();
-    } catch (err) {
-      await trx
-        .rollback()
-        .execute()
-        .catch(() => undefined);
-      for (const { job } of committed) job.reject(err);
-      for (const { job, err: own } of refused) job.reject(own);
-      for (const job of group.slice(committed.length + refused.length)) job.reject(err);
-      return;
-    }
-    for (const { job, value, rows } of committed) {
-      this.publish(rows);
-      job.resolve(value);
-    }
-    for (const { job, err } of refused) job.reject(err);
-  }
-}
-
-async function insertEvents(trx: Trx, pending: EventInput[]): Promise<StoredEvent[]> {
-  if (pending.length === 0) return [];
-  const at = now();
-  const rows = await trx
-    .insertInto('events')
-    .values(
-      pending.map(e => ({
-        at,
-        project_id: e.projectId,
-        type: e.type,
-        resource_type: e.resourceType,
-        resource_id: e.resourceId,
-        actor: e.actor,
-        data: JSON.stringify(e.data ?? {}),
-      })),
-    )
-    .returningAll()
-    .execute();
-  // Sequence numbers follow the order of the values; RETURNING's order is not promised.
-  rows.sort((a, b) => a.seq - b.seq);
-  return rows.map((row, i) => ({ ...row, type: pending[i]!.type, host: pending[i]!.host ?? null }));
+  /** Runs `fn` in one read transaction, so its reads see one state. */
+  read<T>(fn: (trx: Trx) => Promise<T>): Promise<T>;
+  /** Runs `fn` in a transaction with the events it emits; resolves once committed. Never call `write` inside `fn`. */
+  write<T>(fn: (ctx: WriteContext) => Promise<T>): Promise<T>;
+  /** Hears every committed event, in order; returns the unsubscribe. */
+  onEvent(listener: EventListener): () => void;
+  /** Waits for queued writes, then closes the database. */
+  close(): Promise<void>;
 }

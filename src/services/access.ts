@@ -2,6 +2,8 @@
 // like one that does not exist; a project it can see but not change answers 403.
 import { ApiError, notFound } from '../lib/errors.ts';
 import type { Role } from '../model/kinds.ts';
+import { getProject } from '../store/projects.ts';
+import type { Db } from '../store/store.ts';
 import type { AgentPrincipal, Principal, UserPrincipal } from './auth.ts';
 
 const rank: Record<Role, number> = { reader: 1, member: 2, admin: 3 };
@@ -47,3 +49,17 @@ export function visibleProjects(p: UserPrincipal): string[] | 'all' {
 }
 
 export const actorOf = (p: Principal): string => (p.kind !== 'user' ? `agent:${p.name}` : `user:${p.name}`);
+
+/**
+ * The projects a list may show: the one asked for (which the caller must be
+ * able to read), or every project the caller sees ('all' for cluster admins;
+ * '' stands for none, so the list is empty rather than unfiltered).
+ */
+export async function listScope(db: Db, p: UserPrincipal, projectRef: string | undefined): Promise<string[] | 'all'> {
+  if (projectRef !== undefined) {
+    const project = await getProject(db, projectRef);
+    requireRole(p, project.id, 'reader', projectRef);
+    return [project.id];
+  }
+  return p.clusterAdmin ? 'all' : [...p.roles.keys(), ''];
+}

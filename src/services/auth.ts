@@ -5,7 +5,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ApiError } from '../lib/errors.ts';
 import type { Role } from '../model/kinds.ts';
+import { hostName } from '../store/hosts.ts';
 import type { Store } from '../store/store.ts';
+import { findTokenByHash } from '../store/tokens.ts';
+import { findUserById, rolesOf } from '../store/users.ts';
 
 export interface UserPrincipal {
   kind: 'user';
@@ -71,33 +74,24 @@ export class Authenticator {
 
   private async load(hash: string): Promise<Principal | undefined> {
     const db = this.store.db;
-    const token = await db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    const token = await findTokenByHash(db, hash);
     if (!token) return undefined;
     if (token.expires_at && token.expires_at <= new Date().toISOString()) return undefined;
     if (token.host_id) {
-      const host = await db
-        .selectFrom('hosts')
-        .select(['id', 'name'])
-        .where('id', '=', token.host_id)
-        .executeTakeFirst();
-      return host
-        ? { kind: 'agent', hostId: host.id, name: host.name, tokenId: token.id, expiresAt: token.expires_at }
+      const name = await hostName(db, token.host_id);
+      return name !== undefined
+        ? { kind: 'agent', hostId: token.host_id, name, tokenId: token.id, expiresAt: token.expires_at }
         : undefined;
     }
     if (!token.user_id) return undefined;
-    const user = await db.selectFrom('users').selectAll().where('id', '=', token.user_id).executeTakeFirst();
+    const user = await findUserById(db, token.user_id);
     if (!user) return undefined;
-    const memberships = await db
-      .selectFrom('memberships')
-      .select(['project_id', 'role'])
-      .where('user_id', '=', user.id)
-      .execute();
     return {
       kind: 'user',
       userId: user.id,
       name: user.name,
       clusterAdmin: user.cluster_admin === 1,
-      roles: new Map(memberships.map(m => [m.project_id, m.role as Role])),
+      roles: await rolesOf(db, user.id),
       tokenId: token.id,
       expiresAt: token.expires_at,
     };

@@ -1,16 +1,15 @@
 // Opens the embedded store (SQLite in WAL mode through Kysely) and brings its
 // schema up to date.
 import { existsSync, mkdirSync } from 'node:fs';
-import { ensurePrivateFile } from '../lib/private-dir.ts';
+import { ensurePrivateFile } from '../../lib/private-dir.ts';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { startCheckpointer, type Checkpointer } from './checkpointer.ts';
-import { migrationProvider } from './migrations.ts';
-import type { Database } from './schema.ts';
-
-export type Db = Kysely<Database>;
+import { migrationProvider } from '../migrations.ts';
+import type { Database } from '../schema.ts';
+import type { Db } from '../store.ts';
 
 export interface OpenOptions {
   /** Path of the SQLite file, or ':memory:'. */

@@ -2,8 +2,10 @@
 // `default` project it administers, so a fresh install is usable at once.
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashSecret, newSecret } from '../api/auth.ts';
-import { newProjectRow } from '../store/projects.ts';
+import { hashSecret, newSecret } from './auth.ts';
+import { insertMembership, insertProject, newProjectRow } from '../store/projects.ts';
+import { insertToken } from '../store/tokens.ts';
+import { anyUser, insertUser } from '../store/users.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { Store } from '../store/store.ts';
@@ -12,8 +14,7 @@ export const ADMIN_TOKEN_FILE = 'admin.token';
 
 export async function bootstrap(store: Store, dataDir: string): Promise<{ created: boolean; tokenFile: string }> {
   const tokenFile = join(dataDir, ADMIN_TOKEN_FILE);
-  const anyUser = await store.db.selectFrom('users').select('id').limit(1).executeTakeFirst();
-  if (anyUser) return { created: false, tokenFile };
+  if (await anyUser(store.db)) return { created: false, tokenFile };
   const secret = newSecret('stk');
   // The file is written before the commit: a crash in between leaves a token
   // that matches nothing, and the next start (still no users) writes a new one.
@@ -24,27 +25,18 @@ export async function bootstrap(store: Store, dataDir: string): Promise<{ create
     const t = now();
     const userId = newId('usr');
     const projectId = newId('prj');
-    await trx.insertInto('users').values({ id: userId, name: 'admin', cluster_admin: 1, created_at: t }).execute();
-    await trx
-      .insertInto('tokens')
-      .values({
-        id: newId('tok'),
-        name: 'bootstrap',
-        hash: hashSecret(secret),
-        user_id: userId,
-        host_id: null,
-        created_at: t,
-        expires_at: null,
-      })
-      .execute();
-    await trx
-      .insertInto('projects')
-      .values(newProjectRow(projectId, 'default', t, { description: 'created at first start' }))
-      .execute();
-    await trx
-      .insertInto('memberships')
-      .values({ project_id: projectId, user_id: userId, role: 'admin', created_at: t })
-      .execute();
+    await insertUser(trx, { id: userId, name: 'admin', cluster_admin: 1, created_at: t });
+    await insertToken(trx, {
+      id: newId('tok'),
+      name: 'bootstrap',
+      hash: hashSecret(secret),
+      user_id: userId,
+      host_id: null,
+      created_at: t,
+      expires_at: null,
+    });
+    await insertProject(trx, newProjectRow(projectId, 'default', t, { description: 'created at first start' }));
+    await insertMembership(trx, { project_id: projectId, user_id: userId, role: 'admin', created_at: t });
     emit({
       type: 'user.created',
       projectId: null,

@@ -3,14 +3,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openDatabase } from './db.ts';
-import type { EventRow } from './schema.ts';
-import { Store } from './store.ts';
+import { openSqliteStore } from './store.ts';
+import type { EventRow } from '../schema.ts';
 
 const user = (name: string) => ({ id: `usr_${name}`, name, cluster_admin: 0, created_at: 'now' });
 
 test('concurrent writes commit together; a failing one leaves nothing and the rest stand', async () => {
-  const store = new Store(await openDatabase({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') }));
+  const store = await openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') });
   const seen: EventRow[] = [];
   store.onEvent(e => seen.push(e));
   const writes = Array.from({ length: 20 }, (_, i) =>
@@ -46,7 +45,7 @@ test('concurrent writes commit together; a failing one leaves nothing and the re
 });
 
 test('a write sees the writes queued before it', async () => {
-  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const store = await openSqliteStore({ file: ':memory:' });
   const a = store.write(async ({ trx }) => trx.insertInto('users').values(user('a')).execute());
   const b = store.write(async ({ trx }) => {
     const rows = await trx.selectFrom('users').select('name').execute();
@@ -58,7 +57,7 @@ test('a write sees the writes queued before it', async () => {
 });
 
 test('a unique violation in one write of a group refuses only that write', async () => {
-  const store = new Store(await openDatabase({ file: ':memory:' }));
+  const store = await openSqliteStore({ file: ':memory:' });
   const results = await Promise.allSettled([
     store.write(async ({ trx }) => trx.insertInto('users').values(user('x')).execute()),
     store.write(async ({ trx }) =>

@@ -1,0 +1,39 @@
+// The event log: an append-only table with a strictly increasing `seq`.
+import { now } from '../lib/time.ts';
+import type { EventRow } from './schema.ts';
+import type { Db, EventInput, StoredEvent, Trx } from './store.ts';
+
+/** Appends the events of one write, in the write's own transaction. */
+export async function insertEvents(trx: Trx, pending: readonly EventInput[]): Promise<StoredEvent[]> {
+  if (pending.length === 0) return [];
+  const at = now();
+  const rows = await trx
+    .insertInto('events')
+    .values(
+      pending.map(e => ({
+        at,
+        project_id: e.projectId,
+        type: e.type,
+        resource_type: e.resourceType,
+        resource_id: e.resourceId,
+        actor: e.actor,
+        data: JSON.stringify(e.data ?? {}),
+      })),
+    )
+    .returningAll()
+    .execute();
+  // Sequence numbers follow the order of the values; RETURNING's order is not promised.
+  rows.sort((a, b) => a.seq - b.seq);
+  return rows.map((row, i) => ({ ...row, type: pending[i]!.type, host: pending[i]!.host ?? null }));
+}
+
+/** Up to `limit` events after `since`, in order: of one project, of `projects` ('all': any), of one resource. */
+export async function readEvents(
+  db: Db,
+  o: { since: number; limit: number; projects: string[] | 'all'; resource: string | undefined },
+): Promise<EventRow[]> {
+  let q = db.selectFrom('events').selectAll().where('seq', '>', o.since).orderBy('seq').limit(o.limit);
+  if (o.projects !== 'all') q = q.where('project_id', 'in', o.projects);
+  if (o.resource !== undefined) q = q.where('resource_id', '=', o.resource);
+  return q.execute();
+}
