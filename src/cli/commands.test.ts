@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Command } from 'commander';
+import { packagesLoaded } from '../lib/packages-loaded.ts';
 import { addCommands, sections } from './commands.ts';
 
 test('each entry names the command its module defines, with its aliases', async () => {
@@ -26,4 +27,9 @@ test('only the command named first is loaded; help, completion and unknown names
   assert.deepEqual(await names(['help', 'instance']), every);
   assert.deepEqual(await names(['completion', 'bash']), every);
   assert.deepEqual(await names(['instanc']), every);
+});
+
+test('a CLI command loads no package but commander until it runs', () => {
+  for (const m of ['./instances.ts', './hosts.ts', './contexts.ts', './streams.ts', './events.ts'])
+    assert.deepEqual(packagesLoaded(new URL(m, import.meta.url).href), ['commander'], m);
 });

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { packagesLoaded } from '../lib/packages-loaded.ts';
 import { sameCapabilities } from '../model/capabilities.ts';
 import {
   createDrivers,
@@ -78,24 +78,8 @@ test("each kind's driver declares what its kind does, and has the methods it cla
 });
 
 test('loading the registry loads neither TypeBox nor driver code; its fields and drivers load when asked for', () => {
-  // Every module the child resolves, packages included, as the CLI would load them.
-  const loaded = (after: string): string[] =>
-    JSON.parse(
-      execFileSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `const { registerHooks } = await import('node:module');
-           const seen = new Set();
-           registerHooks({ resolve(spec, ctx, next) { const r = next(spec, ctx); const pkg = r.url.split('/node_modules/')[1]?.split('/')[0]; if (pkg) seen.add(pkg); return r; } });
-           const k = await import(${JSON.stringify(new URL('./index.ts', import.meta.url).href)});
-           ${after}
-           console.log(JSON.stringify([...seen]));`,
-        ],
-        { encoding: 'utf8' },
-      ),
-    );
+  // Every package the child resolves, as the CLI would load them.
+  const loaded = (after: string) => packagesLoaded(new URL('./index.ts', import.meta.url).href, after);
   assert.deepEqual(loaded(''), []);
   assert.deepEqual(loaded('await k.loadKindFields();'), ['typebox']);
   const made = loaded(
