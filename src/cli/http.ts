@@ -27,7 +27,9 @@ export async function httpRequest(url: string, req: HttpRequest): Promise<HttpRe
   } catch {
     throw new TypeError(`Failed to parse URL from ${url}`);
   }
-  const { request } = u.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  // Not import(): an ES import of node:http reads every export, and its
+  // WebSocket ones load undici, the very cost this module avoids.
+  const { request } = process.getBuiltinModule(u.protocol === 'https:' ? 'node:https' : 'node:http');
   if (u.protocol !== 'https:' && u.protocol !== 'http:')
     throw Object.assign(new Error(`unsupported protocol ${u.protocol}`), { code: 'ERR_INVALID_PROTOCOL' });
   const headers: Record<string, string | number> = { ...req.headers };
