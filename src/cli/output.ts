@@ -14,9 +14,15 @@ export const col = <T>(header: string, value: (item: T) => string | number | nul
   value,
 });
 
+/** Text in which every character takes one column of a terminal: printable ASCII, and stateText's arrow. */
+const NARROW = /^[\x20-\x7e→]*$/;
+
 /** A borderless table, kubectl style: header row, columns padded by three spaces. */
 export async function table(headers: string[], rows: (string | number | null | undefined)[][]): Promise<string> {
-  // Loaded when a table is printed: JSON and YAML output never need it.
+  const body = rows.map(r => r.map(c => (c === null || c === undefined || c === '' ? '-' : String(c))));
+  if ([headers, ...body].every(r => r.every(c => NARROW.test(c)))) return padded([headers, ...body]);
+  // Wide characters, emoji, escapes, line breaks: cli-table3 measures and lays
+  // them out. Loaded only then: it costs a quick command about 8 ms.
   const { default: Table } = await import('cli-table3');
   const t = new Table({
     head: headers,
@@ -39,11 +45,24 @@ export async function table(headers: string[], rows: (string | number | null | u
     },
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
   });
-  for (const r of rows) t.push(r.map(c => (c === null || c === undefined || c === '' ? '-' : String(c))));
+  for (const r of body) t.push(r);
   return t
     .toString()
     .split('\n')
     .map(l => l.trimEnd())
+    .join('\n');
+}
+
+/** The table cli-table3 draws with the settings above, for one-column characters. */
+function padded(lines: string[][]): string {
+  const widths = lines[0]!.map((_, i) => Math.max(1, ...lines.map(l => l[i]?.length ?? 0)));
+  return lines
+    .map(l =>
+      l
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('   ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
