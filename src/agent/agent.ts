@@ -4,6 +4,7 @@
 // desired state through the driver of its kind.
 import type { Logger } from 'pino';
 import type { Driver, InstanceSpec } from '../drivers/driver.ts';
+import type { Gate } from '../lib/gate.ts';
 import { ensurePrivateDir } from '../lib/private-dir.ts';
 import { sleep } from '../lib/time.ts';
 import type { Fingerprint } from '../model/agent-protocol.ts';
@@ -28,6 +29,8 @@ export interface AgentOptions {
   waitSeconds?: number;
   /** What the host offers, given the drivers that work; this machine's own by default (simulated hosts bring theirs). */
   fingerprint?: (drivers: DriverName[]) => Fingerprint;
+  /** Shared by agents in one process (a simulated fleet): bounds their requests in flight together. */
+  requestGate?: Gate;
 }
 
 /**
@@ -54,7 +57,7 @@ export class Agent {
 
   constructor(o: AgentOptions) {
     this.o = o;
-    this.api = new AgentApi(o.server);
+    this.api = new AgentApi(o.server, undefined, o.requestGate);
     this.runnerContext = { api: this.api, log: o.log };
   }
 

@@ -8,6 +8,8 @@ import type {
   StatusReportBody,
 } from '../model/agent-protocol.ts';
 import type { HeartbeatAck } from '../model/agent-protocol.ts';
+import type { Gate } from '../lib/gate.ts';
+import { httpRequest } from '../lib/http.ts';
 import type { InstanceState } from '../model/instance-state.ts';
 
 export class AgentApiError extends Error {
@@ -30,20 +32,33 @@ export interface ReportExtra {
 export class AgentApi {
   private readonly base: string;
   token: string | undefined;
+  /**
+   * Bounds the instance reports in flight, when agents share one. Heartbeats
+   * and the assignment watch never wait behind a burst of reports: a host
+   * whose heartbeat waited would be taken for dead.
+   */
+  private readonly gate: Gate | undefined;
 
-  constructor(server: string, token?: string) {
+  constructor(server: string, token?: string, gate?: Gate) {
     this.base = server.replace(/\/+$/, '');
     this.token = token;
+    this.gate = gate;
+  }
+
+  private gated<T>(method: string, path: string, body: unknown): Promise<T> {
+    return this.gate ? this.gate.run(() => this.call<T>(method, path, body)) : this.call<T>(method, path, body);
   }
 
   private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const init: RequestInit = { method, headers };
-    if (body !== undefined) init.body = JSON.stringify(body);
-    if (signal) init.signal = signal;
-    const res = await fetch(this.base + path, init);
+    const res = await httpRequest(this.base + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
     const text = await res.text();
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;
     if (!res.ok) {
@@ -72,10 +87,10 @@ export class AgentApi {
   }
 
   report(id: string, state: InstanceState, extra: ReportExtra = {}): Promise<unknown> {
-    return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/status`, { state, ...extra });
+    return this.gated('POST', `/v1/agent/instances/${encodeURIComponent(id)}/status`, { state, ...extra });
   }
 
   observe(id: string, observed: Static<typeof ObservedReport>): Promise<unknown> {
-    return this.call('POST', `/v1/agent/instances/${encodeURIComponent(id)}/observed`, observed);
+    return this.gated('POST', `/v1/agent/instances/${encodeURIComponent(id)}/observed`, observed);
   }
 }

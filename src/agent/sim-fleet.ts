@@ -6,11 +6,15 @@
 // Cheap per host: an idle host costs one long-poll and one WebSocket to the
 // server and a heartbeat timer (jittered, so the fleet's beats spread out);
 // workloads cost memory only, and a timer only when told to exit by themselves.
+// The hosts' instance reports share a bounded number in flight, so the fleet
+// holds about two connections per host plus that bound (and the heartbeats
+// of the moment).
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Fingerprint } from '../model/agent-protocol.ts';
 import type { DriverName } from '../model/schemas.ts';
 import { SimRuntime, simDrivers } from '../drivers/sim/driver.ts';
+import { Gate } from '../lib/gate.ts';
 import { Agent } from './agent.ts';
 import type { Scope } from './last-resort.ts';
 
@@ -68,6 +72,12 @@ export interface SimFleetOptions {
   log: Logger;
   /** Hosts started at once: each registration or resume is one write on the server. */
   concurrency?: number;
+  /**
+   * Instance reports the whole fleet has in flight at once. Each would
+   * otherwise take a connection of its own: a burst of reports from every
+   * host would open thousands, past the server's connection cap.
+   */
+  reportsInFlight?: number;
   waitSeconds?: number;
 }
 
@@ -76,9 +86,11 @@ export class SimFleet {
   readonly runtime = new SimRuntime();
   readonly agents: Agent[] = [];
   private readonly o: SimFleetOptions;
+  private readonly gate: Gate;
 
   constructor(o: SimFleetOptions) {
     this.o = o;
+    this.gate = new Gate(o.reportsInFlight ?? 64);
   }
 
   /** Starts every host; if one cannot start, the ones started are stopped and its error thrown. */
@@ -97,6 +109,7 @@ export class SimFleet {
           drivers: simDrivers(this.runtime),
           fingerprint: simFingerprint({ ...o.shape, ...simPlacement(i, o.zones, o.racksPerZone) }),
           log: o.log.child({ host: name }),
+          requestGate: this.gate,
           ...(o.waitSeconds !== undefined ? { waitSeconds: o.waitSeconds } : {}),
         });
         try {

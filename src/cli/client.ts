@@ -5,7 +5,7 @@
 import type { Static } from 'typebox';
 import type WebSocket from 'ws';
 import type * as S from '../model/schemas.ts';
-import { type HttpReply, httpRequest } from './http.ts';
+import { type HttpReply, httpRequest } from '../lib/http.ts';
 
 export type Project = Static<typeof S.Project>;
 export type Member = Static<typeof S.Member>;

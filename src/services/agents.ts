@@ -133,7 +133,8 @@ export async function heartbeat(store: Store, hostId: string, fingerprint: Finge
     const fp = fingerprint ? await applyFingerprint(trx, fingerprint, h.pool) : {};
     const state = h.state === 'draining' ? 'draining' : 'ready';
     await updateHost(trx, h.id, { ...fp, state, last_heartbeat_at: t, updated_at: t });
-    if (fp.labels !== undefined)
+    // Most heartbeats carry the labels already recorded: no need to delete and insert them again.
+    if (fp.labels !== undefined && fp.labels !== h.labels)
       await replaceLabels(trx, 'host', h.id, JSON.parse(fp.labels) as Record<string, string>);
     if (state !== h.state) {
       emit({

@@ -1,6 +1,9 @@
 // One HTTP request with node:http (node:https for https URLs), for the CLI's
-// client. Not fetch: Node loads and sets up fetch's implementation (undici) on
-// the first call, about 45 ms here, most of what a quick command would cost.
+// client and the agent's. Not fetch: Node loads and sets up fetch's
+// implementation (undici) on the first call, about 45 ms here, most of what a
+// quick command would cost; and each of its connections carries a parser of
+// its own (a WebAssembly instance, about 300 KB), which a process holding a
+// long-poll per simulated host pays a thousand times.
 import type { IncomingMessage, RequestOptions } from 'node:http';
 
 export interface HttpReply {
