@@ -13,7 +13,7 @@ import type { TopologyFlags } from '../model/topology.ts';
 import { AgentApi, AgentApiError } from './api-client.ts';
 import { fingerprint } from './fingerprint.ts';
 import { loadIdentity, saveIdentity, type Identity } from './identity.ts';
-import { InstanceRunner, report, type RunnerContext } from './instance-runner.ts';
+import { crashMessage, InstanceRunner, report, type RunnerContext } from './instance-runner.ts';
 import type { Scope } from './last-resort.ts';
 import { AgentStreams } from './streams.ts';
 
@@ -192,10 +192,7 @@ export class Agent {
       runner.crashed(err);
       return;
     }
-    const why = err instanceof Error ? err.message : String(err);
-    void report(this.runnerContext, s.instance, 'failed', {
-      message: `the agent hit an unexpected error handling this instance: ${why}`.slice(0, 4096),
-    });
+    void report(this.runnerContext, s.instance, 'failed', { message: crashMessage(err) });
   }
 
   /** Workloads whose instance was deleted while the agent was away are removed. */

@@ -27,6 +27,10 @@ function observedOf(seen: Observed): NonNullable<ReportExtra['observed']> {
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** What an instance fails with when the agent hit an error nobody caught in its work. */
+export const crashMessage = (err: unknown): string =>
+  `the agent hit an unexpected error handling this instance: ${messageOf(err)}`.slice(0, 4096);
+
 /** Reports a state; a refused transition means the server already moved on (the next answer has the truth). */
 export async function report(
   ctx: RunnerContext,
@@ -113,9 +117,7 @@ export class InstanceRunner {
     this.busy = false;
     this.next = undefined;
     this.restarting = false;
-    void this.report('failed', {
-      message: `the agent hit an unexpected error handling this instance: ${messageOf(err)}`.slice(0, 4096),
-    });
+    void this.report('failed', { message: crashMessage(err) });
   }
 
   /** Runs `work` as this instance's one piece of work now; a spec that arrived meanwhile runs next. */
