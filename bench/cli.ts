@@ -9,14 +9,16 @@
 //   node -e 0                     the floor: Node's own start-up
 //   podman ps                     the raw tool: a Go binary asking the runtime
 //   strata --version              the CLI's start-up, no request
-//   strata instance list          a table of 5 running instances (two requests:
-//                                 the instances, then their hosts' names)
+//   strata instance list          a table of 5 instances (two requests: the
+//                                 instances, then their hosts' names)
 //   strata run                    a create, answered once the server accepts it
 //   strata run --wait             a create followed until the container runs
 //   podman run -d                 the runtime's CLI, returning once it runs
 // The server and an agent run as child processes on this machine with a
-// context in a config file, as after `strata dev`. Created containers are
-// removed after each round, outside the timed part. The first round is a
+// context in a config file, as after `strata dev`. The quick commands run
+// first, round-robin, while nothing else happens; then the runs (of `true`),
+// each waiting (untimed) until its container has exited, and after each round
+// the containers are removed and Podman's clean-up given a second. The first round of each is a
 // warm-up (it also fills Node's compile cache) and is not recorded.
 import { spawn } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -81,14 +83,16 @@ for (let i = 0; i < 5; i++) {
     kind: 'container',
     image: TEST_IMAGE,
     name: `listed-${i}`,
-    command: ['sleep', '3600'],
+    command: ['true'],
   };
   listed.push(ok(await admin.post('/v1/instances', body), 'create').id);
 }
-for (const id of listed)
-  await until(`instance ${id} runs`, async () =>
-    (await admin.get(`/v1/instances/${id}`)).body.state === 'running' ? true : undefined,
+/** Waits until the instance's container has run and exited. */
+const exited = (id: string) =>
+  until(`instance ${id} exits`, async () =>
+    (await admin.get(`/v1/instances/${id}`)).body.state === 'stopped' ? true : undefined,
   );
+for (const id of listed) await exited(id);
 
 /** Runs a command to its exit; resolves with ms from spawn to exit. Fails the bench on a non-zero status. */
 function timed(cmd: string, args: string[]): Promise<{ ms: number; stdout: string }> {
@@ -109,8 +113,11 @@ function timed(cmd: string, args: string[]): Promise<{ ms: number; stdout: strin
 }
 
 const podmanIds: string[] = [];
-const runArgs = ['run', '-p', 'bench-run', '-o', 'json', TEST_IMAGE, '--', 'sleep', '3600'];
-const rows = [
+const runArgs = ['run', '-p', 'bench-run', '-o', 'json', TEST_IMAGE, '--', 'true'];
+const idOf = (r: { stdout: string }) => (JSON.parse(r.stdout) as { id: string }).id;
+const settle = () => new Promise(res => setTimeout(res, 50));
+/** Quick commands: they change nothing, so they run round-robin with nothing else going on. */
+const quick = [
   { name: '`node -e 0` (floor)', run: () => timed(process.execPath, ['-e', '0']) },
   { name: '`podman ps` (the raw tool)', run: () => timed('podman', ['ps']) },
   { name: '`strata --version`', run: () => timed(strataBin, ['--version']) },
@@ -122,20 +129,40 @@ const rows = [
       return r;
     },
   },
-  { name: '`strata run` (answer on create)', run: () => timed(strataBin, runArgs) },
+].map(r => ({ ...r, ms: [] as number[] }));
+/**
+ * Runs of `true`: each then waits, untimed, until its container has exited, so
+ * neither its start nor a runtime call waiting on it (Podman polls its waits,
+ * holding the container's lock) overlaps the next command.
+ */
+const starts = [
+  {
+    name: '`strata run` (answer on create)',
+    run: async () => {
+      const r = await timed(strataBin, runArgs);
+      await exited(idOf(r));
+      return r;
+    },
+  },
   {
     name: '`strata run --wait` (until running)',
-    run: () => timed(strataBin, [...runArgs.slice(0, 1), '--wait', ...runArgs.slice(1)]),
+    run: async () => {
+      const r = await timed(strataBin, [...runArgs.slice(0, 1), '--wait', ...runArgs.slice(1)]);
+      await exited(idOf(r));
+      return r;
+    },
   },
   {
     name: '`podman run -d` (until running)',
     run: async () => {
-      const r = await timed('podman', ['run', '-d', '--network', 'bridge', TEST_IMAGE, 'sleep', '3600']);
+      const r = await timed('podman', ['run', '-d', '--network', 'bridge', TEST_IMAGE, 'true']);
       podmanIds.push(r.stdout.trim());
+      await timed('podman', ['wait', r.stdout.trim()]);
       return r;
     },
   },
 ].map(r => ({ ...r, ms: [] as number[] }));
+const rows = [...quick, ...starts];
 
 /** Removes what the round created, untimed, and waits until it is gone so it never overlaps the next round. */
 async function cleanup(): Promise<void> {
@@ -145,22 +172,27 @@ async function cleanup(): Promise<void> {
     (await admin.get('/v1/instances?project=bench-run&limit=1000')).body.items.length === 0 ? true : undefined,
   );
   if (podmanIds.length) await timed('podman', ['rm', '-f', '-t', '0', ...podmanIds.splice(0)]);
+  // Podman's own clean-up of a removed container (conmon, `podman container cleanup`) ends after it answers.
+  await new Promise(res => setTimeout(res, 1000));
 }
 
 const load = os.loadavg();
 console.error(`load average before the run: ${load.map(l => l.toFixed(2)).join(' ')}`);
-for (const r of rows) await r.run(); // warm-up, not recorded
-await cleanup();
-for (let i = 0; i < runs; i++) {
-  for (const r of rows) {
-    r.ms.push((await r.run()).ms);
-    await new Promise(res => setTimeout(res, 50));
-  }
+for (const group of [quick, starts]) {
+  for (const r of group) await r.run(); // warm-up, not recorded
   await cleanup();
-  process.stderr.write(`\rround ${i + 1}/${runs}`);
+  for (let i = 0; i < runs; i++) {
+    for (const r of group) {
+      r.ms.push((await r.run()).ms);
+      await settle();
+    }
+    if (group === starts) await cleanup();
+    process.stderr.write(`\r${group === quick ? 'quick commands' : 'runs'}: round ${i + 1}/${runs}`);
+  }
+  process.stderr.write('\n');
 }
-process.stderr.write('\n');
 const loadAfter = os.loadavg();
+console.error(`load average after the run: ${loadAfter.map(l => l.toFixed(2)).join(' ')}`);
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -188,7 +220,7 @@ if (flags.record) {
     `## ${new Date().toISOString()}: bench/cli.ts`,
     '',
     `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}, after it ${loadAfter.map(l => l.toFixed(2)).join(' ')}.`,
-    `Command: \`node bench/cli.ts --runs ${runs} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`sleep 3600\`; created containers removed after each round, untimed; rows round-robin, one warm-up round).`,
+    `Command: \`node bench/cli.ts --runs ${runs} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`true\`; the quick commands round-robin first, then the runs, each waiting untimed until its container has exited, containers removed after each round; one warm-up round each).`,
     '',
     ...lines,
     '',
