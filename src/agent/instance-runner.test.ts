@@ -1,0 +1,99 @@
+// One runner on the sim driver with a recording stand-in for the server: the
+// paths an agent against a real server rarely shows (specs arriving while the
+// runner is busy, a crash in flight, a forced removal).
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import type { InstanceSpec } from '../drivers/driver.ts';
+import { SimDriver } from '../drivers/sim/driver.ts';
+import { InstanceRunner, type RunnerContext } from './instance-runner.ts';
+
+interface Sent {
+  state: string;
+  message?: string | undefined;
+}
+
+function rig() {
+  const sent: Sent[] = [];
+  const ctx: RunnerContext = {
+    api: {
+      report: async (_id, state, extra = {}) => {
+        sent.push({ state, message: extra.message });
+        return {};
+      },
+      observe: async () => ({}),
+    },
+    log: pino({ level: 'silent' }),
+  };
+  const driver = new SimDriver({ kind: 'container' });
+  const states = () => sent.map(s => s.state);
+  const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+    const end = Date.now() + 5000;
+    while (!(await ok())) {
+      assert.ok(Date.now() < end, `timed out waiting for ${what}; sent ${JSON.stringify(sent)}`);
+      await new Promise(r => setTimeout(r, 2));
+    }
+  };
+  return { sent, ctx, driver, states, until };
+}
+
+function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
+  return {
+    id: 'ins_1',
+    kind: 'container',
+    image: 'busybox',
+    host: 'hst_1',
+    env: {},
+    desiredState: 'running',
+    state: 'scheduled',
+    restartRequestedAt: null,
+    restartPolicy: { policy: 'never' },
+    restarts: 0,
+    stopGraceSeconds: 10,
+    stopGraceOverride: null,
+    healthCheck: null,
+    ...over,
+  } as InstanceSpec;
+}
+
+test('specs that arrive while the runner is busy wait, and only the newest runs', async () => {
+  const { sent, ctx, driver, states, until } = rig();
+  const runner = new InstanceRunner(spec(), driver, ctx);
+  runner.update(spec({ env: { SIM_START_MS: '30' } }));
+  // Two answers while the start is under way: the first is superseded.
+  runner.update(spec({ state: 'starting', desiredState: 'paused' }));
+  runner.update(spec({ state: 'starting', desiredState: 'stopped' }));
+  await until('stopped', () => states().includes('stopped'));
+  // The second `starting` is the start's progress (a simulated pull); no pause in between.
+  assert.deepEqual(states(), ['starting', 'starting', 'running', 'stopping', 'stopped']);
+  assert.equal(sent[1]?.message, 'pulling busybox (simulated)');
+  assert.equal((await driver.inspect('ins_1')).state, 'stopped');
+});
+
+test('a crash lets go of the work in flight and fails the instance; the next answer is acted on at once', async () => {
+  const { sent, ctx, driver, states, until } = rig();
+  const runner = new InstanceRunner(spec(), driver, ctx);
+  runner.update(spec({ env: { SIM_START_MS: '200' } }));
+  await until('starting', () => states().includes('starting'));
+  runner.crashed(new Error('kaboom'));
+  await until('failed', () => states().includes('failed'));
+  assert.equal(sent.at(-1)?.message, 'the agent hit an unexpected error handling this instance: kaboom');
+  // Not waiting behind the start still under way: a delete goes through now.
+  runner.update(spec({ state: 'deleting', desiredState: 'deleted' }));
+  await until('deleted', () => states().includes('deleted'));
+  assert.equal(states().includes('running'), false);
+  // The abandoned start ends in its own time.
+  await until('the abandoned start over', () => states().includes('running'));
+  runner.close();
+  await driver.destroy('ins_1');
+});
+
+test('an instance forgotten by force has its workload removed', async () => {
+  const { ctx, driver, states, until } = rig();
+  const runner = new InstanceRunner(spec(), driver, ctx);
+  runner.update(spec());
+  await until('running', () => states().includes('running'));
+  runner.forget();
+  await until('workload gone', async () => (await driver.inspect('ins_1')).state === 'absent');
+  assert.deepEqual(states(), ['starting', 'running']);
+});
