@@ -1,7 +1,10 @@
 // CLI latency: `strata` commands as a user types them, against the floor of
 // Node itself and the runtime's own CLI, in one run.
 //
-//   node bench/cli.ts [--runs 30] [--record]
+//   node bench/cli.ts [--runs 30] [--bin PATH] [--record]
+//
+// --bin times another build's bin/strata (an older checkout, say) with the
+// same server, agent and floors; the server and agent are this checkout's.
 //
 // Each row spawns a command and times it from the spawn to its exit, the
 // bin/strata wrapper included. The rows run round-robin so drift in the
@@ -38,9 +41,14 @@ import {
 } from '../test/helpers.ts';
 
 const { values: flags } = parseArgs({
-  options: { runs: { type: 'string', default: '30' }, record: { type: 'boolean', default: false } },
+  options: {
+    runs: { type: 'string', default: '30' },
+    bin: { type: 'string' },
+    record: { type: 'boolean', default: false },
+  },
 });
 const runs = Number(flags.runs);
+const cli = flags.bin ?? strataBin;
 const TARGET_MS = 60;
 
 const dir = tempDir('strata-bench-cli-');
@@ -120,11 +128,11 @@ const settle = () => new Promise(res => setTimeout(res, 50));
 const quick = [
   { name: '`node -e 0` (floor)', run: () => timed(process.execPath, ['-e', '0']) },
   { name: '`podman ps` (the raw tool)', run: () => timed('podman', ['ps']) },
-  { name: '`strata --version`', run: () => timed(strataBin, ['--version']) },
+  { name: '`strata --version`', run: () => timed(cli, ['--version']) },
   {
     name: '`strata instance list` (5 instances)',
     run: async () => {
-      const r = await timed(strataBin, ['instance', 'list']);
+      const r = await timed(cli, ['instance', 'list']);
       if (!r.stdout.includes('listed-4')) throw new Error(`instance list printed no instances: ${r.stdout}`);
       return r;
     },
@@ -139,7 +147,7 @@ const starts = [
   {
     name: '`strata run` (answer on create)',
     run: async () => {
-      const r = await timed(strataBin, runArgs);
+      const r = await timed(cli, runArgs);
       await exited(idOf(r));
       return r;
     },
@@ -147,7 +155,7 @@ const starts = [
   {
     name: '`strata run --wait` (until running)',
     run: async () => {
-      const r = await timed(strataBin, [...runArgs.slice(0, 1), '--wait', ...runArgs.slice(1)]);
+      const r = await timed(cli, [...runArgs.slice(0, 1), '--wait', ...runArgs.slice(1)]);
       await exited(idOf(r));
       return r;
     },
@@ -220,7 +228,7 @@ if (flags.record) {
     `## ${new Date().toISOString()}: bench/cli.ts`,
     '',
     `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}, after it ${loadAfter.map(l => l.toFixed(2)).join(' ')}.`,
-    `Command: \`node bench/cli.ts --runs ${runs} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`true\`; the quick commands round-robin first, then the runs, each waiting untimed until its container has exited, containers removed after each round; one warm-up round each).`,
+    `Command: \`node bench/cli.ts --runs ${runs}${flags.bin ? ` --bin ${flags.bin}` : ''} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`true\`; the quick commands round-robin first, then the runs, each waiting untimed until its container has exited, containers removed after each round; one warm-up round each).`,
     '',
     ...lines,
     '',
