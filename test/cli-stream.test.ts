@@ -189,6 +189,22 @@ test('completion scripts are generated from the command tree', async () => {
   assert.match(help.stdout, /source <\(strata completion bash\)/);
 });
 
+test('--version and -V print the version; --help lists every command; an unknown one is a usage error', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  for (const flag of ['--version', '-V'])
+    assert.deepEqual(await strata([flag]), { code: 0, stdout: `${version}\n`, stderr: '' }, flag);
+  // Only the command named is loaded to run it; help and suggestions see them all.
+  const help = await strata(['--help']);
+  assert.equal(help.code, 0);
+  for (const c of ['server', 'dev', 'agent', 'run', 'instance|instances', 'events', 'join-token|join-tokens', 'whoami'])
+    assert.match(help.stdout, new RegExp(`^  ${c.replace('|', '\\|')}\\b`, 'm'), c);
+  const typo = await strata(['instanse', 'list']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command 'instanse'\n\(Did you mean instance\?\)/);
+});
+
 test('errors: unreachable server, usage errors, no configuration', async () => {
   // A port that was free a moment ago: nothing listens there.
   const port = await new Promise<number>(resolve => {
