@@ -54,7 +54,10 @@ test('strata dev starts a server and an agent and becomes the current context', 
     }
     assert.equal(hosts.length, 1, 'the local agent registered this machine');
     assert.equal(hosts[0]?.state, 'ready');
-    assert.ok(existsSync(join(dir, 'data', 'agent', 'identity.json')));
+    // The server answers the registration before the agent writes what it was given.
+    const identity = join(dir, 'data', 'agent', 'identity.json');
+    for (let i = 0; i < 300 && !existsSync(identity); i++) await new Promise(r => setTimeout(r, 200));
+    assert.ok(existsSync(identity), 'the agent keeps its identity in its data directory');
   } finally {
     const exited = new Promise<number | null>(r => dev.once('exit', r));
     dev.kill('SIGINT');
