@@ -152,9 +152,11 @@ export class Agent {
       try {
         const res = await this.api.assignments(version, this.o.waitSeconds ?? 30, signal);
         backoff = 250;
-        if (res.version === version) continue;
         const first = version === undefined;
         version = res.version;
+        // An unchanged answer (the wait ran out) is acted on too: each runner
+        // looks at its instance again, so whatever went amiss meanwhile (a
+        // report the server never got) is put right within one wait.
         await this.assign(res.instances, first);
       } catch (err) {
         if (signal.aborted) break;
@@ -192,7 +194,7 @@ export class Agent {
       runner.crashed(err);
       return;
     }
-    void report(this.runnerContext, s.instance, 'failed', { message: crashMessage(err) });
+    void report(this.runnerContext, s.instance, 'failed', { message: crashMessage(err) }, this.stopping.signal);
   }
 
   /** Workloads whose instance was deleted while the agent was away are removed. */

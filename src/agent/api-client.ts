@@ -22,6 +22,19 @@ export class AgentApiError extends Error {
   }
 }
 
+/**
+ * Whether a failed request may succeed if made again: the server could not be
+ * reached, did not answer in time, was busy, rate-limited or closing. A
+ * refusal (a bad request, an illegal transition, an unknown instance) is not.
+ */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof AgentApiError)) return true;
+  return err.status === 408 || err.status === 429 || err.status >= 500;
+}
+
+/** How long a request may take before it is given up (and, for a report, made again). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 export interface ReportExtra {
   message?: string;
   exitCode?: number | null;
@@ -39,17 +52,28 @@ export class AgentApi {
    */
   private readonly gate: Gate | undefined;
 
-  constructor(server: string, token?: string, gate?: Gate) {
+  private readonly timeoutMs: number;
+
+  constructor(server: string, token?: string, gate?: Gate, timeoutMs = REQUEST_TIMEOUT_MS) {
     this.base = server.replace(/\/+$/, '');
     this.token = token;
     this.gate = gate;
+    this.timeoutMs = timeoutMs;
   }
 
   private gated<T>(method: string, path: string, body: unknown): Promise<T> {
     return this.gate ? this.gate.run(() => this.call<T>(method, path, body)) : this.call<T>(method, path, body);
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  /** `timeoutMs` bounds the whole exchange, so a request the server never answers cannot hold a gate's place forever. */
+  private async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
+    const timeout = AbortSignal.timeout(timeoutMs);
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -57,7 +81,7 @@ export class AgentApi {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     const text = await res.text();
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;
@@ -83,7 +107,8 @@ export class AgentApi {
   ): Promise<Static<typeof Assignments>> {
     const q = new URLSearchParams({ waitSeconds: String(waitSeconds) });
     if (version) q.set('version', version);
-    return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal);
+    // The server holds the answer up to waitSeconds; past that and a margin, the connection is taken for dead.
+    return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal, waitSeconds * 1000 + this.timeoutMs);
   }
 
   report(id: string, state: InstanceState, extra: ReportExtra = {}): Promise<unknown> {

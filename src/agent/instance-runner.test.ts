@@ -6,18 +6,24 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import type { InstanceSpec } from '../drivers/driver.ts';
 import { SimDriver } from '../drivers/sim/driver.ts';
-import { InstanceRunner, type RunnerContext } from './instance-runner.ts';
+import { AgentApiError } from './api-client.ts';
+import { deliver, InstanceRunner, type RunnerContext } from './instance-runner.ts';
 
 interface Sent {
   state: string;
   message?: string | undefined;
 }
 
-function rig() {
+/** `refuse` answers a report instead of the server taking it: an error to throw, or nothing to take it. */
+function rig(refuse: (state: string) => Error | undefined = () => undefined) {
   const sent: Sent[] = [];
+  const attempts: string[] = [];
   const ctx: RunnerContext = {
     api: {
       report: async (_id, state, extra = {}) => {
+        attempts.push(state);
+        const err = refuse(state);
+        if (err) throw err;
         sent.push({ state, message: extra.message });
         return {};
       },
@@ -34,7 +40,7 @@ function rig() {
       await new Promise(r => setTimeout(r, 2));
     }
   };
-  return { sent, ctx, driver, states, until };
+  return { sent, attempts, ctx, driver, states, until };
 }
 
 function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -96,4 +102,56 @@ test('an instance forgotten by force has its workload removed', async () => {
   runner.forget();
   await until('workload gone', async () => (await driver.inspect('ins_1')).state === 'absent');
   assert.deepEqual(states(), ['starting', 'running']);
+});
+
+/** A connection reset, as a client sees a server that dropped it (over its connection cap, restarting). */
+const reset = () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+
+test('a report that does not reach the server is made again until it does, so the instance converges', async () => {
+  const failures = new Map([
+    ['starting', 2],
+    ['running', 1],
+  ]);
+  const { attempts, ctx, driver, states, until } = rig(state => {
+    const left = failures.get(state) ?? 0;
+    failures.set(state, left - 1);
+    if (left <= 0) return undefined;
+    return state === 'running' ? new AgentApiError(503, 'unavailable', 'the store is busy; retry') : reset();
+  });
+  const runner = new InstanceRunner(spec(), driver, ctx);
+  runner.update(spec());
+  await until('running', () => states().includes('running'));
+  assert.deepEqual(states(), ['starting', 'running']);
+  assert.deepEqual(attempts, ['starting', 'starting', 'starting', 'running', 'running']);
+  runner.close();
+});
+
+test("a report the server refuses (an illegal transition) is not made again; the runner's next report still goes", async () => {
+  const { attempts, ctx, driver, states, until } = rig(state =>
+    state === 'starting' ? new AgentApiError(409, 'conflict', 'illegal transition running -> starting') : undefined,
+  );
+  const runner = new InstanceRunner(spec(), driver, ctx);
+  runner.update(spec());
+  await until('running', () => states().includes('running'));
+  assert.deepEqual(attempts, ['starting', 'running']);
+  runner.close();
+});
+
+test('a report being made again is given up once its instance is let go', async () => {
+  const { ctx } = rig();
+  const stop = new AbortController();
+  let tries = 0;
+  const delivering = deliver(
+    ctx,
+    'ins_1',
+    'running',
+    async () => {
+      tries++;
+      if (tries === 2) stop.abort();
+      throw reset();
+    },
+    stop.signal,
+  );
+  await delivering;
+  assert.equal(tries, 2);
 });

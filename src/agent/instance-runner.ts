@@ -5,7 +5,8 @@
 // count and timer, a user's restart in progress, and its health checks.
 import type { Logger } from 'pino';
 import type { Driver, InstanceSpec, Observed } from '../drivers/driver.ts';
-import type { AgentApi, ReportExtra } from './api-client.ts';
+import { sleep } from '../lib/time.ts';
+import { type AgentApi, isTransient, type ReportExtra } from './api-client.ts';
 import { HealthMonitor, runCheck } from './health.ts';
 import { scope } from './last-resort.ts';
 import { restartDecision } from './restart-policy.ts';
@@ -31,18 +32,52 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
 export const crashMessage = (err: unknown): string =>
   `the agent hit an unexpected error handling this instance: ${messageOf(err)}`.slice(0, 4096);
 
-/** Reports a state; a refused transition means the server already moved on (the next answer has the truth). */
-export async function report(
+/** The wait before attempt `n + 1` of a report: doubling from a quarter second to 5 s, jittered so a fleet does not retry in step. */
+export function retryDelayMs(attempt: number): number {
+  return Math.min(250 * 2 ** attempt, 5000) * (0.5 + Math.random() * 0.5);
+}
+
+/**
+ * Sends a report until the server takes it. A report that could not be
+ * delivered (no answer, a reset connection, a busy or closing server) is made
+ * again: dropped, it would leave the instance in its last state for good, as
+ * nothing else tells the server. A refusal (an illegal transition: the server
+ * already moved on; the instance is gone) is final; the next assignment
+ * answer has the truth. Gives up when `signal` aborts (the runner let go).
+ */
+export async function deliver(
+  ctx: RunnerContext,
+  id: string,
+  what: string,
+  send: () => Promise<unknown>,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await send();
+      return;
+    } catch (err) {
+      if (signal?.aborted) return;
+      if (!isTransient(err)) {
+        ctx.log.warn({ err: String(err), instance: id, report: what }, 'report refused');
+        return;
+      }
+      if (attempt === 0) ctx.log.warn({ err: String(err), instance: id, report: what }, 'report failed; retrying');
+      await sleep(retryDelayMs(attempt), signal);
+      if (signal?.aborted) return;
+    }
+  }
+}
+
+/** Reports a state (see `deliver`). */
+export function report(
   ctx: RunnerContext,
   id: string,
   state: InstanceSpec['state'],
   extra: ReportExtra = {},
+  signal?: AbortSignal,
 ): Promise<void> {
-  try {
-    await ctx.api.report(id, state, extra);
-  } catch (err) {
-    ctx.log.warn({ err: String(err), instance: id, state }, 'status report refused');
-  }
+  return deliver(ctx, id, state, () => ctx.api.report(id, state, extra), signal);
 }
 
 export class InstanceRunner {
@@ -66,8 +101,9 @@ export class InstanceRunner {
   /** Set once this process has reported the running instance's address; its health checks, if any. */
   private attached = false;
   private monitor: HealthMonitor | undefined;
-  /** No longer assigned here (or the agent stops): nothing more is reported. */
+  /** No longer assigned here (or the agent stops): nothing more is reported; reports being retried give up. */
   private closed = false;
+  private readonly closing = new AbortController();
 
   constructor(spec: InstanceSpec, driver: Driver | undefined, ctx: RunnerContext) {
     this.id = spec.id;
@@ -89,6 +125,7 @@ export class InstanceRunner {
   /** The instance left this host's assignments, or the agent stops: let go of it (the workload stays). */
   close(): void {
     this.closed = true;
+    this.closing.abort();
     this.detach();
     clearTimeout(this.restartTimer);
   }
@@ -135,7 +172,7 @@ export class InstanceRunner {
   }
 
   private report(state: InstanceSpec['state'], extra: ReportExtra = {}): Promise<void> {
-    return report(this.ctx, this.id, state, extra);
+    return report(this.ctx, this.id, state, extra, this.closing.signal);
   }
 
   private detach(): void {
@@ -180,7 +217,9 @@ export class InstanceRunner {
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       const spec = this.spec;
-      if (this.closed || spec.desiredState !== 'running' || this.busy) return;
+      if (this.closed || spec.desiredState !== 'running') return;
+      // Other work for this instance is under way: the restart waits for it rather than being lost.
+      if (this.busy) return this.scheduleRestart(driver, attempt, 1);
       this.exclusive(async () => {
         await this.report('starting', { restart: true, message: `restart ${attempt}` });
         try {
@@ -284,9 +323,8 @@ export class InstanceRunner {
     this.detach();
     const seen = await driver.inspect(this.id).catch(() => undefined);
     if (seen?.state !== 'running') return;
-    await this.ctx.api.observe(this.id, observedOf(seen)).catch((err: unknown) => {
-      this.ctx.log.warn({ err: String(err), instance: this.id }, 'observed-state report refused');
-    });
+    const observed = observedOf(seen);
+    await deliver(this.ctx, this.id, 'observed', () => this.ctx.api.observe(this.id, observed), this.closing.signal);
     this.startChecks(driver, spec, seen.address ?? null);
   }
 
