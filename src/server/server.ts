@@ -34,6 +34,9 @@ export interface RunningServer {
   store: Store;
   url: string;
   adminTokenFile: string;
+  /** Wakes agents' long-polls when their assignments change. */
+  agents: AgentHub;
+  /** Answers waiting long-polls at once, so agents do not hold the shutdown for their wait. */
   close(): Promise<void>;
 }
 
@@ -74,8 +77,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     store,
     url: `http://${host}:${port}`,
     adminTokenFile: boot.tokenFile,
+    agents: services.agents,
     async close() {
       streams.closeAll();
+      services.agents.close();
       await app.close();
       await controllers.stop();
       await store.close();

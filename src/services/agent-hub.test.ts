@@ -33,3 +33,19 @@ test('a stale version answers at once; the current one waits out its timeout', a
   assert.ok(Date.now() - t1 >= 90);
   await store.close();
 });
+
+test('closing answers every waiting agent at once, and any that asks afterwards', async () => {
+  const store = await openSqliteStore({ file: ':memory:' });
+  const hub = new AgentHub(store);
+  const waits = [hub.wait('h1', hub.version('h1'), 60_000), hub.wait('h2', hub.version('h2'), 60_000)];
+  let answered = 0;
+  for (const w of waits) void w.then(() => answered++);
+  await new Promise(r => setImmediate(r));
+  assert.equal(answered, 0);
+  const t0 = Date.now();
+  hub.close();
+  await Promise.all(waits);
+  await hub.wait('h3', hub.version('h3'), 60_000);
+  assert.ok(Date.now() - t0 < 1000);
+  await store.close();
+});

@@ -10,6 +10,7 @@ export class AgentHub {
   private readonly bootId = randomBytes(4).toString('hex');
   private readonly versions = new Map<string, number>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  private closed = false;
 
   constructor(store: Store) {
     store.onEvent(e => {
@@ -29,9 +30,27 @@ export class AgentHub {
     for (const wake of set) wake();
   }
 
-  /** Resolves when the host's version differs from `seen`, or after `timeoutMs`. */
+  /** Long-polls waiting now, across hosts. */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * The server is closing: every waiting long-poll is answered now, and any
+   * later one at once, so a shutdown does not wait out the agents' waits.
+   */
+  close(): void {
+    this.closed = true;
+    const sets = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of sets) for (const wake of set) wake();
+  }
+
+  /** Resolves when the host's version differs from `seen`, after `timeoutMs`, or when the hub closes. */
   wait(hostId: string, seen: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (seen !== this.version(hostId) || timeoutMs <= 0) return Promise.resolve();
+    if (this.closed || seen !== this.version(hostId) || timeoutMs <= 0) return Promise.resolve();
     return new Promise(resolve => {
       const set = this.waiters.get(hostId) ?? new Set<() => void>();
       this.waiters.set(hostId, set);
