@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { createOptions } from '../src/drivers/container/driver.ts';
 import type { InstanceSpec } from '../src/drivers/driver.ts';
+import type { ContainerFields } from '../src/drivers/container/fields.ts';
 import {
   client,
   PODMAN_SOCKET,
@@ -129,7 +130,7 @@ const strata = async () => {
 
 /** The create request the agent sends, for the same spec (on the same project network, which Strata's warm-up makes). */
 const defaultProject = (await admin.get('/v1/projects/default')).body.id as string;
-const spec = (id: string): InstanceSpec =>
+const spec = (id: string): InstanceSpec<ContainerFields> =>
   ({
     id: `bench_${id}`,
     name: `bench-${id}`,
@@ -146,7 +147,7 @@ const spec = (id: string): InstanceSpec =>
     ports: [],
     readOnlyRootfs: false,
     tmpfs: [],
-  }) as unknown as InstanceSpec;
+  }) as unknown as InstanceSpec<ContainerFields>;
 const bareIds: string[] = [];
 const podmanApi = async () => {
   const ms = await timed(async id => {

@@ -3,7 +3,8 @@
 // runner per assigned instance (instance-runner.ts) that drives it towards its
 // desired state through the driver of its kind.
 import type { Logger } from 'pino';
-import type { Driver, InstanceSpec } from '../drivers/driver.ts';
+import type { Driver } from '../drivers/driver.ts';
+import type { Assignments } from '../kinds/schemas.ts';
 import type { Gate } from '../lib/gate.ts';
 import { ensurePrivateDir } from '../lib/private-dir.ts';
 import { sleep } from '../lib/time.ts';
@@ -168,7 +169,7 @@ export class Agent {
   }
 
   /** A new assignment answer: runners for new instances, none for those gone, and each told its spec. */
-  private async assign(instances: InstanceSpec[], first: boolean): Promise<void> {
+  private async assign(instances: Assignments['instances'], first: boolean): Promise<void> {
     const fresh = new Set(instances.map(i => i.id));
     for (const spec of instances) {
       if (!this.runners.has(spec.id))

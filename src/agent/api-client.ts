@@ -1,12 +1,7 @@
 // The agent's side of the agent protocol (docs/agent-protocol.md).
 import type { Static } from 'typebox';
-import type {
-  Assignments,
-  Fingerprint,
-  ObservedReport,
-  Registered,
-  StatusReportBody,
-} from '../model/agent-protocol.ts';
+import type { Assignments } from '../kinds/schemas.ts';
+import type { Fingerprint, ObservedReport, Registered, StatusReportBody } from '../model/agent-protocol.ts';
 import type { HeartbeatAck } from '../model/agent-protocol.ts';
 import type { Gate } from '../lib/gate.ts';
 import { httpRequest } from '../lib/http.ts';

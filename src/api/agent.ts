@@ -8,7 +8,6 @@ import * as agents from '../services/agents.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import {
   AssignmentQuery,
-  Assignments,
   Heartbeat,
   HeartbeatAck,
   ObservedReport,
@@ -17,7 +16,8 @@ import {
   StatusReportBody,
 } from '../model/agent-protocol.ts';
 import { presentHost, presentInstance } from './present.ts';
-import { IdParam, Instance } from '../model/schemas.ts';
+import { Assignments, Instance } from '../kinds/schemas.ts';
+import { IdParam } from '../model/schemas.ts';
 
 const tags = ['agent'];
 

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { kinds } from '../kinds/index.ts';
-import { kindSpec } from '../model/schemas.ts';
+import { kindSpec } from '../kinds/schemas.ts';
 import { compileBody, describeValidation } from './validation.ts';
 import { instanceSpecValidator } from './instance-spec.ts';
 

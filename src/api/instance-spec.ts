@@ -5,7 +5,7 @@
 import type { ErrorObject } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { findKind, foreignFields, kindNames, kinds } from '../kinds/index.ts';
-import { kindFields, kindSpec } from '../model/schemas.ts';
+import { kindFields, kindSpec } from '../kinds/schemas.ts';
 import { compileBody, validatorCompiler } from './validation.ts';
 
 type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };

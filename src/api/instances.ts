@@ -9,7 +9,8 @@ import { instanceSpecCompiler } from './instance-spec.ts';
 import { decodeCursor, pageOf, parseSelector } from './paging.ts';
 import { presentInstance } from './present.ts';
 import { explain } from '../services/placement.ts';
-import { IdParam, Instance, InstanceCreate, InstanceListQuery, Page } from '../model/schemas.ts';
+import { Instance, InstanceCreate } from '../kinds/schemas.ts';
+import { IdParam, InstanceListQuery, Page } from '../model/schemas.ts';
 
 const tags = ['instances'];
 

@@ -1,18 +1,11 @@
 // Row -> API object. The API speaks camelCase objects; the store keeps flat columns.
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import { type KindName, presentKindFields } from '../kinds/index.ts';
+import type { InstanceOut } from '../kinds/schemas.ts';
 import type { HostKind, HostState } from '../model/kinds.ts';
 import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
 import type { InstanceOptions } from '../services/instances.ts';
-import type {
-  Constraint,
-  RestartPolicy,
-  EventOut,
-  HostOut,
-  InstanceOut,
-  ObservedOut,
-  ProjectOut,
-} from '../model/schemas.ts';
+import type { Constraint, RestartPolicy, EventOut, HostOut, ObservedOut, ProjectOut } from '../model/schemas.ts';
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
 

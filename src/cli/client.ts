@@ -4,6 +4,7 @@
 // ConnectError (nothing answered), never as raw socket failures.
 import type { Static } from 'typebox';
 import type WebSocket from 'ws';
+import type * as K from '../kinds/schemas.ts';
 import type * as S from '../model/schemas.ts';
 import { type HttpReply, httpRequest } from '../lib/http.ts';
 
@@ -16,8 +17,8 @@ export type Whoami = Static<typeof S.Whoami>;
 export type Host = Static<typeof S.Host>;
 export type JoinToken = Static<typeof S.JoinToken>;
 export type JoinTokenCreated = Static<typeof S.JoinTokenCreated>;
-export type Instance = Static<typeof S.Instance>;
-export type InstanceCreate = Static<typeof S.InstanceCreate>;
+export type Instance = Static<typeof K.Instance>;
+export type InstanceCreate = Static<typeof K.InstanceCreate>;
 export type Constraint = Static<typeof S.Constraint>;
 export type Event = Static<typeof S.Event>;
 export interface Page<T> {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import type { InstanceCreate } from '../model/schemas.ts';
+import type { InstanceCreate } from '../kinds/schemas.ts';
 import { InstanceService } from '../services/instances.ts';
 import { liveness } from './liveness.ts';
 import { placer } from './placer.ts';

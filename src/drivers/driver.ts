@@ -1,12 +1,15 @@
 // The one interface every kind of compute implements on a host. The agent's
 // reconcile loop drives instances through it; a driver holds no control-plane
 // state of its own and must find its workloads again after an agent restart.
-import type { Static } from 'typebox';
-import type { Assignment } from '../model/agent-protocol.ts';
+import type { SharedAssignment } from '../model/agent-protocol.ts';
 import type { DriverName } from '../model/schemas.ts';
 import type { Capabilities } from '../model/capabilities.ts';
 
-export type InstanceSpec = Static<typeof Assignment>;
+/**
+ * An assignment as a driver reads it: the fields every kind has, and `F`, the
+ * fields of the driver's own kind (an assignment carries every kind's).
+ */
+export type InstanceSpec<F extends object = object> = SharedAssignment & F;
 
 export interface PortBinding {
   containerPort: number;

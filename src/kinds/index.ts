@@ -1,7 +1,7 @@
 // The kinds of instance Strata runs, registered in one place. The server, the
 // API, the CLI and the agent read them here and never branch on a kind's name.
 // This module must stay cheap to import (the CLI loads it): small modules only.
-// A kind's TypeBox fields load when asked for (src/model/schemas.ts does), and
+// A kind's TypeBox fields load when asked for (src/kinds/schemas.ts does), and
 // its driver code when its factory is called.
 import type { Driver } from '../drivers/driver.ts';
 import { sameCapabilities } from '../model/capabilities.ts';

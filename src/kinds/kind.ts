@@ -1,6 +1,7 @@
 // What a kind of instance is, in one object: its own spec fields (beside the
-// shared ones of src/model/schemas.ts), their defaults and checks, what an
-// instance presents of them, its CLI flags, its capabilities and its driver.
+// shared ones of src/model/schemas.ts; src/kinds/schemas.ts puts them
+// together), their defaults and checks, what an instance presents of them,
+// its CLI flags, its capabilities and its driver.
 // A kind is one folder of src/kinds/ and one line of src/kinds/index.ts.
 import type { Static, TObject, TProperties } from 'typebox';
 import type { ObservedOut } from '../model/schemas.ts';

@@ -7,7 +7,8 @@ import {
   Env,
   Health,
   Host,
-  Instance,
+  instanceFields,
+  instanceStatusFields,
   Labels,
   Name,
   PortBinding,
@@ -69,14 +70,17 @@ export const AssignmentQuery = Type.Object(
   },
   Closed,
 );
-export const Assignment = Type.Object({
-  ...Instance.properties,
+/**
+ * What every kind's assignment holds: an instance as presented, with its
+ * environment's secrets resolved. The full schema, with each kind's fields,
+ * is src/kinds/schemas.ts's; a driver reads its own kind's fields beside these.
+ */
+export const SharedAssignment = Type.Object({
+  ...instanceFields,
+  ...instanceStatusFields,
   env: Env,
 });
-export const Assignments = Type.Object({
-  version: Type.String(),
-  instances: Type.Array(Assignment),
-});
+export type SharedAssignment = Static<typeof SharedAssignment>;
 
 const observedFields = {
   address: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
@@ -112,5 +116,4 @@ export const ObservedReport = Type.Object(
 );
 
 export type Fingerprint = Static<typeof Fingerprint>;
-export type Assignments = Static<typeof Assignments>;
 export type Registered = Static<typeof Registered>;

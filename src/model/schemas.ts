@@ -1,16 +1,6 @@
 // Request and response schemas of the public API. They validate requests, shape
 // responses (fast serialization, no stray fields) and become the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
-// The instance's spec and presentation take each kind's fields from the registry.
-import {
-  type Kind,
-  type KindOutputFields,
-  type KindSpecFields,
-  kindNames,
-  kinds,
-  loadKindFields,
-} from '../kinds/index.ts';
-import type { SpecOf } from '../kinds/kind.ts';
 import { healthCheckTypes } from './capabilities.ts';
 import { desiredStates, instanceStates } from './instance-state.ts';
 import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from './image-ref.ts';
@@ -19,10 +9,6 @@ import { AbsolutePath, Closed, StringEnum, StringMap } from './schema-kit.ts';
 import { levels } from './topology.ts';
 
 export { AbsolutePath, StringEnum, StringMap };
-
-/** Each kind's spec and output fields, by kind name (the registry loads them on demand). */
-export const kindFields = await loadKindFields();
-const kindOutputFields = Object.assign({}, ...[...kindFields.values()].map(f => f.output)) as KindOutputFields;
 
 export const Name = Type.String({
   minLength: 1,
@@ -407,11 +393,16 @@ export const Observed = Type.Object({
   health: Nullable(Health),
   accelerator: Nullable(Type.String({ description: 'VMs: kvm, or tcg (emulation) where KVM cannot run guests' })),
 });
-export const Instance = Type.Object({
+/**
+ * An instance's presented fields that every kind has, in two parts:
+ * src/kinds/schemas.ts names the registered kinds in `kind` and puts each
+ * kind's own fields between the parts.
+ */
+export const instanceFields = {
   id: Type.String(),
   project: Type.String(),
   name: Type.String(),
-  kind: StringEnum(kindNames),
+  kind: Type.String(),
   image: Type.String(),
   command: Argv,
   args: Argv,
@@ -425,8 +416,8 @@ export const Instance = Type.Object({
   ),
   workingDir: Type.String(),
   healthCheck: Nullable(HealthCheck),
-  // Every kind's fields: an instance of another kind shows their defaults.
-  ...kindOutputFields,
+};
+export const instanceStatusFields = {
   groups: Type.Array(Type.String(), { description: 'placement group ids' }),
   labels: Labels,
   constraints: Type.Array(Constraint),
@@ -442,9 +433,9 @@ export const Instance = Type.Object({
   updatedAt: Timestamp,
   startedAt: Nullable(Timestamp),
   finishedAt: Nullable(Timestamp),
-});
-/** The spec fields every kind has; each kind adds its own (src/kinds/). */
-const sharedSpec = {
+};
+/** The spec fields every kind has; each kind adds its own (src/kinds/schemas.ts puts them together). */
+export const sharedSpec = {
   project: Type.String({ minLength: 1, maxLength: 100, description: 'project id or name' }),
   name: Type.Optional(Name),
   image: Type.String({
@@ -482,27 +473,6 @@ const sharedSpec = {
   desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
 };
 
-/** The spec of one kind: the shared fields, `kind` naming it, and its own fields. */
-export const kindSpec = (k: Kind) =>
-  Type.Object(
-    { kind: StringEnum([k.name], { description: k.description }), ...sharedSpec, ...kindFields.get(k.name)?.spec },
-    { ...Closed, title: `${k.name} spec` },
-  );
-
-const SharedSpec = Type.Object({ kind: Type.String(), ...sharedSpec });
-/** A spec as the server reads it: the shared fields, and those of its kind. */
-export type InstanceCreate = Static<typeof SharedSpec> & Partial<SpecOf<KindSpecFields>>;
-
-/**
- * A new instance's spec: one schema per kind, told apart by `kind`. Requests
- * are checked against the schema of their kind only (src/api/instance-spec.ts),
- * so an error names the field at fault rather than every kind's.
- */
-export const InstanceCreate = Type.Unsafe<InstanceCreate>({
-  oneOf: kinds.map(kindSpec),
-  discriminator: { propertyName: 'kind' },
-  description: `the shared fields, and those of its kind: ${kindNames.join(', ')}`,
-});
 export const InstanceListQuery = Type.Object(
   {
     limit: ListQuery.properties.limit,
@@ -554,7 +524,6 @@ export const MemberParam = Type.Object(
 export type ProjectCreate = Static<typeof ProjectCreate>;
 export type HostCreate = Static<typeof HostCreate>;
 export type ProjectOut = Static<typeof Project>;
-export type InstanceOut = Static<typeof Instance>;
 export type HostOut = Static<typeof Host>;
 export type EventOut = Static<typeof Event>;
 export type UserOut = Static<typeof User>;

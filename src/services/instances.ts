@@ -23,7 +23,8 @@ import type { UserPrincipal } from './auth.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
-import { type HealthCheck, type InstanceCreate, kindFields, type ObservedOut } from '../model/schemas.ts';
+import { type InstanceCreate, kindFields } from '../kinds/schemas.ts';
+import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
 
 /** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {

@@ -17,6 +17,7 @@ import type {
   PortBinding,
 } from '../driver.ts';
 import { demux } from './demux.ts';
+import type { ContainerFields } from './fields.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
 import { containerCapabilities } from './capabilities.ts';
 import type { Capabilities } from '../../model/capabilities.ts';
@@ -74,7 +75,7 @@ export class ContainerDriver implements Driver {
     return list.map(c => c.Labels[INSTANCE_LABEL]).filter((v): v is string => typeof v === 'string');
   }
 
-  async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+  async start(spec: InstanceSpec<ContainerFields>, progress?: (message: string) => void): Promise<void> {
     const existing = await this.find(spec.id);
     if (existing?.State.Running) return;
     if (existing) {
@@ -351,7 +352,7 @@ async function* rawStdout(stream: AsyncIterable<Buffer>): AsyncIterable<OutputCh
 }
 
 /** The Docker API's create request for an instance. */
-export function createOptions(spec: InstanceSpec): Docker.ContainerCreateOptions {
+export function createOptions(spec: InstanceSpec<ContainerFields>): Docker.ContainerCreateOptions {
   const cmd = [...spec.command, ...spec.args];
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};

@@ -6,9 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import type { InstanceSpec } from '../driver.ts';
-
-type CloudInit = NonNullable<InstanceSpec['cloudInit']>;
+import type { CloudInit } from './fields.ts';
 
 const run = promisify(execFile);
 

@@ -28,6 +28,7 @@ import type { Capabilities } from '../../model/capabilities.ts';
 import { sleep } from '../../lib/time.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { buildSeed } from './cloud-init.ts';
+import type { Machine, VmFields } from './fields.ts';
 import { guestConfigDisk, type GuestConfig } from './guest-config.ts';
 import { ociDisk, processArgv, type ImageProcess, type OciSource } from './oci-disk.ts';
 import {
@@ -61,7 +62,6 @@ export interface VmDriverOptions {
 }
 
 export type Accelerator = 'kvm' | 'tcg';
-type Machine = 'microvm' | 'q35';
 
 const READY = 'strata-guest: ready';
 const EXIT = /strata-exit: (\d+)/g;
@@ -246,7 +246,7 @@ export class VmDriver implements Driver {
     return readdirSync(this.o.dataDir).filter(id => !id.startsWith('.') && this.meta(this.files(id))?.host === hostId);
   }
 
-  async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+  async start(spec: InstanceSpec<VmFields>, progress?: (message: string) => void): Promise<void> {
     const f = this.files(spec.id);
     if (this.readPid(f)) return;
     const accel = await this.accelerator();

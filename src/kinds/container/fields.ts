@@ -3,6 +3,7 @@
 // validated or presented (the registry itself loads no TypeBox).
 import { type Static, Type } from 'typebox';
 import { AbsolutePath, Closed, StringEnum } from '../../model/schema-kit.ts';
+import type { ContainerFields } from '../../drivers/container/fields.ts';
 import type { SpecOf } from '../kind.ts';
 
 export const Port = Type.Object(
@@ -50,4 +51,6 @@ export const containerOutput = {
   readOnlyRootfs: Type.Boolean(),
   tmpfs: Type.Array(Tmpfs),
 };
-export type ContainerOutput = SpecOf<typeof containerOutput>;
+/** The container driver reads them as it declares them (a type error here otherwise). */
+type DriverReads<T extends ContainerFields> = T;
+export type ContainerOutput = DriverReads<SpecOf<typeof containerOutput>>;

@@ -2,6 +2,7 @@
 // loaded only where specs are validated or presented.
 import { type Static, Type } from 'typebox';
 import { Closed, StringEnum } from '../../model/schema-kit.ts';
+import type { VmFields } from '../../drivers/vm/fields.ts';
 import type { SpecOf } from '../kind.ts';
 import { machineTypes } from './options.ts';
 
@@ -30,4 +31,6 @@ export const vmOutput = {
   machine: MachineType,
   cloudInit: Type.Union([CloudInit, Type.Null()]),
 };
-export type VmOutput = SpecOf<typeof vmOutput>;
+/** The VM driver reads them as it declares them (a type error here otherwise). */
+type DriverReads<T extends VmFields> = T;
+export type VmOutput = DriverReads<SpecOf<typeof vmOutput>>;
