@@ -15,7 +15,7 @@
 // the test on it.
 import autocannon from 'autocannon';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -116,6 +116,7 @@ async function tally(project: string): Promise<Record<string, number>> {
 }
 
 const dataDir = tempDir('strata-fleet-');
+const fleetLog = join(dataDir, 'fleet.log');
 const server = await startServerProcess(dataDir, ['--token-rate', '0', '--max-connections', '4096']);
 const api = client(server.url, server.adminToken);
 const auth = { authorization: `Bearer ${server.adminToken}` };
@@ -143,7 +144,8 @@ try {
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    // The fleet's log (warnings and errors only) goes to a file, shown if the run fails.
+    { stdio: ['ignore', openSync(fleetLog, 'w'), 'inherit'] },
   );
   fleet.once('exit', code => {
     if (code !== null && code !== 0) console.error(`the fleet exited with ${code}`);
@@ -273,6 +275,11 @@ try {
       ].join('\n'),
     );
   }
+} catch (err) {
+  const log = existsSync(fleetLog) ? readFileSync(fleetLog, 'utf8').trim().split('\n').slice(-20).join('\n') : '';
+  if (log) console.error(`the fleet's last log lines:\n${log}`);
+  process.exitCode = 1;
+  console.error(err);
 } finally {
   stopStream.abort();
   fleet?.kill('SIGTERM');
