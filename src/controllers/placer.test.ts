@@ -121,3 +121,62 @@ test('a pending instance is placed at the next resync when no event says it coul
   assert.equal((await instances(rig)).get('quiet')!.host_id, host);
   await rig.close();
 });
+
+test('a reused snapshot is dropped by a change it did not make: a host drained, or changed without an event after a second', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  await addHost(rig, 'a');
+  await addHost(rig, 'b');
+  await svc.create(rig.projectId, spec('first'), 'test');
+  await rig.runner.idle();
+  // Packing would put the next instance beside the first; the snapshot the last
+  // pass read says that host has room, and a drain says it takes no more.
+  const a = (await instances(rig)).get('first')!.host_id!;
+  await rig.store.write(async ({ trx, emit }) => {
+    await trx.updateTable('hosts').set({ state: 'draining' }).where('id', '=', a).execute();
+    emit({
+      type: 'host.updated',
+      projectId: null,
+      resourceType: 'host',
+      resourceId: a,
+      actor: 'test',
+      host: a,
+      data: { fields: ['state'], state: 'draining' },
+    });
+  });
+  await svc.create(rig.projectId, spec('second'), 'test');
+  await rig.runner.idle();
+  const b = (await instances(rig)).get('second')!.host_id!;
+  assert.notEqual(b, a);
+  // A heartbeat changes b's fingerprint without an event: within a second the
+  // last read may stand, after it a pass reads again.
+  await rig.store.write(({ trx }) =>
+    trx.updateTable('hosts').set({ allocatable_vcpus: 1 }).where('id', '=', b).execute(),
+  );
+  rig.clock.advance(1_000);
+  await svc.create(rig.projectId, spec('third'), 'test');
+  await rig.runner.idle();
+  const third = (await instances(rig)).get('third')!;
+  assert.equal(third.state, 'failed');
+  assert.equal(third.message, 'unplaced: 2 hosts: 1 draining, 1 lack vcpus');
+  await rig.close();
+});
+
+test('an instance a reused snapshot cannot place is tried on a fresh read before it fails', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  const a = await addHost(rig, 'a');
+  for (let i = 0; i < 4; i++) await svc.create(rig.projectId, spec(`fill-${i}`), 'test');
+  await rig.runner.idle();
+  // Capacity comes back without an event the placer wakes on: the snapshot it
+  // holds still counts the freed vCPUs as taken.
+  await rig.store.write(({ trx }) =>
+    trx.updateTable('hosts').set({ allocatable_vcpus: 8 }).where('id', '=', a).execute(),
+  );
+  await svc.create(rig.projectId, spec('late'), 'test');
+  await rig.runner.idle();
+  const late = (await instances(rig)).get('late')!;
+  assert.equal(late.state, 'scheduled');
+  assert.equal(late.host_id, a);
+  await rig.close();
+});

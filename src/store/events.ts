@@ -37,3 +37,24 @@ export async function readEvents(
   if (o.resource !== undefined) q = q.where('resource_id', '=', o.resource);
   return q.execute();
 }
+
+/** The newest event's seq, 0 when there is none. */
+export async function lastSeq(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('events')
+    .select(eb => eb.fn.max('seq').as('seq'))
+    .executeTakeFirst();
+  return Number(row?.seq ?? 0);
+}
+
+/** Whether an event of a type other than `except` came after `seq` (in a transaction: its own writes too). */
+export async function anyEventSince(db: Db, seq: number, except: readonly string[]): Promise<boolean> {
+  const row = await db
+    .selectFrom('events')
+    .select('seq')
+    .where('seq', '>', seq)
+    .where('type', 'not in', except)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
