@@ -190,7 +190,11 @@ test('quota refusals under concurrency: exactly the quota succeeds, nothing else
   assert.equal(created.length, 10, 'refused creations logged no event');
   assert.ok((await admin.get('/v1/events?project=quota&limit=1000')).body.items.length >= eventsBefore + 10);
 
-  // vCPU, memory and disk quotas, and release on delete.
+  // Release on delete, then vCPU, memory and disk quotas, each the only one that
+  // binds (the instance quota has room again).
+  const one = results.find(r => r.status === 201)!.body.id as string;
+  assert.equal((await admin.delete(`/v1/instances/${one}`)).status, 204);
+  assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9);
   const over = await admin.post('/v1/instances', {
     project: 'quota',
     kind: 'vm',
@@ -198,10 +202,8 @@ test('quota refusals under concurrency: exactly the quota succeeds, nothing else
     resources: { vcpus: 200, memoryMib: 512, diskGib: 1 },
   });
   assert.equal(over.status, 422);
-  assert.match(over.body.error.message, /instances|vcpus/);
-  const one = results.find(r => r.status === 201)!.body.id as string;
-  assert.equal((await admin.delete(`/v1/instances/${one}`)).status, 204);
-  assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9);
+  assert.equal(over.body.error.code, 'quota_exceeded');
+  assert.deepEqual(over.body.error.details, { exceeded: ['vcpus 9+200 > 100'] });
   const mem = await admin.post('/v1/instances', {
     project: 'quota',
     kind: 'vm',
@@ -209,7 +211,7 @@ test('quota refusals under concurrency: exactly the quota succeeds, nothing else
     resources: { vcpus: 1, memoryMib: 200_000, diskGib: 1 },
   });
   assert.equal(mem.status, 422);
-  assert.match(mem.body.error.message, /memoryMib/);
+  assert.deepEqual(mem.body.error.details, { exceeded: ['memoryMib 2304+200000 > 100000'] });
   const disk = await admin.post('/v1/instances', {
     project: 'quota',
     kind: 'vm',
@@ -217,7 +219,7 @@ test('quota refusals under concurrency: exactly the quota succeeds, nothing else
     resources: { vcpus: 1, memoryMib: 512, diskGib: 101 },
   });
   assert.equal(disk.status, 422);
-  assert.match(disk.body.error.message, /diskGib/);
+  assert.deepEqual(disk.body.error.details, { exceeded: ['diskGib 0+101 > 100'] });
   assert.equal((await admin.get('/v1/projects/quota')).body.usage.instances, 9, 'refusals took nothing');
 });
 

@@ -170,6 +170,9 @@ test('property: no over-commit, no group violation, every refusal explained', ()
         const physOf = (id: string) => (id.startsWith('v') ? `p${nestOn[Number(id.slice(1))]}` : id);
         const s = new Scheduler(hosts, new Set());
         const groupServers = new Set<string>();
+        // Usage recomputed from the placements alone, so a scheduler whose own free
+        // figures went wrong cannot vouch for itself.
+        const used = new Map<string, { vcpus: number; memoryMib: number }>();
         for (const q of requests) {
           const r = req({ memoryMib: q.memoryMib, vcpus: q.vcpus, groups: q.grouped ? [anti('physical-host')] : [] });
           const o = s.place(r);
@@ -180,8 +183,12 @@ test('property: no over-commit, no group violation, every refusal explained', ()
             continue;
           }
           s.commit(o.hostId, r);
-          const free = s.freeOf(o.hostId)!;
-          assert.ok(free.memoryMib >= 0 && free.vcpus >= 0, `over-committed ${o.hostId}`);
+          const u = used.get(o.hostId) ?? { vcpus: 0, memoryMib: 0 };
+          u.vcpus += r.vcpus;
+          u.memoryMib += r.memoryMib;
+          used.set(o.hostId, u);
+          const cap = hosts.find(h => h.id === o.hostId)!.free;
+          assert.ok(u.memoryMib <= cap.memoryMib && u.vcpus <= cap.vcpus, `over-committed ${o.hostId}`);
           if (q.grouped) {
             const p = physOf(o.hostId);
             assert.ok(!groupServers.has(p), `two members on ${p}`);

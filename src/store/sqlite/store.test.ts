@@ -3,17 +3,26 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import SQLite from 'better-sqlite3';
 import { openSqliteStore } from './store.ts';
 import type { EventRow } from '../schema.ts';
 
 const user = (name: string) => ({ id: `usr_${name}`, name, cluster_admin: 0, created_at: 'now' });
 
 test('concurrent writes commit together; a failing one leaves nothing and the rest stand', async () => {
-  const store = await openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') });
+  const file = join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db');
+  const store = await openSqliteStore({ file });
+  // A second connection sees only what is committed: if the writes shared one
+  // commit, none of them sees another's row through it, and once that commit
+  // is done all 19 appear together.
+  const other = new SQLite(file, { readonly: true });
+  const committedUsers = () => (other.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
+  const seenByOther: number[] = [];
   const seen: EventRow[] = [];
   store.onEvent(e => seen.push(e));
   const writes = Array.from({ length: 20 }, (_, i) =>
     store.write(async ({ trx, emit }) => {
+      seenByOther.push(committedUsers());
       await trx
         .insertInto('users')
         .values(user(`u${i}`))
@@ -31,6 +40,9 @@ test('concurrent writes commit together; a failing one leaves nothing and the re
     }),
   );
   const results = await Promise.allSettled(writes);
+  assert.deepEqual(seenByOther, Array(20).fill(0), 'a write was committed before the others ran');
+  assert.equal(committedUsers(), 19);
+  other.close();
   assert.equal(results.filter(r => r.status === 'fulfilled').length, 19);
   assert.equal((results[7] as PromiseRejectedResult).reason.message, 'refused');
   const names = (await store.db.selectFrom('users').select('name').execute()).map(r => r.name).sort();
