@@ -13,7 +13,7 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
     const tokenFile = readFileSync(join(dir, 'admin.token'), 'utf8');
     let admin = client(srv.url, srv.adminToken);
     assert.equal(
-      (await admin.post('/v1/projects', { name: 'keep', labels: { team: 'x' }, quota: { instances: 5 } })).status,
+      (await admin.post('/v1/projects', { name: 'keep', labels: { team: 'x' }, quota: { instances: 1000 } })).status,
       201,
     );
     assert.equal(
@@ -30,25 +30,9 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
       fingerprint: { capacity: { vcpus: 2, memoryMib: 1024, diskGib: 5 }, drivers: ['container'] },
     });
     assert.equal(reg.status, 201);
-    // Acknowledged writes fired concurrently, then the process is killed at once.
-    const made = await Promise.all(
-      Array.from({ length: 5 }, (_, i) =>
-        kim().post('/v1/instances', {
-          project: 'keep',
-          kind: 'container',
-          image: 'busybox',
-          name: `i${i}`,
-          labels: { n: String(i) },
-        }),
-      ),
-    );
-    assert.ok(made.every(r => r.status === 201));
     const snapshot = async () => ({
-      projects: (await admin.get('/v1/projects')).body.items,
+      projects: (await admin.get('/v1/projects')).body.items.map(({ usage: _, ...p }: Record<string, unknown>) => p),
       users: (await admin.get('/v1/users')).body.items,
-      instances: (await admin.get('/v1/instances?limit=1000')).body.items.map((i: Record<string, unknown>) => ({
-        ...i,
-      })),
       hosts: (await admin.get('/v1/hosts')).body.items.map((h: Record<string, unknown>) => ({
         id: h.id,
         name: h.name,
@@ -56,40 +40,86 @@ test('everything acknowledged survives kill -9 and a restart', async () => {
       })),
       tokens: (await admin.get('/v1/tokens?user=kim')).body.items,
     });
-    // The placer has acted on all five (placed, or failed for want of room): the state compared is the final one.
-    await until('the placer is done', async () =>
-      (await admin.get('/v1/instances?limit=1000')).body.items.every((i: { state: string }) => i.state !== 'pending')
-        ? true
-        : undefined,
-    );
     const before = await snapshot();
     const lastSeq = (await admin.get('/v1/events?limit=1000')).body.nextSince as number;
+
+    // Creates keep coming from several clients at once; the server is killed the
+    // moment the 30th is acknowledged, with the others still in flight.
+    const acked: { id: string; name: string }[] = [];
+    let sent = 0;
+    let inFlightAtKill = -1;
+    let inFlight = 0;
+    const worker = async () => {
+      while (inFlightAtKill < 0) {
+        const name = `i${sent++}`;
+        inFlight++;
+        const r = await kim()
+          .post('/v1/instances', { project: 'keep', kind: 'container', image: 'busybox', name, labels: { n: name } })
+          .catch(() => undefined);
+        inFlight--;
+        if (!r) return; // cut off by the kill: never acknowledged
+        if (inFlightAtKill >= 0) {
+          if (r.status === 201) acked.push({ id: r.body.id, name });
+          return;
+        }
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        acked.push({ id: r.body.id, name });
+        if (acked.length === 30) {
+          inFlightAtKill = inFlight;
+          srv.child.kill('SIGKILL');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
     await srv.stop('SIGKILL');
+    assert.ok(inFlightAtKill > 0, 'creates were in flight when the server was killed');
 
     srv = await startServerProcess(dir);
     admin = client(srv.url, srv.adminToken);
     assert.equal(readFileSync(join(dir, 'admin.token'), 'utf8'), tokenFile, 'the admin token is not regenerated');
     assert.deepEqual(await snapshot(), before);
+    const kept = (await admin.get('/v1/instances?project=keep&limit=1000')).body.items as {
+      id: string;
+      name: string;
+      labels: Record<string, string>;
+    }[];
+    for (const a of acked)
+      assert.deepEqual(
+        kept.filter(i => i.id === a.id).map(i => [i.name, i.labels.n]),
+        [[a.name, a.name]],
+        `acknowledged create ${a.name} survived`,
+      );
     assert.equal((await kim().get('/v1/whoami')).body.name, 'kim', 'tokens still work');
     assert.equal(
       (await client(srv.url, reg.body.token).post('/v1/agent/heartbeat', {})).status,
       200,
       'agent credentials too',
     );
-    const after = await kim().post('/v1/instances', {
-      project: 'keep',
-      kind: 'container',
-      image: 'busybox',
-      name: 'later',
-    });
-    assert.equal(after.status, 422, 'quota usage survived: 5 of 5 taken');
-    assert.equal((await admin.post('/v1/projects', { name: 'after-restart' })).status, 201);
-    const events = (await admin.get(`/v1/events?since=${lastSeq}`)).body.items as { seq: number; type: string }[];
-    assert.deepEqual(
-      events.map(e => e.type),
-      ['project.created'],
+    assert.equal(
+      (await admin.get('/v1/projects/keep')).body.usage.instances,
+      kept.length,
+      'quota usage survived with the instances it counts',
     );
-    assert.ok(events[0]!.seq > lastSeq, 'the event log continues after the restart');
+    assert.equal((await admin.post('/v1/projects', { name: 'after-restart' })).status, 201);
+    const events = (await admin.get(`/v1/events?since=${lastSeq}&limit=1000`)).body.items as {
+      seq: number;
+      type: string;
+      resourceId: string;
+    }[];
+    assert.deepEqual(
+      events
+        .filter(e => e.type === 'instance.created')
+        .map(e => e.resourceId)
+        .sort(),
+      kept.map(i => i.id).sort(),
+      'one creation event for each instance kept',
+    );
+    const created = events.filter(e => e.type === 'project.created');
+    assert.equal(created.length, 1);
+    assert.ok(
+      events.every(e => e.type !== 'instance.created' || e.seq < created[0]!.seq),
+      'the event log continues after the restart',
+    );
   } finally {
     await srv.stop('SIGKILL');
   }

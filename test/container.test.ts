@@ -168,6 +168,8 @@ test("a second agent on the same runtime leaves the first one's containers alone
       SOCKET,
       '--log-level',
       'warn',
+      '--label',
+      'side=other',
       '--join-token',
       joinToken,
     ],
@@ -176,14 +178,21 @@ test("a second agent on the same runtime leaves the first one's containers alone
     },
   );
   try {
-    await until('the second host registers', async () =>
+    const otherHost = await until('the second host registers', async () =>
       (await admin.get('/v1/hosts')).body.items.find(
         (h: { name: string; state: string }) => h.name === 'ctr-other' && h.state === 'ready',
       ),
     );
-    // Its first assignment answer (and clean-up pass) comes right after registration.
-    await new Promise(r => setTimeout(r, 1500));
+    // The agent runs its clean-up pass on its first assignment answer, before it
+    // handles any later one: an instance of its own running shows the pass is over.
+    const own = await run({ command: ['sleep', '600'], constraints: [{ key: 'side', op: '==', value: 'other' }] });
+    const placed = await until('running on the second host', inState(own, 'running'));
+    assert.equal(placed.host, otherHost.id);
     assert.equal((await containersOf(id))[0]?.State, 'running');
+    assert.equal((await admin.delete(`/v1/instances/${own}`)).status, 202);
+    await until('removed by the second agent', async () =>
+      (await admin.get(`/v1/instances/${own}`)).status === 404 ? true : undefined,
+    );
   } finally {
     other.kill('SIGKILL');
   }

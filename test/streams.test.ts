@@ -2,6 +2,7 @@
 // Podman, and the CLI as a user runs it (with a pseudo-terminal from
 // util-linux `script` for `exec -it`).
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { Channel, frame, parseFrame, parseStatus } from '../src/lib/stream-frames.ts';
@@ -84,13 +85,46 @@ test('logs: stdout and stderr through the API, and the CLI prints each to its ow
 });
 
 test('logs -f streams output as it comes and ends when the instance stops', async () => {
-  const id = await run(['sh', '-c', 'sleep 1; for i in 1 2 3; do echo line$i; sleep 0.3; done']);
+  // Each line waits for a file the test creates only once it has seen the line
+  // before, so a server that held output back would never get the next.
+  const id = await run([
+    'sh',
+    '-c',
+    'for i in 1 2 3; do echo line$i; until [ -e /tmp/go$i ]; do sleep 0.05; done; done',
+  ]);
   await inState(id, 'running')();
-  const started = Date.now();
-  const cli = await strata(['logs', '-f', id]);
-  assert.equal(cli.code, 0, cli.stderr);
-  assert.equal(cli.stdout, 'line1\nline2\nline3\n');
-  assert.ok(Date.now() - started >= 800, 'the stream waited for output that came later');
+  const env = cliEnv(`${cliHome}/config.yaml`, cliHome, { STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken });
+  const cli = spawn(strataBin, ['logs', '-f', id], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const seen: (() => void)[] = [];
+  cli.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    for (const check of seen) check();
+  });
+  cli.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>(r => cli.once('close', r));
+  try {
+    for (const i of [1, 2, 3]) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`line${i} never came; got ${JSON.stringify(stdout)}`)), 30_000);
+        const check = () => {
+          if (!stdout.includes(`line${i}\n`)) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        seen.push(check);
+        check();
+      });
+      assert.equal(stdout, ['line1\n', 'line2\n', 'line3\n'].slice(0, i).join(''));
+      const go = await strata(['exec', id, '--', 'touch', `/tmp/go${i}`]);
+      assert.equal(go.code, 0, go.stderr);
+    }
+    assert.equal(await exited, 0, stderr);
+    assert.equal(stdout, 'line1\nline2\nline3\n');
+  } finally {
+    cli.kill();
+  }
 });
 
 test('exec: output, stderr and the exit code; stdin from a pipe', async () => {
