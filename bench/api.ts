@@ -1,12 +1,16 @@
-// API benchmark on loopback: Strata's reads and writes against the floor of
-// the same stack (a bare Fastify answer, a bare SQLite point select), in one run.
+// API benchmark on loopback: Strata's reads and writes, each row beside the
+// floor of the same stack (a bare Fastify answer, a bare SQLite point select)
+// measured just before it, so drift during the run shows.
 //
-//   node bench/api.ts [--duration 10] [--connections 32] [--record]
+//   node bench/api.ts [--duration 10] [--connections 32] [--hosts 50] [--record]
 //
-// The server runs as a child process (`strata server`) so it and the load
-// generator each get a core of this 2-core machine. It runs with
-// `--token-rate 0`: the load comes from one token, and what is measured is
-// the API's own cost, not the per-token limit (1,000 requests/s by default).
+// The server runs as a child process (`strata server`), with a simulated
+// fleet (`strata agent --sim N`) as a second one, so a create is admitted,
+// then placed by the placer and assigned to a host that runs it while the
+// load goes on; after the create row the run waits until every instance runs.
+// A last row, on a second server with no hosts, is admission alone. Servers
+// run with `--token-rate 0`: the load comes from one token, and what is
+// measured is the API's own cost, not the per-token limit.
 import autocannon from 'autocannon';
 import SQLite from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -14,38 +18,45 @@ import { appendFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { client, removeDir, startServerProcess, tempDir } from '../test/helpers.ts';
+import { client, removeDir, type ServerProcess, startServerProcess, tempDir } from '../test/helpers.ts';
+import { readyHosts, type SimFleet, startSimFleet, tally } from './sim-fleet.ts';
 
 const { values: flags } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     instances: { type: 'string', default: '1000' },
+    hosts: { type: 'string', default: '50' },
     record: { type: 'boolean', default: false },
   },
 });
 const duration = Number(flags.duration);
 const connections = Number(flags.connections);
 const seedCount = Number(flags.instances);
+const hostCount = Number(flags.hosts);
+const loadBefore = os.loadavg();
 
-interface Row {
-  name: string;
+interface Measure {
   rps: number;
   p50: number;
   p99: number;
   bad: number;
-  note?: string;
+}
+interface Row extends Measure {
+  name: string;
+  /** the bare Fastify GET and the SQLite point select, measured just before the row */
+  floor: { http: number; sqlite: number };
+  target?: { text: string; met: boolean };
 }
 const rows: Row[] = [];
+const f = (n: number) => Math.round(n).toLocaleString('en');
 
-async function load(name: string, opts: Parameters<typeof autocannon>[0], note?: string): Promise<void> {
-  await autocannon({ ...opts, connections, duration: 2 }); // warm-up, not recorded
+async function measure(name: string, opts: Parameters<typeof autocannon>[0], warm: boolean): Promise<Measure> {
+  if (warm) await autocannon({ ...opts, connections, duration: 2 }); // warm-up, not recorded
   const r = await autocannon({ ...opts, connections, duration });
-  const bad = r.errors + r.timeouts + r.non2xx;
-  rows.push({ name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad, ...(note ? { note } : {}) });
-  console.error(
-    `${name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx/errors ${bad}`,
-  );
+  const m = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, bad: r.errors + r.timeouts + r.non2xx };
+  console.error(`${name}: ${f(m.rps)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, non-2xx/errors ${m.bad}`);
+  return m;
 }
 
 /** Bare Fastify answering a JSON object of the size of an instance: the HTTP floor. */
@@ -69,11 +80,47 @@ async function bareFastify(body: string): Promise<{ url: string; stop: () => voi
   return { url: `http://127.0.0.1:${port}/x`, stop: () => child.kill() };
 }
 
+/** Waits until none of the project's instances is on its way to running; the tally and the seconds it took. */
+async function settled(
+  srv: { url: string; adminToken: string },
+  project: string,
+): Promise<{ by: Record<string, number>; s: number }> {
+  const t0 = performance.now();
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const by = await tally(srv, project);
+    if (!by.pending && !by.scheduled && !by.starting) return { by, s: (performance.now() - t0) / 1000 };
+    if (Date.now() > deadline) throw new Error(`instances still on their way after 300 s: ${JSON.stringify(by)}`);
+    await new Promise(r => setTimeout(r, 250));
+  }
+}
+
 const dataDir = tempDir('strata-bench-');
-const server = await startServerProcess(dataDir, ['--token-rate', '0']);
-const api = client(server.url, server.adminToken);
-const auth = { authorization: `Bearer ${server.adminToken}` };
+const bareDir = tempDir('strata-bench-bare-');
+let server: ServerProcess | undefined;
+let bareServer: ServerProcess | undefined;
+let fleet: SimFleet | undefined;
+let floorHttp: { url: string; stop: () => void } | undefined;
+let sqlite: SQLite.Database | undefined;
+const notes: string[] = [];
 try {
+  server = await startServerProcess(dataDir, ['--token-rate', '0']);
+  const api = client(server.url, server.adminToken);
+  const auth = { authorization: `Bearer ${server.adminToken}` };
+  // Room for every create of the run: what is measured is never a full cluster.
+  fleet = await startSimFleet(server, {
+    hosts: hostCount,
+    dataDir,
+    extra: ['--sim-cpus', '4096', '--sim-memory', String(1 << 24), '--sim-disk', String(1 << 20)],
+  });
+  const s = server;
+  const tFleet = performance.now();
+  while ((await readyHosts(s)) < hostCount) {
+    if (performance.now() - tFleet > 120_000) throw new Error(`${hostCount} hosts not ready after 120 s`);
+    await new Promise(r => setTimeout(r, 200));
+  }
+  console.error(`${hostCount} simulated hosts ready`);
+
   console.error(`seeding ${seedCount} instances...`);
   const project = (await api.post('/v1/projects', { name: 'bench' })).body.id as string;
   const ids: string[] = [];
@@ -94,83 +141,124 @@ try {
       ids.push(r.body.id);
     }
   }
+  const seeded = await settled(s, project);
+  if (seeded.by.running !== seedCount) throw new Error(`seeds did not all run: ${JSON.stringify(seeded.by)}`);
   const one = ids[Math.floor(ids.length / 2)]!;
   const oneBody = JSON.stringify((await api.get(`/v1/instances/${one}`)).body);
 
-  // Floors first, while the machine is quiet.
-  const bare = await bareFastify(oneBody);
-  await load('bare Fastify GET (floor)', { url: bare.url });
-  bare.stop();
-
-  const sqlite = new SQLite(join(dataDir, 'strata.db'), { readonly: true });
+  floorHttp = await bareFastify(oneBody);
+  await autocannon({ url: floorHttp.url, connections, duration: 2 }); // warm-up, not recorded
+  sqlite = new SQLite(join(dataDir, 'strata.db'), { readonly: true });
   const stmt = sqlite.prepare('SELECT * FROM instances WHERE id = ?');
-  const n = 200_000;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) stmt.get(ids[i % ids.length]);
-  const selectRate = n / ((performance.now() - t0) / 1000);
-  sqlite.close();
-  rows.push({
-    name: 'bare better-sqlite3 point select (floor, in-process)',
-    rps: selectRate,
-    p50: 0,
-    p99: 0,
-    bad: 0,
-    note: 'ops/s, no HTTP',
-  });
-  console.error(`bare SQLite point select: ${Math.round(selectRate)} ops/s`);
+  const floorUrl = floorHttp.url;
+  /** Both floors, just before a row. */
+  const floors = async (): Promise<Row['floor']> => {
+    const http = await measure('  floor: bare Fastify GET', { url: floorUrl }, false);
+    const n = 200_000;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) stmt.get(ids[i % ids.length]);
+    const ops = n / ((performance.now() - t0) / 1000);
+    console.error(`  floor: bare SQLite point select: ${f(ops)} ops/s`);
+    return { http: http.rps, sqlite: ops };
+  };
+  const row = async (
+    name: string,
+    opts: Parameters<typeof autocannon>[0],
+    target?: (m: Measure) => Row['target'],
+  ): Promise<Row> => {
+    const floor = await floors();
+    const m = await measure(name, opts, true);
+    const r: Row = { name, ...m, floor, ...(target ? { target: target(m) } : {}) };
+    rows.push(r);
+    return r;
+  };
 
-  await load('GET /v1/instances/:id', { url: `${server.url}/v1/instances/${one}`, headers: auth });
-  await load('GET /v1/instances?limit=100 (list page)', {
-    url: `${server.url}/v1/instances?project=${project}&limit=100`,
+  const withFleet = `the ${hostCount}-host simulated fleet heartbeating behind it`;
+  await row(`GET /v1/instances/:id (${withFleet})`, { url: `${s.url}/v1/instances/${one}`, headers: auth }, m => ({
+    text: 'reads >= 10,000/s, p99 < 20 ms',
+    met: m.rps >= 10_000 && m.p99 < 20,
+  }));
+  await row(`GET /v1/instances?limit=100 (a list page; ${withFleet})`, {
+    url: `${s.url}/v1/instances?project=${project}&limit=100`,
     headers: auth,
   });
-  await load('GET /v1/instances?limit=1000 (all 1,000)', {
-    url: `${server.url}/v1/instances?project=${project}&limit=1000`,
+  await row(`GET /v1/instances?limit=1000 (all ${f(seedCount)}; ${withFleet})`, {
+    url: `${s.url}/v1/instances?project=${project}&limit=1000`,
     headers: auth,
   });
-  await load('POST /v1/instances (create)', {
-    url: `${server.url}/v1/instances`,
-    method: 'POST',
+  const createProject = (await api.post('/v1/projects', { name: 'bench-creates' })).body.id as string;
+  const create = {
+    method: 'POST' as const,
     headers: { ...auth, 'content-type': 'application/json' },
-    body: JSON.stringify({ project, kind: 'container', image: 'busybox' }),
-  });
-} finally {
+    body: JSON.stringify({ project: createProject, kind: 'container', image: 'busybox' }),
+  };
+  await row(
+    `POST /v1/instances: admitted; placed and assigned by the placer and the ${hostCount}-host fleet behind it during the run`,
+    { url: `${s.url}/v1/instances`, ...create },
+    m => ({ text: 'creates >= 2,000/s, p99 < 20 ms', met: m.rps >= 2_000 && m.p99 < 20 }),
+  );
+  const created = await settled(s, createProject);
+  const total = Object.values(created.by).reduce((a, b) => a + b, 0);
+  notes.push(
+    `After the create row (warm-up included): ${f(created.by.running ?? 0)} of ${f(total)} created instances running, ${f(created.by.failed ?? 0)} failed; none was still pending, scheduled or starting ${created.s.toFixed(1)} s after the load stopped.`,
+  );
+  console.error(notes.at(-1));
+  if ((created.by.running ?? 0) !== total)
+    throw new Error(`created instances did not all run: ${JSON.stringify(created.by)}`);
+  await fleet.stop();
   await server.stop();
-  removeDir(dataDir);
-}
 
-const targets: Record<string, string> = {
-  'GET /v1/instances/:id': 'reads >= 10,000/s, p99 < 20 ms',
-  'POST /v1/instances (create)': 'creates >= 2,000/s, p99 < 20 ms',
-};
-const met = (r: Row): string => {
-  if (r.name.startsWith('GET /v1/instances/:id')) return r.rps >= 10_000 && r.p99 < 20 ? 'met' : 'not met';
-  if (r.name.startsWith('POST')) return r.rps >= 2_000 && r.p99 < 20 ? 'met' : 'not met';
-  return '';
-};
+  // Admission alone: a second server with no hosts, where every create stays pending.
+  bareServer = await startServerProcess(bareDir, ['--token-rate', '0']);
+  const bareApi = client(bareServer.url, bareServer.adminToken);
+  const bareProject = (await bareApi.post('/v1/projects', { name: 'bench' })).body.id as string;
+  await row('POST /v1/instances: admission only (a second server with no hosts: stays pending, never placed)', {
+    url: `${bareServer.url}/v1/instances`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${bareServer.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ project: bareProject, kind: 'container', image: 'busybox' }),
+  });
+} catch (err) {
+  const log = fleet?.tail();
+  if (log) console.error(`the fleet's last log lines:\n${log}`);
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  sqlite?.close();
+  floorHttp?.stop();
+  await fleet?.stop();
+  await server?.stop();
+  await bareServer?.stop();
+  removeDir(dataDir);
+  removeDir(bareDir);
+}
+const loadAfter = os.loadavg();
+const loads = (l: number[]) => l.map(x => x.toFixed(2)).join(' ');
+
 const table = [
-  '| what | req/s | p50 ms | p99 ms | non-2xx | target |',
-  '|---|---:|---:|---:|---:|---|',
+  '| what | req/s | p50 ms | p99 ms | non-2xx | floor just before: bare Fastify GET req/s | floor just before: SQLite point select ops/s (in-process) | target |',
+  '|---|---:|---:|---:|---:|---:|---:|---|',
   ...rows.map(
     r =>
-      `| ${r.name} | ${Math.round(r.rps).toLocaleString('en')}${r.note ? ` (${r.note})` : ''} | ${r.p50 || '-'} | ${r.p99 || '-'} | ${r.bad} | ${targets[r.name] ? `${targets[r.name]}: ${met(r)}` : ''} |`,
+      `| ${r.name} | ${f(r.rps)} | ${r.p50} | ${r.p99} | ${r.bad} | ${f(r.floor.http)} | ${f(r.floor.sqlite)} | ${r.target ? `${r.target.text}: ${r.target.met ? 'met' : 'not met'}` : ''} |`,
   ),
 ].join('\n');
 console.log(table);
+for (const n of notes) console.log(n);
+console.log(`Load average before the run ${loads(loadBefore)}, after ${loads(loadAfter)}.`);
 
-if (flags.record) {
+if (flags.record && process.exitCode !== 1) {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const section = [
     '',
     `## ${new Date().toISOString()}: bench/api.ts`,
     '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${os
-      .loadavg()
-      .map(l => l.toFixed(2))
-      .join(' ')}.`,
-    `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up; ${seedCount} instances seeded; server as a child process; request logging is off).`,
+    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${loads(loadBefore)}, after ${loads(loadAfter)}.`,
+    `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --hosts ${hostCount} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up, each row just after its floors; ${seedCount} instances seeded and running; server and a ${hostCount}-host simulated fleet as child processes, so creates are placed and run during the load; the last row on a second server with no hosts; request logging is off).`,
     '',
     table,
+    '',
+    ...notes,
     '',
   ].join('\n');
   appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
@@ -178,5 +266,5 @@ if (flags.record) {
 }
 if (rows.some(r => r.bad > 0)) {
   console.error('some requests failed');
-  process.exit(1);
+  process.exitCode = 1;
 }

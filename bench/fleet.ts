@@ -14,13 +14,14 @@
 // it ran on a cluster, this runs on one 2-core machine with every process of
 // the test on it.
 import autocannon from 'autocannon';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
-import { client, removeDir, startServerProcess, strataBin, tempDir } from '../test/helpers.ts';
+import { client, removeDir, startServerProcess, tempDir } from '../test/helpers.ts';
+import { readyHosts, type SimFleet, startSimFleet, tally } from './sim-fleet.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -102,67 +103,21 @@ function followRunning(url: string, token: string, since: number, signal: AbortS
   };
 }
 
-/** Instances of a project by state, from the API. */
-async function tally(project: string): Promise<Record<string, number>> {
-  const api = client(server.url, server.adminToken);
-  const by: Record<string, number> = {};
-  let cursor: string | undefined;
-  do {
-    const page = await api.get(`/v1/instances?project=${project}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
-    for (const i of page.body.items as { state: string }[]) by[i.state] = (by[i.state] ?? 0) + 1;
-    cursor = page.body.nextCursor ?? undefined;
-  } while (cursor);
-  return by;
-}
-
 const dataDir = tempDir('strata-fleet-');
-const fleetLog = join(dataDir, 'fleet.log');
 const server = await startServerProcess(dataDir, ['--token-rate', '0', '--max-connections', '4096']);
 const api = client(server.url, server.adminToken);
 const auth = { authorization: `Bearer ${server.adminToken}` };
-let fleet: ChildProcess | undefined;
+let fleet: SimFleet | undefined;
 const stopStream = new AbortController();
 try {
-  const joinToken = await api.post('/v1/join-tokens', { description: 'fleet benchmark' });
-  if (joinToken.status !== 201) throw new Error(`join token: ${joinToken.status} ${JSON.stringify(joinToken.body)}`);
   const serverBefore = usage(server.child.pid!);
 
   // 1. The fleet registers.
   const t0 = performance.now();
-  fleet = spawn(
-    strataBin,
-    [
-      'agent',
-      '--sim',
-      String(hostCount),
-      '--server',
-      server.url,
-      '--join-token',
-      joinToken.body.secret as string,
-      '--data',
-      join(dataDir, 'fleet'),
-      '--log-level',
-      'warn',
-    ],
-    // The fleet's log (warnings and errors only) goes to a file, shown if the run fails.
-    { stdio: ['ignore', openSync(fleetLog, 'w'), 'inherit'] },
-  );
-  fleet.once('exit', code => {
-    if (code !== null && code !== 0) console.error(`the fleet exited with ${code}`);
-  });
-  const readyHosts = async (): Promise<number> => {
-    let n = 0;
-    let cursor: string | undefined;
-    do {
-      const page = await api.get(`/v1/hosts?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
-      n += (page.body.items as { state: string }[]).filter(h => h.state === 'ready').length;
-      cursor = page.body.nextCursor ?? undefined;
-    } while (cursor);
-    return n;
-  };
-  await until(`${hostCount} ready hosts`, async () => (await readyHosts()) >= hostCount, 300_000);
+  fleet = await startSimFleet(server, { hosts: hostCount, dataDir });
+  await until(`${hostCount} ready hosts`, async () => (await readyHosts(server)) >= hostCount, 300_000);
   const registerSeconds = (performance.now() - t0) / 1000;
-  const fleetIdle = usage(fleet.pid!);
+  const fleetIdle = usage(fleet.child.pid!);
   console.error(`${hostCount} hosts ready in ${registerSeconds.toFixed(1)} s`);
 
   // 2. Creates through the API, with a light read beside them; the event stream counts what runs.
@@ -170,7 +125,7 @@ try {
   // No instance existed before: following from the start counts every one.
   const stream = followRunning(server.url, server.adminToken, 0, stopStream.signal);
   const serverAtLoad = usage(server.child.pid!);
-  const fleetAtLoad = usage(fleet.pid!);
+  const fleetAtLoad = usage(fleet.child.pid!);
   const readLatencies: number[] = [];
   const readErrors: string[] = [];
   let loading = true;
@@ -211,7 +166,7 @@ try {
   if (bad > 0) throw new Error(`${bad} creates failed`);
   const tAllRunning = await Promise.race([
     stream.reach(instanceCount, 120_000).catch(async err => {
-      throw new Error(`${(err as Error).message}; the API says: ${JSON.stringify(await tally(project))}`);
+      throw new Error(`${(err as Error).message}; the API says: ${JSON.stringify(await tally(server, project))}`);
     }),
     stream.done.then(() => {
       throw new Error('the event stream ended');
@@ -224,7 +179,7 @@ try {
   if (readErrors.length > 0) throw new Error(`${readErrors.length} reads failed during the load: ${readErrors[0]}`);
   const allRunSeconds = (tAllRunning - tCreate) / 1000;
   const serverAfter = usage(server.child.pid!);
-  const fleetAfter = usage(fleet.pid!);
+  const fleetAfter = usage(fleet.child.pid!);
   readLatencies.sort((a, b) => a - b);
   console.error(`all ${instanceCount} running ${allRunSeconds.toFixed(1)} s after the first create`);
 
@@ -276,14 +231,13 @@ try {
     );
   }
 } catch (err) {
-  const log = existsSync(fleetLog) ? readFileSync(fleetLog, 'utf8').trim().split('\n').slice(-20).join('\n') : '';
+  const log = fleet?.tail();
   if (log) console.error(`the fleet's last log lines:\n${log}`);
   process.exitCode = 1;
   console.error(err);
 } finally {
   stopStream.abort();
-  fleet?.kill('SIGTERM');
-  if (fleet && fleet.exitCode === null) await new Promise(r => fleet!.once('exit', r));
+  await fleet?.stop();
   await server.stop();
   removeDir(dataDir);
 }

@@ -5,7 +5,7 @@ import { findKind, kinds } from '../kinds/index.ts';
 import type { Level } from '../model/topology.ts';
 import type { ConstraintSpec } from '../scheduler/constraints.ts';
 import { type GroupRule, type Request, type SchedHost, Scheduler, type SpreadRule } from '../scheduler/scheduler.ts';
-import { readCluster } from '../store/placement.ts';
+import { type ClusterRows, readCluster } from '../store/placement.ts';
 import type { InstanceRow, PlacementGroupRow } from '../store/schema.ts';
 import type { Store, Trx } from '../store/store.ts';
 
@@ -26,7 +26,11 @@ export interface Snapshot {
 const overheads = kinds.map(k => ({ kind: k.name, memoryMib: k.hostMemoryOverheadMib }));
 
 export async function snapshot(trx: Trx): Promise<Snapshot> {
-  const { hosts: rows, usage, parentHost, members, groups, strategies } = await readCluster(trx, overheads);
+  return snapshotOf(await readCluster(trx, overheads));
+}
+
+/** The snapshot of what was read: the CPU a pass spends on it beyond SQL (bench/scheduler.ts measures this). */
+export function snapshotOf({ hosts: rows, usage, parentHost, members, groups, strategies }: ClusterRows): Snapshot {
   const dedicated = new Set<string>();
   const hosts = rows.map((h): SchedHost => {
     if (h.pool) dedicated.add(h.pool);
