@@ -2,13 +2,14 @@
 // floor of the same stack (a bare Fastify answer, a bare SQLite point select)
 // measured just before it, so drift during the run shows.
 //
-//   node bench/api.ts [--duration 10] [--connections 32] [--hosts 50] [--record]
+//   node bench/api.ts [--duration 10] [--connections 32] [--hosts 50] [--no-admission-only] [--record]
 //
 // The server runs as a child process (`strata server`), with a simulated
 // fleet (`strata agent --sim N`) as a second one, so a create is admitted,
 // then placed by the placer and assigned to a host that runs it while the
 // load goes on; after the create row the run waits until every instance runs.
-// A last row, on a second server with no hosts, is admission alone. Servers
+// A last row, on a second server with no hosts, is admission alone
+// (--no-admission-only leaves it out: bench/profile.ts wants one server). Servers
 // run with `--token-rate 0`: the load comes from one token, and what is
 // measured is the API's own cost, not the per-token limit.
 import autocannon from 'autocannon';
@@ -27,8 +28,10 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     instances: { type: 'string', default: '1000' },
     hosts: { type: 'string', default: '50' },
+    'admission-only': { type: 'boolean', default: true },
     record: { type: 'boolean', default: false },
   },
+  allowNegative: true,
 });
 const duration = Number(flags.duration);
 const connections = Number(flags.connections);
@@ -208,16 +211,18 @@ try {
   await fleet.stop();
   await server.stop();
 
-  // Admission alone: a second server with no hosts, where every create stays pending.
-  bareServer = await startServerProcess(bareDir, ['--token-rate', '0']);
-  const bareApi = client(bareServer.url, bareServer.adminToken);
-  const bareProject = (await bareApi.post('/v1/projects', { name: 'bench' })).body.id as string;
-  await row('POST /v1/instances: admission only (a second server with no hosts: stays pending, never placed)', {
-    url: `${bareServer.url}/v1/instances`,
-    method: 'POST',
-    headers: { authorization: `Bearer ${bareServer.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ project: bareProject, kind: 'container', image: 'busybox' }),
-  });
+  if (flags['admission-only']) {
+    // Admission alone: a second server with no hosts, where every create stays pending.
+    bareServer = await startServerProcess(bareDir, ['--token-rate', '0']);
+    const bareApi = client(bareServer.url, bareServer.adminToken);
+    const bareProject = (await bareApi.post('/v1/projects', { name: 'bench' })).body.id as string;
+    await row('POST /v1/instances: admission only (a second server with no hosts: stays pending, never placed)', {
+      url: `${bareServer.url}/v1/instances`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${bareServer.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ project: bareProject, kind: 'container', image: 'busybox' }),
+    });
+  }
 } catch (err) {
   const log = fleet?.tail();
   if (log) console.error(`the fleet's last log lines:\n${log}`);
@@ -254,7 +259,7 @@ if (flags.record && process.exitCode !== 1) {
     `## ${new Date().toISOString()}: bench/api.ts`,
     '',
     `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${loads(loadBefore)}, after ${loads(loadAfter)}.`,
-    `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --hosts ${hostCount} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up, each row just after its floors; ${seedCount} instances seeded and running; server and a ${hostCount}-host simulated fleet as child processes, so creates are placed and run during the load; the last row on a second server with no hosts; request logging is off).`,
+    `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --hosts ${hostCount}${flags['admission-only'] ? '' : ' --no-admission-only'} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up, each row just after its floors; ${seedCount} instances seeded and running; server and a ${hostCount}-host simulated fleet as child processes, so creates are placed and run during the load; ${flags['admission-only'] ? 'the last row on a second server with no hosts; ' : ''}request logging is off).`,
     '',
     table,
     '',

@@ -158,6 +158,8 @@ function table(title: string, rows: [string, number][], busyMs: number): string 
   ].join('\n');
 }
 
+// bench/api.ts ends on a second server (admission alone): one server profile is wanted.
+if (flags.bench === 'api' && !positionals.includes('--no-admission-only')) positionals.push('--no-admission-only');
 const script = join(import.meta.dirname, `${flags.bench}.ts`);
 const profileDir = mkdtempSync(join(os.tmpdir(), 'strata-profile-'));
 const loadBefore = os.loadavg();
