@@ -2,9 +2,15 @@
 // agent on Podman: working dir, user, read-only root, tmpfs, pids limit,
 // published ports, and each kind of health check going healthy and unhealthy.
 import { strict as assert } from 'node:assert';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
-import { PODMAN_SOCKET, startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
+import {
+  freePort,
+  PODMAN_SOCKET,
+  startContainerFixture,
+  until,
+  type Client,
+  type ContainerFixture,
+} from './helpers.ts';
 
 const HTTP_IMAGE = '127.0.0.1:5000/library/busybox-http:latest';
 
@@ -38,15 +44,6 @@ const healthOf = (id: string, status: string, timeoutMs = 60_000) =>
     },
     timeoutMs,
   );
-
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>(r => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise(r => s.close(r));
-  return port;
-}
 
 test('working dir, user, read-only root, tmpfs and the pids limit reach the runtime', async () => {
   const script = [

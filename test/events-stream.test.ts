@@ -1,5 +1,6 @@
 // The event stream follows live changes, and stops when the caller loses access.
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { client, startTestServer, until, type Client, type TestServer } from './helpers.ts';
 
@@ -212,3 +213,99 @@ test('an event stream ends when its token expires', async () => {
     await quick.close();
   }
 });
+
+test('following with since: the backlog, then live events, each once and in order, none lost at the switch', async () => {
+  const own = await startTestServer({ limits: { tokenRequestsPerSecond: 0 } });
+  const { connect } = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  try {
+    const a = client(own.url, own.adminToken);
+    const seqs = async (): Promise<number[]> => {
+      const all: number[] = [];
+      for (let since = 0; ; ) {
+        const page = (await a.get(`/v1/events?since=${since}&limit=1000`)).body;
+        all.push(...(page.items as { seq: number }[]).map(e => e.seq));
+        if (page.items.length === 0) return all;
+        since = page.nextSince;
+      }
+    };
+    // A backlog far larger than the sockets' buffers, so the server is still
+    // sending it, waiting for the reader, while live events commit: 1,200
+    // events of 20 KB, written in one go.
+    const project = (await a.get('/v1/projects/default')).body.id as string;
+    await own.server.store.write(async ({ emit }) => {
+      for (let i = 0; i < 1200; i++)
+        emit({
+          type: 'project.updated',
+          resourceType: 'project',
+          resourceId: project,
+          projectId: project,
+          actor: 'test',
+          data: { fields: [`${i}`.padEnd(20_000, '.')] },
+        });
+    });
+    const backlog = await seqs();
+    /**
+     * A raw follower from `since` that reads nothing until resumed. It is
+     * ready once bytes wait in its socket: the server writes the first of them
+     * after it subscribed to live events.
+     */
+    const follow = async (since: number) => {
+      const { hostname, port } = new URL(own.url);
+      const sock = connect(Number(port), hostname);
+      sockets.push(sock);
+      sock.pause();
+      await new Promise(r => sock.once('connect', r));
+      const parts: string[] = [];
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => parts.push(d));
+      sock.pause();
+      sock.write(
+        `GET /v1/events?follow=true&since=${since} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${own.adminToken}\r\nAccept: text/event-stream\r\n\r\n`,
+      );
+      await until('the server is sending', async () => (unreadBytes(sock.localPort!) > 0 ? true : undefined));
+      return {
+        since,
+        text: () => parts.join(''),
+        has: (seq: number) => parts.join('').includes(`\nid: ${seq}\n`),
+        resume: () => sock.resume(),
+      };
+    };
+    // One follower whose backlog is one page (the server reads 1,000 at a
+    // time) and one whose backlog takes two.
+    const onePage = await follow(backlog.at(-901)!);
+    const twoPages = await follow(backlog.at(-1101)!);
+    for (let i = 0; i < 4; i++) {
+      const made = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          a.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox' }),
+        ),
+      );
+      assert.ok(made.every(r => r.status === 201));
+    }
+    const all = await seqs();
+    const last = all.at(-1)!;
+    for (const f of [onePage, twoPages]) {
+      f.resume();
+      await until(`the follower from ${f.since} reaches ${last}`, async () => (f.has(last) ? true : undefined));
+      const got = [...f.text().matchAll(/^id: (\d+)$/gm)].map(m => Number(m[1]));
+      assert.deepEqual(
+        got,
+        all.filter(s => s > f.since),
+      );
+    }
+  } finally {
+    for (const s of sockets) s.destroy();
+    await own.close();
+  }
+});
+
+/** Bytes received on the loopback TCP socket with this local port that its reader has not read yet. */
+function unreadBytes(localPort: number): number {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || Number.parseInt(f[1]!.split(':')[1]!, 16) !== localPort) continue;
+    return Number.parseInt(f[4]!.split(':')[1]!, 16);
+  }
+  return 0;
+}

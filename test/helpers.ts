@@ -2,6 +2,7 @@
 // child process) on a free loopback port with its own data directory, and a
 // small JSON client.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -180,6 +181,15 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise(r => setTimeout(r, 100));
   }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>(r => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise(r => s.close(r));
+  return port;
 }
 
 export const PODMAN_SOCKET = process.env.STRATA_DOCKER_SOCKET ?? '/run/podman/podman.sock';

@@ -132,3 +132,29 @@ test('a token that sends more than its rate is answered 429 with Retry-After; ot
     await srv.close();
   }
 });
+
+test('a body over 1 MiB is a 413 and a body that is not JSON a 415, in the error shape, and neither creates anything', async () => {
+  const srv = await startTestServer();
+  try {
+    const a = client(srv.url, srv.adminToken);
+    const count = async () => (await a.get('/v1/projects?limit=1000')).body.items.length as number;
+    const before = await count();
+    // Valid JSON, so only its size can be the reason.
+    const big = await a.post('/v1/projects', { name: 'big', description: 'x'.repeat(1024 * 1024) });
+    assert.equal(big.status, 413, JSON.stringify(big.body));
+    assert.equal(big.body.error.code, 'payload_too_large');
+    assert.equal(typeof big.body.error.message, 'string');
+    // The same body as form data: refused for its type, not its content.
+    const form = await a.post('/v1/projects', 'name=plain', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 415, JSON.stringify(form.body));
+    assert.equal(form.body.error.code, 'unsupported_media_type');
+    const bytes = await a.post('/v1/projects', JSON.stringify({ name: 'plain' }), {
+      'content-type': 'application/octet-stream',
+    });
+    assert.equal(bytes.status, 415, JSON.stringify(bytes.body));
+    assert.equal(bytes.body.error.code, 'unsupported_media_type');
+    assert.equal(await count(), before);
+  } finally {
+    await srv.close();
+  }
+});

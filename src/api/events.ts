@@ -1,6 +1,7 @@
 // /v1/events: the append-only change log, as a page or as a server-sent event
 // stream (?follow=true). Callers see events of their own projects only; events
 // of no project (users, tokens) are for cluster admins.
+import type { Writable } from 'node:stream';
 import { ApiError } from '../lib/errors.ts';
 import type { EventRow } from '../store/schema.ts';
 import { watchAccess } from './access-watch.ts';
@@ -95,7 +96,7 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
         if (qs.since !== undefined) {
           for (;;) {
             const rows = await backlog(last, 1000);
-            for (const e of rows) if (!write(e)) await new Promise(r => raw.once('drain', r).once('close', r));
+            for (const e of rows) if (!write(e)) await drainedOrClosed(raw);
             if (rows.length < 1000 || raw.destroyed) break;
           }
         }
@@ -107,4 +108,17 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
       }
     },
   );
+}
+
+/** Resolves when `s` drains or closes, leaving no listener behind (a long backlog waits many times). */
+function drainedOrClosed(s: Writable): Promise<void> {
+  return new Promise(resolve => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.once('drain', done);
+    s.once('close', done);
+  });
 }
