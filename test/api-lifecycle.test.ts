@@ -200,6 +200,54 @@ test('logs of an instance whose agent never connects answer 503 after a bounded 
   }
 });
 
+test('a stream request answers 503 when the connected agent is asked but never dials back', async () => {
+  const own = await startTestServer();
+  const { default: WebSocket } = await import('ws');
+  let control: InstanceType<typeof WebSocket> | undefined;
+  try {
+    const a = client(own.url, own.adminToken);
+    const jt = await a.post('/v1/join-tokens', {});
+    const fingerprint = { capacity: { vcpus: 2, memoryMib: 1024, diskGib: 5 }, drivers: ['container'] };
+    const reg = await client(own.url).post('/v1/agent/register', {
+      joinToken: jt.body.secret,
+      name: 'mute',
+      fingerprint,
+    });
+    assert.equal(reg.status, 201);
+    // An agent that holds its control socket and hears the request, but never opens the data socket.
+    const opens: { op: string; instance: string }[] = [];
+    const ws = new WebSocket(`${own.url.replace(/^http/, 'ws')}/v1/agent/streams`, {
+      headers: { authorization: `Bearer ${reg.body.token}` },
+    });
+    control = ws;
+    ws.on('message', (m: Buffer) => {
+      const msg = JSON.parse(m.toString()) as { type: string; op: string; instance: string };
+      if (msg.type === 'open') opens.push(msg);
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const made = await a.post('/v1/instances', { project: 'default', kind: 'container', image: 'busybox' });
+    const id = made.body.id as string;
+    await until('placed', async () =>
+      (await a.get(`/v1/instances/${id}`)).body.state === 'scheduled' ? true : undefined,
+    );
+    const asked = Date.now();
+    const res = await a.get(`/v1/instances/${id}/logs`);
+    const waited = Date.now() - asked;
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'unavailable');
+    assert.match(res.body.error.message, /agent of host mute did not open the stream within 10 s/);
+    assert.deepEqual(
+      opens.map(o => [o.op, o.instance]),
+      [['logs', id]],
+      'the agent was asked once',
+    );
+    assert.ok(waited >= 9_500 && waited < 20_000, `answered after ${waited} ms`);
+  } finally {
+    control?.close();
+    await own.close();
+  }
+});
+
 test('strings that could steer a runtime, a mount or the store are refused with a 400 and store nothing', async () => {
   const before = (await admin.get('/v1/instances?limit=1000&project=default')).body.items.length;
   const base = { project: 'default', kind: 'container', image: 'busybox' };

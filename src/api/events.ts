@@ -1,8 +1,8 @@
 // /v1/events: the append-only change log, as a page or as a server-sent event
 // stream (?follow=true). Callers see events of their own projects only; events
 // of no project (users, tokens) are for cluster admins.
-import type { Writable } from 'node:stream';
 import { ApiError } from '../lib/errors.ts';
+import { drainedOrClosed } from '../lib/drained.ts';
 import type { EventRow } from '../store/schema.ts';
 import { watchAccess } from './access-watch.ts';
 import { requireUser } from '../services/access.ts';
@@ -108,17 +108,4 @@ export function eventRoutes(app: App, { store, authenticator, slots, limits }: R
       }
     },
   );
-}
-
-/** Resolves when `s` drains or closes, leaving no listener behind (a long backlog waits many times). */
-function drainedOrClosed(s: Writable): Promise<void> {
-  return new Promise(resolve => {
-    const done = () => {
-      s.off('drain', done);
-      s.off('close', done);
-      resolve();
-    };
-    s.once('drain', done);
-    s.once('close', done);
-  });
 }

@@ -10,6 +10,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type WebSocket from 'ws';
+import { drainedOrClosed } from '../lib/drained.ts';
 import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { Channel, parseFrame, statusFrame } from '../lib/stream-frames.ts';
 import { messages, send } from '../lib/ws-messages.ts';
@@ -154,7 +155,7 @@ export function streamRoutes(app: App, { store, services, slots, authenticator }
           const f = parseFrame(msg);
           if (!f || (f.channel !== Channel.stdout && f.channel !== Channel.stderr)) continue;
           const line = `${JSON.stringify({ stream: f.channel === Channel.stdout ? 'stdout' : 'stderr', data: f.payload.toString('utf8') })}\n`;
-          if (!raw.write(line)) await new Promise(r => raw.once('drain', r));
+          if (!raw.write(line)) await drainedOrClosed(raw);
         }
       } catch {
         // The agent went away mid-stream: end what was sent.
