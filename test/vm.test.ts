@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   truncateSync,
   writeFileSync,
@@ -79,7 +80,12 @@ const consoleShows = (id: string, text: string) =>
     60_000,
   );
 
-const pidOf = (id: string) => Number(readFileSync(join(fx.agentData, 'vm', id, 'qemu.pid'), 'utf8').trim());
+/** The instance's QEMU, counted from the processes (a pidfile could name one of two). */
+const pidOf = (id: string): number => {
+  const pids = qemuFor(id);
+  assert.equal(pids.length, 1, `QEMU processes of ${id}: ${pids.join(', ')}`);
+  return pids[0]!;
+};
 
 test('a VM boots to its command, shows its console through the API, and stops gracefully', async () => {
   const id = await vm(['sh', '-c', 'echo "vm-marker from $(hostname)"; while true; do sleep 1; done'], {
@@ -123,11 +129,11 @@ test('a guest that ignores the power button is stopped hard after the grace peri
   });
   await fx.waitFor(id, 'running', 90_000);
   await consoleShows(id, 'stubborn'); // only once the trap is set does the guest ignore the power button
-  const pid = pidOf(id);
+  pidOf(id); // exactly one QEMU before the stop
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   const stopped = await fx.waitFor(id, 'stopped', 60_000);
   assert.equal(stopped.exitCode, null, 'no exit code: QEMU was made to quit');
-  assert.equal(alive(pid), false, 'the QEMU process is gone');
+  assert.deepEqual(qemuFor(id), [], 'the QEMU process is gone');
   assert.doesNotMatch(await logsOf(id), /strata-exit/);
 });
 
@@ -180,7 +186,7 @@ test('an agent killed with -9 finds its running VM again and never starts a seco
   assert.deepEqual(qemuFor(id), [pid], 'the same QEMU, and only it');
   assert.equal((await admin.post(`/v1/instances/${id}/stop`)).status, 202);
   await fx.waitFor(id, 'stopped', 60_000);
-  assert.equal(alive(pid), false);
+  assert.deepEqual(qemuFor(id), [], 'no QEMU left');
 });
 
 test('bad VM input fails the instance with the reason and leaves nothing running', async () => {
@@ -275,9 +281,30 @@ test('one image, two isolation levels: the same OCI image prints the same as a c
     `container: ${fromContainer} vm: ${fromVm}`,
   );
   assert.equal(fromVm, fromContainer);
-  // The disk made from the image is cached: a second VM of it reuses it.
-  const cached = readdirSync(join(fx.agentData, 'vm', '.images')).filter(n => n.endsWith('.qcow2'));
-  assert.equal(cached.length, 1);
+  // The disk made from the image is cached: a second VM of it reuses it. A
+  // second conversion would write a new file in its place.
+  const images = join(fx.agentData, 'vm', '.images');
+  const cachedDisks = () => readdirSync(images).filter(n => n.endsWith('.qcow2'));
+  const [name] = cachedDisks();
+  assert.deepEqual(cachedDisks(), [name]);
+  const disk = join(images, name!);
+  const made = statSync(disk);
+  const second = await fx.run({ ...spec, kind: 'vm', resources: { vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  assert.equal((await fx.waitFor(second, 'stopped', 120_000)).exitCode, 0);
+  assert.equal(line(await logsOf(second)), fromContainer);
+  assert.deepEqual(cachedDisks(), [name]);
+  const now = statSync(disk);
+  assert.deepEqual([now.ino, now.mtimeMs], [made.ino, made.mtimeMs], 'the cached disk is the same file');
+  const overlay = JSON.parse(
+    execFileSync('qemu-img', ['info', '-U', '--output=json', join(fx.agentData, 'vm', second, 'root.qcow2')], {
+      encoding: 'utf8',
+    }),
+  ) as { 'full-backing-filename'?: string; 'backing-filename'?: string };
+  assert.equal(
+    overlay['full-backing-filename'] ?? overlay['backing-filename'],
+    disk,
+    'its disk is backed by the cached one',
+  );
 });
 
 test('restart reboots a VM in place: the same QEMU and disk, the guest boots again', async () => {
@@ -307,7 +334,7 @@ test('restart reboots a VM in place: the same QEMU and disk, the guest boots aga
   ).catch((err: Error) => {
     throw new Error(`${err.message}; last seen: ${last}`);
   });
-  assert.equal(pidOf(id), pid, 'the same QEMU process');
+  assert.deepEqual(qemuFor(id), [pid], 'the same QEMU process, and only it');
   const log = await logsOf(id);
   assert.equal(log.match(/strata-guest: ready/g)?.length, 2, 'two boots in one run');
   const states = (
