@@ -1,6 +1,7 @@
 // Containers of different projects on one host are on different networks:
 // neither reaches the other's address, while a project's own containers do.
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { networkName } from '../src/drivers/container/driver.ts';
@@ -43,6 +44,10 @@ test("a project's containers reach each other; another project's do not", async 
   const project = (await fx.admin.get('/v1/projects/net-b')).body.id as string;
   const net = (await docker.getNetwork(networkName(project)).inspect()) as { Name: string };
   assert.equal(net.Name, networkName(project));
+  const firstBridge = bridgeOf(networkName(project));
+  assert.match(firstBridge, /^st[a-z2-7]{13}$/);
+  // The agent's own rule keeps the bridge apart, whatever the runtime's rules do.
+  assert.match(strataRules(), new RegExp(`iifname "${firstBridge}" oifname != "${firstBridge}" oifname "st\\*" drop`));
   // Its last container gone, the project's network goes too: networks do not pile up.
   for (const i of (await fx.admin.get('/v1/instances?project=net-b')).body.items as { id: string }[]) {
     assert.equal((await fx.admin.delete(`/v1/instances/${i.id}`)).status, 202);
@@ -55,4 +60,22 @@ test("a project's containers reach each other; another project's do not", async 
       ? true
       : undefined,
   );
+  // Made again, the project's network takes a bridge name never used before
+  // (an old container's late clean-up deletes the rules of the name it had).
+  assert.equal(await probe('net-b', address), 'blocked', 'another project still does not');
+  assert.notEqual(bridgeOf(networkName(project)), firstBridge);
+  // The rule of a bridge that is gone is gone too: rules do not pile up.
+  assert.doesNotMatch(strataRules(), new RegExp(`"${firstBridge}"`));
 });
+
+/** The agent's isolation rules (src/drivers/container/isolation.ts). */
+function strataRules(): string {
+  return execFileSync('nft', ['list', 'chain', 'inet', 'strata', 'isolate'], { encoding: 'utf8' });
+}
+
+/** The Linux bridge of a Podman network. */
+function bridgeOf(name: string): string {
+  return execFileSync('podman', ['network', 'inspect', name, '--format', '{{.NetworkInterface}}'], {
+    encoding: 'utf8',
+  }).trim();
+}

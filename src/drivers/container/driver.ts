@@ -3,6 +3,7 @@
 // carry the instance id as a label, which is how the driver finds them again
 // after an agent restart: it keeps no state of its own.
 import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
@@ -20,6 +21,7 @@ import { demux } from './demux.ts';
 import type { ContainerFields } from './fields.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
 import { containerCapabilities } from './capabilities.ts';
+import { type BridgeIsolation, NftIsolation } from './isolation.ts';
 import type { Capabilities } from '../../model/capabilities.ts';
 import { splitImageRef } from './image-ref.ts';
 import { PullProgress, type PullEvent } from './pull-progress.ts';
@@ -36,6 +38,12 @@ export interface ContainerDriverOptions {
   socketPath: string;
   /** Registry credentials for pulls. */
   registryAuth?: RegistryAuth | undefined;
+  /**
+   * Rules of the agent's own that keep projects' bridges apart (isolation.ts);
+   * by default nftables when the agent runs as root, none otherwise (then the
+   * runtime's isolation alone holds).
+   */
+  isolation?: BridgeIsolation | null;
 }
 
 export class ContainerDriver implements Driver {
@@ -44,9 +52,12 @@ export class ContainerDriver implements Driver {
   readonly docker: Docker;
   private readonly o: ContainerDriverOptions;
 
+  private readonly isolation: BridgeIsolation | null;
+
   constructor(o: ContainerDriverOptions) {
     this.o = o;
     this.docker = new Docker({ socketPath: o.socketPath });
+    this.isolation = o.isolation !== undefined ? o.isolation : process.getuid?.() === 0 ? new NftIsolation() : null;
   }
 
   async probe(): Promise<boolean> {
@@ -153,10 +164,22 @@ export class ContainerDriver implements Driver {
     if (left.length > 0) return;
     const name = networkName(projectId);
     this.networks.delete(name);
-    await this.docker
+    const bridge = await this.bridgeOf(name);
+    const removed = await this.docker
       .getNetwork(name)
       .remove()
-      .catch(() => undefined);
+      .then(() => true)
+      .catch(() => false);
+    if (removed && bridge && this.isolation) await this.isolation.release(bridge);
+  }
+
+  /** The Linux bridge of a Podman network; undefined for Docker (whose own rules isolate its bridges) or a network gone. */
+  private async bridgeOf(name: string): Promise<string | undefined> {
+    const net = await call(this.docker, 'GET', `/v4.0.0/libpod/networks/${encodeURIComponent(name)}/json`).catch(
+      () => undefined,
+    );
+    const bridge = (net as { network_interface?: unknown } | undefined)?.network_interface;
+    return typeof bridge === 'string' && bridge ? bridge : undefined;
   }
 
   async inspect(id: string): Promise<Observed> {
@@ -255,6 +278,21 @@ export class ContainerDriver implements Driver {
   }
 
   private async createNetwork(name: string, projectId: string): Promise<void> {
+    await this.makeNetwork(name, projectId);
+    if (!this.isolation) return;
+    const bridge = await this.bridgeOf(name);
+    if (!bridge) return;
+    await this.isolation.guard(bridge);
+    await this.isolation.sweep(() => this.liveBridges());
+  }
+
+  /** The bridges of every Podman network on this runtime. */
+  private async liveBridges(): Promise<ReadonlySet<string>> {
+    const nets = (await call(this.docker, 'GET', '/v4.0.0/libpod/networks/json')) as { network_interface?: string }[];
+    return new Set(nets.flatMap(n => (n.network_interface ? [n.network_interface] : [])));
+  }
+
+  private async makeNetwork(name: string, projectId: string): Promise<void> {
     try {
       await this.docker.getNetwork(name).inspect();
       return;
@@ -266,6 +304,12 @@ export class ContainerDriver implements Driver {
       await dial(this.docker, '/v4.0.0/libpod/networks/create', {
         name,
         driver: 'bridge',
+        // A bridge name of its own, never reused: Podman's isolation rules
+        // name bridges, and the clean-up of an exited container runs on its
+        // own and may come after its network is gone; had a new network taken
+        // the old bridge's name, that clean-up would delete the new network's
+        // rules and open it to every other project.
+        network_interface: freshBridgeName(),
         options: { isolate: 'true' },
         labels,
       });
@@ -419,14 +463,24 @@ export function containerName(spec: { id: string; name: string }): string {
 /** Each project's network on a host. */
 export const networkName = (projectId: string): string => `strata-${projectId}`;
 
+/** A Linux interface name (at most 15 characters) that no earlier network had: 65 random bits. */
+export const freshBridgeName = (): string => {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return `st${Array.from(randomBytes(13), b => alphabet[b & 31]).join('')}`;
+};
+
 /** A POST with a JSON body to a path of the runtime's API that dockerode does not wrap. */
 function dial(docker: Docker, path: string, body: Record<string, unknown>): Promise<unknown> {
+  return call(docker, 'POST', path, body);
+}
+
+function call(docker: Docker, method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<unknown> {
   return new Promise((resolve, reject) => {
     docker.modem.dial(
       {
         path,
-        method: 'POST',
-        options: body,
+        method,
+        options: body ?? {},
         statusCodes: { 200: true, 201: true, 404: 'not found', 409: 'conflict', 500: 'server error' },
       },
       (err, data) => (err ? reject(err) : resolve(data)),
