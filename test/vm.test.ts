@@ -416,7 +416,15 @@ test('pause stops the guest CPUs and resume lets it go on', async () => {
   assert.equal((await admin.post(`/v1/instances/${id}/pause`)).status, 202);
   await fx.waitFor(id, 'paused');
   const frozen = readFileSync(serial, 'utf8').length;
-  await new Promise(r => setTimeout(r, 1500));
+  // QEMU itself says its CPUs are stopped (rather than waiting to see no output).
+  const { Qmp } = await import('../src/drivers/vm/qmp.ts');
+  const q = await Qmp.connect(join(fx.agentData, 'vm', id, 'qmp.sock'));
+  try {
+    const st = await q.execute<{ status: string; running: boolean }>('query-status');
+    assert.deepEqual([st.status, st.running], ['paused', false]);
+  } finally {
+    q.close();
+  }
   assert.equal(readFileSync(serial, 'utf8').length, frozen, 'no output while paused');
   assert.equal((await admin.post(`/v1/instances/${id}/resume`)).status, 202);
   await fx.waitFor(id, 'running');
