@@ -156,8 +156,11 @@ test('a server killed with -9 under a running container: the workload runs on, t
       '--join-token',
       joinToken,
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // The agent logs to standard output.
+  let agentLog = '';
+  agent.stdout!.on('data', (d: Buffer) => (agentLog += d.toString()));
   let id = '';
   try {
     await until('host ready', async () =>
@@ -178,8 +181,13 @@ test('a server killed with -9 under a running container: the workload runs on, t
       (await admin().get(`/v1/instances/${id}`)).body.state === 'running' ? true : undefined,
     );
 
+    const logged = agentLog.length;
     await srv.stop('SIGKILL');
-    await new Promise(r => setTimeout(r, 1500));
+    // The agent has found the server gone (its watch failed) and, still there,
+    // tried again.
+    await until('the agent retries twice', async () =>
+      (agentLog.slice(logged).match(/assignment watch failed; retrying/g)?.length ?? 0) >= 2 ? true : undefined,
+    );
     assert.equal(agent.exitCode, null, 'the agent waits for the server');
     srv = await startServerProcess(dir, listen);
 
