@@ -94,14 +94,18 @@ export class ContainerDriver implements Driver {
       return;
     }
     await this.ensureImage(spec.image, progress);
-    await this.ensureNetwork(spec.project);
-    const container = await this.docker.createContainer(createOptions(spec)).catch(async (err: unknown) => {
-      // The network went between the check and the create (the project's last
-      // container elsewhere on this runtime was just removed): make it again, once.
-      if (!/network/i.test(runtimeMessage(err))) throw err;
-      this.networks.delete(networkName(spec.project));
+    // Made under the project's lock: this agent's release of the project's
+    // network cannot fall between the network and the container.
+    const container = await this.withProject(spec.project, async () => {
       await this.ensureNetwork(spec.project);
-      return this.docker.createContainer(createOptions(spec));
+      return this.docker.createContainer(createOptions(spec)).catch(async (err: unknown) => {
+        // The network went between the check and the create (the project's last
+        // container elsewhere on this runtime was just removed): make it again, once.
+        if (!/network/i.test(runtimeMessage(err))) throw err;
+        this.networks.delete(networkName(spec.project));
+        await this.ensureNetwork(spec.project);
+        return this.docker.createContainer(createOptions(spec));
+      });
     });
     try {
       await container.start();
@@ -159,7 +163,25 @@ export class ContainerDriver implements Driver {
    * on this runtime, so networks (and their subnets) do not pile up. One in
    * use (another agent on the same runtime just made a container there) stays.
    */
-  private async releaseNetwork(projectId: string): Promise<void> {
+  private releaseNetwork(projectId: string): Promise<void> {
+    return this.withProject(projectId, () => this.releaseNetworkNow(projectId));
+  }
+
+  private readonly projectLocks = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after this driver's earlier network work for the project. */
+  private withProject<T>(projectId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.projectLocks.get(projectId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.projectLocks.set(projectId, tail);
+    void tail.then(() => {
+      if (this.projectLocks.get(projectId) === tail) this.projectLocks.delete(projectId);
+    });
+    return run;
+  }
+
+  private async releaseNetworkNow(projectId: string): Promise<void> {
     const left = await this.docker.listContainers({ all: true, filters: { label: [`${PROJECT_LABEL}=${projectId}`] } });
     if (left.length > 0) return;
     const name = networkName(projectId);
