@@ -300,12 +300,14 @@ export class ContainerDriver implements Driver {
   }
 
   private async createNetwork(name: string, projectId: string): Promise<void> {
-    await this.makeNetwork(name, projectId);
+    const made = await this.makeNetwork(name, projectId);
     if (!this.isolation) return;
-    const bridge = await this.bridgeOf(name);
+    const bridge = made ?? (await this.bridgeOf(name));
     if (!bridge) return;
     await this.isolation.guard(bridge);
-    await this.isolation.sweep(() => this.liveBridges());
+    // Stale rules are tidied beside the start, not in its way: they hold no
+    // bridge that exists, so waiting for them protects nothing.
+    void this.isolation.sweep(() => this.liveBridges()).catch(() => undefined);
   }
 
   /** The bridges of every Podman network on this runtime. */
@@ -314,14 +316,16 @@ export class ContainerDriver implements Driver {
     return new Set(nets.flatMap(n => (n.network_interface ? [n.network_interface] : [])));
   }
 
-  private async makeNetwork(name: string, projectId: string): Promise<void> {
+  /** Makes the project's network unless it exists; answers the bridge it named when it made one on Podman. */
+  private async makeNetwork(name: string, projectId: string): Promise<string | undefined> {
     try {
       await this.docker.getNetwork(name).inspect();
-      return;
+      return undefined;
     } catch (err) {
       if (statusOf(err) !== 404) throw new Error(`network ${name}: ${runtimeMessage(err)}`);
     }
     const labels = { [PROJECT_LABEL]: projectId };
+    const bridge = freshBridgeName();
     try {
       await dial(this.docker, '/v4.0.0/libpod/networks/create', {
         name,
@@ -331,17 +335,19 @@ export class ContainerDriver implements Driver {
         // own and may come after its network is gone; had a new network taken
         // the old bridge's name, that clean-up would delete the new network's
         // rules and open it to every other project.
-        network_interface: freshBridgeName(),
+        network_interface: bridge,
         options: { isolate: 'true' },
         labels,
       });
+      return bridge;
     } catch (err) {
-      if (statusOf(err) === 409) return;
+      if (statusOf(err) === 409) return undefined;
       if (statusOf(err) !== 404) throw new Error(`could not make network ${name}: ${runtimeMessage(err)}`);
       // Not Podman: Docker's own API.
       await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: labels }).catch((e: unknown) => {
         if (statusOf(e) !== 409) throw new Error(`could not make network ${name}: ${runtimeMessage(e)}`);
       });
+      return undefined;
     }
   }
 
