@@ -10,6 +10,7 @@ import { ensurePrivateDir } from '../lib/private-dir.ts';
 import { sleep } from '../lib/time.ts';
 import type { Fingerprint } from '../model/agent-protocol.ts';
 import type { DriverName } from '../model/schemas.ts';
+import type { StepReport } from '../model/nodes.ts';
 import type { TopologyFlags } from '../model/topology.ts';
 import { AgentApi, AgentApiError } from './api-client.ts';
 import { fingerprint } from './fingerprint.ts';
@@ -85,12 +86,15 @@ export class Agent {
       log: this.o.log,
     });
     this.loops = [this.heartbeatLoop(), this.watchLoop(), streams.run(this.stopping.signal)];
+    const conductor = [...this.drivers.values()].find(d => d.conduct);
+    if (conductor) this.loops.push(this.conductLoop(conductor));
   }
 
   /** Stops talking to the server; workloads keep running, for the next agent to find. */
   async stop(): Promise<void> {
     this.stopping.abort();
     for (const runner of this.runners.values()) runner.close();
+    for (const d of this.drivers.values()) d.close?.();
     await Promise.allSettled(this.loops);
   }
 
@@ -162,6 +166,29 @@ export class Agent {
       } catch (err) {
         if (signal.aborted) break;
         this.o.log.warn({ err: String(err) }, 'assignment watch failed; retrying');
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  /** Bare metal: the nodes this host conducts, watched like the assignments and handed to the driver. */
+  private async conductLoop(driver: Driver): Promise<void> {
+    const signal = this.stopping.signal;
+    let version: string | undefined;
+    let backoff = 250;
+    const report = async (id: string, r: StepReport) => {
+      await this.api.stepReport(id, r);
+    };
+    while (!signal.aborted) {
+      try {
+        const res = await this.api.nodes(version, this.o.waitSeconds ?? 30, signal);
+        backoff = 250;
+        version = res.version;
+        driver.conduct?.(res.nodes, report);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.log.warn({ err: String(err) }, 'node watch failed; retrying');
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, 5000);
       }

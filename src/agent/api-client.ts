@@ -1,5 +1,6 @@
 // The agent's side of the agent protocol (docs/agent-protocol.md).
 import type { Static } from 'typebox';
+import type { ConductedNodes, StepReport } from '../model/nodes.ts';
 import type { Assignments } from '../kinds/schemas.ts';
 import type { Fingerprint, ObservedReport, Registered, StatusReportBody } from '../model/agent-protocol.ts';
 import type { HeartbeatAck } from '../model/agent-protocol.ts';
@@ -104,6 +105,21 @@ export class AgentApi {
     if (version) q.set('version', version);
     // The server holds the answer up to waitSeconds; past that and a margin, the connection is taken for dead.
     return this.call('GET', `/v1/agent/assignments?${q}`, undefined, signal, waitSeconds * 1000 + this.timeoutMs);
+  }
+
+  /** The nodes this host conducts (bare metal), waiting until they change like `assignments`. */
+  nodes(
+    version: string | undefined,
+    waitSeconds: number,
+    signal?: AbortSignal,
+  ): Promise<Static<typeof ConductedNodes>> {
+    const q = new URLSearchParams({ waitSeconds: String(waitSeconds) });
+    if (version) q.set('version', version);
+    return this.call('GET', `/v1/agent/nodes?${q}`, undefined, signal, waitSeconds * 1000 + this.timeoutMs);
+  }
+
+  stepReport(id: string, r: StepReport): Promise<unknown> {
+    return this.gated('POST', `/v1/agent/nodes/${encodeURIComponent(id)}/step`, r);
   }
 
   report(id: string, state: InstanceState, extra: ReportExtra = {}): Promise<unknown> {

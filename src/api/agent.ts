@@ -18,6 +18,8 @@ import {
 import { presentHost, presentInstance } from './present.ts';
 import { Assignments, Instance } from '../kinds/schemas.ts';
 import { IdParam } from '../model/schemas.ts';
+import { ConductedNodes, StepReport } from '../model/nodes.ts';
+import { Type } from 'typebox';
 
 const tags = ['agent'];
 
@@ -85,6 +87,45 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
       const version = services.agents.version(a.hostId);
       const held = await agents.assignments(store, services.secrets, a.hostId);
       return { version, instances: held.map(({ row, env }) => ({ ...presentInstance(row), env })) };
+    },
+  );
+
+  app.get(
+    '/agent/nodes',
+    {
+      schema: {
+        tags,
+        summary:
+          'The bare-metal nodes this host conducts, with their BMC credentials; waits until they change when given the last version',
+        querystring: AssignmentQuery,
+        response: { 200: ConductedNodes },
+      },
+    },
+    async req => {
+      const a = requireAgent(principalOf(req));
+      const abort = new AbortController();
+      req.raw.once('close', () => abort.abort());
+      await services.agents.wait(a.hostId, req.query.version, (req.query.waitSeconds ?? 30) * 1000, abort.signal);
+      const version = services.agents.version(a.hostId);
+      return { version, nodes: await services.nodes.conducted(a.hostId) };
+    },
+  );
+
+  app.post(
+    '/agent/nodes/:id/step',
+    {
+      schema: {
+        tags,
+        summary: 'Report the end of the provisioning step a conductor worked on',
+        params: IdParam,
+        body: StepReport,
+        response: { 200: Type.Object({ provisionState: Type.String() }) },
+      },
+    },
+    async req => {
+      const a = requireAgent(principalOf(req));
+      const n = await services.nodes.report(a.hostId, req.params.id, req.body);
+      return { provisionState: n.provision_state };
     },
   );
 

@@ -20,6 +20,7 @@ import { groupRoutes } from './groups.ts';
 import { hostRoutes } from './hosts.ts';
 import { instanceRoutes } from './instances.ts';
 import { joinTokenRoutes } from './join-tokens.ts';
+import { nodeRoutes } from './nodes.ts';
 import { projectRoutes } from './projects.ts';
 import { secretRoutes } from './secrets.ts';
 import { streamRoutes } from './streams.ts';
@@ -215,6 +216,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       userRoutes(r, deps);
       tokenRoutes(r, deps);
       hostRoutes(r, deps);
+      nodeRoutes(r, deps);
       joinTokenRoutes(r, deps);
       instanceRoutes(r, deps);
       groupRoutes(r, deps);

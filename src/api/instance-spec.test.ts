@@ -22,8 +22,8 @@ test('a spec is checked against its own kind only, with defaults filled in', () 
 test('one clear message names the field at fault', () => {
   assert.equal(messageOf([]), 'body must be object');
   assert.equal(messageOf(base), "body must have required property 'kind'");
-  assert.equal(messageOf({ ...base, kind: 'metal' }), 'body.kind must be one of "container", "vm"');
-  assert.equal(messageOf({ ...base, kind: 7 }), 'body.kind must be one of "container", "vm"');
+  assert.equal(messageOf({ ...base, kind: 'bogus' }), 'body.kind must be one of "container", "vm", "metal"');
+  assert.equal(messageOf({ ...base, kind: 7 }), 'body.kind must be one of "container", "vm", "metal"');
   assert.equal(messageOf({ ...base, kind: 'container', machine: 'q35' }), 'body.machine applies to VMs only (kind vm)');
   assert.equal(
     messageOf({ ...base, kind: 'vm', user: 'nobody' }),

@@ -3,7 +3,8 @@ import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import { type KindName, presentKindFields } from '../kinds/index.ts';
 import type { InstanceOut } from '../kinds/schemas.ts';
 import type { HostKind, HostState } from '../model/kinds.ts';
-import type { EventRow, HostRow, InstanceRow, ProjectRow } from '../store/schema.ts';
+import type { EventRow, HostRow, InstanceRow, NodeRow, ProjectRow } from '../store/schema.ts';
+import type { NodeOut, ProvisionState } from '../model/nodes.ts';
 import type { InstanceOptions } from '../services/instances.ts';
 import type { Constraint, RestartPolicy, EventOut, HostOut, ObservedOut, ProjectOut } from '../model/schemas.ts';
 
@@ -48,6 +49,33 @@ export function presentHost(r: HostRow): HostOut {
   };
 }
 
+export function presentNode(n: NodeRow, h: HostRow | undefined, conductor: string): NodeOut {
+  return {
+    id: n.id,
+    name: n.name,
+    bmc: { protocol: n.bmc_protocol as 'ipmi' | 'redfish', address: n.bmc_address },
+    provisionState: n.provision_state as ProvisionState,
+    targetState: n.target_state as ProvisionState | null,
+    lastError: n.last_error,
+    maintenance: n.maintenance === 1,
+    maintenanceReason: n.maintenance_reason,
+    conductor,
+    topology: { region: h?.region ?? '', zone: h?.zone ?? '', rack: h?.rack ?? '' },
+    labels: h ? json(h.labels) : {},
+    capacity: {
+      vcpus: h?.capacity_vcpus ?? 0,
+      memoryMib: h?.capacity_memory_mib ?? 0,
+      diskGib: h?.capacity_disk_gib ?? 0,
+    },
+    hardware: n.hardware === null ? null : json(n.hardware),
+    instance: n.instance_id,
+    stepStartedAt: n.step_started_at,
+    stepDeadlineAt: n.step_deadline_at,
+    createdAt: n.created_at,
+    updatedAt: n.updated_at,
+  };
+}
+
 export function presentInstance(r: InstanceRow): InstanceOut {
   const o = json<Partial<InstanceOptions>>(r.options);
   const seen = json<Partial<ObservedOut>>(r.observed);
@@ -80,6 +108,7 @@ export function presentInstance(r: InstanceRow): InstanceOut {
       accelerator: seen.accelerator ?? null,
     },
     host: r.host_id,
+    node: r.node_id,
     desiredState: r.desired_state as DesiredState,
     state: r.state as InstanceState,
     message: r.message,

@@ -29,6 +29,10 @@ interface AgentFlags {
   vmBootTimeout: number;
   vmBridge: string;
   vmSubnet: string;
+  metalBridge: string;
+  metalCidr: string;
+  metalPort: number;
+  metalAssets: string;
   cpuOvercommit: number;
   sim?: number;
 }
@@ -112,6 +116,18 @@ export function agentCommand(): Command {
     )
     .option('--vm-bridge <name>', 'host bridge the VMs are attached to (made if missing)', 'strata0')
     .option('--vm-subnet <cidr>', "the VMs' subnet on that bridge; the host takes its first address", '10.99.0.0/24')
+    .option(
+      '--metal-bridge <name>',
+      'bare metal: the provisioning network bridge this host conducts nodes on (none: no metal driver)',
+      '',
+    )
+    .option('--metal-cidr <cidr>', "bare metal: this host's address on the provisioning network", '172.30.250.1/24')
+    .option('--metal-port <port>', "bare metal: the boot server's port there", v => Number.parseInt(v, 10), 8090)
+    .option(
+      '--metal-assets <dir>',
+      'bare metal: the deploy ramdisk (scripts/metal.sh)',
+      process.env.STRATA_METAL_DIR ? join(process.env.STRATA_METAL_DIR, 'deploy') : '/var/lib/strata-host/metal/deploy',
+    )
     .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', v => Number.parseInt(v, 10), 60)
     .option(
       '--no-manage-runtime',
@@ -207,6 +223,10 @@ export function agentCommand(): Command {
         vmBootTimeoutSeconds: f.vmBootTimeout,
         vmBridge: f.vmBridge,
         vmSubnet: f.vmSubnet,
+        metalBridge: f.metalBridge,
+        metalCidr: f.metalCidr,
+        metalHttpPort: f.metalPort,
+        metalAssets: f.metalAssets,
       });
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({

@@ -39,6 +39,7 @@ export const sections: { title: string; commands: Entry[] }[] = [
       { names: ['user', 'users'], load: async () => (await import('./users.ts')).userCommand() },
       { names: ['token', 'tokens'], load: async () => (await import('./tokens.ts')).tokenCommand() },
       { names: ['host', 'hosts'], load: async () => (await import('./hosts.ts')).hostCommand() },
+      { names: ['node', 'nodes'], load: async () => (await import('./nodes.ts')).nodeCommand() },
       {
         names: ['join-token', 'join-tokens'],
         load: async () => (await import('./join-tokens.ts')).joinTokenCommand(),

@@ -24,7 +24,10 @@ import type { EventType } from '../model/events.ts';
 import { requestOf, type Snapshot, snapshot } from '../services/placement.ts';
 import { anyEventSince, lastSeq } from '../store/events.ts';
 import { instancesById, pendingInstances, updateInstance } from '../store/instances.ts';
-import type { Store, Trx } from '../store/store.ts';
+import type { NodeService } from '../services/nodes.ts';
+import { giveQuota, takeQuota } from '../store/projects.ts';
+import type { InstanceRow } from '../store/schema.ts';
+import type { Store, Trx, WriteContext } from '../store/store.ts';
 import type { Controller, Pass } from './runner.ts';
 
 /** Events that bring one instance to placement. */
@@ -35,6 +38,8 @@ const BATCH = 500;
 
 export interface PlacerOptions {
   resyncMs?: number;
+  /** Bare-metal nodes: a metal instance placed on one starts its deploy. */
+  nodes?: NodeService;
 }
 
 /** Events after which the previous pass's snapshot still holds: no capacity was freed or taken but by the placer. */
@@ -100,6 +105,8 @@ export function placer(store: Store, o: PlacerOptions = {}): Controller {
       'host.updated',
       'host.state',
       'host.deleted',
+      'node.state',
+      'node.maintenance',
       'instance.deleted',
     ],
     resyncMs: o.resyncMs ?? 30_000,
@@ -107,9 +114,9 @@ export function placer(store: Store, o: PlacerOptions = {}): Controller {
       try {
         if (pass.resync) cache.drop();
         if (pass.resync || pass.events.some(e => !placeTypes.has(e.type)))
-          return await place(store, cache, pass, 'all');
+          return await place(store, cache, pass, 'all', o.nodes);
         const ids = [...new Set(pass.events.map(e => e.resource_id))];
-        for (let i = 0; i < ids.length; i += BATCH) await place(store, cache, pass, ids.slice(i, i + BATCH));
+        for (let i = 0; i < ids.length; i += BATCH) await place(store, cache, pass, ids.slice(i, i + BATCH), o.nodes);
       } catch (err) {
         // The snapshot may hold placements that were never committed.
         cache.drop();
@@ -119,8 +126,15 @@ export function placer(store: Store, o: PlacerOptions = {}): Controller {
   };
 }
 
-async function place(store: Store, cache: SnapshotCache, pass: Pass, ids: string[] | 'all'): Promise<void> {
-  await store.write(async ({ trx, emit }) => {
+async function place(
+  store: Store,
+  cache: SnapshotCache,
+  pass: Pass,
+  ids: string[] | 'all',
+  nodes: NodeService | undefined,
+): Promise<void> {
+  await store.write(async ctx => {
+    const { trx, emit } = ctx;
     // By id the primary key answers; the state filter is applied here so the
     // planner is never tempted by the (large) set of pending rows.
     const rows = ids === 'all' ? await pendingInstances(trx) : await instancesById(trx, ids);
@@ -135,6 +149,11 @@ async function place(store: Store, cache: SnapshotCache, pass: Pass, ids: string
         ({ snap, read } = await cache.get(trx, pass.now, true));
         request = requestOf(inst, snap);
         result = snap.scheduler.place(request);
+      }
+      let metal: MetalPlacement | undefined;
+      if (result.ok && request.whole) {
+        metal = await claimNode(ctx, nodes, inst, result.hostId);
+        if (!metal.ok) result = { ok: false, reason: metal.reason };
       }
       if (!result.ok) {
         const message = `unplaced: ${result.reason}`;
@@ -163,21 +182,58 @@ async function place(store: Store, cache: SnapshotCache, pass: Pass, ids: string
         continue;
       }
       snap.scheduler.commit(result.hostId, request);
+      // A metal instance runs on its node and is driven by the node's conductor.
+      const hostId = metal?.ok ? metal.conductor : result.hostId;
       await updateInstance(trx, inst.id, {
-        host_id: result.hostId,
+        host_id: hostId,
+        ...(metal?.ok ? { node_id: result.hostId, ...metal.resources } : {}),
         state: 'scheduled',
         message: '',
         updated_at: now(),
       });
+      if (metal?.ok) await nodes!.startDeploy(ctx, result.hostId, inst.id);
       emit({
         type: 'instance.scheduled',
         projectId: inst.project_id,
         resourceType: 'instance',
         resourceId: inst.id,
         actor: 'scheduler',
-        host: result.hostId,
-        data: { hostId: result.hostId },
+        host: hostId,
+        data: { hostId },
       });
     }
   });
+}
+
+type MetalPlacement =
+  | { ok: true; conductor: string; resources: { vcpus: number; memory_mib: number; disk_gib: number } }
+  | { ok: false; reason: string };
+
+/**
+ * A metal instance takes its whole node: it is charged the node's resources
+ * in its project's quota (instead of what it asked for), when they fit.
+ */
+async function claimNode(
+  { trx }: WriteContext,
+  nodes: NodeService | undefined,
+  inst: InstanceRow,
+  nodeId: string,
+): Promise<MetalPlacement> {
+  const node = nodes ? await nodes.placeable(trx, nodeId) : undefined;
+  if (!node) return { ok: false, reason: 'the chosen node is not available' };
+  const asked = { vcpus: inst.vcpus, memoryMib: inst.memory_mib, diskGib: inst.disk_gib };
+  const whole = node.capacity;
+  await giveQuota(trx, inst.project_id, asked);
+  if (!(await takeQuota(trx, inst.project_id, whole))) {
+    await takeQuota(trx, inst.project_id, asked);
+    return {
+      ok: false,
+      reason: `node ${node.name} (${whole.vcpus} vCPUs, ${whole.memoryMib} MiB, ${whole.diskGib} GiB) is beyond the project's quota`,
+    };
+  }
+  return {
+    ok: true,
+    conductor: node.conductor,
+    resources: { vcpus: whole.vcpus, memory_mib: whole.memoryMib, disk_gib: whole.diskGib },
+  };
 }

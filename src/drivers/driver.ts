@@ -4,6 +4,7 @@
 import type { SharedAssignment } from '../model/agent-protocol.ts';
 import type { DriverName } from '../model/schemas.ts';
 import type { Capabilities } from '../model/capabilities.ts';
+import type { ConductedNode, StepReport } from '../model/nodes.ts';
 
 /**
  * An assignment as a driver reads it: the fields every kind has, and `F`, the
@@ -103,4 +104,8 @@ export interface Driver {
   console?(id: string): Promise<ExecSession>;
   /** Runs a process inside a running instance. */
   exec(id: string, opts: ExecOptions): Promise<ExecSession>;
+  /** Bare metal: the nodes this host conducts, as the server sees them now, and where step reports go. */
+  conduct?(nodes: readonly ConductedNode[], report: (nodeId: string, r: StepReport) => Promise<void>): void;
+  /** Lets go of what the driver holds open in this process (sessions, servers); workloads keep running. */
+  close?(): void;
 }

@@ -7,10 +7,11 @@ import type { Driver } from '../drivers/driver.ts';
 import { sameCapabilities } from '../model/capabilities.ts';
 import { container } from './container/index.ts';
 import type { DriverSettings, Kind, KindFields, Problem, SpecOf } from './kind.ts';
+import { metal } from './metal/index.ts';
 import { vm } from './vm/index.ts';
 
 /** Every kind, in the order help texts list them. A new kind: its folder, and one line here. */
-const registered = [container, vm] as const;
+const registered = [container, vm, metal] as const;
 
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 type Registered = (typeof registered)[number];

@@ -43,6 +43,11 @@ export interface DriverSettings {
   vmBootTimeoutSeconds: number;
   vmBridge: string;
   vmSubnet: string;
+  /** Bare metal: the provisioning network's bridge (empty: no metal driver), the conductor's CIDR on it, the boot server's port, the deploy ramdisk. */
+  metalBridge: string;
+  metalCidr: string;
+  metalHttpPort: number;
+  metalAssets: string;
 }
 
 export type SpecOf<F extends TProperties> = Static<TObject<F>>;
@@ -88,6 +93,8 @@ export interface Kind<F extends TProperties = TProperties, O extends TProperties
   readonly capabilities: Capabilities;
   /** What to say beside a refusal of a capability the kind lacks. */
   readonly hints?: Partial<Record<Capability | 'healthChecks', string>>;
+  /** An instance takes a whole host (a bare-metal node), and is charged all of it. */
+  readonly wholeHost?: boolean;
   /** Memory its host spends on an instance beyond what the instance asks for, which placement counts. */
   readonly hostMemoryOverheadMib: number;
   /** Makes its driver; loads the driver's code only when called. */

@@ -42,6 +42,10 @@ interface EventShapes {
   'host.updated': ['host', { fields: string[]; state: string | undefined }];
   'host.state': ['host', HostMove];
   'host.deleted': ['host', Named];
+  'node.enrolled': ['node', Named & { conductor: string }];
+  'node.state': ['node', { from: string; to: string; reason: string }];
+  'node.maintenance': ['node', { on: boolean; reason: string }];
+  'node.deleted': ['node', Named];
   'instance.created': ['instance', Named & { kind: string; image: string }];
   'instance.rescheduled': ['instance', Empty];
   'instance.unplaced': ['instance', { reason: string }];
@@ -63,6 +67,7 @@ export type EventType = keyof EventShapes;
 /** Event types that change what a host's agent must do: they name that host. */
 export type AgentEvents =
   | `host.${'created' | 'registered' | 'updated' | 'state' | 'deleted'}`
+  | `node.${'enrolled' | 'state' | 'maintenance' | 'deleted'}`
   | `instance.${'scheduled' | 'start-requested' | 'stop-requested' | 'pause-requested' | 'resume-requested'}`
   | `instance.${'restart-requested' | 'evict-requested' | 'deleting' | 'deleted'}`;
 

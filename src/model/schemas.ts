@@ -425,6 +425,7 @@ export const instanceStatusFields = {
   restarts: Type.Integer({ description: 'automatic restarts so far' }),
   observed: Observed,
   host: Nullable(Type.String()),
+  node: Nullable(Type.String({ description: 'metal: the node the instance is deployed on (host is its conductor)' })),
   desiredState: StringEnum(desiredStates),
   state: StringEnum(instanceStates),
   message: Type.String(),

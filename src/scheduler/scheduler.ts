@@ -48,6 +48,8 @@ export interface Request {
   spread?: SpreadRule | undefined;
   /** binpack (default): fill hosts up; spread: prefer the emptiest. */
   strategy?: 'binpack' | 'spread';
+  /** The instance takes a whole host (a bare-metal node): only an empty one will do, and it is then full. */
+  whole?: boolean;
 }
 
 export interface Scored {
@@ -133,6 +135,13 @@ export class Scheduler {
     if (n.pool === null && this.dedicated.has(r.projectId)) return 'shared pool (project has dedicated hosts)';
     for (const c of r.constraints)
       if (!constraintHolds(n, c)) return `constraint ${c.key} ${c.op}${c.value ? ` ${c.value}` : ''}`;
+    if (
+      r.whole &&
+      (n.free.vcpus < n.allocatable.vcpus ||
+        n.free.memoryMib < n.allocatable.memoryMib ||
+        n.free.diskGib < n.allocatable.diskGib)
+    )
+      return 'in use';
     if (n.free.vcpus < r.vcpus) return 'lack vcpus';
     if (n.free.memoryMib < r.memoryMib) return 'lack memory';
     if (n.free.diskGib < r.diskGib) return 'lack disk';
@@ -195,9 +204,10 @@ export class Scheduler {
   commit(hostId: string, r: Request): void {
     const n = this.byId.get(hostId);
     if (!n) throw new Error(`unknown host ${hostId}`);
-    n.free.vcpus -= r.vcpus;
-    n.free.memoryMib -= r.memoryMib;
-    n.free.diskGib -= r.diskGib;
+    const take = r.whole ? n.allocatable : r;
+    n.free.vcpus -= take.vcpus;
+    n.free.memoryMib -= take.memoryMib;
+    n.free.diskGib -= take.diskGib;
     const ids = new Set([...(r.groups ?? []).map(g => g.id), ...(r.spread ? [r.spread.groupId] : [])]);
     for (const id of ids) this.addMember(id, hostId);
   }

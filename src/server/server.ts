@@ -6,11 +6,13 @@ import { buildApp, type App, type HttpLimits } from '../api/app.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
 import { liveness } from '../controllers/liveness.ts';
+import { nodesController } from '../controllers/nodes.ts';
 import { placer } from '../controllers/placer.ts';
 import { Runner } from '../controllers/runner.ts';
 import { AgentHub } from '../services/agent-hub.ts';
 import { bootstrap } from '../services/bootstrap.ts';
 import { InstanceService } from '../services/instances.ts';
+import { defaultStepTimeouts, NodeService, type StepTimeouts } from '../services/nodes.ts';
 import { SecretBox } from '../services/secret-box.ts';
 import { StreamHub } from '../api/stream-hub.ts';
 import { ensurePrivateDir } from '../lib/private-dir.ts';
@@ -27,6 +29,8 @@ export interface ServerOptions {
   /** How long logs, exec and console wait for a host's agent to reconnect; two heartbeats by default. */
   agentWaitSeconds?: number;
   synchronous?: 'full' | 'normal';
+  /** Seconds each bare-metal provisioning step may take (src/services/nodes.ts has the defaults). */
+  nodeStepTimeouts?: Partial<StepTimeouts>;
 }
 
 export interface RunningServer {
@@ -56,11 +60,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const heartbeatSeconds = o.heartbeatSeconds ?? 5;
   const streams = new StreamHub({ agentWaitMs: (o.agentWaitSeconds ?? 2 * heartbeatSeconds) * 1000 });
+  const secrets = SecretBox.open(o.dataDir);
+  const nodes = new NodeService(store, secrets, { ...defaultStepTimeouts, ...o.nodeStepTimeouts });
   const services = {
     instances: new InstanceService(store),
+    nodes,
     agents: new AgentHub(store),
     streams,
-    secrets: SecretBox.open(o.dataDir),
+    secrets,
     heartbeatSeconds,
   };
   const app = await buildApp({ store, services, logger, version: VERSION, limits: o.limits });
@@ -69,8 +76,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
   const controllers = new Runner({ subscribe: l => store.onEvent(l), log: logger })
-    .add(placer(store))
-    .add(liveness(store, { heartbeatSeconds }));
+    .add(placer(store, { nodes }))
+    .add(liveness(store, { heartbeatSeconds }))
+    .add(nodesController(nodes));
   controllers.start();
   return {
     app,

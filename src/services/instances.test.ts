@@ -75,8 +75,8 @@ test("another kind's fields, and a kind nobody registered, are refused by the se
     e => /^body\.ports applies to containers only/.test(refusal(e).message),
   );
   await assert.rejects(
-    instances.create('prj_test', { project: 'test', kind: 'metal', image: 'alpine' }, 'test'),
-    e => refusal(e).message === 'body.kind must be one of container, vm',
+    instances.create('prj_test', { project: 'test', kind: 'bogus', image: 'alpine' }, 'test'),
+    e => refusal(e).message === 'body.kind must be one of container, vm, metal',
   );
   await assert.rejects(
     instances.create(

@@ -87,6 +87,7 @@ export class InstanceService {
         restart_requested_at: null,
         stop_grace_override: null,
         host_id: null,
+        node_id: null,
         desired_state: b.desiredState ?? 'running',
         state: 'pending',
         message: '',

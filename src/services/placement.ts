@@ -38,7 +38,8 @@ export function snapshotOf({ hosts: rows, usage, parentHost, members, groups, st
     return {
       id: h.id,
       state: h.state,
-      drivers: JSON.parse(h.drivers) as string[],
+      // A host's metal driver conducts nodes; metal instances run on the nodes themselves.
+      drivers: (JSON.parse(h.drivers) as string[]).filter(d => d !== 'metal' || h.kind === 'metal'),
       pool: h.pool,
       labels: JSON.parse(h.labels) as Record<string, string>,
       topology: { region: h.region, zone: h.zone, rack: h.rack },
@@ -84,6 +85,7 @@ export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'st
     groups: rules,
     spread,
     strategy: snap.strategies.get(inst.project_id) ?? 'binpack',
+    whole: findKind(inst.kind)?.wholeHost === true,
   };
 }
 

@@ -87,3 +87,13 @@ export async function moveHost(
 export async function hostNameAndState(db: Db, id: string): Promise<{ name: string; state: string } | undefined> {
   return db.selectFrom('hosts').select(['name', 'state']).where('id', '=', id).executeTakeFirst();
 }
+
+/** Ready hosts that run an agent (not bare-metal nodes), with their drivers. */
+export async function readyAgentHosts(db: Db): Promise<{ id: string; drivers: string }[]> {
+  return db
+    .selectFrom('hosts')
+    .select(['id', 'drivers'])
+    .where('state', '=', 'ready')
+    .where('kind', '!=', 'metal')
+    .execute();
+}

@@ -242,6 +242,35 @@ const secrets: Migration = {
   },
 };
 
+const nodes: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('nodes')
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('name', 'text', c => c.notNull().unique())
+      .addColumn('bmc_protocol', 'text', c => c.notNull())
+      .addColumn('bmc_address', 'text', c => c.notNull())
+      .addColumn('bmc_endpoint', 'text', c => c.notNull().unique())
+      .addColumn('bmc_secret', 'text', c => c.notNull())
+      .addColumn('provision_state', 'text', c => c.notNull())
+      .addColumn('target_state', 'text')
+      .addColumn('last_error', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('maintenance', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('maintenance_reason', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('conductor_host_id', 'text', c => c.notNull())
+      .addColumn('hardware', 'text')
+      .addColumn('macs', 'text', c => c.notNull().defaultTo('[]'))
+      .addColumn('instance_id', 'text')
+      .addColumn('step_started_at', 'text')
+      .addColumn('step_deadline_at', 'text')
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
+      .execute();
+    await db.schema.createIndex('nodes_conductor').on('nodes').column('conductor_host_id').execute();
+    await db.schema.alterTable('instances').addColumn('node_id', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -250,6 +279,7 @@ export const migrations: Record<string, Migration> = {
   '0005_stop_grace_override': stopGraceOverride,
   '0006_placement_groups': placementGroups,
   '0007_secrets': secrets,
+  '0008_nodes': nodes,
 };
 
 export const migrationProvider: MigrationProvider = {

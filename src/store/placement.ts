@@ -35,13 +35,14 @@ export async function readCluster(trx: Kysely<Database>, overheads: readonly Kin
   const used = await trx
     .selectFrom('instances')
     .select([
-      'host_id',
+      // A metal instance takes its node, not its conductor.
+      sql<string>`coalesce(node_id, host_id)`.as('host_id'),
       sql<number>`sum(vcpus)`.as('vcpus'),
       sql<number>`sum(memory_mib + ${overheadSql(overheads)})`.as('mem'),
       sql<number>`sum(disk_gib)`.as('disk'),
     ])
     .where('host_id', 'is not', null)
-    .groupBy('host_id')
+    .groupBy(sql`coalesce(node_id, host_id)`)
     .execute();
   const usage = new Map(used.map(u => [u.host_id!, u]));
   const parents = hosts.flatMap(h => (h.parent_instance_id ? [h.parent_instance_id] : []));
@@ -53,7 +54,10 @@ export async function readCluster(trx: Kysely<Database>, overheads: readonly Kin
   const members = await trx
     .selectFrom('instance_groups')
     .innerJoin('instances', 'instances.id', 'instance_groups.instance_id')
-    .select(['instance_groups.group_id as group_id', 'instances.host_id as host_id'])
+    .select([
+      'instance_groups.group_id as group_id',
+      sql<string | null>`coalesce(instances.node_id, instances.host_id)`.as('host_id'),
+    ])
     .where('instances.host_id', 'is not', null)
     .execute();
   const groups = new Map((await trx.selectFrom('placement_groups').selectAll().execute()).map(g => [g.id, g]));

@@ -105,6 +105,8 @@ export interface InstanceTable {
   /** A stop request's own grace period (0: at once), cleared by the next start. */
   stop_grace_override: number | null;
   host_id: string | null;
+  /** Metal: the node the instance is deployed on (host_id is its conductor). */
+  node_id: string | null;
   desired_state: string;
   state: string;
   message: string;
@@ -113,6 +115,34 @@ export interface InstanceTable {
   updated_at: string;
   started_at: string | null;
   finished_at: string | null;
+}
+
+/** A bare-metal node's provisioning record; its hosts row (same id) is what the scheduler sees. */
+export interface NodeTable {
+  id: string;
+  name: string;
+  bmc_protocol: string;
+  /** The BMC URL without its password, for display. */
+  bmc_address: string;
+  /** host:port of the BMC, unique: one BMC is enrolled once. */
+  bmc_endpoint: string;
+  /** The whole BMC URL, sealed (src/services/secret-box.ts) with the node id as its context. */
+  bmc_secret: string;
+  provision_state: string;
+  target_state: string | null;
+  last_error: string;
+  maintenance: number;
+  maintenance_reason: string;
+  conductor_host_id: string;
+  /** JSON: the hardware the last inspection found, or null */
+  hardware: string | null;
+  /** JSON: MAC addresses the node booted with, so network boots find it again */
+  macs: string;
+  instance_id: string | null;
+  step_started_at: string | null;
+  step_deadline_at: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface PlacementGroupTable {
@@ -170,6 +200,7 @@ export interface Database {
   tokens: TokenTable;
   join_tokens: JoinTokenTable;
   hosts: HostTable;
+  nodes: NodeTable;
   instances: InstanceTable;
   placement_groups: PlacementGroupTable;
   instance_groups: InstanceGroupTable;
@@ -185,6 +216,7 @@ export type MembershipRow = Selectable<MembershipTable>;
 export type JoinTokenRow = Selectable<JoinTokenTable>;
 export type TokenRow = Selectable<TokenTable>;
 export type HostRow = Selectable<HostTable>;
+export type NodeRow = Selectable<NodeTable>;
 export type InstanceRow = Selectable<InstanceTable>;
 export type EventRow = Selectable<EventTable>;
 export type SecretRow = Selectable<SecretTable>;
