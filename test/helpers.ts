@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { HttpLimits } from '../src/api/app.ts';
-import { startServer, type RunningServer } from '../src/server/server.ts';
+import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.ts';
 
 export const repoRoot = new URL('..', import.meta.url).pathname;
 export const strataBin = join(repoRoot, 'bin', 'strata');
@@ -27,7 +27,12 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  opts: { dataDir?: string; heartbeatSeconds?: number; limits?: Partial<HttpLimits> } = {},
+  opts: {
+    dataDir?: string;
+    heartbeatSeconds?: number;
+    limits?: Partial<HttpLimits>;
+    nodeStepTimeouts?: ServerOptions['nodeStepTimeouts'];
+  } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const server = await startServer({
@@ -37,6 +42,7 @@ export async function startTestServer(
     logger: pino({ level: process.env.STRATA_TEST_LOG ?? 'silent' }),
     heartbeatSeconds: opts.heartbeatSeconds ?? 5,
     ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.nodeStepTimeouts ? { nodeStepTimeouts: opts.nodeStepTimeouts } : {}),
   });
   return {
     url: server.url,
@@ -233,12 +239,12 @@ export interface ContainerFixture {
 /** `drivers`: the drivers the host must offer before the fixture is ready (default: container). */
 export async function startContainerFixture(
   name: string,
-  opts: { agentArgs?: string[]; drivers?: string[] } = {},
+  opts: { agentArgs?: string[]; drivers?: string[]; nodeStepTimeouts?: ServerOptions['nodeStepTimeouts'] } = {},
 ): Promise<ContainerFixture> {
   const { default: Docker } = await import('dockerode');
   const { HOST_LABEL } = await import('../src/drivers/container/driver.ts');
   const docker = new Docker({ socketPath: PODMAN_SOCKET });
-  const srv = await startTestServer();
+  const srv = await startTestServer(opts.nodeStepTimeouts ? { nodeStepTimeouts: opts.nodeStepTimeouts } : {});
   const admin = client(srv.url, srv.adminToken);
   const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
   const agentData = tempDir(`strata-${name}-agent-`);

@@ -4,9 +4,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { saveContext } from './config.ts';
 import { defaultDataDir } from './server.ts';
+
+/** The provisioning network of `--with-metal`'s emulated servers. */
+const METAL_BRIDGE = 'strata-prov0';
 
 export function devCommand(): Command {
   return new Command('dev')
@@ -15,7 +18,17 @@ export function devCommand(): Command {
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7070')
     .option('--context <name>', 'CLI context to create and make current', 'dev')
     .option('--no-agent', 'run the server only')
-    .action(async (o: { data: string; listen: string; context: string; agent: boolean }) => {
+    .option(
+      '--with-metal <n>',
+      'also emulate N bare-metal servers (QEMU machines behind IPMI and Redfish BMCs) and make them available',
+      v => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 8) throw new InvalidArgumentError('a number of nodes from 0 to 8');
+        return n;
+      },
+      0,
+    )
+    .action(async (o: { data: string; listen: string; context: string; agent: boolean; withMetal: number }) => {
       const { pino } = await import('pino');
       const { parseListen, startServer } = await import('../server/server.ts');
       const { devJoinToken } = await import('../server/dev-join-token.ts');
@@ -47,6 +60,7 @@ export function devCommand(): Command {
             hostname()
               .toLowerCase()
               .replace(/[^a-z0-9-]/g, '-'),
+            ...(o.withMetal > 0 ? ['--metal-bridge', METAL_BRIDGE] : []),
           ],
           {
             stdio: ['ignore', out, out],
@@ -63,6 +77,17 @@ export function devCommand(): Command {
         });
       };
       if (o.agent) await startAgent();
+      let stopRig: (() => Promise<void>) | undefined;
+      if (o.withMetal > 0) {
+        const { startDevMetal } = await import('./dev-metal.ts');
+        stopRig = await startDevMetal({
+          url: srv.url,
+          token,
+          dataDir: o.data,
+          bridge: METAL_BRIDGE,
+          count: o.withMetal,
+        });
+      }
 
       process.stdout.write(
         [
@@ -73,6 +98,11 @@ export function devCommand(): Command {
           `  data:         ${o.data}   (logs: server.log, agent.log)`,
           `  CLI context:  "${o.context}" is now current in ${configFile}`,
           o.agent ? `  local agent:  started, registering this machine as a host` : '  local agent:  off (--no-agent)',
+          ...(o.withMetal > 0
+            ? [
+                `  bare metal:   ${o.withMetal} emulated servers being enrolled, inspected and provided (strata node list)`,
+              ]
+            : []),
           '',
           'In another terminal:',
           '  strata host list',
@@ -93,6 +123,7 @@ export function devCommand(): Command {
           agent.kill('SIGTERM');
           await exited;
         }
+        await stopRig?.();
         await srv.close();
         process.exit(0);
       };

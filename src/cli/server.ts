@@ -1,5 +1,5 @@
 // `strata server`: the control plane.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -28,6 +28,19 @@ export function serverCommand(): Command {
       1000,
     )
     .option(
+      '--metal-step-timeout <step=seconds>',
+      'bare metal: how long a provisioning step may take, e.g. inspecting=300 (repeatable; steps: verifying, inspecting, cleaning, deploying, undeploying)',
+      (v: string, prev: Record<string, number>) => {
+        const m = /^(verifying|inspecting|cleaning|deploying|undeploying)=(\d{1,6})$/.exec(v);
+        if (!m)
+          throw new InvalidArgumentError(
+            'want STEP=SECONDS with STEP one of verifying, inspecting, cleaning, deploying, undeploying',
+          );
+        return { ...prev, [m[1]!]: Number(m[2]) };
+      },
+      {} as Record<string, number>,
+    )
+    .option(
       '--max-connections <n>',
       'connections beyond this are closed as they come',
       v => Number.parseInt(v, 10),
@@ -42,6 +55,7 @@ export function serverCommand(): Command {
         heartbeat: number;
         tokenRate: number;
         maxConnections: number;
+        metalStepTimeout: Record<string, number>;
       }) => {
         for (const [flag, v] of [
           ['--token-rate', o.tokenRate],
@@ -70,6 +84,7 @@ export function serverCommand(): Command {
           heartbeatSeconds: o.heartbeat,
           synchronous: o.sync,
           limits,
+          nodeStepTimeouts: o.metalStepTimeout,
         });
         logger.info({ url: srv.url, adminTokenFile: srv.adminTokenFile }, 'strata server listening');
         const stop = async (signal: string) => {

@@ -5,7 +5,7 @@ import { nodesController } from './nodes.ts';
 import { placer } from './placer.ts';
 import { addHost, openRig, type Rig } from './testing.ts';
 import { ApiError } from '../lib/errors.ts';
-import type { Hardware } from '../model/nodes.ts';
+import type { HardwareOut as Hardware } from '../model/nodes.ts';
 import type { UserPrincipal } from '../services/auth.ts';
 import { InstanceService } from '../services/instances.ts';
 import { NodeService } from '../services/nodes.ts';

@@ -67,6 +67,8 @@ export const Hardware = Type.Object(
   Closed,
 );
 
+export type HardwareOut = Static<typeof Hardware>;
+
 export const Node = Type.Object({
   id: Type.String(),
   name: Type.String(),
