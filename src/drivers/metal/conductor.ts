@@ -19,7 +19,7 @@ import type { ProvisioningNetwork } from './provisioning/index.ts';
 import type { Bmc, BmcAddress, BootSession, Hardware, RamdiskTask, TaskResult } from './types.ts';
 
 /** The line a node's own OS prints once it is up (guest/metal-init). */
-export const OS_UP = /strata-guest: ready/;
+export const OS_UP = /strata-metal: ready/;
 export const EXIT = /strata-exit: (\d+)/;
 
 export type StepReporter = (nodeId: string, report: StepReport) => Promise<void>;
