@@ -25,12 +25,11 @@ export type BootDevice = 'pxe' | 'disk' | 'cd';
 
 /** A BMC said no, or could not be reached: the reason is fit for a user (no credentials in it). */
 export class BmcError extends Error {
-  constructor(
-    message: string,
-    readonly reason: 'unreachable' | 'auth' | 'unsupported' | 'failed',
-  ) {
+  readonly reason: 'unreachable' | 'auth' | 'unsupported' | 'failed';
+  constructor(message: string, reason: BmcError['reason']) {
     super(message);
     this.name = 'BmcError';
+    this.reason = reason;
   }
 }
 
