@@ -16,6 +16,7 @@ import { accelArgs, kvmBoots, type Accelerator } from '../../lib/qemu-accel.ts';
 import { sleep } from '../../lib/time.ts';
 import { Machine, macOf } from './machine.ts';
 import { startRedfishEmulator, type RedfishEmulator } from './redfish-emulator.ts';
+import { startSerialRelay, type SerialRelay } from './serial-relay.ts';
 
 const run = promisify(execFile);
 
@@ -106,7 +107,7 @@ function validate(o: RigOptions): void {
   }
 }
 
-/** The lan.conf of one node's simulated BMC: one admin user, SOL onto the machine's serial socket. */
+/** The lan.conf of one node's simulated BMC: one admin user, SOL through the serial relay. */
 function lanConf(name: string, port: number, serialPort: number, program: string, n: RigNodeOptions): string {
   const guid = createHash('sha256').update(name).digest('hex').slice(0, 32);
   const auths = 'none md2 md5 straight';
@@ -161,6 +162,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   const taps: string[] = [];
   const sims: ChildProcess[] = [];
   const emulators: RedfishEmulator[] = [];
+  const relays: SerialRelay[] = [];
   let madeBridge = false;
 
   const stop = async (): Promise<void> => {
@@ -171,7 +173,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       child.kill('SIGTERM');
       await exited;
     }
-    await Promise.all(emulators.map(e => e.close()));
+    await Promise.all([...emulators, ...relays].map(e => e.close()));
     for (const tap of taps) await ip('link', 'del', tap).catch(() => {});
     if (madeBridge) await ip('link', 'del', o.bridge).catch(() => {});
   };
@@ -204,11 +206,13 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       let bmcUrl: string;
       if (n.bmc === 'ipmi') {
         const port = await freeUdpPort();
+        const relay = await startSerialRelay(machine.config.serialPort);
+        relays.push(relay);
         const program = join(dir, 'chassis-control');
         const script = new URL('./chassis-control.ts', import.meta.url).pathname;
         writeFileSync(program, `#!/bin/sh\nexec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`);
         chmodSync(program, 0o755);
-        writeFileSync(join(dir, 'lan.conf'), lanConf(n.name, port, machine.config.serialPort, program, n), {
+        writeFileSync(join(dir, 'lan.conf'), lanConf(n.name, port, relay.port, program, n), {
           mode: 0o600,
         });
         writeFileSync(join(dir, 'node.emu'), NODE_EMU);

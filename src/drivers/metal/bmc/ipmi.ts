@@ -116,8 +116,13 @@ export class IpmiBmc implements Bmc {
     await this.run(['sol', 'deactivate']).catch((e: BmcError) => {
       if (e.reason !== 'failed') throw e;
     });
-    const child = spawn(IPMITOOL, [...this.args(false), 'sol', 'activate'], {
-      env: this.env,
+    // ipmitool's SOL wants a terminal (it sets raw mode, and ends without one):
+    // script(1) gives it a pseudo-terminal. Its command is a constant; the
+    // address and user reach it in the environment, never in the command text.
+    const a = this.addr;
+    const command = 'exec ipmitool -I lanplus -C 3 -H "$BMC_HOST" -p "$BMC_PORT" -U "$BMC_USER" -E sol activate';
+    const child = spawn('script', ['--quiet', '--flush', '--echo', 'never', '--command', command, '/dev/null'], {
+      env: { ...this.env, BMC_HOST: a.host, BMC_PORT: String(a.port), BMC_USER: a.username },
       stdio: ['pipe', 'pipe', 'ignore'],
     });
     await new Promise<void>((resolve, reject) => {
