@@ -13,6 +13,8 @@ export interface RedfishEmulatorOptions {
   password: string;
   /** 0 (the default): any free port. */
   port?: number;
+  /** The TCP port of the serial console offered (default: the machine's own serial socket). */
+  consolePort?: number;
   /** The largest image InsertMedia fetches. */
   maxMediaBytes?: number;
 }
@@ -114,7 +116,7 @@ export async function startRedfishEmulator(o: RedfishEmulatorOptions): Promise<R
         ServiceEnabled: true,
         MaxConcurrentSessions: 1,
         ConnectTypesSupported: ['Oem'],
-        Oem: { Strata: { TcpAddress: `127.0.0.1:${m.config.serialPort}` } },
+        Oem: { Strata: { TcpAddress: `127.0.0.1:${o.consolePort ?? m.config.serialPort}` } },
       },
       Links: { ManagerForServers: [{ '@odata.id': SYSTEM }] },
     }),

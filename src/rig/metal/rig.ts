@@ -202,12 +202,14 @@ export async function startRig(o: RigOptions): Promise<Rig> {
         qemu,
       });
       machines.push(machine);
+      // Both BMCs serve the console through a relay, so that it opens, and
+      // stays open, while the machine is off, as a real BMC's does.
+      const relay = await startSerialRelay({ log: machine.serialLog, machinePort: machine.config.serialPort });
+      relays.push(relay);
       const auth = `${encodeURIComponent(n.username)}:${encodeURIComponent(n.password)}`;
       let bmcUrl: string;
       if (n.bmc === 'ipmi') {
         const port = await freeUdpPort();
-        const relay = await startSerialRelay(machine.config.serialPort);
-        relays.push(relay);
         const program = join(dir, 'chassis-control');
         const script = new URL('./chassis-control.ts', import.meta.url).pathname;
         writeFileSync(program, `#!/bin/sh\nexec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`);
@@ -227,7 +229,12 @@ export async function startRig(o: RigOptions): Promise<Rig> {
         await ipmiAnswers(port, n, child);
         bmcUrl = `ipmi://${auth}@127.0.0.1:${port}`;
       } else {
-        const emulator = await startRedfishEmulator({ machine, username: n.username, password: n.password });
+        const emulator = await startRedfishEmulator({
+          machine,
+          username: n.username,
+          password: n.password,
+          consolePort: relay.port,
+        });
         emulators.push(emulator);
         bmcUrl = `redfish+http://${auth}@127.0.0.1:${emulator.port}`;
       }
