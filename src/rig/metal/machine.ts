@@ -169,12 +169,19 @@ export class Machine {
     try {
       await run(c.qemu, args, { timeout: 60_000 });
     } catch (e) {
-      if (this.pid()) return;
       const stderr = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
+      // Another power on got there first: its QEMU holds the pidfile's lock (and the disk's).
+      if (/lock/i.test(stderr) && (await this.started())) return;
       throw new Error(`${c.name}: QEMU did not start: ${stderr.slice(0, 500)}`);
     }
     // A one-time override is spent by the boot it chose.
     if (!boot.persistent) this.setBoot({ device: 'none', persistent: true });
+  }
+
+  /** Whether a QEMU started by someone else comes up (its pidfile names it) within a few seconds. */
+  private async started(): Promise<boolean> {
+    for (const end = Date.now() + 10_000; Date.now() < end; await sleep(50)) if (this.pid()) return true;
+    return false;
   }
 
   /** Hard power off (QEMU ends at once; SIGTERM lets it close the disk image cleanly). */
