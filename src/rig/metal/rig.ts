@@ -59,18 +59,18 @@ const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
 /** What lan.conf can hold in a quoted string, within IPMI v2's limits. */
 const IPMI_CREDENTIAL = /^[!#-[\]-~]+$/;
 
-let accel: Promise<Accelerator> | undefined;
+let probed: Promise<Accelerator> | undefined;
 
 /** KVM when a kernel boots under it (to its panic for want of a root disk), else TCG; once per process. */
 export function accelerator(qemu = 'qemu-system-x86_64'): Promise<Accelerator> {
-  accel ??= (async () => {
+  probed ??= (async () => {
     if (!existsSync(PROBE_KERNEL)) return 'tcg';
     const argv = ['-machine', 'q35', ...accelArgs('kvm'), '-m', '128M', '-nodefaults', '-no-user-config'];
     argv.push('-display', 'none', '-no-reboot', '-serial', 'stdio', '-kernel', PROBE_KERNEL);
     argv.push('-append', 'console=ttyS0 panic=-1');
     return (await kvmBoots(qemu, argv, 'VFS: Unable to mount root fs')) ? 'kvm' : 'tcg';
   })();
-  return accel;
+  return probed;
 }
 
 async function freeTcpPort(): Promise<number> {
@@ -152,11 +152,35 @@ async function ipmiAnswers(port: number, n: RigNodeOptions, child: ChildProcess)
   }
 }
 
+/** OpenIPMI's simulator for one node, answering on 127.0.0.1:port once this resolves. */
+async function startIpmiSim(n: RigNodeOptions, dir: string, port: number, solPort: number): Promise<ChildProcess> {
+  const program = join(dir, 'chassis-control');
+  const script = new URL('./chassis-control.ts', import.meta.url).pathname;
+  writeFileSync(program, `#!/bin/sh\nexec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`);
+  chmodSync(program, 0o755);
+  writeFileSync(join(dir, 'lan.conf'), lanConf(n.name, port, solPort, program, n), { mode: 0o600 });
+  writeFileSync(join(dir, 'node.emu'), NODE_EMU);
+  mkdirSync(join(dir, 'ipmi-state'), { recursive: true });
+  const log = openSync(join(dir, 'ipmi_sim.log'), 'a');
+  const child = spawn('ipmi_sim', ['-c', 'lan.conf', '-f', 'node.emu', '-s', 'ipmi-state', '-n'], {
+    cwd: dir,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  try {
+    await ipmiAnswers(port, n, child);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return child;
+}
+
 export async function startRig(o: RigOptions): Promise<Rig> {
   validate(o);
   const root = resolve(o.dir);
   const qemu = o.qemu ?? 'qemu-system-x86_64';
-  const accelerator_ = o.accelerator ?? (await accelerator(qemu));
+  const accel = o.accelerator ?? (await accelerator(qemu));
   const nodes: RigNode[] = [];
   const machines: Machine[] = [];
   const taps: string[] = [];
@@ -198,7 +222,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
         memoryMib: n.memoryMib ?? 1024,
         diskGib: n.diskGib ?? 2,
         serialPort: await freeTcpPort(),
-        accelerator: accelerator_,
+        accelerator: accel,
         qemu,
       });
       machines.push(machine);
@@ -210,23 +234,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       let bmcUrl: string;
       if (n.bmc === 'ipmi') {
         const port = await freeUdpPort();
-        const program = join(dir, 'chassis-control');
-        const script = new URL('./chassis-control.ts', import.meta.url).pathname;
-        writeFileSync(program, `#!/bin/sh\nexec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`);
-        chmodSync(program, 0o755);
-        writeFileSync(join(dir, 'lan.conf'), lanConf(n.name, port, relay.port, program, n), {
-          mode: 0o600,
-        });
-        writeFileSync(join(dir, 'node.emu'), NODE_EMU);
-        mkdirSync(join(dir, 'ipmi-state'), { recursive: true });
-        const log = openSync(join(dir, 'ipmi_sim.log'), 'a');
-        const child = spawn('ipmi_sim', ['-c', 'lan.conf', '-f', 'node.emu', '-s', 'ipmi-state', '-n'], {
-          cwd: dir,
-          stdio: ['ignore', log, log],
-        });
-        closeSync(log);
-        sims.push(child);
-        await ipmiAnswers(port, n, child);
+        sims.push(await startIpmiSim(n, dir, port, relay.port));
         bmcUrl = `ipmi://${auth}@127.0.0.1:${port}`;
       } else {
         const emulator = await startRedfishEmulator({
