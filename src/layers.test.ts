@@ -25,10 +25,12 @@ export const allowed: Record<string, readonly string[]> = {
   // A thin client of the public API; a role command (server, agent, dev)
   // loads its role with a dynamic import() inside its action.
   cli: ['kinds', 'model', 'lib'],
+  // Emulated bare-metal servers and their BMCs, for tests and `strata dev --with-metal`.
+  rig: ['lib'],
 };
 
 /** What a role command of the CLI (strata server, agent, dev) may load with import() inside its action. */
-const roles: readonly string[] = ['server', 'agent', 'drivers'];
+const roles: readonly string[] = ['server', 'agent', 'drivers', 'rig'];
 
 /** Imports only a type from these folders: it is erased at run time and names a row, not a query. */
 const typeOnly: Record<string, readonly string[]> = {

@@ -20,6 +20,8 @@ export interface HttpRequest {
   headers: Record<string, string>;
   body?: string | undefined;
   signal?: AbortSignal | undefined;
+  /** https: accept a certificate that does not verify (a BMC's self-signed one, when the user says so). */
+  insecure?: boolean | undefined;
 }
 
 /** Resolves once the response head arrives; rejects with the socket's error (err.code) or an AbortError. */
@@ -39,6 +41,7 @@ export async function httpRequest(url: string, req: HttpRequest): Promise<HttpRe
   if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
   const opts: RequestOptions = { method: req.method, headers };
   if (req.signal) opts.signal = req.signal;
+  if (req.insecure) (opts as { rejectUnauthorized?: boolean }).rejectUnauthorized = false;
   return new Promise((resolve, reject) => {
     const r = request(u, opts, (res: IncomingMessage) => {
       const status = res.statusCode ?? 0;

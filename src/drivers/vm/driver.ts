@@ -26,6 +26,7 @@ import { assertImageRef } from '../../model/image-ref.ts';
 import { vmCapabilities } from './capabilities.ts';
 import type { Capabilities } from '../../model/capabilities.ts';
 import { sleep } from '../../lib/time.ts';
+import { accelArgs, kvmBoots, type Accelerator } from '../../lib/qemu-accel.ts';
 import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChunk } from '../driver.ts';
 import { buildSeed } from './cloud-init.ts';
 import type { Machine, VmFields } from './fields.ts';
@@ -60,8 +61,6 @@ export interface VmDriverOptions {
   bridge?: string;
   subnet?: string;
 }
-
-export type Accelerator = 'kvm' | 'tcg';
 
 const READY = 'strata-guest: ready';
 const EXIT = /strata-exit: (\d+)/g;
@@ -155,29 +154,7 @@ export class VmDriver implements Driver {
         guestConfigDisk({ hostname: 'probe', mode: 'run', command: [], env: {}, workingDir: '/', probe: true }),
       );
       const args = [...this.machineArgs('kvm', 1, 128), '-serial', 'stdio', ...configDrive(config)];
-      const ok = await new Promise<boolean>(resolve => {
-        const child = spawn(this.qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-        let out = '';
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve(false);
-        }, 20_000);
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (!out.includes('strata-guest: probe')) return;
-          clearTimeout(timer);
-          child.kill('SIGKILL');
-          resolve(true);
-        });
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve(out.includes('strata-guest: probe'));
-        });
-        child.once('error', () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-      });
+      const ok = await kvmBoots(this.qemu, args, 'strata-guest: probe');
       rmSync(dir, { recursive: true, force: true });
       return ok ? 'kvm' : 'tcg';
     })();
@@ -192,18 +169,14 @@ export class VmDriver implements Driver {
     return [
       '-machine',
       machine === 'q35' ? 'q35' : 'microvm,acpi=on',
-      // Under TCG, QEMU 7.2 reserves a 1 GiB translation cache by default, on
-      // top of the guest's memory; 128 MiB is as fast here and is what
-      // placement counts (hostMemoryOverheadMib in src/kinds/vm/index.ts).
-      '-accel',
-      accel === 'kvm' ? 'kvm' : `tcg,tb-size=${TCG_CACHE_MIB}`,
+      // Under TCG the translation cache (TCG_CACHE_MIB) is what placement
+      // counts (hostMemoryOverheadMib in src/kinds/vm/index.ts).
+      ...accelArgs(accel),
       // A reset the guest asks for (its init exited and the kernel panicked,
       // or it rebooted itself) ends QEMU: the instance stops and says why.
       // Only a restart the user asks for resets it (see reboot()).
       '-action',
       'reboot=shutdown',
-      '-cpu',
-      accel === 'kvm' ? 'host' : 'max',
       '-smp',
       String(vcpus),
       '-m',
@@ -674,9 +647,6 @@ function guestComplaint(log: string): string {
   const lines = [...log.matchAll(/strata-guest: (.*)/g)].map(m => m[1]);
   return lines.at(-1) ?? 'the guest init failed';
 }
-
-/** The TCG translation cache, MiB. */
-const TCG_CACHE_MIB = 128;
 
 let khzCache: number | undefined;
 function tscKhz(): number | undefined {
