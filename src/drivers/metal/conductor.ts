@@ -27,18 +27,8 @@ export type StepReporter = (nodeId: string, report: StepReport) => Promise<void>
 /** What a step's wait ran out on, said in the failure. */
 export class StepTimeout extends Error {}
 
-export function bmcAddressOf(url: string): BmcAddress {
-  const b = parseBmcUrl(url);
-  return {
-    protocol: b.protocol,
-    host: b.host,
-    port: b.port,
-    username: b.username,
-    password: b.password,
-    ...(b.protocol === 'redfish' ? { scheme: b.scheme === 'http' ? ('http' as const) : ('https' as const) } : {}),
-    ...(b.insecure ? { insecure: true } : {}),
-  };
-}
+/** The address a stored BMC URL names. */
+export const bmcAddressOf = (url: string): BmcAddress => parseBmcUrl(url);
 
 /** One node as this conductor knows it: the server's word, its BMC, its console record, the step under way. */
 export class NodeWorker {

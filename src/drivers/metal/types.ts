@@ -5,18 +5,7 @@
 // ramdisk one task through the boot server (provisioning/): report the
 // hardware, wipe the disks, or write a whole-disk image and a config drive.
 
-/** Where a node's BMC answers and with which credentials (`ipmi://USER:PASS@HOST:PORT`, `redfish://...`). */
-export interface BmcAddress {
-  protocol: 'ipmi' | 'redfish';
-  host: string;
-  port: number;
-  username: string;
-  password: string;
-  /** Redfish only: https (the default for redfish://) or http (`redfish+http://`). */
-  scheme?: 'http' | 'https';
-  /** Redfish only: accept a self-signed certificate. */
-  insecure?: boolean;
-}
+export type { BmcAddress } from '../../model/bmc-url.ts';
 
 export type PowerState = 'on' | 'off';
 

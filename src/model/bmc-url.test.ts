@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { formatBmcUrl, parseBmcUrl, redactBmcUrl } from './url.ts';
+import { formatBmcUrl, parseBmcUrl, redactBmcUrl } from './bmc-url.ts';
 
 test('ipmi, redfish and redfish+http URLs with their default ports', () => {
   assert.deepEqual(parseBmcUrl('ipmi://admin:s3cret@10.0.0.5'), {
