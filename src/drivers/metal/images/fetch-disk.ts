@@ -71,14 +71,26 @@ async function fetchInto(url: URL, dir: string, o: FetchDiskOptions): Promise<Fe
   const headers: Record<string, string> = {};
   if (cached?.etag) headers['if-none-match'] = cached.etag;
   else if (cached?.lastModified) headers['if-modified-since'] = cached.lastModified;
+  // Credentials in the URL become Basic authentication (fetch refuses them in the URL).
+  const target = new URL(url);
+  if (target.username || target.password) {
+    const user = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+    headers.authorization = `Basic ${Buffer.from(user).toString('base64')}`;
+    target.username = '';
+    target.password = '';
+  }
   let res: Response;
   try {
-    res = await fetch(url, { headers, redirect: 'follow', ...(o.signal ? { signal: o.signal } : {}) });
+    res = await fetch(target, { headers, redirect: 'follow', ...(o.signal ? { signal: o.signal } : {}) });
   } catch (err) {
-    throw new Error(`disk image ${shown(url)} could not be fetched: ${causeOf(err)}`);
+    throw new Error(`disk image ${shown(url)} could not be fetched: ${causeOf(err).replaceAll(url.href, shown(url))}`);
   }
   if (res.status === 304 && cached) {
     await res.body?.cancel();
+    if (cached.sizeBytes > o.maxBytes)
+      throw new Error(
+        `disk image ${shown(url)} is ${cached.sizeBytes} bytes, more than the ${o.maxBytes} bytes allowed`,
+      );
     return { path: join(dir, 'disk.raw'), sizeBytes: cached.sizeBytes };
   }
   if (!res.ok) {
@@ -90,7 +102,7 @@ async function fetchInto(url: URL, dir: string, o: FetchDiskOptions): Promise<Fe
   const length = Number(res.headers.get('content-length') ?? Number.NaN);
   if (length > o.maxBytes) {
     await res.body?.cancel();
-    throw new Error(`disk image ${shown(url)} is ${length} bytes, more than the ${o.maxBytes} allowed`);
+    throw new Error(`disk image ${shown(url)} is ${length} bytes, more than the ${o.maxBytes} bytes allowed`);
   }
   mkdirSync(o.cacheDir, { recursive: true, mode: 0o700 });
   const work = mkdtempSync(join(o.cacheDir, `.fetch-${process.pid}-`));
@@ -194,7 +206,7 @@ async function qcow2ToRaw(src: string, dst: string, maxBytes: number, url: URL):
     throw new Error(`disk image ${shown(url)} refers to other files (a backing or data file): give a standalone image`);
   const size = info['virtual-size'] ?? 0;
   if (size > maxBytes)
-    throw new Error(`disk image ${shown(url)} unpacks to ${size} bytes, more than the ${maxBytes} allowed`);
+    throw new Error(`disk image ${shown(url)} unpacks to ${size} bytes, more than the ${maxBytes} bytes allowed`);
   await run('qemu-img', ['convert', '-q', '-f', 'qcow2', '-O', 'raw', src, dst]);
 }
 
