@@ -3,9 +3,9 @@
 // (SeaBIOS, the MBR, extlinux, Strata's kernel and initrd; no -kernel), with
 // a config drive as a second disk, as a node would after a deploy.
 import { strict as assert } from 'node:assert';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { buildConfigDrive, buildWholeDiskImage, type WholeDisk } from '../src/drivers/metal/images/index.ts';
@@ -136,6 +136,25 @@ test('a second build of the same image is the cached disk', { skip }, async t =>
   t.diagnostic(`warm build: ${Date.now() - started} ms`);
   assert.deepEqual(again, disk);
   assert.ok(!said.some(m => m.startsWith('turning')), said.join('\n'));
+});
+
+test('what a crashed build left mounted and attached is released, and nothing of it stays', { skip }, async () => {
+  // A build's work directory as a killed process leaves it, mid-build: its disk on a loop device, mounted.
+  const deadPid = spawnSync('true').pid;
+  const work = join(cacheDir, `.build-${deadPid}-crashed`);
+  mkdirSync(join(work, 'mnt'), { recursive: true });
+  execFileSync('truncate', ['-s', '16M', join(work, 'disk.raw')]);
+  execFileSync('mkfs.ext4', ['-q', join(work, 'disk.raw')]);
+  const loop = execFileSync('losetup', ['-f', '--show', join(work, 'disk.raw')], { encoding: 'utf8' }).trim();
+  try {
+    execFileSync('mount', [loop, join(work, 'mnt')]);
+    await build();
+    assert.ok(!existsSync(work), 'the work directory is gone');
+    assert.equal(execFileSync('losetup', ['-j', join(work, 'disk.raw')], { encoding: 'utf8' }), '');
+  } finally {
+    spawnSync('umount', [join(work, 'mnt')]);
+    spawnSync('losetup', ['-d', loop]);
+  }
 });
 
 test('an image that does not exist, or a reference that is not one, gives a clear error', { skip }, async () => {

@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sweepAbandoned, workDirPrefix } from './abandoned.ts';
 import { run } from './run.ts';
 
 export interface FetchDiskOptions {
@@ -67,6 +68,7 @@ export async function fetchDiskImage(o: FetchDiskOptions): Promise<FetchedDisk> 
 const shown = (u: URL): string => `${u.origin}${u.pathname}`;
 
 async function fetchInto(url: URL, dir: string, o: FetchDiskOptions): Promise<FetchedDisk> {
+  await sweepAbandoned(o.cacheDir);
   const cached = readMeta(dir);
   const headers: Record<string, string> = {};
   if (cached?.etag) headers['if-none-match'] = cached.etag;
@@ -105,7 +107,7 @@ async function fetchInto(url: URL, dir: string, o: FetchDiskOptions): Promise<Fe
     throw new Error(`disk image ${shown(url)} is ${length} bytes, more than the ${o.maxBytes} bytes allowed`);
   }
   mkdirSync(o.cacheDir, { recursive: true, mode: 0o700 });
-  const work = mkdtempSync(join(o.cacheDir, `.fetch-${process.pid}-`));
+  const work = mkdtempSync(join(o.cacheDir, workDirPrefix('fetch')));
   try {
     const download = join(work, 'download');
     await save(res, download, o.maxBytes, url);

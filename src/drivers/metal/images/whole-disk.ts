@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { ContainerDriver } from '../../container/driver.ts';
 import type { RegistryAuth } from '../../container/registry-auth.ts';
 import { exportRootfs, type OciSource, resolveOciImage } from '../../oci-rootfs.ts';
+import { sweepAbandoned, workDirPrefix } from './abandoned.ts';
 import { pipeline, run } from './run.ts';
 
 /** Bumped whenever the layout below changes, so cached disks of the old layout are not reused. */
@@ -90,6 +91,7 @@ export async function buildWholeDiskImage(opts: WholeDiskOptions): Promise<Whole
   } catch (err) {
     throw new Error(`cannot build a disk image from ${opts.image}: ${messageOf(err)}`);
   }
+  await sweepAbandoned(opts.cacheDir);
   const key = `${imageId.slice(0, 32)}-${inputsHash(kernel)}`;
   const dir = join(opts.cacheDir, key);
   const cached = readCached(dir);
@@ -160,8 +162,7 @@ async function build(
   dir: string,
 ): Promise<WholeDisk> {
   mkdirSync(opts.cacheDir, { recursive: true, mode: 0o700 });
-  sweepAbandoned(opts.cacheDir);
-  const work = mkdtempSync(join(opts.cacheDir, `.build-${process.pid}-`));
+  const work = mkdtempSync(join(opts.cacheDir, workDirPrefix('build')));
   const mounts: Mounted = { loop: undefined, mountpoint: undefined };
   try {
     const started = Date.now();
@@ -337,37 +338,6 @@ async function waitForDevice(path: string): Promise<void> {
   while (!existsSync(path)) {
     if (Date.now() > end) throw new Error(`${path} did not appear`);
     await new Promise(r => setTimeout(r, 20));
-  }
-}
-
-/**
- * Build directories of processes that are gone (a crash, a kill): whatever they
- * left mounted or attached is released, and the directory removed.
- */
-function sweepAbandoned(cacheDir: string): void {
-  for (const name of readdirSync(cacheDir)) {
-    const m = /^\.build-(\d+)-/.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
-    const work = join(cacheDir, name);
-    void (async () => {
-      await run('umount', [join(work, 'mnt')]).catch(() => undefined);
-      const loops = await run('losetup', ['-j', join(work, 'disk.raw')]).catch(() => '');
-      for (const line of loops.split('\n')) {
-        const dev = line.split(':')[0];
-        if (dev?.startsWith('/dev/loop')) await run('losetup', ['-d', dev]).catch(() => undefined);
-      }
-      rmSync(work, { recursive: true, force: true });
-    })();
-  }
-}
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
