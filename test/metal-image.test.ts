@@ -42,6 +42,38 @@ const build = (progress?: (m: string) => void) =>
 const sha256 = (path: string): string => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 const halfMade = () => readdirSync(cacheDir).filter(n => n.startsWith('.'));
 
+/** QEMU booting a node from its disk alone (no -kernel), the config drive as a second disk. */
+function boot(diskPath: string, iso: string, log: string, extra: string[] = []) {
+  const qemu = spawn(
+    'qemu-system-x86_64',
+    [
+      ...['-machine', 'q35,graphics=off', '-accel', 'tcg,tb-size=128', '-m', '512'],
+      // snapshot=on: the node writes to its disk; the cached image stays as built.
+      ...['-drive', `file=${diskPath},format=raw,if=virtio,snapshot=on`],
+      ...['-drive', `file=${iso},format=raw,if=virtio,readonly=on`],
+      ...extra,
+      ...['-boot', 'c', '-serial', `file:${log}`, '-display', 'none', '-no-reboot'],
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  qemus.push(qemu);
+  let stderr = '';
+  qemu.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+  const waitFor = (re: RegExp) =>
+    until(
+      `${re} on the serial console`,
+      async () => {
+        const m = re.exec(text());
+        if (m) return m[1] ?? m[0];
+        if (qemu.exitCode !== null) throw new Error(`QEMU exited (${qemu.exitCode}) first: ${stderr}\n${text()}`);
+        return undefined;
+      },
+      180_000,
+    );
+  return { qemu, text, waitFor };
+}
+
 let disk: WholeDisk;
 
 test('two concurrent builds of one image build it once, as a bootable MBR disk', { skip }, async t => {
@@ -87,36 +119,13 @@ test('the node boots from its disk and runs the command from its config drive', 
   });
   const log = join(dir, 'node-1', 'serial.log');
   const started = Date.now();
-  const qemu = spawn(
-    'qemu-system-x86_64',
-    [
-      ...['-machine', 'q35,graphics=off', '-accel', 'tcg,tb-size=128', '-m', '512'],
-      // snapshot=on: the node writes to its disk; the cached image stays as built.
-      ...['-drive', `file=${disk.path},format=raw,if=virtio,snapshot=on`],
-      ...['-drive', `file=${iso},format=raw,if=virtio,readonly=on`],
-      ...['-nic', 'user,model=virtio-net-pci'],
-      ...['-boot', 'c', '-serial', `file:${log}`, '-display', 'none', '-no-reboot'],
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  qemus.push(qemu);
-  let stderr = '';
-  qemu.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
-  const exit = await until(
-    'strata-exit on the serial console',
-    async () => {
-      const m = /strata-exit: (\d+)/.exec(text());
-      if (m) return m[1];
-      if (qemu.exitCode !== null) throw new Error(`QEMU exited (${qemu.exitCode}) first: ${stderr}\n${text()}`);
-      return undefined;
-    },
-    180_000,
-  );
+  // A NIC the cloud kernel drives, with QEMU's DHCP server behind it.
+  const node = boot(disk.path, iso, log, ['-nic', 'user,model=virtio-net-pci']);
+  const exit = await node.waitFor(/strata-exit: (\d+)/);
   t.diagnostic(`QEMU start to strata-exit: ${Date.now() - started} ms`);
-  const out = text();
+  const out = node.text();
   assert.equal(exit, '0', out);
-  assert.ok(!/-kernel/.test(qemu.spawnargs.join(' ')));
+  assert.ok(!/-kernel/.test(node.qemu.spawnargs.join(' ')));
   assert.match(out, /SYSLINUX/, 'booted by extlinux from the disk');
   assert.match(out, /^marker-metal-ok\r?$/m);
   assert.match(out, /^hostname=node-e2e\r?$/m);
@@ -124,8 +133,26 @@ test('the node boots from its disk and runs the command from its config drive', 
   assert.match(out, /eth0\s+inet 10\.0\.2\.15\/24/, 'DHCP on the NIC');
   assert.match(out, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStrata test@strata\r?$/m);
   assert.ok(!/^pwned/m.test(out));
-  await until('QEMU to power off', async () => (qemu.exitCode !== null ? true : undefined), 60_000);
+  await until('QEMU to power off', async () => (node.qemu.exitCode !== null ? true : undefined), 60_000);
   assert.equal(sha256(disk.path), disk.digest, 'the cached disk is unchanged');
+});
+
+test("with no command the node hands over to the image's own init", { skip }, async () => {
+  const iso = await buildConfigDrive(join(dir, 'node-2'), {
+    instanceId: 'ins_metal_2',
+    hostname: 'node-init',
+    sshKeys: [],
+    command: [],
+    env: {},
+  });
+  const node = boot(disk.path, iso, join(dir, 'node-2', 'serial.log'));
+  // busybox's init, with no inittab, asks for Enter on the console.
+  await node.waitFor(/Please press Enter to activate this console/);
+  assert.match(node.text(), /strata-metal: ready; starting the image's init \/bin\/init/);
+  assert.ok(!/strata-exit/.test(node.text()));
+  const gone = new Promise(r => node.qemu.once('exit', r));
+  node.qemu.kill('SIGKILL');
+  await gone;
 });
 
 test('a second build of the same image is the cached disk', { skip }, async t => {
