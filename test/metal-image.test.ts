@@ -5,10 +5,15 @@
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { buildConfigDrive, buildWholeDiskImage, type WholeDisk } from '../src/drivers/metal/images/index.ts';
+import {
+  buildConfigDrive,
+  buildWholeDiskImage,
+  CONFIG_DRIVE_SLOT_BYTES,
+  type WholeDisk,
+} from '../src/drivers/metal/images/index.ts';
 import { PODMAN_SOCKET, removeDir, TEST_IMAGE, tempDir, until } from './helpers.ts';
 
 const KERNEL_DIR = join(process.env.STRATA_VM_DIR ?? '/var/lib/strata-host/vm', 'kernel');
@@ -42,15 +47,15 @@ const build = (progress?: (m: string) => void) =>
 const sha256 = (path: string): string => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 const halfMade = () => readdirSync(cacheDir).filter(n => n.startsWith('.'));
 
-/** QEMU booting a node from its disk alone (no -kernel), the config drive as a second disk. */
-function boot(diskPath: string, iso: string, log: string, extra: string[] = []) {
+/** QEMU booting a node from its disk alone (no -kernel), with the config drive as a second disk if given. */
+function boot(diskPath: string, iso: string | undefined, log: string, extra: string[] = []) {
   const qemu = spawn(
     'qemu-system-x86_64',
     [
       ...['-machine', 'q35,graphics=off', '-accel', 'tcg,tb-size=128', '-m', '512'],
       // snapshot=on: the node writes to its disk; the cached image stays as built.
       ...['-drive', `file=${diskPath},format=raw,if=virtio,snapshot=on`],
-      ...['-drive', `file=${iso},format=raw,if=virtio,readonly=on`],
+      ...(iso ? ['-drive', `file=${iso},format=raw,if=virtio,readonly=on`] : []),
       ...extra,
       ...['-boot', 'c', '-serial', `file:${log}`, '-display', 'none', '-no-reboot'],
     ],
@@ -89,13 +94,18 @@ test('two concurrent builds of one image build it once, as a bootable MBR disk',
   const head = readFileSync(disk.path).subarray(0, 512);
   assert.ok(head.subarray(0, 440).equals(readFileSync('/usr/lib/syslinux/mbr/mbr.bin').subarray(0, 440)));
   const table = JSON.parse(execFileSync('sfdisk', ['--json', disk.path], { encoding: 'utf8' })) as {
-    partitiontable: { label: string; partitions: { start: number; type: string; bootable?: boolean }[] };
+    partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] };
   };
   assert.equal(table.partitiontable.label, 'dos');
+  // Partition 2, the config drive's slot, starts where the image ends.
   assert.deepEqual(
-    table.partitiontable.partitions.map(p => [p.start, p.type, p.bootable]),
-    [[2048, '83', true]],
+    table.partitiontable.partitions.map(p => [p.start, p.type, p.bootable ?? false]),
+    [
+      [2048, '83', true],
+      [a.sizeBytes / 512, '83', false],
+    ],
   );
+  assert.equal(table.partitiontable.partitions[1]?.size, CONFIG_DRIVE_SLOT_BYTES / 512);
   assert.deepEqual(halfMade(), []);
 });
 
@@ -137,7 +147,9 @@ test('the node boots from its disk and runs the command from its config drive', 
   assert.equal(sha256(disk.path), disk.digest, 'the cached disk is unchanged');
 });
 
-test("with no command the node hands over to the image's own init", { skip }, async () => {
+test("with the config drive in partition 2 of its disk and no command, the node hands over to the image's own init", {
+  skip,
+}, async () => {
   const iso = await buildConfigDrive(join(dir, 'node-2'), {
     instanceId: 'ins_metal_2',
     hostname: 'node-init',
@@ -145,10 +157,17 @@ test("with no command the node hands over to the image's own init", { skip }, as
     command: [],
     env: {},
   });
-  const node = boot(disk.path, iso, join(dir, 'node-2', 'serial.log'));
+  // The node's disk as a deploy leaves it: the image, the config drive right
+  // after it (partition 2), and the rest of a larger disk.
+  const nodeDisk = join(dir, 'node-2', 'disk.raw');
+  execFileSync('cp', ['--sparse=always', disk.path, nodeDisk]);
+  appendFileSync(nodeDisk, readFileSync(iso));
+  truncateSync(nodeDisk, disk.sizeBytes + CONFIG_DRIVE_SLOT_BYTES + 64 * 1024 * 1024);
+  const node = boot(nodeDisk, undefined, join(dir, 'node-2', 'serial.log'));
   // busybox's init, with no inittab, asks for Enter on the console.
   await node.waitFor(/Please press Enter to activate this console/);
   assert.match(node.text(), /strata-metal: ready; starting the image's init \/bin\/init/);
+  assert.ok(!/no config drive/.test(node.text()), 'the drive was found in partition 2');
   assert.ok(!/strata-exit/.test(node.text()));
   const gone = new Promise(r => node.qemu.once('exit', r));
   node.qemu.kill('SIGKILL');

@@ -7,4 +7,10 @@ export {
   LIMITS as CONFIG_DRIVE_LIMITS,
 } from './config-drive.ts';
 export { type FetchDiskOptions, type FetchedDisk, fetchDiskImage } from './fetch-disk.ts';
-export { buildWholeDiskImage, KERNEL_APPEND, type WholeDisk, type WholeDiskOptions } from './whole-disk.ts';
+export {
+  buildWholeDiskImage,
+  CONFIG_DRIVE_SLOT_BYTES,
+  KERNEL_APPEND,
+  type WholeDisk,
+  type WholeDiskOptions,
+} from './whole-disk.ts';
