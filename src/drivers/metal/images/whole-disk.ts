@@ -51,7 +51,7 @@ const BUSYBOX = '/bin/busybox';
 const MBR_BIN = '/usr/lib/syslinux/mbr/mbr.bin';
 const METAL_INIT = new URL('../../../../guest/metal-init', import.meta.url).pathname;
 /** The kernel command line: the serial console is how the host reads the node (strata-exit). */
-export const KERNEL_APPEND = 'console=ttyS0,115200 panic=-1';
+export const KERNEL_APPEND = 'console=ttyS0,115200 panic=-1 quiet';
 
 export interface WholeDiskOptions {
   /** An OCI image reference, pulled through the container runtime with its credentials. */
