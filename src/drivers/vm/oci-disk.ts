@@ -32,7 +32,7 @@ export async function ociDisk(
   // One conversion per image at a time; the others wait for it.
   let job = converting.get(id);
   if (!job) {
-    job = convert(src, ref, path, cacheDir, progress).finally(() => converting.delete(id));
+    job = convert(src, ref, id, path, cacheDir, progress).finally(() => converting.delete(id));
     converting.set(id, job);
   }
   await job;
@@ -42,6 +42,7 @@ export async function ociDisk(
 async function convert(
   src: OciSource,
   ref: string,
+  id: string,
   path: string,
   cacheDir: string,
   progress?: (message: string) => void,
@@ -52,7 +53,8 @@ async function convert(
     progress?.(`turning ${ref} into a VM disk`);
     const rootfs = join(work, 'rootfs');
     mkdirSync(rootfs);
-    await exportRootfs(src, ref, rootfs, 'vm-disk-export');
+    // By id: the tag may move meanwhile, and the disk is cached under this id.
+    await exportRootfs(src, id, rootfs, 'vm-disk-export');
     for (const d of ['proc', 'sys', 'dev', 'tmp', 'run']) mkdirSync(join(rootfs, d), { recursive: true });
     const { stdout } = await run('du', ['-sb', rootfs]);
     const used = Number(stdout.split(/\s/)[0]);

@@ -176,7 +176,8 @@ async function build(
     const rootfs = join(work, 'rootfs');
     mkdirSync(rootfs);
     try {
-      await exportRootfs(oci, opts.image, rootfs, 'metal-disk-export');
+      // By id: the tag may move meanwhile, and the disk is cached under this id.
+      await exportRootfs(oci, imageId, rootfs, 'metal-disk-export');
     } catch (err) {
       throw new Error(`cannot build a disk image from ${opts.image}: ${messageOf(err)}`);
     }
