@@ -17,7 +17,6 @@ import { createReadStream } from 'node:fs';
 import {
   closeSync,
   existsSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -34,6 +33,7 @@ import { ContainerDriver } from '../../container/driver.ts';
 import type { RegistryAuth } from '../../container/registry-auth.ts';
 import { exportRootfs, type OciSource, resolveOciImage } from '../../oci-rootfs.ts';
 import { sweepAbandoned, workDirPrefix } from './abandoned.ts';
+import { prepareRoot } from './root-layout.ts';
 import { pipeline, run } from './run.ts';
 
 /** Bumped whenever the layout below changes, so cached disks of the old layout are not reused. */
@@ -181,7 +181,7 @@ async function build(
     } catch (err) {
       throw new Error(`cannot build a disk image from ${opts.image}: ${messageOf(err)}`);
     }
-    prepareRoot(rootfs);
+    prepareRoot(rootfs, KERNEL_APPEND);
     const initrd = join(work, 'initrd.img');
     await buildInitrd(join(work, 'initrd'), kernel, initrd);
 
@@ -266,47 +266,6 @@ async function build(
   } finally {
     await unmount(mounts).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/**
- * The root as the initrd expects it: mount points, and a /boot that is a real
- * directory of this filesystem (an image's /boot may be a symlink, and the
- * builder writes through it on the host).
- */
-function prepareRoot(rootfs: string): void {
-  for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'root']) {
-    if (!isRealDir(join(rootfs, d))) {
-      rmSync(join(rootfs, d), { recursive: true, force: true });
-      mkdirSync(join(rootfs, d));
-    }
-  }
-  const boot = join(rootfs, 'boot');
-  if (!isRealDir(boot)) rmSync(boot, { recursive: true, force: true });
-  // The image's own boot loader files make way for Strata's.
-  for (const f of ['extlinux', 'vmlinuz', 'initrd.img']) rmSync(join(boot, f), { recursive: true, force: true });
-  mkdirSync(join(boot, 'extlinux'), { recursive: true });
-  writeFileSync(
-    join(boot, 'extlinux', 'extlinux.conf'),
-    [
-      'SERIAL 0 115200',
-      'DEFAULT strata',
-      'PROMPT 0',
-      'TIMEOUT 0',
-      'LABEL strata',
-      '  LINUX /boot/vmlinuz',
-      '  INITRD /boot/initrd.img',
-      `  APPEND ${KERNEL_APPEND}`,
-      '',
-    ].join('\n'),
-  );
-}
-
-function isRealDir(p: string): boolean {
-  try {
-    return lstatSync(p).isDirectory();
-  } catch {
-    return false;
   }
 }
 
