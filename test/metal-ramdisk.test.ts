@@ -61,7 +61,9 @@ after(async () => {
   await pn?.close();
   ipQuiet('link', 'del', TAP);
   ipQuiet('link', 'del', BRIDGE);
-  rmSync(dir, { recursive: true, force: true });
+  // STRATA_TEST_KEEP=1 keeps the serial logs and dnsmasq's log to read.
+  if (process.env.STRATA_TEST_KEEP) process.stderr.write(`kept ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 });
 
 /** The machine: q35 under TCG, its disk, one NIC on the test bridge, booting the network or a CD. */
@@ -141,6 +143,7 @@ async function runTask(
 ): Promise<{ hw: Hardware; result: TaskResult; helloMs: number; taskMs: number }> {
   const t0 = Date.now();
   startQemu(boot, name);
+  if (process.env.STRATA_TEST_KEEP) process.stderr.write(`${new Date(t0).toISOString()} qemu started (${name})\n`);
   const hw = await within(`${name}: hello`, s => session.hello(s));
   const t1 = Date.now();
   const result = await within(`${name}: done`, s => session.done(s));
@@ -168,7 +171,11 @@ function partitions(bytes: Buffer): PartitionTable | null {
   const f = join(dir, 'pt.raw');
   writeFileSync(f, bytes);
   try {
-    return (JSON.parse(execFileSync('sfdisk', ['--json', f], { encoding: 'utf8', stdio: 'pipe' })) as { partitiontable: PartitionTable }).partitiontable;
+    return (
+      JSON.parse(execFileSync('sfdisk', ['--json', f], { encoding: 'utf8', stdio: 'pipe' })) as {
+        partitiontable: PartitionTable;
+      }
+    ).partitiontable;
   } catch {
     return null;
   } finally {
@@ -202,59 +209,81 @@ const pattern = (size: number): Buffer => {
   return b;
 };
 
-test('deploy: the image lands on the disk and the config drive in a partition at its end', async t => {
-  assert.ok(mac, 'inspection found the MAC');
-  // A whole-disk image: an MBR with one partition, a known pattern everywhere else.
-  const image = join(dir, 'image.raw');
-  writeFileSync(image, pattern(IMAGE_MIB * MiB));
-  execFileSync('sfdisk', ['-q', image], { input: 'label: dos\nstart=2048, type=L\n' });
-  const imageBytes = readFileSync(image);
+/** A NoCloud config drive, as the conductor would make it. */
+function configDrive(): string {
+  const iso = join(dir, 'config.iso');
+  if (existsSync(iso)) return iso;
   const cd = join(dir, 'cd');
   mkdirSync(cd);
   writeFileSync(join(cd, 'meta-data'), 'instance-id: node-a\n');
   writeFileSync(join(cd, 'user-data'), '#cloud-config\n');
-  const iso = join(dir, 'config.iso');
   sh('genisoimage', '-quiet', '-o', iso, '-V', 'cidata', '-J', '-R', cd);
-  const isoBytes = readFileSync(iso);
+  return iso;
+}
 
-  const imageUrl = pn.serveFile(image);
-  const configDriveUrl = pn.serveFile(iso);
-  const session = await pn.armNetworkBoot('node-a', [mac], { action: 'deploy', imageUrl, configDriveUrl });
-  const { result, helloMs, taskMs } = await runTask(session, 'network', 'deploy');
-  pn.unserveFile(imageUrl);
-  pn.unserveFile(configDriveUrl);
-  assert.equal(result.ok, true, result.message);
-  t.diagnostic(`QEMU start (PXE) to hello: ${helloMs} ms; deploy of ${IMAGE_MIB} MiB + config drive: ${taskMs} ms`);
+for (const label of ['dos', 'gpt'] as const) {
+  test(`deploy: an image with ${label === 'dos' ? 'an MBR' : 'a GPT'} lands on the disk, the config drive in a partition at its end`, async t => {
+    assert.ok(mac, 'inspection found the MAC');
+    // A whole-disk image: a partition table with one partition, a known pattern everywhere else.
+    const image = join(dir, `image-${label}.raw`);
+    writeFileSync(image, pattern(IMAGE_MIB * MiB));
+    execFileSync('sfdisk', ['-q', image], { input: `label: ${label}\nstart=2048, type=L\n` });
+    const imageBytes = readFileSync(image);
+    const imageTable = partitions(imageBytes)!;
+    const iso = configDrive();
+    const isoBytes = readFileSync(iso);
 
-  const bytes = diskBytes();
-  // Everything but the partition table as written; the table has one more entry.
-  assert.ok(bytes.subarray(0, 446).equals(imageBytes.subarray(0, 446)));
-  assert.ok(bytes.subarray(512, IMAGE_MIB * MiB).equals(imageBytes.subarray(512)));
-  const table = partitions(bytes);
-  assert.ok(table);
-  assert.equal(table.label, 'dos');
-  assert.equal(table.partitions.length, 2);
-  assert.deepEqual([table.partitions[0]!.start, table.partitions[0]!.size], [2048, IMAGE_MIB * 2048 - 2048]);
-  const cdPart = table.partitions[1]!;
-  const total = DISK_MIB * 2048;
-  assert.ok(cdPart.start + cdPart.size <= total && cdPart.start >= total - 2 * 2048 - 2048, JSON.stringify(cdPart));
-  assert.ok(cdPart.size * 512 >= isoBytes.length);
-  const at = cdPart.start * 512;
-  configDriveAt = at;
-  assert.ok(bytes.subarray(at, at + isoBytes.length).equals(isoBytes), 'the config drive is in its partition');
-  // The label the booted image's cloud-init looks for: the primary volume descriptor's volume id.
-  assert.equal(
-    bytes
-      .subarray(at + 32808, at + 32808 + 32)
-      .toString('latin1')
-      .trim(),
-    'cidata',
-  );
-});
+    const imageUrl = pn.serveFile(image);
+    const configDriveUrl = pn.serveFile(iso);
+    const session = await pn.armNetworkBoot('node-a', [mac], { action: 'deploy', imageUrl, configDriveUrl });
+    const { result, helloMs, taskMs } = await runTask(session, 'network', `deploy-${label}`);
+    pn.unserveFile(imageUrl);
+    pn.unserveFile(configDriveUrl);
+    assert.equal(result.ok, true, result.message);
+    assert.match(result.message, /^image written to vda, config drive at sector \d+$/);
+    t.diagnostic(`QEMU start (PXE) to hello: ${helloMs} ms; deploy of ${IMAGE_MIB} MiB + config drive: ${taskMs} ms`);
+
+    const bytes = diskBytes();
+    // Everything but the partition tables as written (the GPT's backup at the image's end is stale data now).
+    const [from, to] = label === 'dos' ? [512, IMAGE_MIB * MiB] : [34 * 512, IMAGE_MIB * MiB - 33 * 512];
+    assert.ok(bytes.subarray(0, 446).equals(imageBytes.subarray(0, 446)), 'boot code');
+    assert.ok(bytes.subarray(from, to).equals(imageBytes.subarray(from, to)), 'the image');
+    const table = partitions(bytes);
+    assert.ok(table, 'a partition table sfdisk reads');
+    assert.equal(table.label, label);
+    assert.equal(table.partitions.length, 2);
+    assert.deepEqual(
+      [table.partitions[0]!.start, table.partitions[0]!.size],
+      [imageTable.partitions[0]!.start, imageTable.partitions[0]!.size],
+    );
+    const cdPart = table.partitions[1]!;
+    const total = DISK_MIB * 2048;
+    assert.ok(cdPart.start + cdPart.size <= total - 33 && cdPart.start >= total - 3 * 2048, JSON.stringify(cdPart));
+    assert.ok(cdPart.size * 512 >= isoBytes.length);
+    const at = cdPart.start * 512;
+    configDriveAt = at;
+    assert.ok(bytes.subarray(at, at + isoBytes.length).equals(isoBytes), 'the config drive is in its partition');
+    // The label the booted image's cloud-init looks for: the primary volume descriptor's volume id.
+    assert.equal(
+      bytes
+        .subarray(at + 32808, at + 32808 + 32)
+        .toString('latin1')
+        .trim(),
+      'cidata',
+    );
+    if (label === 'gpt') {
+      const f = join(dir, 'verify.raw');
+      writeFileSync(f, bytes);
+      // Both GPT copies agree, the backup at the disk's end.
+      assert.match(execFileSync('sfdisk', ['--verify', f], { encoding: 'utf8', stdio: 'pipe' }), /No errors detected/);
+      rmSync(f);
+    }
+  });
+}
 
 test('deploy of an image that is not there fails with the reason', async () => {
   assert.ok(mac);
-  const missing = pn.serveFile(join(dir, 'image.raw'));
+  const missing = pn.serveFile(join(dir, 'image-dos.raw'));
   pn.unserveFile(missing);
   const session = await pn.armNetworkBoot('node-a', [mac], {
     action: 'deploy',

@@ -86,6 +86,9 @@ export function dnsmasqArgs(o: DnsmasqOptions): string[] {
     `--dhcp-range=${o.net.rangeStart},${o.net.rangeEnd},${o.net.netmask},1h`,
     `--dhcp-leasefile=${join(o.dataDir, 'dnsmasq.leases')}`,
     '--dhcp-authoritative',
+    // No ping before offering a new address: it held every node's first boot
+    // for 3 s. The network is the conductor's own and the range leaves the host out.
+    '--no-ping',
     '--enable-ra',
     `--dhcp-range=${RA_ADDRESS.replace(/1\/64$/, '')},ra-only,64`,
     '--enable-tftp',
@@ -170,6 +173,10 @@ export class Dnsmasq {
   private spawnOnce(): Promise<void> {
     const child = spawn('dnsmasq', dnsmasqArgs(this.opts), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
+    // A process that ends without stop() takes its dnsmasq along (a kill -9 cannot: the pid file is for that).
+    const onExit = () => child.kill('SIGKILL');
+    process.once('exit', onExit);
+    child.once('exit', () => process.off('exit', onExit));
     const lines: string[] = [];
     return new Promise<void>((resolve, reject) => {
       let ready = false;
