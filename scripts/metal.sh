@@ -17,7 +17,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 METAL="${STRATA_METAL_DIR:-/var/lib/strata-host/metal}"
 VM="${STRATA_VM_DIR:-/var/lib/strata-host/vm}"
 PACKAGES=(openipmi ipmitool dnsmasq-base ipxe isolinux extlinux syslinux-common fdisk genisoimage
-  busybox-static cpio kmod iproute2 qemu-utils)
+  busybox-static cpio kmod lz4 iproute2 qemu-utils)
 # The ramdisk's programs beyond busybox: sfdisk adds the config drive's
 # partition to MBR and GPT tables alike (busybox's fdisk knows MBR only).
 BINARIES=(/sbin/sfdisk /sbin/wipefs)

@@ -201,6 +201,8 @@ test('inspect: an unknown node network-boots the ramdisk, which reports its CPUs
   for (const step of ['start', 'address 10.213.77.', 'hello {', 'task inspect', 'done: ok=true', 'idle'])
     assert.ok(log.includes(`strata-ramdisk: ${step}`), step);
   mac = hw.nics[0]!.mac;
+  // dnsmasq (running as its own user) keeps its leases in the data directory.
+  assert.match(readFileSync(join(dir, 'net', 'dnsmasq.leases'), 'utf8'), new RegExp(` ${MAC} 10\\.213\\.77\\.`));
 });
 
 const pattern = (size: number): Buffer => {
@@ -311,6 +313,18 @@ test('clean: partition tables and signatures are gone, the first and last MiB ar
   writeFileSync(region, bytes.subarray(configDriveAt));
   assert.throws(() => execFileSync('blkid', ['-p', region], { stdio: 'pipe' }), { status: 2 });
   rmSync(region);
+});
+
+test('dnsmasq is started again when it dies', async () => {
+  const pidFile = join(dir, 'net', 'dnsmasq.pid');
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('dnsmasq\0'));
+  process.kill(pid, 'SIGKILL');
+  await until('a new dnsmasq', () => {
+    const now = Number(readFileSync(pidFile, 'utf8'));
+    return now !== pid && existsSync(`/proc/${now}/cmdline`);
+  });
+  // The boot below gets its address from the new one.
 });
 
 test('media boot: the machine boots the per-boot ISO and its ramdisk reaches the boot server', async t => {
