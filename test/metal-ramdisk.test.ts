@@ -358,3 +358,39 @@ test('media boot: the machine boots the per-boot ISO and its ramdisk reaches the
   );
   assert.equal(status, 404);
 });
+
+test('a dnsmasq left by a conductor killed with -9 is killed when the network opens again', async () => {
+  const opts = { dataDir: join(dir, 'net'), bridge: BRIDGE, cidr: CIDR, httpPort: 0, deployDir: DEPLOY };
+  await pn.close();
+  const index = new URL('../src/drivers/metal/provisioning/index.ts', import.meta.url).pathname;
+  const script = `import { ProvisioningNetwork } from ${JSON.stringify(index)};
+await ProvisioningNetwork.open(${JSON.stringify(opts)});
+console.log('open');`;
+  const conductor = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise(r => conductor.once('exit', r));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      conductor.stdout!.on('data', (c: Buffer) => c.toString().includes('open') && resolve());
+      conductor.once('exit', code => reject(new Error(`the conductor exited (${code})`)));
+    });
+  } finally {
+    conductor.kill('SIGKILL');
+    await exited;
+  }
+  const pidFile = join(opts.dataDir, 'dnsmasq.pid');
+  const stale = Number(readFileSync(pidFile, 'utf8'));
+  const running = (pid: number) =>
+    existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  assert.ok(running(stale), 'the killed conductor left its dnsmasq behind');
+  try {
+    pn = await ProvisioningNetwork.open(opts);
+  } finally {
+    if (running(stale)) process.kill(stale, 'SIGKILL');
+  }
+  assert.equal(running(stale), false, 'opening again killed it');
+  const fresh = Number(readFileSync(pidFile, 'utf8'));
+  assert.notEqual(fresh, stale);
+  assert.ok(running(fresh));
+});

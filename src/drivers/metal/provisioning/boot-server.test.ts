@@ -75,8 +75,12 @@ test('a MAC armed for a node gets the deploy ramdisk with its boot URL; others a
   const r = await call('GET', '/ipxe?mac=52:54:00:aa:bb:01');
   assert.equal(r.status, 200);
   assert.match(r.body, /^#!ipxe\n/);
-  assert.ok(r.body.includes(`kernel ${server.baseUrl}/deploy/vmlinuz console=ttyS0,115200 strata.url=${s.url}\n`));
-  assert.ok(r.body.includes(`initrd ${server.baseUrl}/deploy/initramfs.cpio.gz\n`));
+  assert.ok(
+    r.body.includes(
+      `kernel ${server.baseUrl}/deploy/vmlinuz initrd=ramdisk console=ttyS0,115200 strata.url=${s.url}\n`,
+    ),
+  );
+  assert.ok(r.body.includes(`initrd --name ramdisk ${server.baseUrl}/deploy/initramfs.cpio.gz\nboot\n`));
   assert.match(s.url, new RegExp(`^${server.baseUrl}/ramdisk/[0-9a-f]{32}$`));
   const other = await call('GET', '/ipxe?mac=52:54:00:aa:bb:02');
   assert.match(other.body, /no boot is armed for 52:54:00:aa:bb:02\nexit\n$/);

@@ -54,8 +54,9 @@ export function ipxeScript(baseUrl: string, mac: string | null, session: Session
   return [
     '#!ipxe',
     `echo Strata: booting the deploy ramdisk for node ${session.nodeId.replace(/[^A-Za-z0-9._-]/g, '')}`,
-    `kernel ${baseUrl}/deploy/vmlinuz ${RAMDISK_ARGS} strata.url=${session.url}`,
-    `initrd ${baseUrl}/deploy/initramfs.cpio.gz`,
+    // initrd= names the ramdisk for a kernel started by UEFI (its EFI stub loads it); BIOS ignores it.
+    `kernel ${baseUrl}/deploy/vmlinuz initrd=ramdisk ${RAMDISK_ARGS} strata.url=${session.url}`,
+    `initrd --name ramdisk ${baseUrl}/deploy/initramfs.cpio.gz`,
     'boot',
     '',
   ].join('\n');

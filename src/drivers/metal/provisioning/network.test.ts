@@ -46,7 +46,8 @@ test('dnsmasq serves DHCP and RA on the bridge only, no DNS, and sends iPXE to t
     '--tftp-root=/usr/lib/ipxe',
     '--dhcp-match=set:ipxe,175',
     '--dhcp-option=tag:ipxe,encap:175,176,1',
-    '--dhcp-boot=tag:!ipxe,undionly.kpxe',
+    '--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe',
+    '--dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi',
     '--dhcp-boot=tag:ipxe,http://172.30.250.1:8080/ipxe',
   ])
     assert.ok(args.includes(a), a);

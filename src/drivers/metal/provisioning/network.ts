@@ -1,8 +1,8 @@
 // The provisioning network on a Linux bridge: the host's addresses on it
 // (IPv4 from the CIDR; an IPv6 ULA only so that router advertisements end
 // iPXE's wait for IPv6 autoconfiguration), and dnsmasq as a supervised child
-// for DHCP, router advertisements and TFTP (undionly.kpxe for PXE ROMs that
-// are not iPXE). iPXE is sent to the boot server's /ipxe. Uses iproute2 and
+// for DHCP, router advertisements and TFTP (undionly.kpxe, or snponly.efi
+// under UEFI, for PXE ROMs that are not iPXE). iPXE is sent to the boot server's /ipxe. Uses iproute2 and
 // dnsmasq; needs root.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,9 +94,13 @@ export function dnsmasqArgs(o: DnsmasqOptions): string[] {
     '--enable-tftp',
     `--tftp-root=${TFTP_ROOT}`,
     '--dhcp-match=set:ipxe,175',
+    // UEFI x86-64 firmware (client architecture 7 or 9) gets the EFI build of iPXE.
+    '--dhcp-match=set:efi64,option:client-arch,7',
+    '--dhcp-match=set:efi64,option:client-arch,9',
     // No ProxyDHCP here: iPXE need not wait for one.
     '--dhcp-option=tag:ipxe,encap:175,176,1',
-    '--dhcp-boot=tag:!ipxe,undionly.kpxe',
+    '--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe',
+    '--dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi',
     `--dhcp-boot=tag:ipxe,${o.ipxeUrl}`,
   ];
 }
