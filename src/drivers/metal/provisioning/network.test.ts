@@ -37,6 +37,7 @@ test('dnsmasq serves DHCP and RA on the bridge only, no DNS, and sends iPXE to t
     '--keep-in-foreground',
     '--port=0',
     '--interface=br-prov',
+    '--except-interface=lo',
     '--bind-interfaces',
     '--conf-file=/dev/null',
     '--dhcp-range=172.30.250.2,172.30.250.254,255.255.255.0,1h',

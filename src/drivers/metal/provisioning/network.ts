@@ -82,6 +82,7 @@ export function dnsmasqArgs(o: DnsmasqOptions): string[] {
     '--log-facility=-',
     '--port=0',
     `--interface=${o.bridge}`,
+    '--except-interface=lo', // dnsmasq would serve TFTP on loopback too
     '--bind-interfaces',
     `--dhcp-range=${o.net.rangeStart},${o.net.rangeEnd},${o.net.netmask},1h`,
     `--dhcp-leasefile=${join(o.dataDir, 'dnsmasq.leases')}`,
