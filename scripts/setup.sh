@@ -65,9 +65,20 @@ install_vm() {
   fi
 }
 
+# Bare metal: IPMI tools, dnsmasq, iPXE, isolinux and the deploy ramdisk
+# (scripts/metal.sh). Needs root too.
+install_metal() {
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    as_root bash "$STRATA_ROOT/scripts/metal.sh" all
+  else
+    log "not root: skipping bare metal; this machine's agent will offer no metal driver"
+  fi
+}
+
 apt_ensure "${APT_PACKAGES[@]}"
 install_node
 install_deps
 install_podman
 install_vm
+install_metal
 log "ready: node $(node --version), strata at $STRATA_ROOT/bin/strata"
