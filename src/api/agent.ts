@@ -24,6 +24,25 @@ import { Type } from 'typebox';
 const tags = ['agent'];
 
 export function agentRoutes(app: App, { store, services, guard }: RouteDeps): void {
+  /**
+   * A long-poll of the host's version: returns when it differs from the one the
+   * agent last saw, after its wait, or when the agent hangs up. The version is
+   * read before the rows: a change landing in between makes the next call
+   * return at once instead of being missed.
+   */
+  async function changed(
+    req: {
+      query: { version?: string | undefined; waitSeconds?: number | undefined };
+      raw: { once(e: 'close', f: () => void): unknown };
+    },
+    hostId: string,
+  ): Promise<string> {
+    const abort = new AbortController();
+    req.raw.once('close', () => abort.abort());
+    await services.agents.wait(hostId, req.query.version, (req.query.waitSeconds ?? 30) * 1000, abort.signal);
+    return services.agents.version(hostId);
+  }
+
   app.post(
     '/agent/register',
     {
@@ -79,12 +98,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
     },
     async req => {
       const a = requireAgent(principalOf(req));
-      const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
-      await services.agents.wait(a.hostId, req.query.version, (req.query.waitSeconds ?? 30) * 1000, abort.signal);
-      // Read the version before the rows: a change landing in between makes the
-      // next call return at once instead of being missed.
-      const version = services.agents.version(a.hostId);
+      const version = await changed(req, a.hostId);
       const held = await agents.assignments(store, services.secrets, a.hostId);
       return { version, instances: held.map(({ row, env }) => ({ ...presentInstance(row), env })) };
     },
@@ -103,10 +117,7 @@ export function agentRoutes(app: App, { store, services, guard }: RouteDeps): vo
     },
     async req => {
       const a = requireAgent(principalOf(req));
-      const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
-      await services.agents.wait(a.hostId, req.query.version, (req.query.waitSeconds ?? 30) * 1000, abort.signal);
-      const version = services.agents.version(a.hostId);
+      const version = await changed(req, a.hostId);
       return { version, nodes: await services.nodes.conducted(a.hostId) };
     },
   );
