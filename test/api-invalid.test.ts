@@ -123,6 +123,11 @@ function minimalValid(path: string): Record<string, unknown> {
       name: 'walk-new',
       fingerprint: { capacity: { vcpus: 1, memoryMib: 1, diskGib: 1 }, drivers: [] },
     };
+  if (path === '/v1/nodes') return { name: 'walk-new', bmc: 'ipmi://u:p@127.0.0.1:9' };
+  if (path === '/v1/nodes/{id}/provision') return { action: 'manage' };
+  if (path === '/v1/nodes/{id}/maintenance') return { on: true };
+  if (path === '/v1/agent/nodes/{id}/step')
+    return { step: 'verifying', stepStartedAt: '2026-01-01T00:00:00.000Z', ok: true };
   if (path.endsWith('/members/{user}')) return { role: 'reader' };
   if (path.endsWith('/status')) return { state: 'running' };
   return {};

@@ -170,6 +170,7 @@ test('completion scripts are generated from the command tree', async () => {
     'user',
     'token',
     'host',
+    'node',
     'join-token',
     'login',
     'context',
@@ -181,7 +182,7 @@ test('completion scripts are generated from the command tree', async () => {
   }
   assert.match(bash.stdout, /'instance'\) echo 'list show explain create delete start stop restart pause resume'/);
   assert.match(bash.stdout, /'instance list'\) echo '[^']*--all-projects[^']*'/);
-  assert.match(bash.stdout, /'run\|--kind'\|'run\|-k'\) echo 'container vm'/);
+  assert.match(bash.stdout, /'run\|--kind'\|'run\|-k'\) echo 'container vm metal'/);
   const fish = await strata(['completion', 'fish']);
   assert.equal(fish.code, 0);
   assert.match(fish.stdout, /complete -c strata -n "__strata_at 'host'" -a 'drain'/);
