@@ -255,6 +255,17 @@ test('strings that could steer a runtime, a mount or the store are refused with 
     ['an image path out of the registry', { image: '../../etc/passwd' }, /body\.image must match pattern/],
     ['an image with a query', { image: '../../127.0.0.1:7399/x?' }, /body\.image/],
     ['an image in upper case', { image: 'BusyBox' }, /body\.image/],
+    ['a reference with a name over 255 characters', { image: 'a'.repeat(300) }, /body\.image is not an OCI image/],
+    [
+      'a disk image URL for a container',
+      { image: 'http://images.example.com/a.raw' },
+      /body\.image is a disk image URL, which only bare-metal instances take; containers take an OCI/,
+    ],
+    [
+      'a disk image URL with credentials in it',
+      { kind: 'metal', image: 'http://user:pass@images.example.com/a.raw' },
+      /body\.image must match pattern/,
+    ],
     [
       'mount options in a tmpfs path',
       { tmpfs: [{ path: '/t1:size=200m,exec,suid', sizeMib: 1 }] },

@@ -5,15 +5,10 @@
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import {
-  buildConfigDrive,
-  buildWholeDiskImage,
-  CONFIG_DRIVE_SLOT_BYTES,
-  type WholeDisk,
-} from '../src/drivers/metal/images/index.ts';
+import { buildConfigDrive, buildWholeDiskImage, type WholeDisk } from '../src/drivers/metal/images/index.ts';
 import { PODMAN_SOCKET, removeDir, TEST_IMAGE, tempDir, until } from './helpers.ts';
 
 const KERNEL_DIR = join(process.env.STRATA_VM_DIR ?? '/var/lib/strata-host/vm', 'kernel');
@@ -97,15 +92,11 @@ test('two concurrent builds of one image build it once, as a bootable MBR disk',
     partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] };
   };
   assert.equal(table.partitiontable.label, 'dos');
-  // Partition 2, the config drive's slot, starts where the image ends.
+  // It ends where the disk does: the deploy adds the config drive after it.
   assert.deepEqual(
-    table.partitiontable.partitions.map(p => [p.start, p.type, p.bootable ?? false]),
-    [
-      [2048, '83', true],
-      [a.sizeBytes / 512, '83', false],
-    ],
+    table.partitiontable.partitions.map(p => [p.start, p.size, p.type, p.bootable ?? false]),
+    [[2048, a.sizeBytes / 512 - 2048, '83', true]],
   );
-  assert.equal(table.partitiontable.partitions[1]?.size, CONFIG_DRIVE_SLOT_BYTES / 512);
   assert.deepEqual(halfMade(), []);
 });
 
@@ -147,7 +138,7 @@ test('the node boots from its disk and runs the command from its config drive', 
   assert.equal(sha256(disk.path), disk.digest, 'the cached disk is unchanged');
 });
 
-test("with the config drive in partition 2 of its disk and no command, the node hands over to the image's own init", {
+test("with the config drive in a partition at its disk's end and no command, the node hands over to the image's own init", {
   skip,
 }, async () => {
   const iso = await buildConfigDrive(join(dir, 'node-2'), {
@@ -157,17 +148,21 @@ test("with the config drive in partition 2 of its disk and no command, the node 
     command: [],
     env: {},
   });
-  // The node's disk as a deploy leaves it: the image, the config drive right
-  // after it (partition 2), and the rest of a larger disk.
+  // The node's disk as a deploy leaves it (guest/ramdisk-init): the image on
+  // a larger disk, and the config drive in a partition appended at its end.
   const nodeDisk = join(dir, 'node-2', 'disk.raw');
   execFileSync('cp', ['--sparse=always', disk.path, nodeDisk]);
-  appendFileSync(nodeDisk, readFileSync(iso));
-  truncateSync(nodeDisk, disk.sizeBytes + CONFIG_DRIVE_SLOT_BYTES + 64 * 1024 * 1024);
+  const diskSectors = (disk.sizeBytes + 128 * 1024 * 1024) / 512;
+  truncateSync(nodeDisk, diskSectors * 512);
+  const driveSectors = Math.ceil(readFileSync(iso).length / 512 / 2048) * 2048;
+  const start = Math.floor((diskSectors - 34 - driveSectors) / 2048) * 2048;
+  execFileSync('sfdisk', ['-q', '--append', nodeDisk], { input: `start=${start}, size=${driveSectors}, type=L\n` });
+  execFileSync('dd', [`if=${iso}`, `of=${nodeDisk}`, 'bs=512', `seek=${start}`, 'conv=notrunc'], { stdio: 'ignore' });
   const node = boot(nodeDisk, undefined, join(dir, 'node-2', 'serial.log'));
   // busybox's init, with no inittab, asks for Enter on the console.
   await node.waitFor(/Please press Enter to activate this console/);
   assert.match(node.text(), /strata-metal: ready; starting the image's init \/bin\/init/);
-  assert.ok(!/no config drive/.test(node.text()), 'the drive was found in partition 2');
+  assert.ok(!/no config drive/.test(node.text()), "the drive was found at the disk's end");
   assert.ok(!/strata-exit/.test(node.text()));
   const gone = new Promise(r => node.qemu.once('exit', r));
   node.qemu.kill('SIGKILL');

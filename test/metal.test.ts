@@ -4,11 +4,26 @@
 // with the busybox OCI image and undeployed through the API by a real agent
 // that conducts them. Needs root, QEMU, ipmitool and dnsmasq (scripts/metal.sh).
 import { strict as assert } from 'node:assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { buildWholeDiskImage } from '../src/drivers/metal/images/index.ts';
 import { type Rig, startRig } from '../src/rig/metal/rig.ts';
-import { freePort, startContainerFixture, TEST_IMAGE, tempDir, until, type ContainerFixture } from './helpers.ts';
+import {
+  freePort,
+  PODMAN_SOCKET,
+  removeDir,
+  startContainerFixture,
+  TEST_IMAGE,
+  tempDir,
+  until,
+  type ContainerFixture,
+} from './helpers.ts';
+
+const KERNEL_DIR = join(process.env.STRATA_VM_DIR ?? '/var/lib/strata-host/vm', 'kernel');
 
 interface NodeOut {
   id: string;
@@ -208,6 +223,76 @@ test('deleting a metal instance undeploys and cleans its node, which is offered 
   const events = (await fx.admin.get('/v1/events?limit=1000')).body.items as { type: string; data: { to?: string } }[];
   const moves = events.filter(e => e.type === 'node.state').map(e => e.data.to);
   for (const s of ['deploying', 'active', 'undeploying', 'cleaning', 'available']) assert.ok(moves.includes(s), s);
+});
+
+test('a qcow2 disk image by URL is deployed with its config drive; a missing one fails the instance by name', async () => {
+  // A whole-disk image made elsewhere: here the busybox image's disk, built as
+  // the conductor would, turned qcow2 and served over plain HTTP.
+  const work = tempDir('strata-metal-url-');
+  const raw = await buildWholeDiskImage({
+    image: TEST_IMAGE,
+    dockerSocket: PODMAN_SOCKET,
+    cacheDir: join(work, 'cache'),
+    kernelDir: KERNEL_DIR,
+  });
+  const qcow2 = join(work, 'disk.qcow2');
+  execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw.path, qcow2]);
+  const served: string[] = [];
+  const server = createServer((req, res) => {
+    served.push(req.url ?? '');
+    if (req.url !== '/images/busybox.qcow2') return void res.writeHead(404).end('no such image');
+    res.writeHead(200, { 'content-length': statSync(qcow2).size });
+    createReadStream(qcow2).pipe(res);
+  });
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const missing = await fx.run({
+      kind: 'metal',
+      name: 'from-nowhere',
+      image: `${base}/images/missing.qcow2`,
+      resources: { vcpus: 1, memoryMib: 512, diskGib: 1 },
+      constraints: [{ key: 'bmc', op: '==', value: 'redfish' }],
+    });
+    const failed = await fx.waitFor(missing, 'failed', 300_000);
+    assert.match(failed.message, /missing\.qcow2 could not be fetched: the server answered 404/);
+    const failedNode = await node('rack-redfish');
+    assert.equal(failedNode.provisionState, 'deploy failed');
+    assert.match(failedNode.lastError, /404/);
+    assert.equal((await node('rack-ipmi')).provisionState, 'available', 'the other node is untouched');
+    // Deleting the instance releases the node from its failed deploy: undeployed and cleaned.
+    assert.equal((await fx.admin.delete(`/v1/instances/${missing}`)).status, 202);
+    await until('the node is released', async () =>
+      (await node('rack-redfish')).instance === null ? true : undefined,
+    );
+    await settles('rack-redfish', 'available');
+
+    const id = await fx.run({
+      kind: 'metal',
+      name: 'from-url',
+      image: `${base}/images/busybox.qcow2`,
+      command: ['sh', '-c', 'echo booted-from-a-url-image-as-$(hostname)'],
+      resources: { vcpus: 1, memoryMib: 512, diskGib: 1 },
+      constraints: [{ key: 'bmc', op: '==', value: 'redfish' }],
+    });
+    const out = await until(
+      'the URL image prints its command',
+      async () => {
+        const text = await logsOf(id);
+        return /strata-exit: 0/.test(text) ? text : undefined;
+      },
+      900_000,
+    );
+    assert.match(out, /booted-from-a-url-image-as-from-url/);
+    assert.doesNotMatch(out, /metal-says-hello/, "the node's earlier tenant's output is not this instance's");
+    assert.ok(served.includes('/images/busybox.qcow2'));
+    assert.equal((await node('rack-redfish')).instance, id);
+    assert.equal((await fx.admin.delete(`/v1/instances/${id}`)).status, 202);
+    await settles('rack-redfish', 'available');
+  } finally {
+    server.close();
+    removeDir(work);
+  }
 });
 
 test('a conductor killed with -9 in the middle of a deploy picks it up again when it comes back', async () => {

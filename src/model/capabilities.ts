@@ -23,12 +23,15 @@ export interface Capabilities {
   resize: boolean;
   /** The health checks its host can run for it. */
   healthChecks: readonly HealthCheckType[];
+  /** Its image may be the http(s) URL of a whole-disk image as well as an OCI reference. */
+  diskImageUrls: boolean;
 }
 
 /** Whether two declarations say the same (a driver's must match its kind's). */
 export function sameCapabilities(a: Capabilities, b: Capabilities): boolean {
   return (
     capabilityNames.every(c => a[c] === b[c]) &&
+    a.diskImageUrls === b.diskImageUrls &&
     a.healthChecks.length === b.healthChecks.length &&
     a.healthChecks.every(t => b.healthChecks.includes(t))
   );

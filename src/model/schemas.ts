@@ -3,7 +3,8 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { healthCheckTypes } from './capabilities.ts';
 import { desiredStates, instanceStates } from './instance-state.ts';
-import { IMAGE_REF_MAX_LENGTH, IMAGE_REF_PATTERN } from './image-ref.ts';
+import { DISK_URL_MAX_LENGTH, DISK_URL_PATTERN } from './disk-url.ts';
+import { IMAGE_REF_PATTERN } from './image-ref.ts';
 import { hostKinds, hostStates, roles } from './kinds.ts';
 import { AbsolutePath, Closed, StringEnum, StringMap } from './schema-kit.ts';
 import { levels } from './topology.ts';
@@ -441,10 +442,10 @@ export const sharedSpec = {
   name: Type.Optional(Name),
   image: Type.String({
     minLength: 1,
-    maxLength: IMAGE_REF_MAX_LENGTH,
-    pattern: IMAGE_REF_PATTERN,
+    maxLength: DISK_URL_MAX_LENGTH,
+    pattern: `${IMAGE_REF_PATTERN}|${DISK_URL_PATTERN}`,
     description:
-      "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store",
+      "an OCI image reference ([registry[:port]/]path[:tag][@digest]); for VMs also the name of a disk image in the host's image store; for metal also the http(s) URL of a raw or qcow2 disk image",
   }),
   command: Type.Optional(Argv),
   args: Type.Optional(Argv),

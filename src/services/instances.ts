@@ -25,6 +25,8 @@ import { isUniqueViolation } from '../store/errors.ts';
 import { checkSecretRefs } from './secrets.ts';
 import { type InstanceCreate, kindFields } from '../kinds/schemas.ts';
 import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
+import { isDiskImageUrl } from '../model/disk-url.ts';
+import { IMAGE_REF_MAX_LENGTH, isImageRef } from '../model/image-ref.ts';
 
 /** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {
@@ -379,6 +381,18 @@ export function checkInstanceSpec(b: InstanceCreate): void {
     problems.push({ field: 'body.healthCheck.port', message: `a ${hc.type} health check needs a port` });
   if (hc && hc.type !== 'exec' && hc.command)
     problems.push({ field: 'body.healthCheck.command', message: 'only exec health checks run a command' });
+  if (isDiskImageUrl(b.image)) {
+    if (kind && !kind.capabilities.diskImageUrls)
+      problems.push({
+        field: 'body.image',
+        message: `is a disk image URL, which only bare-metal instances take; ${kind.plural} take an OCI image reference`,
+      });
+  } else if (!isImageRef(b.image)) {
+    problems.push({
+      field: 'body.image',
+      message: `is not an OCI image reference (at most ${IMAGE_REF_MAX_LENGTH} characters, a name of at most 255)`,
+    });
+  }
   if (kind) {
     const unsupported = hc && healthCheckProblem(kind, hc.type);
     if (unsupported) problems.push(unsupported);

@@ -8,4 +8,5 @@ export const containerCapabilities: Capabilities = {
   reboot: false,
   resize: false,
   healthChecks: ['exec', 'http', 'tcp'],
+  diskImageUrls: false,
 };

@@ -12,4 +12,5 @@ export const metalCapabilities: Capabilities = {
   reboot: false,
   resize: false,
   healthChecks: [],
+  diskImageUrls: true,
 };

@@ -3,7 +3,16 @@
 // file, and reopens it when it drops (a power cycle ends it). `strata logs`
 // reads the file; `strata console` joins the live session; waiters watch the
 // text for markers (the OS is up, the command's exit code).
-import { appendFileSync, closeSync, existsSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { sleep } from '../../lib/time.ts';
 import type { Bmc, ConsoleSession } from './types.ts';
 
@@ -18,6 +27,8 @@ export class ConsoleLog {
   private text = '';
   private readonly file: string;
   private readonly bmc: () => Bmc;
+  /** The instance the record is of; none before a node's first deploy. */
+  private ownerId: string | null | undefined;
 
   constructor(file: string, bmc: () => Bmc) {
     this.file = file;
@@ -39,10 +50,28 @@ export class ConsoleLog {
     this.session = undefined;
   }
 
-  /** Starts a new record (a new deployment): the file and the text waiters see begin empty. */
-  reset(): void {
+  /**
+   * Starts a new record, of instance `owner` (a new deployment): the file and
+   * the text waiters see begin empty, so no instance reads what the node
+   * printed for another, or while it was cleaned.
+   */
+  reset(owner: string): void {
+    writeFileSync(`${this.file}.owner`, owner);
     writeFileSync(this.file, '');
     this.text = '';
+    this.ownerId = owner;
+  }
+
+  /** Whose record this is (it survives a restart of the conductor). */
+  owner(): string | null {
+    if (this.ownerId === undefined) {
+      try {
+        this.ownerId = readFileSync(`${this.file}.owner`, 'utf8');
+      } catch {
+        this.ownerId = null;
+      }
+    }
+    return this.ownerId;
   }
 
   /** Resolves with the first match of `pattern` in what the console prints from now on (or since the last reset when `sinceReset`). */

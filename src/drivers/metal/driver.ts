@@ -15,10 +15,21 @@ import type { Driver, ExecSession, InstanceSpec, LogOptions, Observed, OutputChu
 import { metalCapabilities } from './capabilities.ts';
 import { Conductor, describe, EXIT, type NodeWorker, OS_UP, type StepReporter } from './conductor.ts';
 import type { MetalFields } from './fields.ts';
-import { buildConfigDrive, buildWholeDiskImage } from './images/index.ts';
+import { isDiskImageUrl } from '../../model/disk-url.ts';
+import { buildConfigDrive, buildWholeDiskImage, fetchDiskImage } from './images/index.ts';
 import { ProvisioningNetwork } from './provisioning/index.ts';
 
 const run = promisify(execFile);
+
+/** The largest disk image fetched by URL when the node's disk size is not known here. */
+const DISK_IMAGE_MAX_BYTES = 64 * 1024 ** 3;
+
+/**
+ * Whether the node's OS is ours to wait for: a disk built from an OCI image
+ * boots guest/metal-init, which says when it is up. A disk image by URL is
+ * any OS: its deploy ends, as Ironic's does, when the node is on from its disk.
+ */
+const announcesItself = (image: string): boolean => !isDiskImageUrl(image);
 
 export interface MetalDriverOptions {
   /** The agent's directory for metal (DATA/metal). */
@@ -131,12 +142,11 @@ export class MetalDriver implements Driver {
     const known = this.conductor.workers.get(nodeId);
     if (known?.node.provisionState === 'active' && known.node.instance === spec.id) {
       const bmc = known.bmc();
-      known.console.reset();
+      known.console.reset(spec.id);
       await bmc.setPower('off');
       await bmc.setBootDevice('disk', true);
       await bmc.setPower('on');
-      const signal = AbortSignal.timeout(300_000);
-      await known.console.waitFor(OS_UP, signal, true);
+      if (announcesItself(spec.image)) await known.console.waitFor(OS_UP, AbortSignal.timeout(300_000), true);
       return;
     }
     const wait = AbortSignal.timeout(60_000);
@@ -175,16 +185,27 @@ export class MetalDriver implements Driver {
   ): Promise<void> {
     const dir = join(this.o.dataDir, 'instances', spec.id);
     mkdirSync(dir, { recursive: true });
-    w.phase = 'building the image disk';
-    progress(`preparing ${spec.image} for bare metal`);
-    const image = await buildWholeDiskImage({
-      image: spec.image,
-      dockerSocket: this.o.dockerSocket,
-      registryAuth: this.o.registryAuth,
-      cacheDir: join(this.o.dataDir, 'images'),
-      kernelDir: this.o.kernelDir,
-      progress,
-    });
+    // The instance's record begins with its deploy: the ramdisk's work, then its OS.
+    w.console.reset(spec.id);
+    const cacheDir = join(this.o.dataDir, 'images');
+    let image: { path: string };
+    if (isDiskImageUrl(spec.image)) {
+      w.phase = 'fetching the disk image';
+      progress('fetching the disk image');
+      const disk = w.hardware?.disks[0]?.sizeBytes;
+      image = await fetchDiskImage({ url: spec.image, cacheDir, maxBytes: disk ?? DISK_IMAGE_MAX_BYTES, signal });
+    } else {
+      w.phase = 'building the image disk';
+      progress(`preparing ${spec.image} for bare metal`);
+      image = await buildWholeDiskImage({
+        image: spec.image,
+        dockerSocket: this.o.dockerSocket,
+        registryAuth: this.o.registryAuth,
+        cacheDir,
+        kernelDir: this.o.kernelDir,
+        progress,
+      });
+    }
     if (signal.aborted) throw signal.reason;
     const drive = await buildConfigDrive(dir, {
       instanceId: spec.id,
@@ -200,7 +221,6 @@ export class MetalDriver implements Driver {
     const driveUrl = net.serveFile(drive);
     try {
       progress('writing the image to the node');
-      w.console.reset();
       const { result } = await this.conductor.ramdisk(
         w,
         { action: 'deploy', imageUrl, configDriveUrl: driveUrl },
@@ -214,10 +234,11 @@ export class MetalDriver implements Driver {
     progress('booting the node from its disk');
     const bmc = w.bmc();
     await bmc.setBootDevice('disk', true);
-    w.console.reset();
     await bmc.setPower('on');
-    w.phase = 'waiting for the node to boot from its disk';
-    await w.console.waitFor(OS_UP, signal, true);
+    if (announcesItself(spec.image)) {
+      w.phase = 'waiting for the node to boot from its disk';
+      await w.console.waitFor(OS_UP, signal, true);
+    }
     w.phase = '';
   }
 
@@ -241,7 +262,7 @@ export class MetalDriver implements Driver {
   async inspect(id: string): Promise<Observed> {
     const w = this.worker(id);
     if (!w || w.node.instance !== id || w.node.provisionState !== 'active') return { state: 'absent' };
-    const exit = EXIT.exec(w.console.recorded());
+    const exit = w.console.owner() === id ? EXIT.exec(w.console.recorded()) : null;
     const power = await w
       .bmc()
       .power()
@@ -275,12 +296,14 @@ export class MetalDriver implements Driver {
   async logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>> {
     const w = this.worker(id);
     if (!w) throw conflict('the instance has no node on this conductor yet');
-    return follow(w, opts, signal);
+    return follow(w, id, opts, signal);
   }
 
   async console(id: string): Promise<ExecSession> {
     const w = this.worker(id);
     if (!w) throw conflict('the instance has no node on this conductor yet');
+    if (w.console.owner() !== id)
+      throw conflict("the instance's deploy has not begun: its node has nothing to show yet");
     const queue: Buffer[] = [];
     let wake: (() => void) | undefined;
     let closed = false;
@@ -324,7 +347,12 @@ export class MetalDriver implements Driver {
   }
 }
 
-async function* follow(w: NodeWorker, opts: LogOptions, signal: AbortSignal): AsyncIterable<OutputChunk> {
+/** The node's console record, once it is this instance's (its deploy has begun). */
+async function* follow(w: NodeWorker, id: string, opts: LogOptions, signal: AbortSignal): AsyncIterable<OutputChunk> {
+  while (w.console.owner() !== id) {
+    if (!opts.follow || signal.aborted) return;
+    await sleep(200, signal);
+  }
   let offset = 0;
   if (opts.tail !== undefined) {
     const text = w.console.recorded();

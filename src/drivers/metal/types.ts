@@ -15,11 +15,14 @@ export type BootDevice = 'pxe' | 'disk' | 'cd';
 /** A BMC said no, or could not be reached: the reason is fit for a user (no credentials in it). */
 export class BmcError extends Error {
   readonly reason: 'unreachable' | 'auth' | 'unsupported' | 'failed';
+  /** The same call may well work if made again (a busy or lossy BMC). */
+  readonly transient: boolean;
 
-  constructor(message: string, reason: BmcError['reason']) {
+  constructor(message: string, reason: BmcError['reason'], transient = false) {
     super(message);
     this.name = 'BmcError';
     this.reason = reason;
+    this.transient = transient;
   }
 }
 

@@ -74,6 +74,7 @@ const everything = (machine: boolean): Capabilities => ({
   reboot: machine,
   resize: false,
   healthChecks: ['exec', 'http', 'tcp'],
+  diskImageUrls: true,
 });
 
 export class SimDriver implements Driver {

@@ -12,4 +12,5 @@ export const vmCapabilities: Capabilities = {
   reboot: true,
   resize: false,
   healthChecks: ['http', 'tcp'],
+  diskImageUrls: false,
 };

@@ -2,6 +2,9 @@
 // ipmitool in its environment (-E reads IPMI_PASSWORD), never in argv where
 // any user of the host could read it. -C 3 picks the cipher suite at once
 // (probing costs ~10 s a call); -N/-R bound one call to ~4 s when nobody answers.
+// IPMI runs over UDP and a busy BMC answers late: a call that fails for such
+// a reason (no answer, an answer to an earlier try, a BMC out of sessions) is
+// made again, a few times, as Ironic does; every command sent is idempotent.
 import { execFile, spawn } from 'node:child_process';
 import {
   BmcError,
@@ -15,6 +18,11 @@ import {
 const IPMITOOL = 'ipmitool';
 /** A hard bound on one ipmitool run, beyond its own retries. */
 const CALL_TIMEOUT_MS = 20_000;
+/** Runs of one command before its failure stands. */
+const ATTEMPTS = 3;
+/** What a busy or lossy BMC says, as opposed to a refusal. */
+const TRANSIENT =
+  /Request Match NOT FOUND|Node busy|insufficient resources for session|Out of space|initialization in progress/i;
 
 export class IpmiBmc implements Bmc {
   readonly protocol = 'ipmi' as const;
@@ -53,7 +61,18 @@ export class IpmiBmc implements Bmc {
   }
 
   /** Runs one ipmitool command; its stdout, or a BmcError saying why not. */
-  private run(command: string[]): Promise<string> {
+  private async run(command: string[]): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce(command);
+      } catch (err) {
+        if (attempt >= ATTEMPTS || !(err instanceof BmcError && err.transient)) throw err;
+        await new Promise(r => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  private runOnce(command: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
       // -v: ipmitool names the failed RAKP step only when verbose, and that
       // is what tells a bad password from a BMC that does not answer.
@@ -73,13 +92,17 @@ export class IpmiBmc implements Bmc {
     if (/RAKP 2 HMAC is invalid|unauthorized name|invalid (user name|password)|insufficient privilege/i.test(stderr))
       return new BmcError(`${where} refused the user name or password`, 'auth');
     if (err.killed || /Get Auth Capabilities error|Unable to establish IPMI v2|No response|timeout/i.test(stderr))
-      return new BmcError(`${where} does not answer`, 'unreachable');
+      return new BmcError(`${where} does not answer`, 'unreachable', true);
     const last = stderr
       .split('\n')
       .map(l => l.trim())
       .filter(l => l && !l.startsWith('Loading IANA') && !l.startsWith('>'))
       .at(-1);
-    return new BmcError(`${where} failed: ${(last ?? 'no reason given').slice(0, 200)}`, 'failed');
+    return new BmcError(
+      `${where} failed: ${(last ?? 'no reason given').slice(0, 200)}`,
+      'failed',
+      TRANSIENT.test(stderr),
+    );
   }
 
   async verify(): Promise<void> {

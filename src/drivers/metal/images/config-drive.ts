@@ -27,7 +27,7 @@ export interface ConfigDriveSettings {
 }
 
 export const CONFIG_DRIVE_LABEL = 'cidata';
-/** Together these keep a drive to a few MiB: well inside its slot on the disk (CONFIG_DRIVE_SLOT_BYTES). */
+/** Together these keep a drive to a few MiB: the partition the deploy adds for it at the disk's end. */
 export const LIMITS = {
   userDataBytes: 256 * 1024,
   sshKeys: 64,

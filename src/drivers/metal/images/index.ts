@@ -9,7 +9,6 @@ export {
 export { type FetchDiskOptions, type FetchedDisk, fetchDiskImage } from './fetch-disk.ts';
 export {
   buildWholeDiskImage,
-  CONFIG_DRIVE_SLOT_BYTES,
   KERNEL_APPEND,
   type WholeDisk,
   type WholeDiskOptions,

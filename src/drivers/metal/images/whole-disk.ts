@@ -5,8 +5,8 @@
 // and in its /boot Strata's kernel, an initrd (busybox, the kernel's drivers
 // and guest/metal-init as PID 1) and extlinux. The config drive
 // (config-drive.ts) carries what differs per instance, so one disk image
-// serves every node deployed from that image; partition 2 points just past
-// the image's end, where the deploy writes the drive (or on a second disk).
+// serves every node deployed from that image; the deploy ramdisk adds it as
+// a partition at the end of the node's disk, as it does for any disk image.
 //
 // Disks are cached by the image id and a hash of everything the builder puts
 // in besides the image (metal-init, busybox, kernel, modules, this layout's
@@ -37,16 +37,11 @@ import { prepareRoot } from './root-layout.ts';
 import { pipeline, run } from './run.ts';
 
 /** Bumped whenever the layout below changes, so cached disks of the old layout are not reused. */
-const LAYOUT_VERSION = 'whole-disk-2';
+const LAYOUT_VERSION = 'whole-disk-3';
 const MIB = 1024 * 1024;
 /** The partition starts here: room for the MBR and the usual 1 MiB alignment. */
 const PART_START = MIB;
 const LABEL = 'strata-root';
-/**
- * Room for the config drive right after the image (partition 2): the deploy
- * writes the drive's ISO at the image's end and the node finds it there.
- */
-export const CONFIG_DRIVE_SLOT_BYTES = 64 * MIB;
 const BUSYBOX = '/bin/busybox';
 const MBR_BIN = '/usr/lib/syslinux/mbr/mbr.bin';
 const METAL_INIT = new URL('../../../../guest/metal-init', import.meta.url).pathname;
@@ -194,22 +189,16 @@ async function build(
     const inodes = Math.max(Math.floor(fsBytes / 16384), files * 2 + 4096);
     const disk = join(work, 'disk.raw');
     writeFileSync(disk, '');
-    // Partition 2 is the config drive's slot, just past the image's end: the
-    // deploy writes the image and then the drive's ISO right after it. The
-    // table is written while the file reaches that far, then cut back.
-    const imageBytes = PART_START + fsBytes;
-    await run('truncate', ['-s', String(imageBytes + CONFIG_DRIVE_SLOT_BYTES), disk]);
+    await run('truncate', ['-s', String(PART_START + fsBytes), disk]);
     await run('sfdisk', ['--quiet', disk], {
       input: [
         'label: dos',
         'unit: sectors',
         '',
         `start=${PART_START / 512}, size=${fsBytes / 512}, type=83, bootable`,
-        `start=${imageBytes / 512}, size=${CONFIG_DRIVE_SLOT_BYTES / 512}, type=83`,
         '',
       ].join('\n'),
     });
-    await run('truncate', ['-s', String(imageBytes), disk]);
     // The filesystem is made in place, at the partition's offset in the file.
     await run('mkfs.ext4', [
       '-q',
