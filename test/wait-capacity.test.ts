@@ -5,16 +5,14 @@
 // fails at once instead.
 import { strict as assert } from 'node:assert';
 import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { HOST_LABEL } from '../src/drivers/container/driver.ts';
 import {
-  cliEnv,
+  adminCli,
   killProcessesMentioning,
   PODMAN_SOCKET,
   removeDir,
-  runCli,
   spawnAgentProcess,
   startContainerFixture,
   tempDir,
@@ -28,8 +26,11 @@ const cliDir = tempDir('strata-wait-cli-');
 const joinerData = tempDir('strata-wait-joiner-');
 let joiner: ChildProcess | undefined;
 
+let strata: (args: string[]) => Promise<CliResult>;
+
 before(async () => {
   fx = await startContainerFixture('wait-first');
+  strata = adminCli(fx.srv, cliDir);
 });
 after(async () => {
   joiner?.kill('SIGKILL');
@@ -46,15 +47,6 @@ after(async () => {
   removeDir(joinerData);
   removeDir(cliDir);
 });
-
-const strata = async (args: string[]): Promise<CliResult> => {
-  const r = await runCli(
-    args,
-    cliEnv(join(cliDir, 'config.yaml'), cliDir, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken }),
-  );
-  assert.equal(r.code, 0, `strata ${args.join(' ')}: ${r.stderr}`);
-  return r;
-};
 
 const instance = async (id: string) => (await fx.admin.get(`/v1/instances/${id}`)).body;
 
