@@ -245,3 +245,21 @@ test('room freed while new instances come goes to the waiting ones first, even b
   assert.equal(rows.get('late')!.message, 'waiting for capacity: 1 host: 1 lack vcpus');
   await rig.close();
 });
+
+test('a burst larger than a batch is placed in queue order across its batches', async () => {
+  const rig = await openRig();
+  const svc = new InstanceService(rig.store);
+  const p = placer(rig.store);
+  await addHost(rig, 'two-slots', { allocatable_vcpus: 2 });
+  // A first pass places one: from then on only creates happen, so passes place what they are named.
+  await svc.create(rig.projectId, spec('first'), 'test');
+  await p.reconcile({ events: [], resync: true, now: rig.clock.now() });
+  const seen = rig.events.length;
+  for (let i = 0; i < 600; i++)
+    await svc.create(rig.projectId, spec(`b-${String(i).padStart(3, '0')}`, i === 599 ? { priority: 1 } : {}), 'test');
+  const created = rig.events.slice(seen).filter(e => e.type === 'instance.created');
+  await p.reconcile({ events: created, resync: false, now: rig.clock.now() });
+  const placed = [...(await instances(rig)).values()].filter(r => r.state === 'scheduled').map(r => r.name);
+  assert.deepEqual(placed, ['b-599', 'first']);
+  await rig.close();
+});
