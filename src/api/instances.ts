@@ -215,7 +215,7 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
             priority: Type.Integer(),
             waiting: Type.Union([Type.String(), Type.Null()], {
               description:
-                'while the instance waits in pending for capacity: why no host could take it at its last try, e.g. "3 hosts: 2 lack memory, 1 constraint zone == b"',
+                'while the instance waits in pending for capacity: why no host could take it at its last try, e.g. "3 hosts: 2 lack memory, 1 constraint topology.zone == b"',
             }),
             candidates: Type.Array(Type.Object({ host: Type.String(), hostName: Type.String(), score: Type.Number() })),
             refusals: Type.String({

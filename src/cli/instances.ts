@@ -98,7 +98,7 @@ const stateText = (i: Instance) => {
   return i.state === 'running' && i.observed.health ? `running (${i.observed.health.status})` : i.state;
 };
 
-/** `pending`: the list is the placement queue, so it says each one's priority and why it waits. */
+/** `pending`: instances waiting for a host, so the list says each one's priority and why it waits. */
 function columns(hosts: Map<string, string>, projects?: Map<string, string>, pending = false): Column<Instance>[] {
   const cols: Column<Instance>[] = pending
     ? [

@@ -273,6 +273,7 @@ const nodes: Migration = {
 
 const instancePriority: Migration = {
   async up(db: Db) {
+    // Instances stored before this wait for capacity too: waiting is the default now.
     await db.schema
       .alterTable('instances')
       .addColumn('priority', 'integer', c => c.notNull().defaultTo(0))
