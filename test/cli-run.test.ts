@@ -4,13 +4,11 @@
 // command three times and then leaves it failed. And an instance's environment,
 // which the agent must see, never shows in the event log.
 import { strict as assert } from 'node:assert';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  cliEnv,
+  adminCli,
   freePort,
   removeDir,
-  runCli,
   startContainerFixture,
   tempDir,
   until,
@@ -24,22 +22,16 @@ const HTTP_IMAGE = '127.0.0.1:5000/library/busybox-http';
 let fx: ContainerFixture;
 const dir = tempDir('strata-cli-run-');
 
+let strata: (args: string[]) => Promise<CliResult>;
+
 before(async () => {
   fx = await startContainerFixture('cli-run-node');
+  strata = adminCli(fx.srv, dir);
 });
 after(async () => {
   await fx.close();
   removeDir(dir);
 });
-
-const strata = async (args: string[]): Promise<CliResult> => {
-  const r = await runCli(
-    args,
-    cliEnv(join(dir, 'config.yaml'), dir, { STRATA_URL: fx.srv.url, STRATA_TOKEN: fx.srv.adminToken }),
-  );
-  assert.equal(r.code, 0, `strata ${args.join(' ')}: ${r.stderr}`);
-  return r;
-};
 
 const idOf = (r: CliResult): string => {
   const m = /\((ins_\w+)\)/.exec(r.stdout);

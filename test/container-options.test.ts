@@ -212,8 +212,12 @@ test('contradictory options are refused with a 400 and create nothing', async ()
   assert.equal((await admin.get('/v1/instances?limit=1000')).body.items.length, before);
 });
 
-test('limits larger than any host fail the instance at once, saying which', async () => {
-  const id = await fx.run({ command: ['true'], resources: { vcpus: 1, memoryMib: 10_000_000 } });
+test('limits larger than any host fail an instance that does not wait for capacity at once, saying which', async () => {
+  const id = await fx.run({
+    command: ['true'],
+    resources: { vcpus: 1, memoryMib: 10_000_000 },
+    waitForCapacity: false,
+  });
   const failed = await fx.waitFor(id, 'failed');
   assert.match(failed.message, /unplaced: .*memory/);
   assert.equal(failed.host, null);

@@ -178,6 +178,16 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   });
 }
 
+/** The CLI as a server's admin, its config under `dir`: each call runs one command, which must succeed. */
+export function adminCli(srv: TestServer, dir: string): (args: string[]) => Promise<CliResult> {
+  const env = cliEnv(join(dir, 'config.yaml'), dir, { STRATA_URL: srv.url, STRATA_TOKEN: srv.adminToken });
+  return async args => {
+    const r = await runCli(args, env);
+    if (r.code !== 0) throw new Error(`strata ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r;
+  };
+}
+
 /** Polls `fn` until it returns something other than undefined. */
 export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;

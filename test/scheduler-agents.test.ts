@@ -145,6 +145,7 @@ test('real agents: physical-host anti-affinity holds through a nested host, and 
       constraints: [{ key: 'role', op: '==', value: 'worker' }],
       resources: { memoryMib: 64 },
       stopGraceSeconds: 1,
+      waitForCapacity: false,
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return settled(r.body.id);

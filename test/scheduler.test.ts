@@ -62,7 +62,7 @@ test('fifty concurrent creates in a hard physical-host anti-affinity group on fi
   assert.equal(new Set(placed.map(i => i.host)).size, 50, 'every member on its own host');
   assert.ok(placed.every(i => hosts.has(i.host)));
 
-  const extra = await admin.post('/v1/instances', body(50));
+  const extra = await admin.post('/v1/instances', { ...body(50), waitForCapacity: false });
   const refused = await settled(extra.body.id);
   assert.equal(refused.state, 'failed');
   assert.match(refused.message, /unplaced: \d+ hosts: 50 anti-affinity physical-host/);
@@ -120,6 +120,7 @@ test('physical-host anti-affinity sees through nested VM hosts', async () => {
       groups: ['ha'],
       constraints: [{ key: 'nested', op: '==', value: 'yes' }],
       resources: { memoryMib: 64 },
+      waitForCapacity: false,
     });
     return settled(r.body.id);
   };
@@ -252,6 +253,7 @@ test("placement counts a VM's QEMU overhead on its host, and only a VM's", async
       image: 'busybox',
       resources: { memoryMib, diskGib: 1 },
       constraints: [{ key: 'pool', op: '==', value: 'small' }],
+      waitForCapacity: false,
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return settled(r.body.id);

@@ -217,7 +217,10 @@ test('bad VM input fails the instance with the reason and leaves nothing running
     rmSync(blank, { force: true });
   }
 
-  const huge = await vm(['true'], { resources: { vcpus: 1, memoryMib: 10_000_000, diskGib: 1 } });
+  const huge = await vm(['true'], {
+    resources: { vcpus: 1, memoryMib: 10_000_000, diskGib: 1 },
+    waitForCapacity: false,
+  });
   const h = await fx.waitFor(huge, 'failed');
   assert.match(h.message, /unplaced: .*memory/);
 });

@@ -50,3 +50,17 @@ test("each kind's spec schema compiles, takes a minimal spec and refuses another
     if (other) assert.equal(validate({ project: 'p', kind: other.name, image: 'busybox' }), false);
   }
 });
+
+test('priority is a whole number in -1000..1000 (default 0); waitForCapacity a boolean (default true)', () => {
+  const spec: Record<string, unknown> = { ...base, kind: 'container' };
+  assert.equal(messageOf(spec), undefined);
+  assert.deepEqual([spec.priority, spec.waitForCapacity], [0, true]);
+  assert.equal(messageOf({ ...base, kind: 'vm', priority: -1000, waitForCapacity: false }), undefined);
+  assert.equal(messageOf({ ...base, kind: 'container', priority: 1001 }), 'body.priority must be <= 1000');
+  assert.equal(messageOf({ ...base, kind: 'container', priority: -1001 }), 'body.priority must be >= -1000');
+  assert.equal(messageOf({ ...base, kind: 'container', priority: 1.5 }), 'body.priority must be integer');
+  assert.equal(
+    messageOf({ ...base, kind: 'container', waitForCapacity: 'no' }),
+    'body.waitForCapacity must be boolean',
+  );
+});

@@ -211,6 +211,12 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
           200: Type.Object({
             instance: Type.String(),
             host: Type.Union([Type.String(), Type.Null()]),
+            state: Type.String(),
+            priority: Type.Integer(),
+            waiting: Type.Union([Type.String(), Type.Null()], {
+              description:
+                'while the instance waits in pending for capacity: why no host could take it at its last try, e.g. "3 hosts: 2 lack memory, 1 constraint topology.zone == b"',
+            }),
             candidates: Type.Array(Type.Object({ host: Type.String(), hostName: Type.String(), score: Type.Number() })),
             refusals: Type.String({
               description: 'e.g. "12 hosts: 7 lack memory, 3 anti-affinity physical-host, 2 draining"',

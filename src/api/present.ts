@@ -99,6 +99,8 @@ export function presentInstance(r: InstanceRow): InstanceOut {
     groups: o.groups ?? [],
     labels: json(r.labels),
     constraints: json<Constraint[]>(r.constraints),
+    priority: r.priority,
+    waitForCapacity: r.wait_for_capacity === 1,
     restartPolicy: json<RestartPolicy>(r.restart_policy),
     restarts: r.restarts,
     observed: {

@@ -110,6 +110,9 @@ export function groupCommand(): Command {
 interface Explanation {
   instance: string;
   host: string | null;
+  state: string;
+  priority: number;
+  waiting: string | null;
   candidates: { host: string; hostName: string; score: number }[];
   refusals: string;
 }
@@ -129,6 +132,7 @@ export function explainCommand(resolve: (ctx: ReturnType<typeof ctxOf>, ref: str
       const rows = e.candidates.map((x, i) => ({ ...x, rank: String(i + 1) }));
       out(
         [
+          ...(e.waiting !== null ? [`Waiting for capacity (priority ${e.priority}): ${e.waiting}`] : []),
           `Refused: ${e.refusals || 'none'}`,
           '',
           await renderList(

@@ -4,6 +4,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type CliFlag, findKind, kindNames, kinds } from '../kinds/index.ts';
 import { instanceStates } from '../model/instance-state.ts';
+import { PRIORITY_MAX, PRIORITY_MIN } from '../model/priority.ts';
 import {
   ApiError,
   enc,
@@ -97,16 +98,26 @@ const stateText = (i: Instance) => {
   return i.state === 'running' && i.observed.health ? `running (${i.observed.health.status})` : i.state;
 };
 
-function columns(hosts: Map<string, string>, projects?: Map<string, string>): Column<Instance>[] {
-  const cols: Column<Instance>[] = [
-    col('NAME', i => i.name),
-    col('ID', i => i.id),
-    col('KIND', i => i.kind),
-    col('IMAGE', i => i.image),
-    col('STATE', stateText),
-    col('HOST', i => (i.host ? (hosts.get(i.host) ?? i.host) : '-')),
-    col('AGE', i => age(i.createdAt)),
-  ];
+/** `pending`: instances waiting for a host, so the list says each one's priority and why it waits. */
+function columns(hosts: Map<string, string>, projects?: Map<string, string>, pending = false): Column<Instance>[] {
+  const cols: Column<Instance>[] = pending
+    ? [
+        col('NAME', i => i.name),
+        col('ID', i => i.id),
+        col('KIND', i => i.kind),
+        col('PRIORITY', i => i.priority),
+        col('AGE', i => age(i.createdAt)),
+        col('MESSAGE', i => i.message || '-'),
+      ]
+    : [
+        col('NAME', i => i.name),
+        col('ID', i => i.id),
+        col('KIND', i => i.kind),
+        col('IMAGE', i => i.image),
+        col('STATE', stateText),
+        col('HOST', i => (i.host ? (hosts.get(i.host) ?? i.host) : '-')),
+        col('AGE', i => age(i.createdAt)),
+      ];
   if (projects) cols.unshift(col('PROJECT', i => projects.get(i.project) ?? i.project));
   return cols;
 }
@@ -148,6 +159,7 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
         .map(c => (c.op === 'exists' ? c.key : c.op === 'not-exists' ? `!${c.key}` : `${c.key}${c.op}${c.value ?? ''}`))
         .join(' '),
     ],
+    ['Priority', `${i.priority}${i.waitForCapacity ? '' : ' (fails at once when no host can take it)'}`],
     ['Host', i.host ? `${hosts.get(i.host) ?? i.host}${hosts.has(i.host) ? ` (${i.host})` : ''}` : '-'],
     ['State', i.state],
     ['Desired', i.desiredState],
@@ -161,6 +173,14 @@ async function fields(ctx: Ctx, i: Instance): Promise<[string, unknown][]> {
     ['Started', i.startedAt],
     ['Finished', i.finishedAt],
   ];
+}
+
+function priorityArg(v: string): number {
+  if (!/^[-+]?\d+$/.test(v.trim())) throw new InvalidArgumentError('expected a whole number.');
+  const n = Number(v);
+  if (n < PRIORITY_MIN || n > PRIORITY_MAX)
+    throw new InvalidArgumentError(`expected ${PRIORITY_MIN} to ${PRIORITY_MAX}.`);
+  return n;
 }
 
 const seconds = (v: string) => {
@@ -215,6 +235,8 @@ interface CreateFlags extends HealthFlags {
   pids?: number;
   stopGrace?: number;
   group?: string[];
+  priority?: number;
+  waitForCapacity?: boolean;
   wait?: boolean;
 }
 
@@ -232,9 +254,10 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
     { resource: i.id, since: 0 },
     {
       onEvent: e => {
-        const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string };
+        const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string; waiting?: boolean };
         if (e.type === 'instance.scheduled') say(`placed on host ${d.hostId ?? ''}`);
-        if (e.type === 'instance.unplaced') say(`not placed: ${d.reason ?? ''}`);
+        if (e.type === 'instance.unplaced')
+          say(`${d.waiting ? 'waiting for capacity' : 'not placed'}: ${d.reason ?? ''}`);
         if (e.type !== 'instance.state' || !d.to) return;
         say(d.message ? `${d.to}: ${d.message}` : d.to);
         if (['running', 'stopped', 'failed'].includes(d.to)) {
@@ -321,7 +344,16 @@ function createCommand(name: string, description: string): Command {
       'failures in this time after start do not count (default 0)',
       parseDuration,
     )
-    .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect);
+    .option('-g, --group <group>', 'join a placement group (name or id; repeatable)', collect)
+    .option(
+      '--priority <n>',
+      `placement order while instances wait for capacity: higher first, then older first (${PRIORITY_MIN}..${PRIORITY_MAX}, default 0)`,
+      priorityArg,
+    )
+    .option(
+      '--no-wait-for-capacity',
+      'fail at once when no host can take it, instead of waiting in pending until one can',
+    );
   return addKindFlags(cmd)
     .option('--wait', 'follow placement, image pull and start, and return once it runs (or fail if it fails)')
     .addHelpText(
@@ -357,6 +389,8 @@ function createCommand(name: string, description: string): Command {
       if (o.pids !== undefined) body.pidsLimit = o.pids;
       if (o.stopGrace !== undefined) body.stopGraceSeconds = o.stopGrace;
       if (o.group) body.groups = o.group;
+      if (o.priority !== undefined) body.priority = o.priority;
+      if (o.waitForCapacity === false) body.waitForCapacity = false;
       // Every kind's flags that were given, the chosen kind's last: a flag of
       // another kind reaches the server, which says whose it is.
       const chosen = findKind(o.kind);
@@ -409,7 +443,7 @@ export function instanceCommand(): Command {
           return (
             (await renderList(
               page.items,
-              columns(hosts, projects),
+              columns(hosts, projects, o.state === 'pending'),
               ctx.format,
               o.allProjects ? 'No instances.' : `No instances in project ${ctx.project}.`,
             )) + morePages(page.nextCursor, ctx.format)

@@ -9,6 +9,7 @@ import type { HardwareOut as Hardware } from '../model/nodes.ts';
 import type { UserPrincipal } from '../services/auth.ts';
 import { InstanceService } from '../services/instances.ts';
 import { NodeService } from '../services/nodes.ts';
+import * as projects from '../services/projects.ts';
 import { SecretBox } from '../services/secret-box.ts';
 
 const admin: UserPrincipal = {
@@ -172,7 +173,7 @@ test('a metal instance takes a whole available node, is charged all of it, and i
   const node = await available(rig, nodes, conductor, 'n1', 9001);
   const spec = { project: 'default', kind: 'metal', image: '127.0.0.1:5000/library/busybox:latest' } as const;
   const a = await instances.create(rig.projectId, { ...spec, name: 'a' }, 'test');
-  const b = await instances.create(rig.projectId, { ...spec, name: 'b' }, 'test');
+  const b = await instances.create(rig.projectId, { ...spec, name: 'b', waitForCapacity: false }, 'test');
   // A container is never placed on a node.
   await instances.create(rig.projectId, { ...spec, kind: 'container', name: 'c' }, 'test');
   await rig.runner.idle();
@@ -207,6 +208,35 @@ test('a metal instance takes a whole available node, is charged all of it, and i
   n = await finish(nodes, conductor, 'n1');
   assert.equal(n.provision_state, 'available');
   void b;
+  await rig.close();
+});
+
+test('a metal instance whose node is beyond the quota waits, charged what it asked for, and takes the node once the quota is raised', async () => {
+  const { rig, nodes, conductor, instances } = await setup();
+  const node = await available(rig, nodes, conductor, 'n1', 9001);
+  await projects.update(rig.store, admin, 'default', { quota: { vcpus: 1 } });
+  const spec = { project: 'default', kind: 'metal', image: 'busybox', name: 'a' } as const;
+  const a = await instances.create(rig.projectId, spec, 'test');
+  await rig.runner.idle();
+  const row = () => rig.store.db.selectFrom('instances').selectAll().where('id', '=', a.id).executeTakeFirstOrThrow();
+  const used = async () =>
+    (
+      await rig.store.db
+        .selectFrom('projects')
+        .select('used_vcpus')
+        .where('id', '=', rig.projectId)
+        .executeTakeFirstOrThrow()
+    ).used_vcpus;
+  let r = await row();
+  assert.equal(r.state, 'pending');
+  assert.equal(r.message, "waiting for capacity: node n1 (2 vCPUs, 1024 MiB, 2 GiB) is beyond the project's quota");
+  assert.equal(await used(), 1);
+  await projects.update(rig.store, admin, 'default', { quota: { vcpus: 2 } });
+  await rig.runner.idle();
+  r = await row();
+  assert.equal(r.state, 'scheduled');
+  assert.equal(r.node_id, node.id);
+  assert.equal(await used(), 2);
   await rig.close();
 });
 

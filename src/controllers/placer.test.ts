@@ -1,24 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import type { InstanceCreate } from '../kinds/schemas.ts';
 import { newId } from '../lib/ids.ts';
 import { InstanceService } from '../services/instances.ts';
 import { placer } from './placer.ts';
-import { addHost, openRig, type Rig } from './testing.ts';
-
-const spec = (name: string, more: Partial<InstanceCreate> = {}): InstanceCreate => ({
-  project: 'default',
-  name,
-  kind: 'container',
-  image: 'docker.io/library/alpine:3.20',
-  resources: { vcpus: 1, memoryMib: 256 },
-  ...more,
-});
-
-async function instances(rig: Rig) {
-  const rows = await rig.store.db.selectFrom('instances').selectAll().orderBy('name').execute();
-  return new Map(rows.map(r => [r.name, r]));
-}
+import { addHost, containerSpec as spec, instancesByName as instances, openRig } from './testing.ts';
 
 test('instances created through the service are placed, and their host is told by name', async () => {
   const rig = await openRig(s => placer(s));
@@ -46,16 +31,16 @@ test('a burst of concurrent creates never promises capacity twice', async () => 
   await rig.runner.idle();
   const rows = [...(await instances(rig)).values()];
   const on = (h: string) => rows.filter(r => r.host_id === h).length;
-  // Two hosts of 4 vCPUs: 8 placed, 2 refused with the reason counted per host.
+  // Two hosts of 4 vCPUs: 8 placed, 2 waiting with the reason counted per host.
   assert.equal(on(a), 4);
   assert.equal(on(b), 4);
-  const failed = rows.filter(r => r.state === 'failed');
-  assert.equal(failed.length, 2);
-  for (const f of failed) assert.equal(f.message, 'unplaced: 2 hosts: 2 lack vcpus');
+  const waiting = rows.filter(r => r.state === 'pending');
+  assert.equal(waiting.length, 2);
+  for (const w of waiting) assert.equal(w.message, 'waiting for capacity: 2 hosts: 2 lack vcpus');
   await rig.close();
 });
 
-test('a hard anti-affinity refusal is explained, on the instance and in an event', async () => {
+test('a hard anti-affinity refusal of an instance that does not wait is explained, on the instance and in an event', async () => {
   const rig = await openRig(s => placer(s));
   const svc = new InstanceService(rig.store);
   await addHost(rig, 'a');
@@ -76,7 +61,7 @@ test('a hard anti-affinity refusal is explained, on the instance and in an event
       .execute(),
   );
   for (const n of ['db-0', 'db-1', 'db-2']) {
-    await svc.create(rig.projectId, spec(n, { groups: ['apart'] }), 'test');
+    await svc.create(rig.projectId, spec(n, { groups: ['apart'], waitForCapacity: false }), 'test');
     await rig.runner.idle();
   }
   const rows = await instances(rig);
@@ -84,19 +69,19 @@ test('a hard anti-affinity refusal is explained, on the instance and in an event
   assert.equal(rows.get('db-2')!.state, 'failed');
   assert.equal(rows.get('db-2')!.message, 'unplaced: 2 hosts: 2 anti-affinity host');
   const unplaced = rig.events.find(e => e.type === 'instance.unplaced');
-  assert.deepEqual(JSON.parse(unplaced!.data), { reason: '2 hosts: 2 anti-affinity host' });
+  assert.deepEqual(JSON.parse(unplaced!.data), { reason: '2 hosts: 2 anti-affinity host', waiting: false });
   await rig.close();
 });
 
-test('with no host ready an instance waits, saying why, and is placed when a host comes', async () => {
+test('with no host ready even an instance that does not wait for capacity waits, saying why, and is placed when a host comes', async () => {
   const rig = await openRig(s => placer(s));
   const svc = new InstanceService(rig.store);
   const down = await addHost(rig, 'old', { state: 'down' });
-  await svc.create(rig.projectId, spec('patient'), 'test');
+  await svc.create(rig.projectId, spec('patient', { waitForCapacity: false }), 'test');
   await rig.runner.idle();
   let row = (await instances(rig)).get('patient')!;
   assert.equal(row.state, 'pending');
-  assert.equal(row.message, 'unplaced: 1 host: 1 down');
+  assert.equal(row.message, 'waiting for capacity: 1 host: 1 down');
   const fresh = await addHost(rig, 'new');
   await rig.runner.idle();
   row = (await instances(rig)).get('patient')!;
@@ -154,7 +139,7 @@ test('a reused snapshot is dropped by a change it did not make: a host drained, 
     trx.updateTable('hosts').set({ allocatable_vcpus: 1 }).where('id', '=', b).execute(),
   );
   rig.clock.advance(1_000);
-  await svc.create(rig.projectId, spec('third'), 'test');
+  await svc.create(rig.projectId, spec('third', { waitForCapacity: false }), 'test');
   await rig.runner.idle();
   const third = (await instances(rig)).get('third')!;
   assert.equal(third.state, 'failed');

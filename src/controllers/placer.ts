@@ -1,15 +1,25 @@
 // The placer: the one committer of placements. Its rules:
 // - `instance.created` and `instance.rescheduled` bring those instances to
 //   placement. Events that may let a waiting instance fit somewhere (a host
-//   registered, changed, back or gone; an instance deleted) and every resync
-//   retry every pending instance.
+//   registered, changed, back or gone; a node changed; an instance deleted,
+//   which is what gives capacity back: a stopped instance keeps its host; a
+//   project's quota changed, which a bare-metal node is charged against) and
+//   every resync retry every pending instance.
+// - Pending instances are placed in queue order (src/scheduler/queue.ts):
+//   higher priority first, then older first. One that does not fit blocks no
+//   one: the next is tried on what is left, so capacity goes to the first in
+//   order that it fits.
 // - A batch is placed in one transaction: the cluster is read inside it and
 //   updated after each placement, so a batch never promises capacity twice,
 //   and the runner never runs two passes at once, so neither do two batches.
 //   The choice itself is the pure scheduler's (src/scheduler/).
-// - An instance that fits on no host while some host is ready fails at once,
-//   saying why (`unplaced: <reason>`); with no host ready (a cluster starting
-//   up) it waits, its message saying why, and is tried again when hosts change.
+// - An instance that fits on no host waits in `pending` (`waitForCapacity`,
+//   the default), its message saying why (`waiting for capacity: <counted
+//   reasons>`): the message is rewritten only when the reasons change, and one
+//   `instance.unplaced` event says it started waiting, so passes over waiting
+//   instances write nothing while nothing changes. With `waitForCapacity`
+//   false it fails at once (`unplaced: <reasons>`), unless no host at all is
+//   ready (a cluster starting up): then it waits too.
 // - Reading the cluster is most of a pass's cost on a large fleet, so a pass
 //   may reuse the previous pass's snapshot, with that pass's placements in it,
 //   while only instances were created, placed or changed state since: any
@@ -18,12 +28,17 @@
 //   and an age of one second (heartbeats change hosts' fingerprints without an
 //   event). A reused snapshot can only be more cautious than the store, never
 //   less: no one but the placer takes capacity. An instance it cannot place is
-//   tried again on a fresh read before it is failed.
+//   tried again on a fresh read before it waits or fails.
+// - A pass for new instances that finds such another event in the log (its
+//   wake-up may not have reached the placer yet) places every pending
+//   instance instead, so capacity just freed goes to the waiting ones in
+//   queue order, not to whoever was created next.
 import { now } from '../lib/time.ts';
 import type { EventType } from '../model/events.ts';
-import { requestOf, type Snapshot, snapshot } from '../services/placement.ts';
+import { requestOf, type Snapshot, snapshot, WAITING } from '../services/placement.ts';
+import { inQueueOrder } from '../scheduler/queue.ts';
 import { anyEventSince, lastSeq } from '../store/events.ts';
-import { instancesById, pendingInstances, updateInstance } from '../store/instances.ts';
+import { instancesById, pendingInstances, queueKeys, updateInstance } from '../store/instances.ts';
 import type { NodeService } from '../services/nodes.ts';
 import { giveQuota, takeQuota } from '../store/projects.ts';
 import type { InstanceRow } from '../store/schema.ts';
@@ -63,23 +78,24 @@ const SNAPSHOT_MAX_AGE_MS = 1000;
 /** The previous pass's snapshot, while nothing but the placer changed what it holds. */
 class SnapshotCache {
   private snap: Snapshot | undefined;
-  /** the newest event the snapshot has seen */
-  private seq = 0;
+  /** the newest event the last snapshot read has seen */
+  private seq: number | undefined;
   private takenAt = 0;
 
   /**
-   * A snapshot for this pass, and whether it was read just now. The event log
+   * Whether something other than the placer may have changed the cluster
+   * since the last snapshot was read (always, before the first). The event log
    * is read in the pass's own transaction, so a change committed in the same
    * group, just before, is seen too.
    */
-  async get(trx: Trx, now: number, fresh: boolean): Promise<{ snap: Snapshot; read: boolean }> {
-    const reuse =
-      !fresh &&
-      this.snap !== undefined &&
-      now - this.takenAt < SNAPSHOT_MAX_AGE_MS &&
-      !(await anyEventSince(trx, this.seq, keepSnapshot));
+  async changed(trx: Trx): Promise<boolean> {
+    return this.seq === undefined || anyEventSince(trx, this.seq, keepSnapshot);
+  }
+
+  /** A snapshot for this pass, and whether it was read just now; `reuse` offers the last one, if young enough. */
+  async get(trx: Trx, now: number, reuse: boolean): Promise<{ snap: Snapshot; read: boolean }> {
     const seq = await lastSeq(trx);
-    if (reuse && this.snap) {
+    if (reuse && this.snap && now - this.takenAt < SNAPSHOT_MAX_AGE_MS) {
       this.seq = seq;
       return { snap: this.snap, read: false };
     }
@@ -108,15 +124,19 @@ export function placer(store: Store, o: PlacerOptions = {}): Controller {
       'node.state',
       'node.maintenance',
       'instance.deleted',
+      'project.updated',
     ],
     resyncMs: o.resyncMs ?? 30_000,
     async reconcile(pass: Pass) {
       try {
         if (pass.resync) cache.drop();
         if (pass.resync || pass.events.some(e => !placeTypes.has(e.type)))
-          return await place(store, cache, pass, 'all', o.nodes);
-        const ids = [...new Set(pass.events.map(e => e.resource_id))];
-        for (let i = 0; i < ids.length; i += BATCH) await place(store, cache, pass, ids.slice(i, i + BATCH), o.nodes);
+          return void (await place(store, cache, pass, 'all', o.nodes));
+        let ids = [...new Set(pass.events.map(e => e.resource_id))];
+        // Batches go in queue order too, so a burst's first batch is not its lowest priorities.
+        if (ids.length > BATCH) ids = await inOrder(store, ids);
+        for (let i = 0; i < ids.length; i += BATCH)
+          if ((await place(store, cache, pass, ids.slice(i, i + BATCH), o.nodes)) === 'all') return;
       } catch (err) {
         // The snapshot may hold placements that were never committed.
         cache.drop();
@@ -126,27 +146,45 @@ export function placer(store: Store, o: PlacerOptions = {}): Controller {
   };
 }
 
+const queueKey = (r: Pick<InstanceRow, 'priority' | 'created_at' | 'id'>) => ({
+  priority: r.priority,
+  createdAt: r.created_at,
+  id: r.id,
+});
+
+async function inOrder(store: Store, ids: readonly string[]): Promise<string[]> {
+  const keys = [];
+  for (let i = 0; i < ids.length; i += BATCH) keys.push(...(await queueKeys(store.db, ids.slice(i, i + BATCH))));
+  return inQueueOrder(keys, queueKey).map(k => k.id);
+}
+
+/** Places the named pending instances, or every one ('all'); answers which it did. */
 async function place(
   store: Store,
   cache: SnapshotCache,
   pass: Pass,
   ids: string[] | 'all',
   nodes: NodeService | undefined,
-): Promise<void> {
-  await store.write(async ctx => {
-    const { trx, emit } = ctx;
+): Promise<'all' | 'named'> {
+  return store.write(async ctx => {
+    const { trx } = ctx;
+    const changed = await cache.changed(trx);
+    const all = ids === 'all' || changed;
     // By id the primary key answers; the state filter is applied here so the
     // planner is never tempted by the (large) set of pending rows.
-    const rows = ids === 'all' ? await pendingInstances(trx) : await instancesById(trx, ids);
-    const pending = rows.filter(r => r.state === 'pending' && r.desired_state !== 'deleted');
-    if (pending.length === 0) return;
-    let { snap, read } = await cache.get(trx, pass.now, false);
+    const rows = all ? await pendingInstances(trx) : await instancesById(trx, ids);
+    const pending = inQueueOrder(
+      rows.filter(r => r.state === 'pending' && r.desired_state !== 'deleted'),
+      queueKey,
+    );
+    if (pending.length === 0) return all ? 'all' : 'named';
+    let { snap, read } = await cache.get(trx, pass.now, !changed);
     for (const inst of pending) {
       let request = requestOf(inst, snap);
       let result = snap.scheduler.place(request);
       if (!result.ok && !read) {
         // Refuse only on what the store holds now, not on a reused snapshot.
-        ({ snap, read } = await cache.get(trx, pass.now, true));
+        ({ snap, read } = await cache.get(trx, pass.now, false));
         request = requestOf(inst, snap);
         result = snap.scheduler.place(request);
       }
@@ -156,29 +194,7 @@ async function place(
         if (!metal.ok) result = { ok: false, reason: metal.reason };
       }
       if (!result.ok) {
-        const message = `unplaced: ${result.reason}`;
-        const fails = snap.anyReady;
-        if (!fails && inst.message === message) continue;
-        emit({
-          type: 'instance.unplaced',
-          projectId: inst.project_id,
-          resourceType: 'instance',
-          resourceId: inst.id,
-          actor: 'scheduler',
-          data: { reason: result.reason },
-        });
-        const t = now();
-        const update = fails ? { state: 'failed', message, finished_at: t, updated_at: t } : { message, updated_at: t };
-        await updateInstance(trx, inst.id, update);
-        if (fails)
-          emit({
-            type: 'instance.state',
-            projectId: inst.project_id,
-            resourceType: 'instance',
-            resourceId: inst.id,
-            actor: 'scheduler',
-            data: { from: 'pending', to: 'failed', message, exitCode: null },
-          });
+        await unplaced(ctx, inst, result.reason, snap.anyReady);
         continue;
       }
       snap.scheduler.commit(result.hostId, request);
@@ -192,7 +208,7 @@ async function place(
         updated_at: now(),
       });
       if (metal?.ok) await nodes!.startDeploy(ctx, result.hostId, inst.id);
-      emit({
+      ctx.emit({
         type: 'instance.scheduled',
         projectId: inst.project_id,
         resourceType: 'instance',
@@ -202,6 +218,43 @@ async function place(
         data: { hostId },
       });
     }
+    return all ? 'all' : 'named';
+  });
+}
+
+/**
+ * An instance no host can take now: it waits (it asked to, or no host is
+ * ready at all), or it fails. A waiting instance's row is written only when
+ * its reasons change, and its event only when it starts waiting.
+ */
+async function unplaced(
+  { trx, emit }: WriteContext,
+  inst: InstanceRow,
+  reason: string,
+  anyReady: boolean,
+): Promise<void> {
+  const waits = inst.wait_for_capacity === 1 || !anyReady;
+  const message = `${waits ? WAITING : 'unplaced: '}${reason}`;
+  if (waits && inst.message === message) return;
+  const t = now();
+  if (!waits || !inst.message.startsWith(WAITING))
+    emit({
+      type: 'instance.unplaced',
+      projectId: inst.project_id,
+      resourceType: 'instance',
+      resourceId: inst.id,
+      actor: 'scheduler',
+      data: { reason, waiting: waits },
+    });
+  if (waits) return updateInstance(trx, inst.id, { message, updated_at: t });
+  await updateInstance(trx, inst.id, { state: 'failed', message, finished_at: t, updated_at: t });
+  emit({
+    type: 'instance.state',
+    projectId: inst.project_id,
+    resourceType: 'instance',
+    resourceId: inst.id,
+    actor: 'scheduler',
+    data: { from: 'pending', to: 'failed', message, exitCode: null },
   });
 }
 

@@ -4,10 +4,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { InstanceCreate } from '../kinds/schemas.ts';
 import { newId } from '../lib/ids.ts';
 import type { EventType } from '../model/events.ts';
 import { insertProject, newProjectRow } from '../store/projects.ts';
-import type { EventRow, HostTable } from '../store/schema.ts';
+import type { HostTable, InstanceRow } from '../store/schema.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store, StoredEvent } from '../store/store.ts';
 import { type Clock, type Controller, Runner } from './runner.ts';
@@ -83,7 +84,7 @@ export interface Rig {
   /** a project named default, without quotas */
   projectId: string;
   /** every event committed since the rig opened */
-  events: EventRow[];
+  events: StoredEvent[];
   close(): Promise<void>;
 }
 
@@ -94,7 +95,7 @@ export async function openRig(...controllers: ((store: Store) => Controller)[]):
   const projectId = newId('prj');
   const t = new Date().toISOString();
   await store.write(({ trx }) => insertProject(trx, newProjectRow(projectId, 'default', t)));
-  const events: EventRow[] = [];
+  const events: StoredEvent[] = [];
   store.onEvent(e => events.push(e));
   const clock = new ManualClock(Date.now());
   const errors: unknown[] = [];
@@ -163,4 +164,20 @@ export async function addHost(rig: Rig, name: string, o: Partial<HostTable> = {}
     });
   });
   return id;
+}
+
+/** A container's spec in the rig's project: 1 vCPU, 256 MiB, unless `more` says otherwise. */
+export const containerSpec = (name: string, more: Partial<InstanceCreate> = {}): InstanceCreate => ({
+  project: 'default',
+  name,
+  kind: 'container',
+  image: 'docker.io/library/alpine:3.20',
+  resources: { vcpus: 1, memoryMib: 256 },
+  ...more,
+});
+
+/** Every instance as stored, by name. */
+export async function instancesByName(rig: Rig): Promise<Map<string, InstanceRow>> {
+  const rows = await rig.store.db.selectFrom('instances').selectAll().orderBy('name').execute();
+  return new Map(rows.map(r => [r.name, r]));
 }

@@ -48,7 +48,8 @@ interface EventShapes {
   'node.deleted': ['node', Named];
   'instance.created': ['instance', Named & { kind: string; image: string }];
   'instance.rescheduled': ['instance', Empty];
-  'instance.unplaced': ['instance', { reason: string }];
+  /** No host can take the instance: it starts waiting for capacity, or (not waiting) it fails. */
+  'instance.unplaced': ['instance', { reason: string; waiting: boolean }];
   'instance.scheduled': ['instance', Assignment];
   'instance.start-requested': ['instance', Assignment];
   'instance.stop-requested': ['instance', Assignment];

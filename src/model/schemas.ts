@@ -6,6 +6,7 @@ import { desiredStates, instanceStates } from './instance-state.ts';
 import { DISK_URL_MAX_LENGTH, DISK_URL_PATTERN } from './disk-url.ts';
 import { IMAGE_REF_PATTERN } from './image-ref.ts';
 import { hostKinds, hostStates, roles } from './kinds.ts';
+import { PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN } from './priority.ts';
 import { AbsolutePath, Closed, StringEnum, StringMap } from './schema-kit.ts';
 import { levels } from './topology.ts';
 
@@ -422,6 +423,10 @@ export const instanceStatusFields = {
   groups: Type.Array(Type.String(), { description: 'placement group ids' }),
   labels: Labels,
   constraints: Type.Array(Constraint),
+  priority: Type.Integer({ description: 'placement order while waiting: higher first, then older first' }),
+  waitForCapacity: Type.Boolean({
+    description: 'when no host can take it: wait in pending (true) or fail at once (false)',
+  }),
   restartPolicy: RestartPolicy,
   restarts: Type.Integer({ description: 'automatic restarts so far' }),
   observed: Observed,
@@ -471,6 +476,21 @@ export const sharedSpec = {
   ),
   labels: Type.Optional(Labels),
   constraints: Type.Optional(Type.Array(Constraint, { maxItems: 32 })),
+  priority: Type.Optional(
+    Type.Integer({
+      minimum: PRIORITY_MIN,
+      maximum: PRIORITY_MAX,
+      default: PRIORITY_DEFAULT,
+      description: `${PRIORITY_MIN}..${PRIORITY_MAX}: instances waiting for capacity are placed higher first, then older first`,
+    }),
+  ),
+  waitForCapacity: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'when no host can take it: wait in pending, saying why, until one can (true), or fail at once (false)',
+    }),
+  ),
   restartPolicy: Type.Optional(RestartPolicy),
   desiredState: Type.Optional(StringEnum(['running', 'stopped'])),
 };

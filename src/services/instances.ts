@@ -27,6 +27,7 @@ import { type InstanceCreate, kindFields } from '../kinds/schemas.ts';
 import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
 import { isDiskImageUrl } from '../model/disk-url.ts';
 import { IMAGE_REF_MAX_LENGTH, isImageRef } from '../model/image-ref.ts';
+import { PRIORITY_DEFAULT } from '../model/priority.ts';
 
 /** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {
@@ -85,6 +86,8 @@ export class InstanceService {
         restarts: 0,
         options: JSON.stringify(optionsOf(b, groups)),
         pids_limit: b.pidsLimit ?? 4096,
+        priority: b.priority ?? PRIORITY_DEFAULT,
+        wait_for_capacity: b.waitForCapacity === false ? 0 : 1,
         observed: '{}',
         restart_requested_at: null,
         stop_grace_override: null,

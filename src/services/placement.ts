@@ -89,9 +89,16 @@ export function requestOf(inst: InstanceRow, snap: Pick<Snapshot, 'groups' | 'st
   };
 }
 
+/** How a waiting instance's message starts (the placer writes it); the scheduler's counted reasons follow. */
+export const WAITING = 'waiting for capacity: ';
+
 export interface Explanation {
   instance: string;
   host: string | null;
+  state: string;
+  priority: number;
+  /** A pending instance's reasons as the placer last recorded them, while it waits for capacity. */
+  waiting: string | null;
   candidates: { host: string; hostName: string; score: number }[];
   refusals: string;
 }
@@ -104,6 +111,9 @@ export async function explain(store: Store, row: InstanceRow): Promise<Explanati
     return {
       instance: row.id,
       host: row.host_id,
+      state: row.state,
+      priority: row.priority,
+      waiting: row.state === 'pending' && row.message.startsWith(WAITING) ? row.message.slice(WAITING.length) : null,
       candidates: ranked.candidates.map(c => ({
         host: c.hostId,
         hostName: snap.names.get(c.hostId) ?? c.hostId,

@@ -89,6 +89,18 @@ export async function pendingInstances(db: Db): Promise<InstanceRow[]> {
   return db.selectFrom('instances').selectAll().where('state', '=', 'pending').orderBy('id').execute();
 }
 
+/** What orders the instances of `ids` in the placement queue. */
+export async function queueKeys(
+  db: Db,
+  ids: readonly string[],
+): Promise<{ id: string; priority: number; created_at: string }[]> {
+  return db
+    .selectFrom('instances')
+    .select(['id', 'priority', 'created_at'])
+    .where('id', 'in', [...ids])
+    .execute();
+}
+
 /** The instances of `ids` that exist, in id order. */
 export async function instancesById(db: Db, ids: readonly string[]): Promise<InstanceRow[]> {
   return db

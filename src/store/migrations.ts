@@ -271,6 +271,20 @@ const nodes: Migration = {
   },
 };
 
+const instancePriority: Migration = {
+  async up(db: Db) {
+    // Instances stored before this wait for capacity too: waiting is the default now.
+    await db.schema
+      .alterTable('instances')
+      .addColumn('priority', 'integer', c => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('wait_for_capacity', 'integer', c => c.notNull().defaultTo(1))
+      .execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -280,6 +294,7 @@ export const migrations: Record<string, Migration> = {
   '0006_placement_groups': placementGroups,
   '0007_secrets': secrets,
   '0008_nodes': nodes,
+  '0009_instance_priority': instancePriority,
 };
 
 export const migrationProvider: MigrationProvider = {

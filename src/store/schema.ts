@@ -98,6 +98,10 @@ export interface InstanceTable {
   /** JSON: workingDir, user, ports, readOnlyRootfs, tmpfs, healthCheck */
   options: string;
   pids_limit: number;
+  /** Placement order among pending instances: higher first. */
+  priority: number;
+  /** 1: wait in pending when no host can take it; 0: fail at once. */
+  wait_for_capacity: number;
   /** JSON: what the agent last observed (address, published ports, health) */
   observed: string;
   /** A user asked for a restart of the running instance; cleared when its agent starts it again. */
