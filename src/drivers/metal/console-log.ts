@@ -39,10 +39,14 @@ export class ConsoleLog {
     this.session = undefined;
   }
 
+  /** Counts the records started: a reader that sees it change reads the new record from its start. */
+  generation = 0;
+
   /** Starts a new record (a new deployment): the file and the text waiters see begin empty. */
   reset(): void {
     writeFileSync(this.file, '');
     this.text = '';
+    this.generation++;
   }
 
   /** Resolves with the first match of `pattern` in what the console prints from now on (or since the last reset when `sinceReset`). */

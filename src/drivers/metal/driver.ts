@@ -3,10 +3,8 @@
 // disk, boot the deploy ramdisk, write the disk and the config drive, then
 // boot the node from its own disk and wait for its OS. The node's other steps
 // are the conductor's (conductor.ts), which this driver owns.
-import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { ConductedNode } from '../../model/nodes.ts';
@@ -16,9 +14,8 @@ import { metalCapabilities } from './capabilities.ts';
 import { Conductor, describe, EXIT, type NodeWorker, OS_UP, type StepReporter } from './conductor.ts';
 import type { MetalFields } from './fields.ts';
 import { buildConfigDrive, buildWholeDiskImage } from './images/index.ts';
+import { conductorMissing } from './prerequisites.ts';
 import { ProvisioningNetwork } from './provisioning/index.ts';
-
-const run = promisify(execFile);
 
 export interface MetalDriverOptions {
   /** The agent's directory for metal (DATA/metal). */
@@ -36,13 +33,6 @@ export interface MetalDriverOptions {
   dockerSocket: string;
   registryAuth?: RegistryAuth | undefined;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
-}
-
-async function onPath(cmd: string): Promise<boolean> {
-  return run('sh', ['-c', 'command -v "$1"', 'sh', cmd]).then(
-    () => true,
-    () => false,
-  );
 }
 
 export class MetalDriver implements Driver {
@@ -69,16 +59,8 @@ export class MetalDriver implements Driver {
   }
 
   async probe(): Promise<boolean> {
-    if (!this.o.bridge || process.getuid?.() !== 0) return false;
-    for (const f of ['vmlinuz', 'initramfs.cpio.gz']) if (!existsSync(join(this.o.deployDir, f))) return false;
-    for (const cmd of ['ipmitool', 'dnsmasq', 'sfdisk', 'extlinux', 'genisoimage'])
-      if (!(await onPath(cmd))) return false;
-    try {
-      accessSync(this.o.kernelDir, constants.R_OK);
-    } catch {
-      return false;
-    }
-    return true;
+    if (!this.o.bridge) return false;
+    return (await conductorMissing({ deployDir: this.o.deployDir, kernelDir: this.o.kernelDir })).length === 0;
   }
 
   /** The agent's side: where step reports go, and the server's word on the nodes. */
@@ -175,6 +157,8 @@ export class MetalDriver implements Driver {
   ): Promise<void> {
     const dir = join(this.o.dataDir, 'instances', spec.id);
     mkdirSync(dir, { recursive: true });
+    // The instance's record starts here, not with what the node printed in its last step.
+    w.console.reset();
     w.phase = 'building the image disk';
     progress(`preparing ${spec.image} for bare metal`);
     const image = await buildWholeDiskImage({
@@ -324,8 +308,14 @@ export class MetalDriver implements Driver {
   }
 }
 
+/**
+ * The node's console record: what is there (the last `tail` lines), then what
+ * comes, until the instance's command has printed its exit code. A new record
+ * (the deploy's next boot) is read from its start.
+ */
 async function* follow(w: NodeWorker, opts: LogOptions, signal: AbortSignal): AsyncIterable<OutputChunk> {
   let offset = 0;
+  let generation = w.console.generation;
   if (opts.tail !== undefined) {
     const text = w.console.recorded();
     const lines = text.split('\n');
@@ -333,13 +323,17 @@ async function* follow(w: NodeWorker, opts: LogOptions, signal: AbortSignal): As
     offset = Buffer.byteLength(text) - Buffer.byteLength(keep);
   }
   for (;;) {
+    if (w.console.generation !== generation) {
+      generation = w.console.generation;
+      offset = 0;
+    }
     const data = w.console.read(offset);
     if (data.length > 0) {
       offset += data.length;
       yield { stream: 'stdout', data };
       continue;
     }
-    if (!opts.follow || signal.aborted) return;
+    if (!opts.follow || signal.aborted || EXIT.test(w.console.recorded())) return;
     await sleep(200, signal);
   }
 }
