@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { TopologyFlags } from '../model/topology.ts';
 import { count, type SimFlags } from './agent-sim.ts';
+import { DEFAULT_VM_ASSETS, defaultMetalAssets } from './host-assets.ts';
 import { defaultDataDir } from './server.ts';
 
 interface AgentFlags {
@@ -109,11 +110,7 @@ export function agentCommand(): Command {
       '--docker-socket <path>',
       "Docker API socket for containers (default: DOCKER_HOST, else Podman's /run/podman/podman.sock)",
     )
-    .option(
-      '--vm-assets <dir>',
-      'guest kernel, initramfs and VM image store (scripts/vm.sh)',
-      '/var/lib/strata-host/vm',
-    )
+    .option('--vm-assets <dir>', 'guest kernel, initramfs and VM image store (scripts/vm.sh)', DEFAULT_VM_ASSETS)
     .option('--vm-bridge <name>', 'host bridge the VMs are attached to (made if missing)', 'strata0')
     .option('--vm-subnet <cidr>', "the VMs' subnet on that bridge; the host takes its first address", '10.99.0.0/24')
     .option(
@@ -123,11 +120,7 @@ export function agentCommand(): Command {
     )
     .option('--metal-cidr <cidr>', "bare metal: this host's address on the provisioning network", '172.30.250.1/24')
     .option('--metal-port <port>', "bare metal: the boot server's port there", v => Number.parseInt(v, 10), 8090)
-    .option(
-      '--metal-assets <dir>',
-      'bare metal: the deploy ramdisk (scripts/metal.sh)',
-      process.env.STRATA_METAL_DIR ? join(process.env.STRATA_METAL_DIR, 'deploy') : '/var/lib/strata-host/metal/deploy',
-    )
+    .option('--metal-assets <dir>', 'bare metal: the deploy ramdisk (scripts/metal.sh)', defaultMetalAssets())
     .option('--vm-boot-timeout <seconds>', 'a VM whose guest is not up by then fails', v => Number.parseInt(v, 10), 60)
     .option(
       '--no-manage-runtime',

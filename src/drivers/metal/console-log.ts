@@ -50,6 +50,9 @@ export class ConsoleLog {
     this.session = undefined;
   }
 
+  /** Counts the records started: a reader that sees it change reads the new record from its start. */
+  generation = 0;
+
   /**
    * Starts a new record, of instance `owner` (a new deployment): the file and
    * the text waiters see begin empty, so no instance reads what the node
@@ -60,6 +63,7 @@ export class ConsoleLog {
     writeFileSync(this.file, '');
     this.text = '';
     this.ownerId = owner;
+    this.generation++;
   }
 
   /** Whose record this is (it survives a restart of the conductor). */

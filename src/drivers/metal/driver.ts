@@ -3,10 +3,8 @@
 // disk, boot the deploy ramdisk, write the disk and the config drive, then
 // boot the node from its own disk and wait for its OS. The node's other steps
 // are the conductor's (conductor.ts), which this driver owns.
-import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ApiError, conflict } from '../../lib/errors.ts';
 import { sleep } from '../../lib/time.ts';
 import type { ConductedNode } from '../../model/nodes.ts';
@@ -17,9 +15,8 @@ import { Conductor, describe, EXIT, type NodeWorker, OS_UP, type StepReporter } 
 import type { MetalFields } from './fields.ts';
 import { isDiskImageUrl } from '../../model/disk-url.ts';
 import { buildConfigDrive, buildWholeDiskImage, fetchDiskImage } from './images/index.ts';
+import { conductorMissing } from './prerequisites.ts';
 import { ProvisioningNetwork } from './provisioning/index.ts';
-
-const run = promisify(execFile);
 
 /** The largest disk image fetched by URL when the node's disk size is not known here. */
 const DISK_IMAGE_MAX_BYTES = 64 * 1024 ** 3;
@@ -49,13 +46,6 @@ export interface MetalDriverOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-async function onPath(cmd: string): Promise<boolean> {
-  return run('sh', ['-c', 'command -v "$1"', 'sh', cmd]).then(
-    () => true,
-    () => false,
-  );
-}
-
 export class MetalDriver implements Driver {
   readonly name = 'metal' as const;
   readonly capabilities = metalCapabilities;
@@ -80,16 +70,8 @@ export class MetalDriver implements Driver {
   }
 
   async probe(): Promise<boolean> {
-    if (!this.o.bridge || process.getuid?.() !== 0) return false;
-    for (const f of ['vmlinuz', 'initramfs.cpio.gz']) if (!existsSync(join(this.o.deployDir, f))) return false;
-    for (const cmd of ['ipmitool', 'dnsmasq', 'sfdisk', 'extlinux', 'genisoimage'])
-      if (!(await onPath(cmd))) return false;
-    try {
-      accessSync(this.o.kernelDir, constants.R_OK);
-    } catch {
-      return false;
-    }
-    return true;
+    if (!this.o.bridge) return false;
+    return (await conductorMissing({ deployDir: this.o.deployDir, kernelDir: this.o.kernelDir })).length === 0;
   }
 
   /** The agent's side: where step reports go, and the server's word on the nodes. */
@@ -347,13 +329,19 @@ export class MetalDriver implements Driver {
   }
 }
 
-/** The node's console record, once it is this instance's (its deploy has begun). */
+/**
+ * The node's console record, once it is this instance's (its deploy has
+ * begun): what is there (the last `tail` lines), then what comes, until the
+ * instance's command has printed its exit code or the node is another's. A
+ * new record of the instance (its node powered on again) is read from its start.
+ */
 async function* follow(w: NodeWorker, id: string, opts: LogOptions, signal: AbortSignal): AsyncIterable<OutputChunk> {
   while (w.console.owner() !== id) {
     if (!opts.follow || signal.aborted) return;
     await sleep(200, signal);
   }
   let offset = 0;
+  let generation = w.console.generation;
   if (opts.tail !== undefined) {
     const text = w.console.recorded();
     const lines = text.split('\n');
@@ -361,13 +349,18 @@ async function* follow(w: NodeWorker, id: string, opts: LogOptions, signal: Abor
     offset = Buffer.byteLength(text) - Buffer.byteLength(keep);
   }
   for (;;) {
+    if (w.console.owner() !== id) return;
+    if (w.console.generation !== generation) {
+      generation = w.console.generation;
+      offset = 0;
+    }
     const data = w.console.read(offset);
     if (data.length > 0) {
       offset += data.length;
       yield { stream: 'stdout', data };
       continue;
     }
-    if (!opts.follow || signal.aborted) return;
+    if (!opts.follow || signal.aborted || EXIT.test(w.console.recorded())) return;
     await sleep(200, signal);
   }
 }

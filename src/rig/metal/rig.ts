@@ -8,7 +8,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -81,16 +81,40 @@ async function freeTcpPort(): Promise<number> {
   return port;
 }
 
-async function freeUdpPort(): Promise<number> {
+/** Binds `port` (0: any) on 127.0.0.1 over UDP and lets it go: the port, or undefined when taken. */
+async function udpPort(port: number): Promise<number | undefined> {
   const socket = createSocket('udp4');
-  await new Promise<void>(r => socket.bind(0, '127.0.0.1', r));
-  const { port } = socket.address();
-  await new Promise<void>(r => socket.close(r));
-  return port;
+  const bound = await new Promise<boolean>(r => {
+    socket.once('error', () => r(false));
+    socket.bind(port, '127.0.0.1', () => r(true));
+  });
+  const got = bound ? socket.address().port : undefined;
+  if (bound) await new Promise<void>(r => socket.close(r));
+  return got;
+}
+
+/**
+ * A node keeps its BMC's port across rigs in the same directory (bmc-port),
+ * as a real BMC keeps its address: the URL enrolled with a server stays right.
+ */
+const bmcPortFile = (dir: string) => join(dir, 'bmc-port');
+
+function savedBmcPort(dir: string): number {
+  try {
+    const port = Number(readFileSync(bmcPortFile(dir), 'utf8').trim());
+    return Number.isInteger(port) && port > 0 && port < 65536 ? port : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const ip = (...args: string[]) => run('ip', args);
 const linkExists = (name: string) => existsSync(`/sys/class/net/${name}`);
+const stderrOf = (e: unknown): string =>
+  String((e as { stderr?: string }).stderr || (e instanceof Error ? e.message : e)).trim();
+
+/** The programs a rig runs (Debian: qemu-system-x86, qemu-utils, openipmi, ipmitool, iproute2). */
+export const RIG_COMMANDS = ['qemu-system-x86_64', 'qemu-img', 'ipmi_sim', 'ipmitool', 'ip'] as const;
 
 function validate(o: RigOptions): void {
   if (!/^[\w./-]+$/.test(resolve(o.dir))) throw new Error('rig directory: only letters, digits, . _ - /');
@@ -204,8 +228,12 @@ export async function startRig(o: RigOptions): Promise<Rig> {
 
   try {
     if (!linkExists(o.bridge)) {
-      await ip('link', 'add', 'name', o.bridge, 'type', 'bridge');
+      await ip('link', 'add', 'name', o.bridge, 'type', 'bridge').catch((e: unknown) => {
+        throw new Error(`could not make the bridge ${o.bridge}: ${stderrOf(e)}`);
+      });
       madeBridge = true;
+    } else if (!existsSync(`/sys/class/net/${o.bridge}/bridge`)) {
+      throw new Error(`${o.bridge} exists and is not a bridge: name another one`);
     }
     await ip('link', 'set', o.bridge, 'up');
     for (const n of o.nodes) {
@@ -232,19 +260,20 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       relays.push(relay);
       const auth = `${encodeURIComponent(n.username)}:${encodeURIComponent(n.password)}`;
       let bmcUrl: string;
+      const saved = savedBmcPort(dir);
       if (n.bmc === 'ipmi') {
-        const port = await freeUdpPort();
+        const port = (saved && (await udpPort(saved))) || (await udpPort(0));
+        if (!port) throw new Error(`${n.name}: no free UDP port for its BMC`);
         sims.push(await startIpmiSim(n, dir, port, relay.port));
         bmcUrl = `ipmi://${auth}@127.0.0.1:${port}`;
+        writeFileSync(bmcPortFile(dir), `${port}\n`);
       } else {
-        const emulator = await startRedfishEmulator({
-          machine,
-          username: n.username,
-          password: n.password,
-          consolePort: relay.port,
-        });
+        const start = (port: number) =>
+          startRedfishEmulator({ machine, username: n.username, password: n.password, consolePort: relay.port, port });
+        const emulator = await (saved ? start(saved).catch(() => start(0)) : start(0));
         emulators.push(emulator);
         bmcUrl = `redfish+http://${auth}@127.0.0.1:${emulator.port}`;
+        writeFileSync(bmcPortFile(dir), `${emulator.port}\n`);
       }
       nodes.push({ name: n.name, bmcUrl, mac: machine.config.mac, serialLog: machine.serialLog, dir });
     }
