@@ -33,7 +33,7 @@ import {
   type RolloutPhase,
   type StrategyOut,
 } from '../model/deployments.ts';
-import { IdParam, Page, PageQuery } from '../model/schemas.ts';
+import { DryRunQuery, IdParam, Page, PageQuery } from '../model/schemas.ts';
 import { principalOf, type App, type RouteDeps } from './app.ts';
 import { deploymentSpecCompiler } from './deployment-spec.ts';
 import { decodeCursor, encodeCursor, pageOf, parseSelector } from './paging.ts';
@@ -109,8 +109,12 @@ function presentRevision(r: DeploymentRevisionRow): RevisionOut {
 }
 
 export function deploymentRoutes(app: App, { store }: RouteDeps): void {
-  const present = async (row: DeploymentRow) =>
-    presentDeployment(row, (await deploymentFacts(store, [row], false)).get(row.id));
+  /** A deployment as stored, or (`rehearsed`: a dry run's spec) as it would be. */
+  const present = async (row: DeploymentRow, rehearsed?: { template: InstanceTemplate }) => {
+    const facts = (await deploymentFacts(store, [row], false)).get(row.id);
+    const out = presentDeployment(row, facts);
+    return rehearsed ? { ...out, template: rehearsed.template } : out;
+  };
 
   app.get(
     '/deployments',
@@ -145,15 +149,17 @@ export function deploymentRoutes(app: App, { store }: RouteDeps): void {
       schema: {
         tags,
         summary: 'Create a deployment (members): its controller creates the replicas',
+        querystring: DryRunQuery,
         body: DeploymentCreate,
-        response: { 201: Deployment },
+        response: { 200: Deployment, 201: Deployment },
       },
       validatorCompiler: deploymentSpecCompiler,
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
-      const row = await createDeployment(store, p, req.body);
-      return reply.code(201).send(await present(row));
+      const dryRun = req.query.dryRun ?? false;
+      const row = await createDeployment(store, p, req.body, dryRun);
+      return reply.code(dryRun ? 200 : 201).send(await present(row, dryRun ? req.body : undefined));
     },
   );
 
@@ -181,6 +187,7 @@ export function deploymentRoutes(app: App, { store }: RouteDeps): void {
         summary:
           "Replace a deployment's spec (members): a changed template or priority makes a new revision; the same spec changes nothing",
         params: IdParam,
+        querystring: DryRunQuery,
         body: DeploymentSpec,
         response: { 200: Deployment },
       },
@@ -188,8 +195,9 @@ export function deploymentRoutes(app: App, { store }: RouteDeps): void {
     },
     async req => {
       const p = requireUser(principalOf(req));
-      const { row } = await replaceDeployment(store, p, req.params.id, req.body);
-      return present(row);
+      const dryRun = req.query.dryRun ?? false;
+      const { row } = await replaceDeployment(store, p, req.params.id, req.body, dryRun);
+      return present(row, dryRun ? req.body : undefined);
     },
   );
 

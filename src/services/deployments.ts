@@ -54,6 +54,7 @@ import {
   resourcesOf,
   type Usage,
 } from './instances.ts';
+import { writeOrRehearse } from './dry-run.ts';
 import { checkSecretRefs } from './secrets.ts';
 
 /** JSON with every object's keys sorted: the same value always hashes the same. */
@@ -214,12 +215,18 @@ export async function loadDeployment(
   return guard(p, id, await findDeployment(store.db, id), role);
 }
 
-export async function createDeployment(store: Store, p: UserPrincipal, b: DeploymentCreate): Promise<DeploymentRow> {
+/** Creates a deployment; `dryRun` answers what would be created and keeps nothing. */
+export async function createDeployment(
+  store: Store,
+  p: UserPrincipal,
+  b: DeploymentCreate,
+  dryRun = false,
+): Promise<DeploymentRow> {
   const project = await getProject(store.db, b.project);
   requireRole(p, project.id, 'member', b.project);
   checkSpec(b);
   const actor = actorOf(p);
-  return store.write(async ({ trx, emit }) => {
+  return writeOrRehearse(store, dryRun, async ({ trx, emit }) => {
     await checkReferences(trx, project.id, b.template);
     checkQuota(await getProjectById(trx, project.id), b.template, b.replicas, noUsage);
     const t = now();
@@ -271,17 +278,19 @@ export interface Applied {
 /**
  * Replaces a deployment's spec. A changed template or priority makes a new
  * revision; the same spec again changes nothing (no write, no event).
+ * `dryRun` answers what would change and keeps nothing.
  */
 export async function replaceDeployment(
   store: Store,
   p: UserPrincipal,
   id: string,
   spec: DeploymentSpec,
+  dryRun = false,
 ): Promise<Applied> {
   await loadDeployment(store, p, id, 'reader');
   checkSpec(spec);
   const actor = actorOf(p);
-  return store.write(async ctx => {
+  return writeOrRehearse(store, dryRun, async ctx => {
     const row = guard(p, id, await findDeployment(ctx.trx, id), 'member');
     const current = await findRevision(ctx.trx, id, row.revision);
     const priority = spec.priority ?? 0;

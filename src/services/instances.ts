@@ -30,6 +30,7 @@ import { canSee, requireRole } from './access.ts';
 import type { UserPrincipal } from './auth.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { writeOrRehearse } from './dry-run.ts';
 import { checkSecretRefs } from './secrets.ts';
 import { type InstanceCreate, kindFields } from '../kinds/schemas.ts';
 import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
@@ -63,9 +64,10 @@ export class InstanceService {
     this.store = store;
   }
 
-  async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
+  /** Creates an instance; `dryRun` answers what would be created and keeps nothing. */
+  async create(projectId: string, b: InstanceCreate, actor: string, dryRun = false): Promise<InstanceRow> {
     checkInstanceSpec(b);
-    return this.store.write(ctx => insertNewInstance(ctx, projectId, b, actor));
+    return writeOrRehearse(this.store, dryRun, ctx => insertNewInstance(ctx, projectId, b, actor));
   }
 
   /** Sets the desired state; the agent holding the instance acts on it. */
