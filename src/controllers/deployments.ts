@@ -570,5 +570,7 @@ async function reconcileOne(
   };
   const changed = (Object.keys(status) as (keyof typeof status)[]).some(k => status[k] !== d[k]);
   if (changed) await updateDeployment(trx, id, { ...status, updated_at: isoNow() });
+  if (status.phase !== d.phase)
+    emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: status.phase, message: status.message } });
   return { instances: [...rows.map(r => r.id), ...created], wakeAt: plan.wakeAt };
 }

@@ -68,6 +68,7 @@ interface EventShapes {
   'deployment.deleted': ['deployment', Named & { replicas: number }];
   'deployment.revision-created': ['deployment', { revision: number; hash: string }];
   'deployment.replica-failed': ['deployment', ReplicaFailure];
+  'deployment.phase': ['deployment', { from: string; to: string; message: string }];
   'deployment.replica-replaced': [
     'deployment',
     { slot: number; instance: string; replacement: string; reason: string },
