@@ -67,11 +67,31 @@ before(async () => {
   const inst = (
     await admin.post('/v1/instances', { project: 'walk', kind: 'container', image: 'busybox', name: 'one' })
   ).body;
-  real = { project: project.id, user: user.id, id: inst.id, token: token.id, host: reg.body.host.id, joinToken: jt.id };
-  // The placer puts it on the host; after that nothing changes the store by itself.
+  const dep = await admin.post('/v1/deployments', {
+    project: 'walk',
+    name: 'walk-web',
+    replicas: 1,
+    template: { kind: 'container', image: 'busybox' },
+  });
+  assert.equal(dep.status, 201);
+  real = {
+    project: project.id,
+    user: user.id,
+    id: inst.id,
+    token: token.id,
+    host: reg.body.host.id,
+    joinToken: jt.id,
+    deployment: dep.body.id,
+  };
+  // The placer puts it and the deployment's replica on the host; after that nothing changes the store by itself.
   await until('the instance is placed', async () =>
     (await admin.get(`/v1/instances/${inst.id}`)).body.state === 'scheduled' ? true : undefined,
   );
+  await until('the replica is placed and the status written', async () => {
+    const d = (await admin.get(`/v1/deployments/${real.deployment}`)).body;
+    const placed = d.instances.length === 1 && d.instances[0].state === 'scheduled';
+    return placed && d.status.observedGeneration === 1 && d.status.replicas === 1 ? true : undefined;
+  });
 });
 after(() => srv.close());
 
@@ -108,7 +128,10 @@ function badValues(s: Schema): [string, unknown][] {
 }
 
 /** A body that satisfies the required fields well enough for the bad field to be the only fault. */
-function minimalValid(path: string): Record<string, unknown> {
+function minimalValid(path: string, method: string): Record<string, unknown> {
+  const template = { kind: 'container', image: 'busybox' };
+  if (path === '/v1/deployments') return { project: 'walk', name: 'walk-new', replicas: 1, template };
+  if (path === '/v1/deployments/{id}') return method === 'PATCH' ? { replicas: 2 } : { replicas: 2, template };
   if (path === '/v1/projects') return { name: 'walk-new' };
   if (path === '/v1/users') return { name: 'walk-new' };
   if (path === '/v1/tokens') return { name: 'walk-new' };
@@ -152,7 +175,9 @@ function realParams(path: string): Record<string, string> {
         ? real.host!
         : path.startsWith('/v1/join-tokens')
           ? real.joinToken!
-          : real.id!;
+          : path.startsWith('/v1/deployments')
+            ? real.deployment!
+            : real.id!;
   return { id, project: real.project!, user: real.user! };
 }
 
@@ -207,13 +232,13 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
 
     // Credentials.
     if (path !== '/v1/agent/register') {
-      await check('without a token', good, hasBody ? minimalValid(path) : undefined, {}, null).then(s =>
+      await check('without a token', good, hasBody ? minimalValid(path, method) : undefined, {}, null).then(s =>
         assert.equal(s, 401, `${method} ${path}`),
       );
       await check(
         'with a wrong token',
         good,
-        hasBody ? minimalValid(path) : undefined,
+        hasBody ? minimalValid(path, method) : undefined,
         {},
         'stk_not-a-real-token',
       ).then(s => assert.equal(s, 401, `${method} ${path}`));
@@ -222,7 +247,7 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
         await check(
           isAgent ? 'with a user token' : 'with an agent token',
           good,
-          hasBody ? minimalValid(path) : undefined,
+          hasBody ? minimalValid(path, method) : undefined,
           {},
           isAgent ? srv.adminToken : agentToken,
         ).then(s => assert.equal(s, 403, `${method} ${path} with the other kind of credential`));
@@ -233,12 +258,12 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
       const unknown = at(
         fill(path, { id: 'ins_00000000000000000000000000', project: 'no-such-project', user: 'no-such-user' }),
       );
-      const code = await check('with unknown ids', unknown, hasBody ? minimalValid(path) : undefined);
+      const code = await check('with unknown ids', unknown, hasBody ? minimalValid(path, method) : undefined);
       assert.ok([403, 404].includes(code), `${method} ${path} unknown id answered ${code}`);
       await check(
         'with an over-long id',
         fill(path, { id: 'x'.repeat(300), project: 'x'.repeat(300), user: 'x'.repeat(300) }),
-        hasBody ? minimalValid(path) : undefined,
+        hasBody ? minimalValid(path, method) : undefined,
       );
     }
 
@@ -247,7 +272,7 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
     await check(
       'with an unknown query parameter',
       at(bare, 'surely_unknown=1'),
-      hasBody ? minimalValid(path) : undefined,
+      hasBody ? minimalValid(path, method) : undefined,
     );
     for (const q of qs) {
       for (const [why, v] of badValues(q.schema)) {
@@ -256,7 +281,7 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
         await check(
           `query ${q.name}: ${why}`,
           at(bare, `${q.name}=${encodeURIComponent(String(v))}`),
-          hasBody ? minimalValid(path) : undefined,
+          hasBody ? minimalValid(path, method) : undefined,
         );
       }
     }
@@ -266,7 +291,7 @@ test('every route refuses bad input with a 4xx, one error shape, and no change t
     const body = op.requestBody?.content['application/json']?.schema;
     // A union (the instance spec: one schema per kind) is walked one member at a time.
     for (const schema of body?.oneOf ?? (body ? [body] : [])) {
-      const base = { ...minimalValid(path), ...kindOf(schema) };
+      const base = { ...minimalValid(path, method), ...kindOf(schema) };
       await check('with malformed JSON', good, '{"a":', { 'content-type': 'application/json' });
       await check('with an empty JSON body', good, '', { 'content-type': 'application/json' });
       await check('with an array body', good, [], {});
@@ -381,7 +406,7 @@ test('hostile strings, numbers and nesting in every field answer no 5xx', async 
       }
       const body = op.requestBody?.content['application/json']?.schema;
       for (const schema of body?.oneOf ?? (body ? [body] : [])) {
-        const base = { ...minimalValid(path), ...kindOf(schema) };
+        const base = { ...minimalValid(path, method), ...kindOf(schema) };
         // Every string field (and strings one level down), every field with raw values.
         const fields: { set: (v: unknown) => Record<string, unknown>; name: string; schema: Schema }[] = [];
         for (const [name, prop] of Object.entries(schema.properties ?? {})) {

@@ -165,6 +165,10 @@ test('completion scripts are generated from the command tree', async () => {
   for (const c of [
     'run',
     'instance',
+    'deployment',
+    'apply',
+    'diff',
+    'delete',
     'events',
     'project',
     'user',
@@ -182,6 +186,8 @@ test('completion scripts are generated from the command tree', async () => {
   }
   assert.match(bash.stdout, /'instance'\) echo 'list show explain create delete start stop restart pause resume'/);
   assert.match(bash.stdout, /'instance list'\) echo '[^']*--all-projects[^']*'/);
+  assert.match(bash.stdout, /'deployment'\) echo 'list show scale revisions delete'/);
+  assert.match(bash.stdout, /'apply'\) echo '--filename --wait --timeout [^']*'/);
   assert.match(bash.stdout, /'run\|--kind'\|'run\|-k'\) echo 'container vm metal'/);
   const fish = await strata(['completion', 'fish']);
   assert.equal(fish.code, 0);

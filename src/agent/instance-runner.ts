@@ -9,7 +9,7 @@ import { sleep } from '../lib/time.ts';
 import { type AgentApi, isTransient, type ReportExtra } from './api-client.ts';
 import { HealthMonitor, runCheck } from './health.ts';
 import { scope } from './last-resort.ts';
-import { restartDecision } from './restart-policy.ts';
+import { restartDecision } from '../model/restart-policy.ts';
 
 /** What a runner needs of its agent: the server to report to, and a log. */
 export interface RunnerContext {

@@ -15,6 +15,7 @@ import { StreamSlots } from './stream-slots.ts';
 import { describeValidation, validatorCompiler } from './validation.ts';
 import type { Services } from './services.ts';
 import { agentRoutes } from './agent.ts';
+import { deploymentRoutes } from './deployments.ts';
 import { eventRoutes } from './events.ts';
 import { groupRoutes } from './groups.ts';
 import { hostRoutes } from './hosts.ts';
@@ -219,6 +220,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       nodeRoutes(r, deps);
       joinTokenRoutes(r, deps);
       instanceRoutes(r, deps);
+      deploymentRoutes(r, deps);
       groupRoutes(r, deps);
       secretRoutes(r, deps);
       eventRoutes(r, deps);

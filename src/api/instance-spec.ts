@@ -4,17 +4,19 @@
 // a field that belongs to another kind as such.
 import type { ErrorObject } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
-import { findKind, foreignFields, kindNames, kinds } from '../kinds/index.ts';
+import type { TSchema } from 'typebox';
+import { findKind, foreignFields, type Kind, kindNames, kinds } from '../kinds/index.ts';
 import { kindFields, kindSpec } from '../kinds/schemas.ts';
 import { compileBody, validatorCompiler } from './validation.ts';
 
-type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+export type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
-const error = (instancePath: string, keyword: string, message: string, params: Record<string, unknown> = {}) =>
+export const error = (instancePath: string, keyword: string, message: string, params: Record<string, unknown> = {}) =>
   ({ instancePath, schemaPath: '#', keyword, params, message }) satisfies ErrorObject;
 
-export function instanceSpecValidator(): Validator {
-  const byKind = new Map(kinds.map(k => [k.name, compileBody(kindSpec(k))]));
+/** A validator of an instance spec; `schemaOf` gives each kind's schema (a deployment's template leaves some fields out). */
+export function instanceSpecValidator(schemaOf: (k: Kind) => TSchema = kindSpec): Validator {
+  const byKind = new Map(kinds.map(k => [k.name, compileBody(schemaOf(k))]));
   const validate: Validator = data => {
     validate.errors = null;
     if (typeof data !== 'object' || data === null || Array.isArray(data)) {

@@ -10,7 +10,7 @@ import { decodeCursor, pageOf, parseSelector } from './paging.ts';
 import { presentInstance } from './present.ts';
 import { explain } from '../services/placement.ts';
 import { Instance, InstanceCreate } from '../kinds/schemas.ts';
-import { IdParam, InstanceListQuery, Page } from '../model/schemas.ts';
+import { DryRunQuery, IdParam, InstanceListQuery, Page } from '../model/schemas.ts';
 
 const tags = ['instances'];
 
@@ -82,16 +82,18 @@ export function instanceRoutes(app: App, { store, services }: RouteDeps): void {
       schema: {
         tags,
         summary: 'Create an instance (members); it is placed and started at once',
+        querystring: DryRunQuery,
         body: InstanceCreate,
-        response: { 201: Instance },
+        response: { 200: Instance, 201: Instance },
       },
       validatorCompiler: instanceSpecCompiler,
     },
     async (req, reply) => {
       const p = requireUser(principalOf(req));
       const projectId = await projectForCreate(store, p, req.body.project);
-      const row = await services.instances.create(projectId, req.body, actorOf(p));
-      return reply.code(201).send(presentInstance(row));
+      const dryRun = req.query.dryRun ?? false;
+      const row = await services.instances.create(projectId, req.body, actorOf(p), dryRun);
+      return reply.code(dryRun ? 200 : 201).send(presentInstance(row));
     },
   );
 

@@ -20,6 +20,9 @@ export type JoinTokenCreated = Static<typeof S.JoinTokenCreated>;
 export type Instance = Static<typeof K.Instance>;
 export type InstanceCreate = Static<typeof K.InstanceCreate>;
 export type Constraint = Static<typeof S.Constraint>;
+export type Deployment = K.DeploymentOut;
+export type DeploymentDetail = K.DeploymentDetailOut;
+export type Revision = K.RevisionOut;
 export type Event = Static<typeof S.Event>;
 export interface Page<T> {
   items: T[];

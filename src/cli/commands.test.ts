@@ -30,6 +30,6 @@ test('only the command named first is loaded; help, completion and unknown names
 });
 
 test('a CLI command loads no package but commander until it runs', () => {
-  for (const m of ['./instances.ts', './hosts.ts', './contexts.ts', './streams.ts', './events.ts'])
+  for (const m of ['./instances.ts', './hosts.ts', './contexts.ts', './streams.ts', './events.ts', './apply.ts'])
     assert.deepEqual(packagesLoaded(new URL(m, import.meta.url).href), ['commander'], m);
 });

@@ -24,6 +24,13 @@ export const sections: { title: string; commands: Entry[] }[] = [
     commands: [
       { names: ['run'], load: async () => (await import('./instances.ts')).runCommand() },
       { names: ['instance', 'instances'], load: async () => (await import('./instances.ts')).instanceCommand() },
+      {
+        names: ['deployment', 'deployments'],
+        load: async () => (await import('./deployments.ts')).deploymentCommand(),
+      },
+      { names: ['apply'], load: async () => (await import('./apply.ts')).applyCommand() },
+      { names: ['diff'], load: async () => (await import('./apply.ts')).diffCommand() },
+      { names: ['delete'], load: async () => (await import('./apply.ts')).deleteCommand() },
       { names: ['group', 'groups'], load: async () => (await import('./groups.ts')).groupCommand() },
       { names: ['secret', 'secrets'], load: async () => (await import('./secrets.ts')).secretCommand() },
       { names: ['logs'], load: async () => (await import('./streams.ts')).logsCommand() },

@@ -9,6 +9,15 @@ import { formats, type Format } from './output.ts';
 /** Wrong use of the CLI: exit status 2. */
 export class UsageError extends Error {}
 
+/** Problems at places in the user's files ("app.yaml:12:7"), each reported on its own line. */
+export class LocatedError extends Error {
+  readonly problems: { where: string; message: string }[];
+  constructor(problems: { where: string; message: string }[]) {
+    super(problems.map(p => `${p.where}: ${p.message}`).join('\n'));
+    this.problems = problems;
+  }
+}
+
 export interface Globals {
   output: Format;
   project: string | undefined;

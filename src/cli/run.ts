@@ -2,7 +2,7 @@
 // failures reported as one `error: ...` line (exit 1), never a stack trace.
 import { type Command, type CommanderError, InvalidArgumentError } from 'commander';
 import { ApiError, ConnectError } from './client.ts';
-import { addGlobals, UsageError } from './common.ts';
+import { addGlobals, LocatedError, UsageError } from './common.ts';
 import { ConfigError } from './config.ts';
 
 const EXIT_API = 1;
@@ -55,6 +55,10 @@ export function report(err: unknown): number {
     say(
       'Is it running? Start a local one with `strata dev`, or point the CLI at yours with `strata login URL` (or STRATA_URL).',
     );
+    return EXIT_API;
+  }
+  if (err instanceof LocatedError) {
+    for (const p of err.problems) say(`error: ${p.where}: ${p.message}`);
     return EXIT_API;
   }
   if (err instanceof UsageError || err instanceof InvalidArgumentError) {

@@ -5,6 +5,7 @@
 // TypeBox and every kind's fields (once, at its start): the server and the
 // agent do; the CLI takes only its types.
 import { type Static, Type } from 'typebox';
+import { deploymentSchemas } from '../model/deployments.ts';
 import { Closed, StringEnum } from '../model/schema-kit.ts';
 import { Env, instanceFields, instanceStatusFields, sharedSpec } from '../model/schemas.ts';
 import { type Kind, type KindOutputFields, type KindSpecFields, kindNames, kinds, loadKindFields } from './index.ts';
@@ -30,6 +31,17 @@ export const kindSpec = (k: Kind) =>
     { ...Closed, title: `${k.name} spec` },
   );
 
+// A deployment names its replicas, puts them in its project, keeps them
+// running and gives them its own priority.
+const { project: _project, name: _name, desiredState: _desired, priority: _priority, ...templateShared } = sharedSpec;
+
+/** A deployment's template of one kind: its spec without project, name, desiredState and priority. */
+export const templateSpec = (k: Kind) =>
+  Type.Object(
+    { kind: StringEnum([k.name], { description: k.description }), ...templateShared, ...kindFields.get(k.name)?.spec },
+    { ...Closed, title: `${k.name} template` },
+  );
+
 const SharedSpec = Type.Object({ kind: Type.String(), ...sharedSpec });
 /** A spec as the server reads it: the shared fields, and those of its kind. */
 export type InstanceCreate = Static<typeof SharedSpec> & Partial<SpecOf<KindSpecFields>>;
@@ -44,6 +56,29 @@ export const InstanceCreate = Type.Unsafe<InstanceCreate>({
   discriminator: { propertyName: 'kind' },
   description: `the shared fields, and those of its kind: ${kindNames.join(', ')}`,
 });
+
+/** What every replica of a deployment is made of: an instance spec without project, name, desiredState and priority. */
+export type InstanceTemplate = Omit<InstanceCreate, 'project' | 'name' | 'desiredState' | 'priority'>;
+
+export const InstanceTemplate = Type.Unsafe<InstanceTemplate>({
+  oneOf: kinds.map(templateSpec),
+  discriminator: { propertyName: 'kind' },
+  description: `an instance spec without project, name, desiredState and priority: the shared fields, and those of its kind (${kindNames.join(', ')})`,
+});
+
+export const { DeploymentCreate, DeploymentSpec, Deployment, DeploymentDetail, Revision } = deploymentSchemas(
+  InstanceTemplate,
+  Type.Unsafe<InstanceTemplate>({
+    type: 'object',
+    additionalProperties: true,
+    description: 'the instance spec of every replica, as given, defaults filled in',
+  }),
+);
+export type DeploymentCreate = Static<typeof DeploymentCreate>;
+export type DeploymentSpec = Static<typeof DeploymentSpec>;
+export type DeploymentOut = Static<typeof Deployment>;
+export type DeploymentDetailOut = Static<typeof DeploymentDetail>;
+export type RevisionOut = Static<typeof Revision>;
 
 /** An instance as its host's agent is given it: as presented, with its environment's secrets resolved. */
 export const Assignment = Type.Object({

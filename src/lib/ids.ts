@@ -6,7 +6,7 @@
 // call per 409 ids instead of one per id.
 import { randomFillSync } from 'node:crypto';
 
-export type IdPrefix = 'prj' | 'usr' | 'tok' | 'jtk' | 'hst' | 'ins' | 'grp' | 'sec';
+export type IdPrefix = 'prj' | 'usr' | 'tok' | 'jtk' | 'hst' | 'ins' | 'grp' | 'sec' | 'dep';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const RANDOM_BYTES = 10;

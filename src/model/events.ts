@@ -18,6 +18,8 @@ type InstanceMove = {
 };
 type HostMove = { from: string; to: string; reason: string };
 type Assignment = { hostId: string | null };
+/** A deployment's replica that ended or was lost, and when its slot is filled again. */
+type ReplicaFailure = { slot: number; instance: string; reason: string; failures: number; retryInSeconds: number };
 
 /** Each event type: the kind of resource it is about, and what its data holds (the API's events show it as is). */
 interface EventShapes {
@@ -61,6 +63,17 @@ interface EventShapes {
   'instance.health': ['instance', { from: string | null; to: string; failingStreak: number; output: string }];
   'instance.deleting': ['instance', Assignment];
   'instance.deleted': ['instance', Named & Assignment & { forced?: true }];
+  'deployment.created': ['deployment', Named & { replicas: number; revision: number }];
+  'deployment.updated': ['deployment', { fields: string[]; revision: number }];
+  'deployment.scaled': ['deployment', { from: number; to: number }];
+  'deployment.deleted': ['deployment', Named & { replicas: number }];
+  'deployment.revision-created': ['deployment', { revision: number; hash: string }];
+  'deployment.replica-failed': ['deployment', ReplicaFailure];
+  'deployment.phase': ['deployment', { from: string; to: string; message: string }];
+  'deployment.replica-replaced': [
+    'deployment',
+    { slot: number; instance: string; replacement: string; reason: string },
+  ];
 }
 
 export type EventType = keyof EventShapes;

@@ -47,6 +47,15 @@ export const ListQuery = Type.Object(
 );
 export type ListQuery = Static<typeof ListQuery>;
 export const NoQuery = Type.Object({}, Closed);
+/** For the creates and replaces that can be tried without being kept. */
+export const DryRunQuery = Type.Object(
+  {
+    dryRun: Type.Optional(
+      Type.Boolean({ description: 'check everything and answer what would be, changing nothing (200)' }),
+    ),
+  },
+  Closed,
+);
 /** For lists of resources that carry no labels. */
 export const PageQuery = Type.Object(
   { limit: ListQuery.properties.limit, cursor: ListQuery.properties.cursor },

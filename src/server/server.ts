@@ -1,10 +1,12 @@
 // `strata server`: opens the store, bootstraps a fresh install, serves the API
-// and runs the controllers (placement, host liveness) on one runner.
+// and runs the controllers (placement, host liveness, bare-metal nodes,
+// deployments) on one runner.
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildApp, type App, type HttpLimits } from '../api/app.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
+import { deploymentsController } from '../controllers/deployments.ts';
 import { liveness } from '../controllers/liveness.ts';
 import { nodesController } from '../controllers/nodes.ts';
 import { placer } from '../controllers/placer.ts';
@@ -78,7 +80,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const controllers = new Runner({ subscribe: l => store.onEvent(l), log: logger })
     .add(placer(store, { nodes }))
     .add(liveness(store, { heartbeatSeconds }))
-    .add(nodesController(nodes));
+    .add(nodesController(nodes))
+    .add(deploymentsController(store));
   controllers.start();
   return {
     app,

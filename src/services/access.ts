@@ -44,6 +44,22 @@ export function requireRole(
   }
 }
 
+/**
+ * A project's resource the caller may act on with `needed`: 404 when it is
+ * missing or in a project the caller cannot see, 403 when the role is too low.
+ */
+export function visibleRow<T extends { project_id: string }>(
+  p: UserPrincipal,
+  row: T | undefined,
+  what: string,
+  ref: string,
+  needed: Role,
+): T {
+  if (!row || !canSee(p, row.project_id)) throw notFound(what, ref);
+  requireRole(p, row.project_id, needed, ref, what);
+  return row;
+}
+
 export function visibleProjects(p: UserPrincipal): string[] | 'all' {
   return p.clusterAdmin ? 'all' : [...p.roles.keys()];
 }

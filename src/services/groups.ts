@@ -2,7 +2,7 @@
 // topology. An instance names the groups it belongs to; the scheduler keeps
 // their rules (affinity, anti-affinity, spread with a max skew) at the
 // group's level: host, physical-host (through nested VM hosts), rack, zone or region.
-import { conflict, notFound } from '../lib/errors.ts';
+import { conflict } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { Level } from '../model/topology.ts';
@@ -11,7 +11,7 @@ import { deleteGroup, findGroup, hasMembers, insertGroup, listGroups, memberCoun
 import { getProject } from '../store/projects.ts';
 import type { PlacementGroupRow } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { actorOf, canSee, listScope, requireRole } from './access.ts';
+import { actorOf, listScope, requireRole, visibleRow } from './access.ts';
 import type { UserPrincipal } from './auth.ts';
 
 export interface GroupCreate {
@@ -75,10 +75,7 @@ export async function load(
   id: string,
   role: 'reader' | 'member',
 ): Promise<PlacementGroupRow> {
-  const row = await findGroup(store.db, id);
-  if (!row || !canSee(p, row.project_id)) throw notFound('group', id);
-  requireRole(p, row.project_id, role, id, 'group');
-  return row;
+  return visibleRow(p, await findGroup(store.db, id), 'group', id, role);
 }
 
 export async function remove(store: Store, p: UserPrincipal, id: string): Promise<void> {

@@ -4,8 +4,16 @@ import { ApiError, conflict, notFound } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import { canTransition, isInstanceState, type InstanceState } from '../model/instance-state.ts';
-import { findKind, foreignFields, healthCheckProblem, kindNames, kindOf, requireCapability } from '../kinds/index.ts';
-import type { InstanceRow, InstanceTable } from '../store/schema.ts';
+import {
+  findKind,
+  foreignFields,
+  healthCheckProblem,
+  kindNames,
+  kindOf,
+  type Problem,
+  requireCapability,
+} from '../kinds/index.ts';
+import type { InstanceRow, InstanceTable, ProjectRow } from '../store/schema.ts';
 import type { Store, Trx, WriteContext } from '../store/store.ts';
 import { findHost, hostName } from '../store/hosts.ts';
 import { addToGroups, groupsByRef } from '../store/groups.ts';
@@ -17,11 +25,12 @@ import {
   listInstances,
   updateInstance,
 } from '../store/instances.ts';
-import { getProject, getProjectById, giveQuota, takeQuota } from '../store/projects.ts';
+import { getProject, getProjectById, giveQuota, type Resources, takeQuota } from '../store/projects.ts';
 import { canSee, requireRole } from './access.ts';
 import type { UserPrincipal } from './auth.ts';
 import { insertLabels } from '../store/labels.ts';
 import { isUniqueViolation } from '../store/errors.ts';
+import { writeOrRehearse } from './dry-run.ts';
 import { checkSecretRefs } from './secrets.ts';
 import { type InstanceCreate, kindFields } from '../kinds/schemas.ts';
 import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
@@ -56,72 +65,10 @@ export class InstanceService {
     this.store = store;
   }
 
-  async create(projectId: string, b: InstanceCreate, actor: string): Promise<InstanceRow> {
+  /** Creates an instance; `dryRun` answers what would be created and keeps nothing. */
+  async create(projectId: string, b: InstanceCreate, actor: string, dryRun = false): Promise<InstanceRow> {
     checkInstanceSpec(b);
-    const res = { ...kindOf(b.kind).resources, ...b.resources };
-    return this.store.write(async ({ trx, emit }) => {
-      const id = newId('ins');
-      // A generated name takes 50 random bits of the id: with 30 (six
-      // characters) thousands of unnamed creates could collide, a 409 nobody asked for.
-      const name = b.name ?? `${b.kind}-${id.slice(-10)}`;
-      await reserveQuota(trx, projectId, res);
-      const groups = await resolveGroups(trx, projectId, b.groups ?? []);
-      await checkSecretRefs(trx, projectId, b.env ?? {});
-      const t = now();
-      const row: InstanceTable = {
-        id,
-        project_id: projectId,
-        name,
-        kind: b.kind,
-        image: b.image,
-        command: JSON.stringify(b.command ?? []),
-        args: JSON.stringify(b.args ?? []),
-        env: JSON.stringify(b.env ?? {}),
-        vcpus: res.vcpus,
-        memory_mib: res.memoryMib,
-        disk_gib: res.diskGib,
-        labels: JSON.stringify(b.labels ?? {}),
-        constraints: JSON.stringify(b.constraints ?? []),
-        restart_policy: JSON.stringify(b.restartPolicy ?? { policy: 'never' }),
-        restarts: 0,
-        options: JSON.stringify(optionsOf(b, groups)),
-        pids_limit: b.pidsLimit ?? 4096,
-        priority: b.priority ?? PRIORITY_DEFAULT,
-        wait_for_capacity: b.waitForCapacity === false ? 0 : 1,
-        observed: '{}',
-        restart_requested_at: null,
-        stop_grace_override: null,
-        host_id: null,
-        node_id: null,
-        desired_state: b.desiredState ?? 'running',
-        state: 'pending',
-        message: '',
-        exit_code: null,
-        created_at: t,
-        updated_at: t,
-        started_at: null,
-        finished_at: null,
-      };
-      try {
-        await insertInstance(trx, row);
-      } catch (err) {
-        // The unique (project, name) index is the duplicate check: one query fewer on every create.
-        if (isUniqueViolation(err)) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
-        throw err;
-      }
-      await insertLabels(trx, 'instance', row.id, b.labels ?? {});
-      await addToGroups(trx, row.id, groups);
-      // The environment may hold secrets: events carry names, never values.
-      emit({
-        type: 'instance.created',
-        projectId,
-        resourceType: 'instance',
-        resourceId: row.id,
-        actor,
-        data: { name, kind: b.kind, image: b.image },
-      });
-      return row;
-    });
+    return writeOrRehearse(this.store, dryRun, ctx => insertNewInstance(ctx, projectId, b, actor));
   }
 
   /** Sets the desired state; the agent holding the instance acts on it. */
@@ -238,20 +185,7 @@ export class InstanceService {
       const row = await findInstance(ctx.trx, id);
       if (!row) throw notFound('instance', id);
       check(row);
-      const held = row.host_id !== null && row.state !== 'pending';
-      if (!held || force) return finalizeDelete(ctx, row, actor, force);
-      const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
-      await updateInstance(ctx.trx, id, update);
-      ctx.emit({
-        type: 'instance.deleting',
-        projectId: row.project_id,
-        resourceType: 'instance',
-        resourceId: id,
-        actor,
-        host: row.host_id,
-        data: { hostId: row.host_id },
-      });
-      return { ...row, ...update };
+      return deleteInstanceIn(ctx, row, actor, force);
     });
   }
 
@@ -339,6 +273,124 @@ export class InstanceService {
   }
 }
 
+/** A replica's place in its deployment. */
+export interface ReplicaOf {
+  deploymentId: string;
+  revision: number;
+  slot: number;
+}
+
+/** What an instance of this spec takes: its kind's defaults, and what it asks for. */
+export function resourcesOf(b: Pick<InstanceCreate, 'kind' | 'resources'>): Resources {
+  return { ...kindOf(b.kind).resources, ...b.resources };
+}
+
+/**
+ * Stores a new instance in the caller's write: quota taken, groups and secret
+ * references resolved (a refusal throws before anything is stored), the
+ * `instance.created` event emitted. The spec has been checked (checkInstanceSpec).
+ */
+export async function insertNewInstance(
+  { trx, emit }: WriteContext,
+  projectId: string,
+  b: InstanceCreate,
+  actor: string,
+  replica?: ReplicaOf,
+): Promise<InstanceRow> {
+  const res = resourcesOf(b);
+  const id = newId('ins');
+  // A generated name takes 50 random bits of the id: with 30 (six
+  // characters) thousands of unnamed creates could collide, a 409 nobody asked for.
+  const name = b.name ?? `${b.kind}-${id.slice(-10)}`;
+  await reserveQuota(trx, projectId, res);
+  const groups = await resolveGroups(trx, projectId, b.groups ?? []);
+  await checkSecretRefs(trx, projectId, b.env ?? {});
+  const t = now();
+  const row: InstanceTable = {
+    id,
+    project_id: projectId,
+    name,
+    kind: b.kind,
+    image: b.image,
+    command: JSON.stringify(b.command ?? []),
+    args: JSON.stringify(b.args ?? []),
+    env: JSON.stringify(b.env ?? {}),
+    vcpus: res.vcpus,
+    memory_mib: res.memoryMib,
+    disk_gib: res.diskGib,
+    labels: JSON.stringify(b.labels ?? {}),
+    constraints: JSON.stringify(b.constraints ?? []),
+    restart_policy: JSON.stringify(b.restartPolicy ?? { policy: 'never' }),
+    restarts: 0,
+    options: JSON.stringify(optionsOf(b, groups)),
+    pids_limit: b.pidsLimit ?? 4096,
+    priority: b.priority ?? PRIORITY_DEFAULT,
+    wait_for_capacity: b.waitForCapacity === false ? 0 : 1,
+    observed: '{}',
+    restart_requested_at: null,
+    stop_grace_override: null,
+    host_id: null,
+    node_id: null,
+    desired_state: b.desiredState ?? 'running',
+    state: 'pending',
+    message: '',
+    exit_code: null,
+    created_at: t,
+    updated_at: t,
+    started_at: null,
+    finished_at: null,
+    deployment_id: replica?.deploymentId ?? null,
+    revision: replica?.revision ?? null,
+    slot: replica?.slot ?? null,
+  };
+  try {
+    await insertInstance(trx, row);
+  } catch (err) {
+    // The unique (project, name) index is the duplicate check: one query fewer on every create.
+    if (isUniqueViolation(err)) throw conflict(`instance ${JSON.stringify(name)} already exists in this project`);
+    throw err;
+  }
+  await insertLabels(trx, 'instance', row.id, b.labels ?? {});
+  await addToGroups(trx, row.id, groups);
+  // The environment may hold secrets: events carry names, never values.
+  emit({
+    type: 'instance.created',
+    projectId,
+    resourceType: 'instance',
+    resourceId: row.id,
+    actor,
+    data: { name, kind: b.kind, image: b.image },
+  });
+  return row;
+}
+
+/**
+ * Deletes an instance in the caller's write. One that no agent holds is gone
+ * at once; one on a host goes to `deleting` until its agent reports it
+ * destroyed, unless `force` forgets it at once.
+ */
+export async function deleteInstanceIn(
+  ctx: WriteContext,
+  row: InstanceRow,
+  actor: string,
+  force = false,
+): Promise<InstanceRow> {
+  const held = row.host_id !== null && row.state !== 'pending';
+  if (!held || force) return finalizeDelete(ctx, row, actor, force);
+  const update = { desired_state: 'deleted', state: 'deleting', updated_at: now() };
+  await updateInstance(ctx.trx, row.id, update);
+  ctx.emit({
+    type: 'instance.deleting',
+    projectId: row.project_id,
+    resourceType: 'instance',
+    resourceId: row.id,
+    actor,
+    host: row.host_id,
+    data: { hostId: row.host_id },
+  });
+  return { ...row, ...update };
+}
+
 /** The options document of a new instance, with defaults filled in (group refs resolved by the caller). */
 export function optionsOf(b: InstanceCreate, groups: string[] = []): InstanceOptions {
   const hc = b.healthCheck;
@@ -368,7 +420,14 @@ export const SPEC_BYTES = 128 * 1024;
  * and what its kind cannot serve: a 400 before anything is stored.
  */
 export function checkInstanceSpec(b: InstanceCreate): void {
-  const problems: { field: string; message: string }[] = [];
+  const problems = instanceSpecProblems(b);
+  const first = problems[0];
+  if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);
+}
+
+/** What checkInstanceSpec refuses, each problem with its field (`body.x`). */
+export function instanceSpecProblems(b: InstanceCreate): Problem[] {
+  const problems: Problem[] = [];
   const bytes = Buffer.byteLength(JSON.stringify(b));
   if (bytes > SPEC_BYTES)
     problems.push({
@@ -401,15 +460,14 @@ export function checkInstanceSpec(b: InstanceCreate): void {
     if (unsupported) problems.push(unsupported);
     problems.push(...kind.check(b), ...foreignFields(kind, b, kindFields));
   }
-  const first = problems[0];
-  if (first) throw new ApiError('invalid_request', `${first.field} ${first.message}`, problems);
+  return problems;
 }
 
 /** What an agent observes of an instance beyond its state: address, published ports, health. */
 export type ObservedPatch = Partial<ObservedOut>;
 
 /** Group names or ids of the instance's project -> ids; an unknown one is a 422 and nothing is stored. */
-async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[]): Promise<string[]> {
+export async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[]): Promise<string[]> {
   if (refs.length === 0) return [];
   const rows = await groupsByRef(trx, projectId, refs);
   const ids = refs.map(ref => rows.find(r => r.id === ref || r.name === ref)?.id);
@@ -423,24 +481,33 @@ async function resolveGroups(trx: Trx, projectId: string, refs: readonly string[
   return [...new Set(ids as string[])];
 }
 
-async function reserveQuota(
-  trx: Trx,
-  projectId: string,
-  r: { vcpus: number; memoryMib: number; diskGib: number },
-): Promise<void> {
+async function reserveQuota(trx: Trx, projectId: string, r: Resources): Promise<void> {
   if (await takeQuota(trx, projectId, r)) return;
   const p = await getProjectById(trx, projectId);
-  const over: string[] = [];
-  if (p.quota_instances !== null && p.used_instances + 1 > p.quota_instances)
-    over.push(`instances ${p.used_instances}+1 > ${p.quota_instances}`);
-  if (p.quota_vcpus !== null && p.used_vcpus + r.vcpus > p.quota_vcpus)
-    over.push(`vcpus ${p.used_vcpus}+${r.vcpus} > ${p.quota_vcpus}`);
-  if (p.quota_memory_mib !== null && p.used_memory_mib + r.memoryMib > p.quota_memory_mib)
-    over.push(`memoryMib ${p.used_memory_mib}+${r.memoryMib} > ${p.quota_memory_mib}`);
-  if (p.quota_disk_gib !== null && p.used_disk_gib + r.diskGib > p.quota_disk_gib)
-    over.push(`diskGib ${p.used_disk_gib}+${r.diskGib} > ${p.quota_disk_gib}`);
+  const over = quotaOverage(p, { instances: 1, ...r });
   throw new ApiError('quota_exceeded', `project ${p.name} quota exceeded: ${over.join('; ')}`, { exceeded: over });
 }
+
+/** What a project uses, or would use, of each quota. */
+export type Usage = Resources & { instances: number };
+
+/**
+ * Where `more` on top of the project's usage (less what `freed` gives back)
+ * passes its quota, as `vcpus 6+4 > 8`: empty when it fits.
+ */
+export function quotaOverage(p: ProjectRow, more: Usage, freed: Usage = noUsage): string[] {
+  const over: string[] = [];
+  const check = (what: string, quota: number | null, used: number, free: number, add: number) => {
+    if (quota !== null && used - free + add > quota) over.push(`${what} ${used - free}+${add} > ${quota}`);
+  };
+  check('instances', p.quota_instances, p.used_instances, freed.instances, more.instances);
+  check('vcpus', p.quota_vcpus, p.used_vcpus, freed.vcpus, more.vcpus);
+  check('memoryMib', p.quota_memory_mib, p.used_memory_mib, freed.memoryMib, more.memoryMib);
+  check('diskGib', p.quota_disk_gib, p.used_disk_gib, freed.diskGib, more.diskGib);
+  return over;
+}
+
+export const noUsage: Usage = { instances: 0, vcpus: 0, memoryMib: 0, diskGib: 0 };
 
 export async function finalizeDelete(
   { trx, emit }: WriteContext,

@@ -4,6 +4,7 @@ import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { Role } from '../model/kinds.ts';
 import type { ProjectCreate } from '../model/schemas.ts';
+import { hasDeployments } from '../store/deployments.ts';
 import { hasInstances } from '../store/instances.ts';
 import type { LabelTerm } from '../store/labels.ts';
 import { replaceLabels } from '../store/labels.ts';
@@ -113,6 +114,8 @@ export async function remove(store: Store, p: UserPrincipal, ref: string): Promi
     const row = await findProject(trx, ref);
     if (!row || (!p.clusterAdmin && !p.roles.has(row.id))) throw notFound('project', ref);
     requireClusterAdmin(p);
+    if (await hasDeployments(trx, row.id))
+      throw conflict(`project ${row.name} still has deployments; delete them first`);
     if (await hasInstances(trx, row.id)) throw conflict(`project ${row.name} still has instances; delete them first`);
     await deleteProject(trx, row.id);
     emit({

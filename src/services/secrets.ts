@@ -19,7 +19,7 @@ import {
   updateSecretValue,
 } from '../store/secrets.ts';
 import type { Db, Store } from '../store/store.ts';
-import { actorOf, canSee, listScope, requireRole } from './access.ts';
+import { actorOf, listScope, requireRole, visibleRow } from './access.ts';
 import type { UserPrincipal } from './auth.ts';
 import type { SecretBox } from './secret-box.ts';
 
@@ -120,10 +120,7 @@ export async function create(
 
 /** A secret the caller may see, with at least `role` in its project. */
 export async function load(store: Store, p: UserPrincipal, id: string, role: 'reader' | 'member'): Promise<SecretRow> {
-  const row = await findSecret(store.db, id);
-  if (!row || !canSee(p, row.project_id)) throw notFound('secret', id);
-  requireRole(p, row.project_id, role, id, 'secret');
-  return row;
+  return visibleRow(p, await findSecret(store.db, id), 'secret', id, role);
 }
 
 export async function update(

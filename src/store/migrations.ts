@@ -285,6 +285,65 @@ const instancePriority: Migration = {
   },
 };
 
+const deployments: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('deployments')
+      .addColumn('id', 'text', c => c.primaryKey())
+      .addColumn('project_id', 'text', c => c.notNull().references('projects.id'))
+      .addColumn('name', 'text', c => c.notNull())
+      .addColumn('labels', 'text', c => c.notNull().defaultTo('{}'))
+      .addColumn('replicas', 'integer', c => c.notNull())
+      .addColumn('priority', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('strategy', 'text', c => c.notNull())
+      .addColumn('paused', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('revision', 'integer', c => c.notNull())
+      .addColumn('generation', 'integer', c => c.notNull())
+      .addColumn('observed_generation', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('status_replicas', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('status_updated', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('status_ready', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('status_available', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('phase', 'text', c => c.notNull().defaultTo('progressing'))
+      .addColumn('message', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('replacements', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addColumn('updated_at', 'text', c => c.notNull())
+      .addUniqueConstraint('deployments_project_name', ['project_id', 'name'])
+      .execute();
+    await db.schema.createIndex('deployments_project').on('deployments').columns(['project_id', 'id']).execute();
+    // Every template a deployment has had, numbered from 1: what rollbacks go back to.
+    await db.schema
+      .createTable('deployment_revisions')
+      .addColumn('deployment_id', 'text', c => c.notNull().references('deployments.id').onDelete('cascade'))
+      .addColumn('revision', 'integer', c => c.notNull())
+      .addColumn('hash', 'text', c => c.notNull())
+      .addColumn('template', 'text', c => c.notNull())
+      .addColumn('priority', 'integer', c => c.notNull())
+      .addColumn('created_at', 'text', c => c.notNull())
+      .addPrimaryKeyConstraint('deployment_revisions_pk', ['deployment_id', 'revision'])
+      .execute();
+    // A replica slot's failures in a row and when it is filled again: kept here
+    // so a restarted server keeps the backoff.
+    await db.schema
+      .createTable('deployment_slots')
+      .addColumn('deployment_id', 'text', c => c.notNull().references('deployments.id').onDelete('cascade'))
+      .addColumn('slot', 'integer', c => c.notNull())
+      .addColumn('failures', 'integer', c => c.notNull().defaultTo(0))
+      .addColumn('revision', 'integer', c => c.notNull())
+      .addColumn('retry_at', 'text')
+      .addColumn('reason', 'text', c => c.notNull().defaultTo(''))
+      .addColumn('failed_instance', 'text')
+      .addPrimaryKeyConstraint('deployment_slots_pk', ['deployment_id', 'slot'])
+      .execute();
+    // A replica's deployment, the revision it runs and its slot (null: a bare instance).
+    await db.schema.alterTable('instances').addColumn('deployment_id', 'text').execute();
+    await db.schema.alterTable('instances').addColumn('revision', 'integer').execute();
+    await db.schema.alterTable('instances').addColumn('slot', 'integer').execute();
+    await db.schema.createIndex('instances_deployment').on('instances').column('deployment_id').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -295,6 +354,7 @@ export const migrations: Record<string, Migration> = {
   '0007_secrets': secrets,
   '0008_nodes': nodes,
   '0009_instance_priority': instancePriority,
+  '0010_deployments': deployments,
 };
 
 export const migrationProvider: MigrationProvider = {

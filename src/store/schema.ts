@@ -119,6 +119,61 @@ export interface InstanceTable {
   updated_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** The deployment whose replica this is, the revision it runs and its slot; null for a bare instance. */
+  deployment_id: string | null;
+  revision: number | null;
+  slot: number | null;
+}
+
+/** A deployment: its spec (the template lives in its revisions) and the status its controller writes. */
+export interface DeploymentTable {
+  id: string;
+  project_id: string;
+  name: string;
+  labels: string;
+  replicas: number;
+  priority: number;
+  /** JSON: the strategy with every field given */
+  strategy: string;
+  paused: number;
+  /** the current revision: the one replicas are brought to */
+  revision: number;
+  /** counts the changes of the spec */
+  generation: number;
+  observed_generation: number;
+  status_replicas: number;
+  status_updated: number;
+  status_ready: number;
+  status_available: number;
+  /** progressing | complete | paused | degraded */
+  phase: string;
+  message: string;
+  replacements: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeploymentRevisionTable {
+  deployment_id: string;
+  revision: number;
+  /** sha256 (hex) of the template and priority, as canonical JSON */
+  hash: string;
+  /** JSON: the instance spec of every replica, without project and name */
+  template: string;
+  priority: number;
+  created_at: string;
+}
+
+/** A replica slot's failures in a row, counted for one revision, and when it is filled again. */
+export interface DeploymentSlotTable {
+  deployment_id: string;
+  slot: number;
+  failures: number;
+  revision: number;
+  retry_at: string | null;
+  reason: string;
+  /** the failed replica counted last: each failure counts once */
+  failed_instance: string | null;
 }
 
 /** A bare-metal node's provisioning record; its hosts row (same id) is what the scheduler sees. */
@@ -206,6 +261,9 @@ export interface Database {
   hosts: HostTable;
   nodes: NodeTable;
   instances: InstanceTable;
+  deployments: DeploymentTable;
+  deployment_revisions: DeploymentRevisionTable;
+  deployment_slots: DeploymentSlotTable;
   placement_groups: PlacementGroupTable;
   instance_groups: InstanceGroupTable;
   secrets: SecretTable;
@@ -222,6 +280,9 @@ export type TokenRow = Selectable<TokenTable>;
 export type HostRow = Selectable<HostTable>;
 export type NodeRow = Selectable<NodeTable>;
 export type InstanceRow = Selectable<InstanceTable>;
+export type DeploymentRow = Selectable<DeploymentTable>;
+export type DeploymentRevisionRow = Selectable<DeploymentRevisionTable>;
+export type DeploymentSlotRow = Selectable<DeploymentSlotTable>;
 export type EventRow = Selectable<EventTable>;
 export type SecretRow = Selectable<SecretTable>;
 export type NewEvent = Insertable<EventTable>;

@@ -1,6 +1,7 @@
-// Restart policies: whether an instance that exited is started again, and after
+// Restart policies: whether an instance that exited is started again (the agent
+// does it; a deployment's controller leaves such a replica alone), and after
 // how long. Exponential backoff from 1 s, doubling per restart, capped at 5 min.
-import type { RestartPolicy } from '../model/schemas.ts';
+import type { RestartPolicy } from './schemas.ts';
 
 export const DEFAULT_MAX_RETRIES = 5;
 const MAX_DELAY_SECONDS = 300;

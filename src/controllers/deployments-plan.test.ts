@@ -1,0 +1,315 @@
+// The deployments controller's plan on a simulated world: unit cases, and a
+// randomized run whose invariants must hold after every plan, whatever the
+// world did in between (replicas starting, failing, lost, deletions finishing,
+// the template and the replica count changed, time passing).
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { resolveStrategy } from '../model/deployments.ts';
+import type { ReplicaView } from '../services/deployments.ts';
+import { type Action, type BackoffPolicy, type PlanInput, planDeployment, type SlotState } from './deployments.ts';
+
+const backoff: BackoffPolicy = { baseMs: 1000, maxMs: 16_000, resetMs: 60_000 };
+
+/** A replica of the simulated world. */
+const replica = (o: Partial<ReplicaView> & Pick<ReplicaView, 'id' | 'slot' | 'revision'>): ReplicaView => ({
+  name: o.id,
+  state: 'running',
+  desiredState: 'running',
+  readySince: 0,
+  restarting: false,
+  message: '',
+  host: 'h',
+  createdAt: new Date(0).toISOString(),
+  ...o,
+});
+
+const input = (o: Partial<PlanInput>): PlanInput => ({
+  now: 100_000,
+  replicas: 3,
+  paused: false,
+  revision: 1,
+  strategy: { maxSurge: 1, maxUnavailable: 0, minHealthySeconds: 0 },
+  instances: [],
+  slots: [],
+  headroom: Number.POSITIVE_INFINITY,
+  backoff,
+  ...o,
+});
+
+const of = <T extends Action['type']>(actions: Action[], type: T) =>
+  actions.filter((a): a is Extract<Action, { type: T }> => a.type === type);
+
+test('empty slots are filled, within the quota; the status says what waits', () => {
+  const plan = planDeployment(input({ headroom: 2 }));
+  assert.deepEqual(
+    of(plan.actions, 'create').map(a => a.slot),
+    [0, 1],
+  );
+  assert.equal(plan.status.message, "1 replica waits for the project's quota");
+  assert.equal(plan.status.phase, 'progressing');
+});
+
+test('a running deployment with nothing to do plans nothing and is complete', () => {
+  const instances = [0, 1, 2].map(slot => replica({ id: `i${slot}`, slot, revision: 1 }));
+  const plan = planDeployment(input({ instances }));
+  assert.deepEqual(plan.actions, []);
+  assert.equal(plan.status.phase, 'complete');
+  assert.equal(plan.wakeAt, null);
+});
+
+test('a failure is counted once; the slot is filled again when its backoff is over', () => {
+  const failed = replica({ id: 'f', slot: 1, revision: 1, state: 'failed', readySince: null, message: 'exit 1' });
+  const instances = [replica({ id: 'a', slot: 0, revision: 1 }), failed, replica({ id: 'c', slot: 2, revision: 1 })];
+  const first = planDeployment(input({ instances }));
+  assert.deepEqual(first.actions, [
+    { type: 'fail', slot: 1, instance: 'f', revision: 1, failures: 1, retryAt: 101_000, reason: 'exit 1' },
+  ]);
+  assert.equal(first.wakeAt, 101_000);
+  assert.equal(first.status.phase, 'degraded');
+  const slots: SlotState[] = [
+    { slot: 1, failures: 1, revision: 1, retryAt: 101_000, reason: 'exit 1', failedInstance: 'f' },
+  ];
+  assert.deepEqual(planDeployment(input({ instances, slots, now: 100_500 })).actions, []);
+  const due = planDeployment(input({ instances, slots, now: 101_000 }));
+  assert.deepEqual(due.actions, [
+    { type: 'delete', instance: 'f', slot: 1, reason: 'failed' },
+    { type: 'create', slot: 1, revision: 1, replacing: { instance: 'f', reason: 'failed' } },
+  ]);
+});
+
+test('maxSurge 0 replaces in place, one unavailable at a time', () => {
+  const instances = [0, 1, 2].map(slot => replica({ id: `i${slot}`, slot, revision: 1 }));
+  const plan = planDeployment(
+    input({ instances, revision: 2, strategy: { maxSurge: 0, maxUnavailable: 1, minHealthySeconds: 0 } }),
+  );
+  assert.deepEqual(plan.actions, [
+    { type: 'delete', instance: 'i0', slot: 0, reason: 'rollout' },
+    { type: 'create', slot: 0, revision: 2 },
+  ]);
+});
+
+test('a paused deployment scales with the revision its replicas run and rolls nothing out', () => {
+  const instances = [0, 1].map(slot => replica({ id: `i${slot}`, slot, revision: 1 }));
+  const plan = planDeployment(input({ instances, revision: 2, paused: true }));
+  assert.deepEqual(plan.actions, [{ type: 'create', slot: 2, revision: 1 }]);
+  assert.equal(plan.status.phase, 'paused');
+});
+
+test('minHealthySeconds: a new replica takes over only once it has been ready that long', () => {
+  const instances = [
+    replica({ id: 'old', slot: 0, revision: 1 }),
+    replica({ id: 'new', slot: 0, revision: 2, readySince: 99_000 }),
+  ];
+  const strategy = { maxSurge: 1, maxUnavailable: 0, minHealthySeconds: 5 };
+  const early = planDeployment(input({ instances, revision: 2, replicas: 1, strategy }));
+  assert.deepEqual(early.actions, []);
+  assert.equal(early.wakeAt, 104_000);
+  const later = planDeployment(input({ instances, revision: 2, replicas: 1, strategy, now: 104_000 }));
+  assert.deepEqual(later.actions, [{ type: 'delete', instance: 'old', slot: 0, reason: 'rollout' }]);
+  assert.equal(later.status.phase, 'complete');
+});
+
+// ---- the randomized run -----------------------------------------------------
+
+type Op =
+  | { op: 'start'; pick: number }
+  | { op: 'fail'; pick: number }
+  | { op: 'lose'; pick: number }
+  | { op: 'gone'; pick: number }
+  | { op: 'tick'; ms: number }
+  | { op: 'template' }
+  | { op: 'scale'; replicas: number }
+  | { op: 'quota'; headroom: number };
+
+const ops: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('start' as const), pick: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('lose' as const), pick: fc.nat() }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('gone' as const), pick: fc.nat() }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 20_000 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'template' as const }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('scale' as const), replicas: fc.integer({ min: 0, max: 6 }) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('quota' as const), headroom: fc.integer({ min: 0, max: 8 }) }) },
+);
+
+class World {
+  now = 1_000_000;
+  instances: ReplicaView[] = [];
+  slots = new Map<number, SlotState>();
+  revision = 1;
+  replicas: number;
+  /** the quota's room beyond what the instances hold */
+  quota = Number.POSITIVE_INFINITY;
+  private next = 0;
+  readonly strategy: PlanInput['strategy'];
+
+  constructor(replicas: number, strategy: PlanInput['strategy']) {
+    this.replicas = replicas;
+    this.strategy = strategy;
+  }
+
+  input(): PlanInput {
+    return {
+      now: this.now,
+      replicas: this.replicas,
+      paused: false,
+      revision: this.revision,
+      strategy: this.strategy,
+      instances: this.instances,
+      slots: [...this.slots.values()],
+      headroom: Math.max(0, this.quota - this.instances.length),
+      backoff,
+    };
+  }
+
+  /** Carries out a plan as the executor and the instance service would. */
+  apply(actions: readonly Action[]): void {
+    for (const a of actions) {
+      if (a.type === 'create') {
+        const id = `r${++this.next}`;
+        this.instances.push(
+          replica({
+            id,
+            slot: a.slot,
+            revision: a.revision,
+            state: 'pending',
+            readySince: null,
+            host: null,
+            createdAt: new Date(this.now).toISOString(),
+          }),
+        );
+      } else if (a.type === 'delete') {
+        const i = this.instances.findIndex(v => v.id === a.instance);
+        assert.ok(i >= 0, `the plan deletes ${a.instance}, which exists`);
+        const v = this.instances[i]!;
+        if (v.state === 'pending') this.instances.splice(i, 1);
+        else this.instances[i] = { ...v, state: 'deleting', desiredState: 'deleted', readySince: null };
+      } else if (a.type === 'fail') {
+        this.slots.set(a.slot, {
+          slot: a.slot,
+          failures: a.failures,
+          revision: a.revision,
+          retryAt: a.retryAt,
+          reason: a.reason,
+          failedInstance: a.instance,
+        });
+      } else {
+        this.slots.delete(a.slot);
+      }
+    }
+  }
+
+  /** What the hosts do meanwhile. */
+  happen(o: Op): void {
+    const pickFrom = (states: string[], pick: number) => {
+      const c = this.instances.filter(v => states.includes(v.state));
+      return c.length === 0 ? undefined : c[pick % c.length];
+    };
+    const set = (v: ReplicaView, patch: Partial<ReplicaView>) => {
+      this.instances = this.instances.map(x => (x === v ? { ...x, ...patch } : x));
+    };
+    if (o.op === 'start') {
+      const v = pickFrom(['pending'], o.pick);
+      if (v) set(v, { state: 'running', readySince: this.now, host: 'h' });
+    } else if (o.op === 'fail') {
+      const v = pickFrom(['running', 'pending'], o.pick);
+      if (v) set(v, { state: 'failed', readySince: null, message: 'exited with code 1' });
+    } else if (o.op === 'lose') {
+      const v = pickFrom(['running'], o.pick);
+      if (v) set(v, { state: 'lost', readySince: null });
+    } else if (o.op === 'gone') {
+      const v = pickFrom(['deleting'], o.pick);
+      if (v) this.instances = this.instances.filter(x => x !== v);
+    } else if (o.op === 'tick') this.now += o.ms;
+    else if (o.op === 'template') this.revision++;
+    else if (o.op === 'scale') this.replicas = o.replicas;
+    else this.quota = o.headroom;
+  }
+}
+
+const isLive = (v: ReplicaView) =>
+  v.desiredState === 'running' && !['deleting', 'deleted', 'failed', 'stopped', 'lost'].includes(v.state);
+
+function checkInvariants(before: World, plan: ReturnType<typeof planDeployment>, after: World): void {
+  const { maxSurge, maxUnavailable } = resolveStrategy(before.strategy, before.replicas);
+  const liveBefore = before.instances.filter(isLive);
+  const liveAfter = after.instances.filter(isLive);
+  const creates = of(plan.actions, 'create');
+  // Never two live replicas of one slot and revision.
+  const keys = liveAfter.map(v => `${v.slot}/${v.revision}`);
+  assert.equal(new Set(keys).size, keys.length, `one live replica per slot and revision: ${keys.join(' ')}`);
+  // Creations only in the slots there are, within the quota's room.
+  for (const c of creates) assert.ok(c.slot < before.replicas, `creates slot ${c.slot} of ${before.replicas}`);
+  assert.ok(creates.length <= before.input().headroom, 'creations stay within the quota');
+  // No more live than replicas + maxSurge, unless there were already.
+  assert.ok(
+    liveAfter.length <= Math.max(liveBefore.length, before.replicas + maxSurge),
+    `live ${liveBefore.length} -> ${liveAfter.length}, replicas ${before.replicas} + surge ${maxSurge}`,
+  );
+  // The rollout takes no available replica away below replicas - maxUnavailable.
+  const healthyMs = before.strategy.minHealthySeconds * 1000;
+  const available = (vs: ReplicaView[]) =>
+    vs.filter(v => isLive(v) && v.readySince !== null && before.now - v.readySince >= healthyMs).length;
+  // (What goes for other reasons, scaled down above all, is not the rollout's to keep.)
+  const deletes = of(plan.actions, 'delete');
+  const otherwise = new Set(deletes.filter(d => d.reason !== 'rollout').map(d => d.instance));
+  const kept = before.instances.filter(v => !otherwise.has(v.id));
+  if (deletes.some(d => d.reason === 'rollout'))
+    assert.ok(
+      available(after.instances) >= Math.min(available(kept), before.replicas - maxUnavailable),
+      'availability holds through a rollout',
+    );
+  // Every slot at or beyond the replica count is emptied.
+  for (const v of liveAfter) assert.ok(v.slot < before.replicas, `slot ${v.slot} is beyond ${before.replicas}`);
+}
+
+const clone = (w: World): World =>
+  Object.assign(Object.create(World.prototype) as World, w, { slots: new Map(w.slots), instances: [...w.instances] });
+
+test('randomized: after every plan the invariants hold, and a calm world converges', () => {
+  const strategy = fc.record({
+    maxSurge: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('0%', '25%', '50%', '100%')),
+    maxUnavailable: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('0%', '25%', '50%')),
+    minHealthySeconds: fc.integer({ min: 0, max: 10 }),
+  });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 6 }), strategy, fc.array(ops, { maxLength: 120 }), (replicas, s, run) => {
+      const world = new World(replicas, s);
+      const step = () => {
+        const before = clone(world);
+        const plan = planDeployment(world.input());
+        world.apply(plan.actions);
+        checkInvariants(before, plan, world);
+        return plan;
+      };
+      for (const o of run) {
+        step();
+        world.happen(o);
+      }
+      // A calm world: everything starts, deletions finish, the quota allows, time passes.
+      world.quota = Number.POSITIVE_INFINITY;
+      let plan = step();
+      for (
+        let i = 0;
+        i < 200 && (plan.actions.some(a => a.type !== 'reset') || plan.status.phase !== 'complete');
+        i++
+      ) {
+        for (const v of world.instances) {
+          if (v.state === 'pending')
+            world.happen({ op: 'start', pick: world.instances.filter(x => x.state === 'pending').indexOf(v) });
+        }
+        world.instances = world.instances.filter(v => v.state !== 'deleting');
+        world.now += 20_000;
+        plan = step();
+      }
+      assert.equal(plan.status.phase, 'complete', plan.status.message);
+      const live = world.instances.filter(isLive);
+      assert.deepEqual(
+        live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
+        Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
+      );
+    }),
+    { numRuns: 300 },
+  );
+});

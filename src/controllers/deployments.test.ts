@@ -1,0 +1,333 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import type { DeploymentSpec } from '../kinds/schemas.ts';
+import type { ApiError } from '../lib/errors.ts';
+import type { UserPrincipal } from '../services/auth.ts';
+import { createDeployment, removeDeployment, replaceDeployment, scaleDeployment } from '../services/deployments.ts';
+import { InstanceService } from '../services/instances.ts';
+import type { InstanceRow } from '../store/schema.ts';
+import { type DeploymentsControllerOptions, deploymentsController } from './deployments.ts';
+import { placer } from './placer.ts';
+import { Runner } from './runner.ts';
+import { addHost, openRig, type Rig } from './testing.ts';
+
+const admin: UserPrincipal = {
+  kind: 'user',
+  userId: 'usr_test',
+  name: 'admin',
+  clusterAdmin: true,
+  roles: new Map(),
+  tokenId: 'tok_test',
+  expiresAt: null,
+};
+
+const spec = (replicas: number, more: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
+  replicas,
+  template: { kind: 'container', image: 'docker.io/library/busybox:1.36', resources: { vcpus: 1, memoryMib: 64 } },
+  ...more,
+});
+
+const opts: DeploymentsControllerOptions = { backoff: { baseMs: 2000, maxMs: 60_000, resetMs: 600_000 } };
+
+async function rigWithHost(o: DeploymentsControllerOptions = opts): Promise<Rig> {
+  const rig = await openRig(
+    s => placer(s),
+    s => deploymentsController(s, o),
+  );
+  await addHost(rig, 'h1', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  return rig;
+}
+
+const replicas = async (rig: Rig): Promise<InstanceRow[]> =>
+  rig.store.db.selectFrom('instances').selectAll().orderBy('slot').orderBy('name').execute();
+
+const deployment = (rig: Rig, id: string) =>
+  rig.store.db.selectFrom('deployments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+/**
+ * What the hosts' agents would do, until nothing is left to do: start what is
+ * scheduled on them, tear down what is being deleted.
+ */
+async function agents(rig: Rig): Promise<void> {
+  const svc = new InstanceService(rig.store);
+  for (;;) {
+    await rig.runner.idle();
+    const todo = (await replicas(rig)).filter(r => r.state === 'scheduled' || r.state === 'deleting');
+    if (todo.length === 0) return;
+    for (const r of todo)
+      await svc.report(r.host_id!, r.id, { state: r.state === 'scheduled' ? 'running' : 'deleted' }, 'agent:h1');
+  }
+}
+
+const live = (rows: InstanceRow[]) => rows.filter(r => r.desired_state !== 'deleted');
+
+test('a deployment gets its replicas, one per slot, named by deployment, slot and revision', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(3) });
+  await agents(rig);
+  const rows = await replicas(rig);
+  assert.deepEqual(
+    rows.map(r => [r.slot, r.revision, r.state]),
+    [
+      [0, 1, 'running'],
+      [1, 1, 'running'],
+      [2, 1, 'running'],
+    ],
+  );
+  for (const r of rows) assert.match(r.name, new RegExp(`^web-${r.slot}-[0-9a-f]{6}$`));
+  const status = await deployment(rig, d.id);
+  assert.equal(status.phase, 'complete');
+  assert.equal(status.status_available, 3);
+  assert.equal(status.observed_generation, 1);
+  await rig.close();
+});
+
+test('scaling down deletes the highest slots first; scaling up fills the missing ones', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(4) });
+  await agents(rig);
+  const before = rig.events.length;
+  const slotOf = new Map((await replicas(rig)).map(r => [r.id, r.slot]));
+  await scaleDeployment(rig.store, admin, d.id, 1);
+  await agents(rig);
+  const deleting = rig.events.slice(before).filter(e => e.type === 'instance.deleting');
+  assert.deepEqual(
+    deleting.map(e => slotOf.get(e.resource_id)),
+    [3, 2, 1],
+  );
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => r.slot),
+    [0],
+  );
+  await scaleDeployment(rig.store, admin, d.id, 3);
+  await agents(rig);
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => [r.slot, r.state]),
+    [
+      [0, 'running'],
+      [1, 'running'],
+      [2, 'running'],
+    ],
+  );
+  assert.equal((await deployment(rig, d.id)).phase, 'complete');
+  await rig.close();
+});
+
+test('a failed replica is counted, kept through its backoff, then replaced; the backoff doubles and survives a restart', async () => {
+  const rig = await rigWithHost();
+  const svc = new InstanceService(rig.store);
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(2) });
+  await agents(rig);
+  const fail = async (slot: number) => {
+    const r = live(await replicas(rig)).find(x => x.slot === slot && x.state === 'running')!;
+    await svc.report(r.host_id!, r.id, { state: 'failed', exitCode: 137, message: 'killed' }, 'agent:h1');
+    await agents(rig);
+    return r;
+  };
+  const first = await fail(1);
+  let failed = rig.events.filter(e => e.type === 'deployment.replica-failed');
+  assert.equal(failed.length, 1);
+  assert.deepEqual(JSON.parse(failed[0]!.data), {
+    slot: 1,
+    instance: first.name,
+    reason: 'killed',
+    failures: 1,
+    retryInSeconds: 2,
+  });
+  // The failed replica stays, readable, while its slot waits.
+  let st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'degraded');
+  assert.match(st.message, /^slot 1 waits 2 s after 1 failure \(killed\)$/);
+  assert.equal((await replicas(rig)).find(r => r.id === first.id)?.state, 'failed');
+  rig.clock.advance(1000);
+  await agents(rig);
+  assert.equal((await replicas(rig)).find(r => r.id === first.id)?.state, 'failed');
+  rig.clock.advance(1000);
+  await agents(rig);
+  assert.equal(
+    (await replicas(rig)).find(r => r.id === first.id),
+    undefined,
+    'the failed replica is gone',
+  );
+  const slot1 = live(await replicas(rig)).filter(r => r.slot === 1);
+  assert.equal(slot1.length, 1);
+  assert.equal(slot1[0]!.state, 'running');
+  assert.notEqual(slot1[0]!.name, first.name);
+  const replaced = rig.events.filter(e => e.type === 'deployment.replica-replaced');
+  assert.deepEqual(JSON.parse(replaced[0]!.data), {
+    slot: 1,
+    instance: first.name,
+    replacement: slot1[0]!.name,
+    reason: 'failed',
+  });
+  st = await deployment(rig, d.id);
+  assert.equal(st.replacements, 1);
+  assert.equal(st.phase, 'complete');
+
+  // A second failure in a row waits twice as long, and a new controller (a restarted server) keeps the wait.
+  await fail(1);
+  failed = rig.events.filter(e => e.type === 'deployment.replica-failed');
+  assert.equal(JSON.parse(failed[1]!.data).retryInSeconds, 4);
+  await rig.runner.stop();
+  const runner = new Runner({
+    subscribe: l => rig.store.onEvent(l),
+    clock: rig.clock,
+    log: { error: obj => assert.fail(JSON.stringify(obj)) },
+  }).add(deploymentsController(rig.store, opts));
+  runner.start();
+  await runner.idle();
+  rig.clock.advance(3000);
+  await runner.idle();
+  assert.equal(live(await replicas(rig)).filter(r => r.slot === 1 && r.state === 'failed').length, 1);
+  rig.clock.advance(1000);
+  await runner.idle();
+  const now = live(await replicas(rig)).filter(r => r.slot === 1);
+  assert.deepEqual(
+    now.map(r => r.state),
+    ['pending'],
+    'replaced once its 4 s are over',
+  );
+  await runner.stop();
+  await rig.store.close();
+});
+
+test('a replica its restart policy restarts is left to its agent', async () => {
+  const rig = await rigWithHost();
+  const svc = new InstanceService(rig.store);
+  const template = { ...spec(1).template, restartPolicy: { policy: 'always' as const } };
+  await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(1, { template }) });
+  await agents(rig);
+  const r = (await replicas(rig))[0]!;
+  await svc.report(r.host_id!, r.id, { state: 'failed', exitCode: 1, message: 'restarting in 1 s' }, 'agent:h1');
+  await agents(rig);
+  assert.equal(rig.events.filter(e => e.type === 'deployment.replica-failed').length, 0);
+  assert.deepEqual(
+    (await replicas(rig)).map(x => x.id),
+    [r.id],
+  );
+  await rig.close();
+});
+
+test('the same spec again changes nothing: no write, no event, no new revision', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(2) });
+  await agents(rig);
+  const before = rig.events.length;
+  const same = await replaceDeployment(rig.store, admin, d.id, spec(2));
+  assert.deepEqual(same.changed, []);
+  assert.equal(same.row.generation, 1);
+  await agents(rig);
+  assert.equal(rig.events.length, before);
+  const labelled = await replaceDeployment(rig.store, admin, d.id, spec(2, { labels: { tier: 'web' } }));
+  assert.deepEqual(labelled.changed, ['labels']);
+  assert.equal(labelled.row.revision, 1, 'labels of the deployment make no revision');
+  assert.deepEqual(
+    rig.events.slice(before).map(e => e.type),
+    ['deployment.updated'],
+  );
+  await rig.close();
+});
+
+test('a changed template rolls out slot by slot within maxSurge and maxUnavailable', async () => {
+  const rig = await rigWithHost();
+  const svc = new InstanceService(rig.store);
+  const strategy = { maxSurge: 1, maxUnavailable: 0 };
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(4, { strategy }) });
+  await agents(rig);
+  const changed = spec(4, { strategy });
+  changed.template = { ...changed.template, image: 'docker.io/library/busybox:1.37' };
+  const applied = await replaceDeployment(rig.store, admin, d.id, changed);
+  assert.deepEqual(applied.changed, ['template']);
+  assert.equal(applied.row.revision, 2);
+  // One step at a time: start what is placed, then look.
+  for (let step = 0; step < 40; step++) {
+    await rig.runner.idle();
+    const rows = live(await replicas(rig));
+    assert.ok(rows.length <= 5, `at most replicas + maxSurge live: ${rows.length}`);
+    assert.ok(rows.filter(r => r.state === 'running').length >= 4, 'never fewer than 4 running');
+    for (const slot of new Set(rows.map(r => r.slot))) {
+      const revs = rows.filter(r => r.slot === slot).map(r => r.revision);
+      assert.equal(new Set(revs).size, revs.length, `slot ${slot} holds one replica of each revision`);
+    }
+    const next = (await replicas(rig)).find(r => r.state === 'scheduled' || r.state === 'deleting');
+    if (!next) break;
+    await svc.report(next.host_id!, next.id, { state: next.state === 'scheduled' ? 'running' : 'deleted' }, 'a');
+  }
+  const rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => [r.slot, r.revision, r.state]),
+    [0, 1, 2, 3].map(s => [s, 2, 'running']),
+  );
+  const st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'complete');
+  assert.equal(st.status_updated, 4);
+  await rig.close();
+});
+
+test('replicas beyond the quota are refused when given, and nothing changes', async () => {
+  const rig = await rigWithHost();
+  await rig.store.write(({ trx }) =>
+    trx.updateTable('projects').set({ quota_vcpus: 3 }).where('id', '=', rig.projectId).execute(),
+  );
+  await assert.rejects(
+    createDeployment(rig.store, admin, { project: 'default', name: 'big', ...spec(4) }),
+    (err: ApiError) =>
+      err.code === 'quota_exceeded' &&
+      err.message ===
+        'project default quota cannot hold 4 replicas of 1 vCPU, 64 MiB memory and 0 GiB disk: vcpus 0+4 > 3',
+  );
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(3) });
+  await agents(rig);
+  const before = rig.events.length;
+  await assert.rejects(scaleDeployment(rig.store, admin, d.id, 4), /vcpus 0\+4 > 3/);
+  assert.equal(rig.events.length, before);
+  assert.equal((await deployment(rig, d.id)).replicas, 3);
+  await rig.close();
+});
+
+test('deleting a deployment deletes its replicas through the instance delete path; none comes back', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(3) });
+  await agents(rig);
+  const before = rig.events.length;
+  await removeDeployment(rig.store, admin, d.id);
+  const types = rig.events.slice(before).map(e => e.type);
+  assert.deepEqual(types, ['instance.deleting', 'instance.deleting', 'instance.deleting', 'deployment.deleted']);
+  await agents(rig);
+  rig.clock.advance(60_000);
+  await agents(rig);
+  assert.deepEqual(await replicas(rig), []);
+  const left = await rig.store.db.selectFrom('deployment_revisions').selectAll().execute();
+  assert.deepEqual(left, []);
+  await rig.close();
+});
+
+test('a replica lost with its host is replaced at once, without a failure counted', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(1) });
+  await agents(rig);
+  const other = await addHost(rig, 'h2', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  const r = (await replicas(rig))[0]!;
+  await rig.store.write(async ({ trx, emit }) => {
+    await trx.updateTable('hosts').set({ state: 'down' }).where('id', '=', r.host_id).execute();
+    await trx.updateTable('instances').set({ state: 'lost' }).where('id', '=', r.id).execute();
+    emit({
+      type: 'instance.state',
+      projectId: rig.projectId,
+      resourceType: 'instance',
+      resourceId: r.id,
+      actor: 'liveness',
+      data: { from: 'running', to: 'lost', message: 'host h1 is down', exitCode: null },
+    });
+  });
+  await rig.runner.idle();
+  const rows = await replicas(rig);
+  assert.equal(rows.find(x => x.id === r.id)?.state, 'deleting', 'the lost one waits for its host');
+  const fresh = live(rows);
+  assert.equal(fresh.length, 1);
+  assert.equal(fresh[0]!.slot, 0);
+  assert.equal(fresh[0]!.host_id, other);
+  assert.equal(rig.events.filter(e => e.type === 'deployment.replica-failed').length, 0);
+  assert.equal((await deployment(rig, d.id)).replacements, 1);
+  await rig.close();
+});

@@ -1,0 +1,576 @@
+// The deployments controller: keeps each deployment's replicas of its current
+// revision running. It is a pure plan (`planDeployment`: what is stored in,
+// actions out) and a thin executor that runs one deployment's plan in one
+// write. The plan's rules:
+// - Slots 0..replicas-1 each hold one live replica. An empty slot gets one of
+//   the target revision (the current one; while paused, the newest any live
+//   replica runs). Replicas in slots >= replicas are deleted, highest first.
+// - A replica that ended (failed, or stopped while it should run, with no
+//   restart by its policy coming) is counted once against its slot: its
+//   failures in a row set a backoff, base * 2^(failures-1) capped at max, kept
+//   in the store. The failed replica stays (its logs readable) until the
+//   backoff ends; then it is deleted and the slot filled again. A replica lost
+//   with its host is replaced at once, without a failure counted. A slot's
+//   count is cleared once its replica has been available for `resetMs`, or
+//   when the failures were of another revision than the one it now gets.
+// - A changed template rolls out slot by slot: while fewer than replicas +
+//   maxSurge replicas live, a slot with only an old replica gets a new one
+//   beside it; an old replica is deleted once its slot's new one is available,
+//   or (without surge room) before its replacement is created, as long as
+//   availability stays at replicas - maxUnavailable or more.
+// - A slot never holds two live replicas of one revision: a second one is deleted.
+// - Creations stop at what the project's quota can take (`headroom`); the rest
+//   wait, and the status says so.
+// Replicas going away (deleting) hold nothing for the plan but their quota.
+// The controller runs the deployments its events name (deployment changes,
+// their replicas' state, health and deletion), those whose plan asked to be
+// looked at again at a time that has come (a backoff's end, a replica
+// becoming available), and every one at a full resync.
+import { now as isoNow } from '../lib/time.ts';
+import type { EventType } from '../model/events.ts';
+import { fullStrategy, type RolloutPhase, resolveStrategy, type StrategyOut } from '../model/deployments.ts';
+import type { InstanceTemplate } from '../kinds/schemas.ts';
+import {
+  deploymentsOfInstances,
+  deploymentIds,
+  deleteSlot,
+  findDeployment,
+  findRevision,
+  putSlot,
+  replicasOf,
+  slotsOf,
+  takenNames,
+  updateDeployment,
+} from '../store/deployments.ts';
+import { findInstance } from '../store/instances.ts';
+import { getProjectById } from '../store/projects.ts';
+import type { DeploymentRevisionRow, DeploymentRow, DeploymentSlotRow, ProjectRow } from '../store/schema.ts';
+import type { Store, WriteContext } from '../store/store.ts';
+import { ApiError } from '../lib/errors.ts';
+import { deleteInstanceIn, insertNewInstance, resolveGroups, resourcesOf } from '../services/instances.ts';
+import { checkSecretRefs } from '../services/secrets.ts';
+import { type ReplicaView, replicaName, replicaSpec, replicaView } from '../services/deployments.ts';
+import type { Controller, Pass } from './runner.ts';
+
+export interface BackoffPolicy {
+  /** The wait after a slot's first failure; it doubles with each failure in a row. */
+  baseMs: number;
+  maxMs: number;
+  /** A slot's failures are forgotten once its replica has been available this long. */
+  resetMs: number;
+}
+
+export const defaultBackoff: BackoffPolicy = { baseMs: 1000, maxMs: 300_000, resetMs: 600_000 };
+
+/** A slot's failures in a row, as stored. */
+export interface SlotState {
+  slot: number;
+  failures: number;
+  /** the revision the failures were counted for */
+  revision: number;
+  retryAt: number | null;
+  reason: string;
+  /** the replica whose failure was counted last */
+  failedInstance: string | null;
+}
+
+export interface PlanInput {
+  now: number;
+  replicas: number;
+  paused: boolean;
+  /** the current revision */
+  revision: number;
+  strategy: Pick<StrategyOut, 'maxSurge' | 'maxUnavailable' | 'minHealthySeconds'>;
+  /** every instance of the deployment, those going away included */
+  instances: readonly ReplicaView[];
+  slots: readonly SlotState[];
+  /** replicas the project's quota can take beyond those there are now (Infinity: no limit) */
+  headroom: number;
+  backoff: BackoffPolicy;
+}
+
+export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'duplicate';
+
+export type Action =
+  | { type: 'create'; slot: number; revision: number; replacing?: { instance: string; reason: 'failed' | 'lost' } }
+  | { type: 'delete'; instance: string; slot: number; reason: DeleteReason }
+  /** counts a failed replica against its slot */
+  | {
+      type: 'fail';
+      slot: number;
+      instance: string;
+      revision: number;
+      failures: number;
+      retryAt: number;
+      reason: string;
+    }
+  /** forgets a slot's failures */
+  | { type: 'reset'; slot: number };
+
+export interface PlannedStatus {
+  replicas: number;
+  updated: number;
+  ready: number;
+  available: number;
+  phase: RolloutPhase;
+  message: string;
+}
+
+export interface Plan {
+  actions: Action[];
+  /** the status once the actions are done */
+  status: PlannedStatus;
+  /** when the plan should be made again without any event (ms), or null */
+  wakeAt: number | null;
+}
+
+type Role = 'going' | 'lost' | 'ended' | 'live';
+
+function roleOf(v: ReplicaView): Role {
+  if (v.desiredState === 'deleted' || v.state === 'deleting' || v.state === 'deleted') return 'going';
+  if (v.state === 'lost') return 'lost';
+  const ended = (v.state === 'failed' || v.state === 'stopped') && v.desiredState === 'running' && !v.restarting;
+  return ended ? 'ended' : 'live';
+}
+
+export function backoffDelay(failures: number, b: BackoffPolicy): number {
+  return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, failures - 1));
+}
+
+/** What one deployment needs done now, from what is stored: no I/O, the same input gives the same plan. */
+export function planDeployment(input: PlanInput): Plan {
+  const { now, replicas } = input;
+  const actions: Action[] = [];
+  const minHealthyMs = input.strategy.minHealthySeconds * 1000;
+  // A time in the future (another server's clock, a little ahead) counts as now.
+  const isAvailable = (v: ReplicaView) => v.readySince !== null && now - Math.min(v.readySince, now) >= minHealthyMs;
+  let wakeAt: number | null = null;
+  const wake = (t: number) => {
+    if (t > now && (wakeAt === null || t < wakeAt)) wakeAt = t;
+  };
+
+  // Live replicas by slot, the ones this plan keeps; the others are going or to be replaced.
+  const live = new Map<number, ReplicaView[]>();
+  const ended = new Map<number, ReplicaView>();
+  const lost: ReplicaView[] = [];
+  for (const v of input.instances) {
+    const k = roleOf(v);
+    if (k === 'going') continue;
+    if (v.slot >= replicas) {
+      actions.push({ type: 'delete', instance: v.id, slot: v.slot, reason: 'scale-down' });
+      continue;
+    }
+    if (k === 'lost') lost.push(v);
+    else if (k === 'ended') ended.set(v.slot, v);
+    else live.set(v.slot, [...(live.get(v.slot) ?? []), v]);
+  }
+  // Scale-down deletes highest slots first.
+  actions.sort((a, b) => (b.type === 'delete' ? b.slot : 0) - (a.type === 'delete' ? a.slot : 0));
+
+  const newest = Math.max(0, ...[...live.values()].flat().map(v => v.revision));
+  const target = input.paused && newest > 0 ? newest : input.revision;
+
+  // A slot never holds two live replicas of one revision: the extra ones go, the oldest stays.
+  for (const [slot, vs] of live) {
+    const kept: ReplicaView[] = [];
+    for (const v of [...vs].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))) {
+      if (kept.some(k => k.revision === v.revision))
+        actions.push({ type: 'delete', instance: v.id, slot, reason: 'duplicate' });
+      else kept.push(v);
+    }
+    live.set(slot, kept);
+  }
+
+  const slotState = new Map(input.slots.map(s => [s.slot, s]));
+  for (const s of input.slots) if (s.slot >= replicas) actions.push({ type: 'reset', slot: s.slot });
+
+  // Failures: counted once, then the slot waits for its backoff.
+  const blocked = new Map<number, number>();
+  const replacing = new Map<number, { instance: string; reason: 'failed' | 'lost' }>();
+  for (const v of lost) {
+    actions.push({ type: 'delete', instance: v.id, slot: v.slot, reason: 'lost' });
+    if (!live.has(v.slot)) replacing.set(v.slot, { instance: v.name, reason: 'lost' });
+  }
+  for (const [slot, v] of ended) {
+    let s = slotState.get(slot);
+    if (s?.failedInstance !== v.id) {
+      const failures = (s && s.revision === v.revision ? s.failures : 0) + 1;
+      const retryAt = now + backoffDelay(failures, input.backoff);
+      const reason = v.message || `${v.state}`;
+      actions.push({ type: 'fail', slot, instance: v.id, revision: v.revision, failures, retryAt, reason });
+      s = { slot, failures, revision: v.revision, retryAt, reason, failedInstance: v.id };
+      slotState.set(slot, s);
+    }
+    if (s.retryAt !== null && s.retryAt > now) {
+      blocked.set(slot, s.retryAt);
+      wake(s.retryAt);
+      continue;
+    }
+    actions.push({ type: 'delete', instance: v.id, slot, reason: 'failed' });
+    if (!live.has(slot)) replacing.set(slot, { instance: v.name, reason: 'failed' });
+  }
+  // A slot waits out its backoff even when its failed replica is gone already.
+  for (const s of slotState.values())
+    if (s.slot < replicas && s.retryAt !== null && s.retryAt > now && !live.has(s.slot)) {
+      blocked.set(s.slot, s.retryAt);
+      wake(s.retryAt);
+    }
+
+  let headroom = input.headroom;
+  let waitingForQuota = 0;
+  const create = (slot: number) => {
+    if (headroom <= 0) {
+      waitingForQuota++;
+      return false;
+    }
+    headroom--;
+    const r = replacing.get(slot);
+    actions.push({ type: 'create', slot, revision: target, ...(r ? { replacing: r } : {}) });
+    const placeholder: ReplicaView = {
+      id: '',
+      name: '',
+      slot,
+      revision: target,
+      state: 'pending',
+      desiredState: 'running',
+      readySince: null,
+      restarting: false,
+      message: '',
+      host: null,
+      createdAt: new Date(now).toISOString(),
+    };
+    live.set(slot, [...(live.get(slot) ?? []), placeholder]);
+    return true;
+  };
+
+  // Empty slots are filled with the target revision.
+  for (let slot = 0; slot < replicas; slot++) if (!live.has(slot) && !blocked.has(slot)) create(slot);
+
+  // The rollout, slot by slot, within maxSurge and maxUnavailable.
+  const { maxSurge, maxUnavailable } = resolveStrategy(input.strategy, replicas);
+  const all = () => [...live.values()].flat();
+  let liveCount = all().length;
+  let availableCount = all().filter(isAvailable).length;
+  const minAvailable = replicas - maxUnavailable;
+  // A slot still empty (in its backoff, or waiting for the quota) will be filled: surge leaves it room.
+  const emptySlots = () => Array.from({ length: replicas }, (_, slot) => slot).filter(slot => !live.has(slot)).length;
+  const removeOld = (slot: number, old: ReplicaView): boolean => {
+    // Taking away a replica that is not available costs no availability.
+    const loss = isAvailable(old) ? 1 : 0;
+    if (loss > 0 && availableCount - loss < minAvailable) return false;
+    actions.push({ type: 'delete', instance: old.id, slot, reason: 'rollout' });
+    const rest = (live.get(slot) ?? []).filter(v => v !== old);
+    if (rest.length > 0) live.set(slot, rest);
+    else live.delete(slot);
+    availableCount -= loss;
+    liveCount--;
+    return true;
+  };
+  if (!input.paused) {
+    const freshIn = (slot: number) => live.get(slot)?.find(v => v.revision === target);
+    const takesOver = (slot: number) => {
+      const fresh = freshIn(slot);
+      return fresh !== undefined && isAvailable(fresh);
+    };
+    const rolling = [...live.entries()].flatMap(([slot, vs]) =>
+      vs.filter(v => v.revision !== target).map(old => ({ slot, old })),
+    );
+    // First the slots whose new replica can take over, then the others, unavailable old replicas first.
+    rolling.sort(
+      (a, b) =>
+        Number(takesOver(b.slot)) - Number(takesOver(a.slot)) ||
+        Number(isAvailable(a.old)) - Number(isAvailable(b.old)) ||
+        a.slot - b.slot,
+    );
+    for (const { slot, old } of rolling) {
+      const fresh = freshIn(slot);
+      if (fresh) {
+        if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
+      } else if (liveCount + emptySlots() < replicas + maxSurge && headroom > 0) {
+        if (create(slot)) liveCount++;
+      } else if (removeOld(slot, old) && create(slot)) {
+        liveCount++;
+      }
+    }
+  }
+
+  // Availability that comes with time, and a slot's count cleared by a replica that lasted.
+  for (const v of all()) if (v.readySince !== null && !isAvailable(v)) wake(v.readySince + minHealthyMs);
+  for (const [slot, vs] of live) {
+    const s = slotState.get(slot);
+    if (!s || s.failures === 0 || ended.has(slot)) continue;
+    const since = vs.find(v => v.revision === target)?.readySince ?? null;
+    if (s.revision !== target || (since !== null && now - Math.min(since, now) >= input.backoff.resetMs))
+      actions.push({ type: 'reset', slot });
+    else if (since !== null) wake(since + input.backoff.resetMs);
+  }
+
+  const after = all();
+  const updated = after.filter(v => v.revision === input.revision);
+  const available = after.filter(isAvailable);
+  const backoffSlots = [...blocked.entries()].sort(([a], [b]) => a - b);
+  const messages: string[] = [];
+  for (const [slot, at] of backoffSlots) {
+    const s = slotState.get(slot);
+    messages.push(
+      `slot ${slot} waits ${Math.ceil((at - now) / 1000)} s after ${s?.failures ?? 0} failure${s?.failures === 1 ? '' : 's'} (${s?.reason ?? 'failed'})`,
+    );
+  }
+  if (waitingForQuota > 0)
+    messages.push(
+      `${waitingForQuota} ${waitingForQuota === 1 ? 'replica waits' : 'replicas wait'} for the project's quota`,
+    );
+  const complete = after.length === replicas && updated.length === replicas && updated.every(isAvailable);
+  const phase: RolloutPhase = input.paused
+    ? 'paused'
+    : backoffSlots.length > 0
+      ? 'degraded'
+      : complete
+        ? 'complete'
+        : 'progressing';
+  return {
+    actions,
+    status: {
+      replicas: after.length,
+      updated: updated.length,
+      ready: after.filter(v => v.readySince !== null).length,
+      available: available.length,
+      phase,
+      message: messages.join('; '),
+    },
+    wakeAt,
+  };
+}
+
+export interface DeploymentsControllerOptions {
+  /** How often the controller looks for deployments whose planned wake-up has come (ms). */
+  tickMs?: number;
+  /** How often every deployment is planned again, whatever happened (ms). */
+  fullResyncMs?: number;
+  backoff?: Partial<BackoffPolicy>;
+}
+
+const wakeTypes: readonly EventType[] = [
+  'deployment.created',
+  'deployment.updated',
+  'deployment.scaled',
+  'instance.state',
+  'instance.health',
+  'instance.deleted',
+];
+
+const ACTOR = 'deployments';
+
+export function deploymentsController(store: Store, o: DeploymentsControllerOptions = {}): Controller {
+  const backoff = { ...defaultBackoff, ...o.backoff };
+  const fullMs = o.fullResyncMs ?? 30_000;
+  /** deployment id -> when its plan asked to be made again */
+  const wakes = new Map<string, number>();
+  /** instance id -> its deployment, for the events of instances already gone */
+  const owners = new Map<string, string>();
+  const owned = new Map<string, Set<string>>();
+  let lastFull: number | null = null;
+
+  const remember = (deploymentId: string, instances: readonly string[]) => {
+    for (const id of owned.get(deploymentId) ?? []) owners.delete(id);
+    owned.set(deploymentId, new Set(instances));
+    for (const id of instances) owners.set(id, deploymentId);
+  };
+
+  return {
+    name: 'deployments',
+    wakeOn: wakeTypes,
+    resyncMs: o.tickMs ?? 1000,
+    async reconcile(pass: Pass) {
+      try {
+        const ids = new Set<string>();
+        if (lastFull === null || (pass.resync && pass.now - lastFull >= fullMs)) {
+          lastFull = pass.now;
+          for (const id of await deploymentIds(store.db)) ids.add(id);
+        }
+        const instanceIds: string[] = [];
+        for (const e of pass.events) {
+          if (e.resource_type === 'deployment') ids.add(e.resource_id);
+          else instanceIds.push(e.resource_id);
+        }
+        for (const [instance, deployment] of await deploymentsOfInstances(store.db, instanceIds)) {
+          owners.set(instance, deployment);
+          ids.add(deployment);
+        }
+        for (const id of instanceIds) {
+          const d = owners.get(id);
+          if (d) ids.add(d);
+        }
+        for (const [id, at] of wakes) if (at <= pass.now) ids.add(id);
+        for (const id of ids) {
+          const done = await store.write(ctx => reconcileOne(ctx, id, pass.now, backoff));
+          wakes.delete(id);
+          if (!done) {
+            remember(id, []);
+            owned.delete(id);
+            continue;
+          }
+          remember(id, done.instances);
+          if (done.wakeAt !== null) wakes.set(id, done.wakeAt);
+        }
+      } catch (err) {
+        // The events this pass held are gone: the next pass looks at everything.
+        lastFull = null;
+        throw err;
+      }
+    },
+  };
+}
+
+/** Replicas of `per` the project's quota can take beyond what it holds now. */
+function headroomOf(p: ProjectRow, per: { vcpus: number; memoryMib: number; diskGib: number }): number {
+  const room = (quota: number | null, used: number, each: number) =>
+    quota === null || each === 0 ? Number.POSITIVE_INFINITY : Math.floor((quota - used) / each);
+  return Math.max(
+    0,
+    Math.min(
+      room(p.quota_instances, p.used_instances, 1),
+      room(p.quota_vcpus, p.used_vcpus, per.vcpus),
+      room(p.quota_memory_mib, p.used_memory_mib, per.memoryMib),
+      room(p.quota_disk_gib, p.used_disk_gib, per.diskGib),
+    ),
+  );
+}
+
+function slotStateOf(s: DeploymentSlotRow): SlotState {
+  return {
+    slot: s.slot,
+    failures: s.failures,
+    revision: s.revision,
+    retryAt: s.retry_at === null ? null : Date.parse(s.retry_at),
+    reason: s.reason,
+    failedInstance: s.failed_instance,
+  };
+}
+
+/** The first of NAME-SLOT-HASH, NAME-SLOT-HASH-1, ... that no instance of the project has. */
+async function freeName(ctx: WriteContext, d: DeploymentRow, slot: number, hash: string): Promise<string> {
+  for (let from = 0; from < 100; from += 10) {
+    const names = Array.from({ length: 10 }, (_, i) => replicaName(d.name, slot, hash, from + i));
+    const taken = await takenNames(ctx.trx, d.project_id, names);
+    const free = names.find(n => !taken.has(n));
+    if (free) return free;
+  }
+  throw new Error(`no free name for slot ${slot} of deployment ${d.name}`);
+}
+
+/** Plans one deployment and carries the plan out; undefined when the deployment is gone. */
+async function reconcileOne(
+  ctx: WriteContext,
+  id: string,
+  now: number,
+  backoff: BackoffPolicy,
+): Promise<{ instances: string[]; wakeAt: number | null } | undefined> {
+  const { trx, emit } = ctx;
+  const d = await findDeployment(trx, id);
+  if (!d) return undefined;
+  const revisions = new Map<number, DeploymentRevisionRow>();
+  const revision = async (n: number) => {
+    let r = revisions.get(n);
+    if (!r) {
+      r = await findRevision(trx, id, n);
+      if (!r) throw new Error(`deployment ${d.name} has no revision ${n}`);
+      revisions.set(n, r);
+    }
+    return r;
+  };
+  const current = await revision(d.revision);
+  const rows = await replicasOf(trx, id);
+  const project = await getProjectById(trx, d.project_id);
+  const template = JSON.parse(current.template) as InstanceTemplate;
+  const strategy = fullStrategy(JSON.parse(d.strategy) as StrategyOut);
+  const plan = planDeployment({
+    now,
+    replicas: d.replicas,
+    paused: d.paused === 1,
+    revision: d.revision,
+    strategy,
+    instances: rows.map(replicaView),
+    slots: (await slotsOf(trx, [id])).map(slotStateOf),
+    headroom: headroomOf(project, resourcesOf(template)),
+    backoff,
+  });
+
+  const common = { projectId: d.project_id, resourceType: 'deployment', resourceId: id, actor: ACTOR } as const;
+  const byId = new Map(rows.map(r => [r.id, r]));
+  const created: string[] = [];
+  let replaced = 0;
+  let blocker = '';
+  for (const a of plan.actions) {
+    if (a.type === 'delete') {
+      const row = byId.get(a.instance) ?? (await findInstance(trx, a.instance));
+      if (row) await deleteInstanceIn(ctx, row, ACTOR);
+    } else if (a.type === 'fail') {
+      await putSlot(trx, {
+        deployment_id: id,
+        slot: a.slot,
+        failures: a.failures,
+        revision: a.revision,
+        retry_at: new Date(a.retryAt).toISOString(),
+        reason: a.reason,
+        failed_instance: a.instance,
+      });
+      emit({
+        ...common,
+        type: 'deployment.replica-failed',
+        data: {
+          slot: a.slot,
+          instance: byId.get(a.instance)?.name ?? a.instance,
+          reason: a.reason,
+          failures: a.failures,
+          retryInSeconds: Math.ceil((a.retryAt - now) / 1000),
+        },
+      });
+    } else if (a.type === 'reset') {
+      await deleteSlot(trx, id, a.slot);
+    } else if (!blocker) {
+      const rev = await revision(a.revision);
+      const spec = replicaSpec(d, rev, await freeName(ctx, d, a.slot, rev.hash));
+      // What was fine when the spec was given may not be now (a group or a secret deleted since): said in the status.
+      try {
+        await resolveGroups(trx, d.project_id, spec.groups ?? []);
+        await checkSecretRefs(trx, d.project_id, spec.env ?? {});
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        blocker = `cannot create replicas: ${err.message}`;
+        continue;
+      }
+      const row = await insertNewInstance(ctx, d.project_id, spec, ACTOR, {
+        deploymentId: id,
+        revision: a.revision,
+        slot: a.slot,
+      });
+      created.push(row.id);
+      if (a.replacing) {
+        replaced++;
+        emit({
+          ...common,
+          type: 'deployment.replica-replaced',
+          data: { slot: a.slot, instance: a.replacing.instance, replacement: row.name, reason: a.replacing.reason },
+        });
+      }
+    }
+  }
+
+  const s = plan.status;
+  const status = {
+    observed_generation: d.generation,
+    status_replicas: s.replicas,
+    status_updated: s.updated,
+    status_ready: s.ready,
+    status_available: s.available,
+    phase: blocker ? 'degraded' : s.phase,
+    message: [blocker, s.message].filter(Boolean).join('; '),
+    replacements: d.replacements + replaced,
+  };
+  const changed = (Object.keys(status) as (keyof typeof status)[]).some(k => status[k] !== d[k]);
+  if (changed) await updateDeployment(trx, id, { ...status, updated_at: isoNow() });
+  if (status.phase !== d.phase)
+    emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: status.phase, message: status.message } });
+  return { instances: [...rows.map(r => r.id), ...created], wakeAt: plan.wakeAt };
+}
