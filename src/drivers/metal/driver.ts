@@ -16,6 +16,7 @@ import { metalCapabilities } from './capabilities.ts';
 import { Conductor, describe, EXIT, type NodeWorker, OS_UP, type StepReporter } from './conductor.ts';
 import type { MetalFields } from './fields.ts';
 import { buildConfigDrive, buildWholeDiskImage } from './images/index.ts';
+import { Phases } from './phases.ts';
 import { ProvisioningNetwork } from './provisioning/index.ts';
 
 const run = promisify(execFile);
@@ -127,6 +128,7 @@ export class MetalDriver implements Driver {
    * deployed node on again from its disk. Resolves once the node's own OS is up.
    */
   async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+    const log = this.o.log ?? (() => undefined);
     const nodeId = this.nodeOf(spec);
     const known = this.conductor.workers.get(nodeId);
     if (known?.node.provisionState === 'active' && known.node.instance === spec.id) {
@@ -148,8 +150,17 @@ export class MetalDriver implements Driver {
     const stepStartedAt = node.stepStartedAt;
     let failure: string | undefined;
     await w.run(key, deadline, async signal => {
+      const began = Date.now();
+      const phases = new Phases();
       try {
-        await this.deploy(w, spec as InstanceSpec<MetalFields>, signal, progress ?? (() => undefined));
+        await this.deploy(w, spec as InstanceSpec<MetalFields>, signal, progress ?? (() => undefined), phases);
+        log('node step done', {
+          node: node.name,
+          step: 'deploying',
+          instance: spec.id,
+          ms: Date.now() - began,
+          ...phases.ms,
+        });
         await this.conductor.deliver(nodeId, { step: 'deploying', stepStartedAt, ok: true });
       } catch (err) {
         if (signal.aborted && signal.reason instanceof Error && signal.reason.message === 'the node moved on') {
@@ -157,6 +168,13 @@ export class MetalDriver implements Driver {
           return;
         }
         failure = describe(err, signal, 'deploy', w.phase);
+        log('node step failed', {
+          node: node.name,
+          step: 'deploying',
+          instance: spec.id,
+          message: failure,
+          ...phases.ms,
+        });
         await w
           .bmc()
           .setPower('off')
@@ -167,11 +185,17 @@ export class MetalDriver implements Driver {
     if (failure) throw new ApiError('unavailable', `deploy failed: ${failure}`);
   }
 
+  /**
+   * Phases: image (built or found in the cache), configDrive, the ramdisk's
+   * (arm, powerOn, ramdiskBoot, deploy: the write, powerOff), diskPowerOn (boot
+   * device set, powered on), diskBoot (until the node's OS is up).
+   */
   private async deploy(
     w: NodeWorker,
     spec: InstanceSpec<MetalFields>,
     signal: AbortSignal,
     progress: (message: string) => void,
+    phases: Phases,
   ): Promise<void> {
     const dir = join(this.o.dataDir, 'instances', spec.id);
     mkdirSync(dir, { recursive: true });
@@ -185,6 +209,7 @@ export class MetalDriver implements Driver {
       kernelDir: this.o.kernelDir,
       progress,
     });
+    phases.mark('image');
     if (signal.aborted) throw signal.reason;
     const drive = await buildConfigDrive(dir, {
       instanceId: spec.id,
@@ -195,6 +220,7 @@ export class MetalDriver implements Driver {
       env: spec.env,
       ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
     });
+    phases.mark('configDrive');
     const net = await this.net();
     const imageUrl = net.serveFile(image.path);
     const driveUrl = net.serveFile(drive);
@@ -205,6 +231,7 @@ export class MetalDriver implements Driver {
         w,
         { action: 'deploy', imageUrl, configDriveUrl: driveUrl },
         signal,
+        phases,
       );
       if (!result.ok) throw new Error(result.message || 'the ramdisk could not write the image');
     } finally {
@@ -216,8 +243,10 @@ export class MetalDriver implements Driver {
     await bmc.setBootDevice('disk', true);
     w.console.reset();
     await bmc.setPower('on');
+    phases.mark('diskPowerOn');
     w.phase = 'waiting for the node to boot from its disk';
     await w.console.waitFor(OS_UP, signal, true);
+    phases.mark('diskBoot');
     w.phase = '';
   }
 
