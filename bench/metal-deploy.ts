@@ -335,12 +335,26 @@ async function main(): Promise<void> {
     const res = await admin.post('/v1/nodes', { name: n.name, bmc: n.bmcUrl, labels: { bmc: kind } });
     if (res.status !== 201) throw new Error(`enroll ${n.name}: ${res.status} ${JSON.stringify(res.body)}`);
   }
-  for (const n of rig!.nodes) await act(n.name, 'manage');
-  for (const n of rig!.nodes) await settles(n.name, 'manageable');
-  for (const n of rig!.nodes) await act(n.name, 'inspect');
-  for (const n of rig!.nodes) await settles(n.name, 'manageable');
-  for (const n of rig!.nodes) await act(n.name, 'provide');
-  for (const n of rig!.nodes) await settles(n.name, 'available');
+  // Untimed: a step the rig's BMC failed (a slow simulator on a loaded machine) is
+  // tried again, up to twice, and said in the output.
+  const redone: string[] = [];
+  const prepare = async (action: string, state: string) => {
+    for (const n of rig!.nodes) await act(n.name, action);
+    for (const n of rig!.nodes)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await settles(n.name, state);
+          break;
+        } catch (err) {
+          if (attempt >= 2) throw err;
+          redone.push(`${n.name} ${action}: ${(err as Error).message}`);
+          await act(n.name, action);
+        }
+      }
+  };
+  await prepare('manage', 'manageable');
+  await prepare('inspect', 'manageable');
+  await prepare('provide', 'available');
   const inspected = new Map<string, number>();
   for (const r of log)
     if (r.step === 'inspecting' && r.msg === 'node step done') inspected.set(String(r.node), r.ms ?? 0);
@@ -598,7 +612,7 @@ async function main(): Promise<void> {
     ['call-back to the write (task fetched)', 'callback', true],
     ['write: image and config drive (the ramdisk, "writing" to "done")', 'write', false],
     ['reboot: "done" until the machine is off', 'powerOff', true],
-    ['reboot: off until on again (boot device, power on)', 'powerOn2', true],
+    ['reboot: off until on again (power on; the disk boot device is set during the write)', 'powerOn2', true],
     ['boot from disk: power on until "strata-metal: ready"', 'diskBoot', false],
     ['OS up until `strata run --wait` returns (console seen, running reported)', 'reported', true],
   ];
@@ -636,6 +650,7 @@ async function main(): Promise<void> {
       return `${label[k]}: overhead beyond the two boots and the write, median ${sec(o)} s over ${runs} runs (with the by-hand disk boot in place of the run's own: ${sec(alt)} s); target < ${TARGET_S} s: ${o < TARGET_S * 1000 ? 'met' : 'not met'}.`;
     }),
     `First deploy (warm-up, ${label[first]}), the disk image built cold from the OCI image: total ${sec(warm[first]!.total!)} s, of which the image ${sec(warm[first]!.image!)} s; cached in the runs: ${cell(col(first, 'image'))} s. The image is ${(imageBytes / 2 ** 20).toFixed(0)} MiB.`,
+    ...(redone.length ? [`Enrolment steps redone after a failure: ${redone.join('; ')}.`] : []),
     `No inspection in a deploy (it is done once, at enrolment): the enrolment inspections took ${[...inspected].map(([n, ms]) => `${n} ${sec(ms)} s`).join(', ')} (the conductor's step).`,
   ];
   console.log(lines.join('\n'));

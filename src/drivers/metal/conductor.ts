@@ -224,11 +224,11 @@ export class Conductor {
         if (bmc.supportsVirtualMedia) await bmc.ejectMedia();
         return undefined;
       case 'inspecting': {
-        const { hardware } = await this.ramdisk(w, { action: 'inspect' }, signal, phases);
+        const { hardware } = await this.ramdisk(w, { action: 'inspect' }, signal, { phases });
         return hardware;
       }
       case 'cleaning': {
-        const { result } = await this.ramdisk(w, { action: 'clean' }, signal, phases);
+        const { result } = await this.ramdisk(w, { action: 'clean' }, signal, { phases });
         if (!result.ok) throw new Error(result.message || 'the ramdisk could not clean the disks');
         return undefined;
       }
@@ -242,13 +242,16 @@ export class Conductor {
    * IPMI, the ramdisk's ISO as virtual media for Redfish. Leaves the node off.
    * Phases: arm (the node off, the boot armed, media inserted, boot device set), powerOn,
    * ramdiskBoot (until its call-back), the task's own, powerOff.
+   * `meanwhile` runs while the ramdisk does its task (the next boot's settings,
+   * off the critical path); the step fails if it fails.
    */
   async ramdisk(
     w: NodeWorker,
     task: RamdiskTask,
     signal: AbortSignal,
-    phases = new Phases(),
+    o: { phases?: Phases; meanwhile?: () => Promise<void> } = {},
   ): Promise<{ hardware: Hardware; result: TaskResult }> {
+    const phases = o.phases ?? new Phases();
     const bmc = w.bmc();
     const net = await this.o.network();
     await bmc.setPower('off');
@@ -264,21 +267,24 @@ export class Conductor {
       await bmc.setBootDevice('pxe', false);
     }
     phases.mark('arm');
+    let booted = false;
     try {
-      await bmc.setPower('on');
+      await bmc.setPower('on', 'off');
       phases.mark('powerOn');
       w.phase = 'waiting for the node to boot the ramdisk and call back';
       const hardware = await session.hello(signal);
+      booted = true;
       phases.mark('ramdiskBoot');
       w.hardware = hardware;
       w.phase = `waiting for the ramdisk to ${task.action}`;
-      const result = await session.done(signal);
+      const [result] = await Promise.all([session.done(signal), o.meanwhile?.()]);
       phases.mark(task.action);
       w.phase = '';
       return { hardware, result };
     } finally {
       session.close();
-      await bmc.setPower('off').catch(() => undefined);
+      // A ramdisk that called back runs: the BMC need not be asked.
+      await bmc.setPower('off', booted ? 'on' : undefined).catch(() => undefined);
       if (bmc.supportsVirtualMedia) await bmc.ejectMedia().catch(() => undefined);
       phases.mark('powerOff');
     }

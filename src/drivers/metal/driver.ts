@@ -136,7 +136,7 @@ export class MetalDriver implements Driver {
       known.console.reset();
       await bmc.setPower('off');
       await bmc.setBootDevice('disk', true);
-      await bmc.setPower('on');
+      await bmc.setPower('on', 'off');
       const signal = AbortSignal.timeout(300_000);
       await known.console.waitFor(OS_UP, signal, true);
       return;
@@ -187,8 +187,8 @@ export class MetalDriver implements Driver {
 
   /**
    * Phases: image (built or found in the cache), configDrive, the ramdisk's
-   * (arm, powerOn, ramdiskBoot, deploy: the write, powerOff), diskPowerOn (boot
-   * device set, powered on), diskBoot (until the node's OS is up).
+   * (arm, powerOn, ramdiskBoot, deploy: the write, powerOff), diskPowerOn,
+   * diskBoot (until the node's OS is up).
    */
   private async deploy(
     w: NodeWorker,
@@ -224,6 +224,7 @@ export class MetalDriver implements Driver {
     const net = await this.net();
     const imageUrl = net.serveFile(image.path);
     const driveUrl = net.serveFile(drive);
+    const bmc = w.bmc();
     try {
       progress('writing the image to the node');
       w.console.reset();
@@ -231,7 +232,8 @@ export class MetalDriver implements Driver {
         w,
         { action: 'deploy', imageUrl, configDriveUrl: driveUrl },
         signal,
-        phases,
+        // The disk is the next boot's device: set while the image is written, not after.
+        { phases, meanwhile: () => bmc.setBootDevice('disk', true) },
       );
       if (!result.ok) throw new Error(result.message || 'the ramdisk could not write the image');
     } finally {
@@ -239,10 +241,8 @@ export class MetalDriver implements Driver {
       net.unserveFile(driveUrl);
     }
     progress('booting the node from its disk');
-    const bmc = w.bmc();
-    await bmc.setBootDevice('disk', true);
     w.console.reset();
-    await bmc.setPower('on');
+    await bmc.setPower('on', 'off');
     phases.mark('diskPowerOn');
     w.phase = 'waiting for the node to boot from its disk';
     await w.console.waitFor(OS_UP, signal, true);
