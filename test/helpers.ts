@@ -214,6 +214,7 @@ export const TEST_IMAGE = '127.0.0.1:5000/library/busybox:latest';
 /**
  * `strata agent` as a child process on Podman's socket, quiet but for its
  * warnings (on this process's stderr). `extra` flags come last, so they win.
+ * `stdout: 'pipe'` keeps its log lines (JSON) for the caller to read.
  */
 export function spawnAgentProcess(a: {
   server: string;
@@ -222,11 +223,12 @@ export function spawnAgentProcess(a: {
   name: string;
   cpuOvercommit?: number;
   extra?: string[];
+  stdout?: 'pipe' | 'ignore';
 }): ChildProcess {
   const args = ['agent', '--server', a.server, '--data', a.dataDir, '--name', a.name];
   args.push('--docker-socket', PODMAN_SOCKET, '--log-level', 'warn');
   args.push('--cpu-overcommit', String(a.cpuOvercommit ?? 16), '--join-token', a.joinToken, ...(a.extra ?? []));
-  return spawn(strataBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  return spawn(strataBin, args, { stdio: ['ignore', a.stdout ?? 'ignore', 'inherit'] });
 }
 
 /** A server in this process and a real agent process on Podman, for container tests. */

@@ -220,6 +220,7 @@ export function agentCommand(): Command {
         metalCidr: f.metalCidr,
         metalHttpPort: f.metalPort,
         metalAssets: f.metalAssets,
+        log: (msg, fields) => log.info(fields ?? {}, msg),
       });
       const topology = { ...s.topology, cpuOvercommit: f.cpuOvercommit };
       const agent = new Agent({

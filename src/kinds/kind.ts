@@ -48,6 +48,8 @@ export interface DriverSettings {
   metalCidr: string;
   metalHttpPort: number;
   metalAssets: string;
+  /** Where drivers log what operators want to see (a metal node's steps and their phases). */
+  log?: ((msg: string, fields?: Record<string, unknown>) => void) | undefined;
 }
 
 export type SpecOf<F extends TProperties> = Static<TObject<F>>;

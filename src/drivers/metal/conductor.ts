@@ -15,6 +15,7 @@ import { parseBmcUrl } from '../../model/bmc-url.ts';
 import type { ConductedNode, StepReport } from '../../model/nodes.ts';
 import { openBmc } from './bmc/index.ts';
 import { ConsoleLog } from './console-log.ts';
+import { Phases } from './phases.ts';
 import type { ProvisioningNetwork } from './provisioning/index.ts';
 import type { Bmc, BmcAddress, BootSession, Hardware, RamdiskTask, TaskResult } from './types.ts';
 
@@ -172,15 +173,16 @@ export class Conductor {
     const deadline = n.stepDeadlineAt ? Date.parse(n.stepDeadlineAt) : Date.now() + 600_000;
     void w.run(key, deadline, async signal => {
       const began = Date.now();
+      const phases = new Phases();
       let report: StepReport;
       try {
-        const hardware = await this.runStep(w, step, signal);
+        const hardware = await this.runStep(w, step, signal, phases);
         report = { step, stepStartedAt: startedAt, ok: true, ...(hardware ? { hardware } : {}) };
-        this.o.log('node step done', { node: n.name, step, ms: Date.now() - began });
+        this.o.log('node step done', { node: n.name, step, ms: Date.now() - began, ...phases.ms });
       } catch (err) {
         if (signal.aborted && !(signal.reason instanceof StepTimeout)) return;
         const message = describe(err, signal, step, w.phase);
-        this.o.log('node step failed', { node: n.name, step, message });
+        this.o.log('node step failed', { node: n.name, step, message, ...phases.ms });
         await w
           .bmc()
           .setPower('off')
@@ -205,7 +207,12 @@ export class Conductor {
     }
   }
 
-  private async runStep(w: NodeWorker, step: string, signal: AbortSignal): Promise<Hardware | undefined> {
+  private async runStep(
+    w: NodeWorker,
+    step: string,
+    signal: AbortSignal,
+    phases: Phases,
+  ): Promise<Hardware | undefined> {
     const bmc = w.bmc();
     switch (step) {
       case 'verifying':
@@ -217,11 +224,11 @@ export class Conductor {
         if (bmc.supportsVirtualMedia) await bmc.ejectMedia();
         return undefined;
       case 'inspecting': {
-        const { hardware } = await this.ramdisk(w, { action: 'inspect' }, signal);
+        const { hardware } = await this.ramdisk(w, { action: 'inspect' }, signal, { phases });
         return hardware;
       }
       case 'cleaning': {
-        const { result } = await this.ramdisk(w, { action: 'clean' }, signal);
+        const { result } = await this.ramdisk(w, { action: 'clean' }, signal, { phases });
         if (!result.ok) throw new Error(result.message || 'the ramdisk could not clean the disks');
         return undefined;
       }
@@ -233,12 +240,18 @@ export class Conductor {
   /**
    * Boots the deploy ramdisk on the node and gives it `task`: network boot for
    * IPMI, the ramdisk's ISO as virtual media for Redfish. Leaves the node off.
+   * Phases: arm (the node off, the boot armed, media inserted, boot device set), powerOn,
+   * ramdiskBoot (until its call-back), the task's own, powerOff.
+   * `meanwhile` runs while the ramdisk does its task (the next boot's settings,
+   * off the critical path); the step fails if it fails.
    */
   async ramdisk(
     w: NodeWorker,
     task: RamdiskTask,
     signal: AbortSignal,
+    o: { phases?: Phases; meanwhile?: () => Promise<void> } = {},
   ): Promise<{ hardware: Hardware; result: TaskResult }> {
+    const phases = o.phases ?? new Phases();
     const bmc = w.bmc();
     const net = await this.o.network();
     await bmc.setPower('off');
@@ -253,19 +266,27 @@ export class Conductor {
       session = await net.armNetworkBoot(w.node.id, w.macs, task);
       await bmc.setBootDevice('pxe', false);
     }
+    phases.mark('arm');
+    let booted = false;
     try {
-      await bmc.setPower('on');
+      await bmc.setPower('on', 'off');
+      phases.mark('powerOn');
       w.phase = 'waiting for the node to boot the ramdisk and call back';
       const hardware = await session.hello(signal);
+      booted = true;
+      phases.mark('ramdiskBoot');
       w.hardware = hardware;
       w.phase = `waiting for the ramdisk to ${task.action}`;
-      const result = await session.done(signal);
+      const [result] = await Promise.all([session.done(signal), o.meanwhile?.()]);
+      phases.mark(task.action);
       w.phase = '';
       return { hardware, result };
     } finally {
       session.close();
-      await bmc.setPower('off').catch(() => undefined);
+      // A ramdisk that called back runs: the BMC need not be asked.
+      await bmc.setPower('off', booted ? 'on' : undefined).catch(() => undefined);
       if (bmc.supportsVirtualMedia) await bmc.ejectMedia().catch(() => undefined);
+      phases.mark('powerOff');
     }
   }
 }

@@ -15,6 +15,7 @@ import { Conductor, describe, EXIT, type NodeWorker, OS_UP, type StepReporter } 
 import type { MetalFields } from './fields.ts';
 import { isDiskImageUrl } from '../../model/disk-url.ts';
 import { buildConfigDrive, buildWholeDiskImage, fetchDiskImage } from './images/index.ts';
+import { Phases } from './phases.ts';
 import { conductorMissing } from './prerequisites.ts';
 import { ProvisioningNetwork } from './provisioning/index.ts';
 
@@ -120,6 +121,7 @@ export class MetalDriver implements Driver {
    * deployed node on again from its disk. Resolves once the node's own OS is up.
    */
   async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+    const log = this.o.log ?? (() => undefined);
     const nodeId = this.nodeOf(spec);
     const known = this.conductor.workers.get(nodeId);
     if (known?.node.provisionState === 'active' && known.node.instance === spec.id) {
@@ -127,7 +129,7 @@ export class MetalDriver implements Driver {
       known.console.reset(spec.id);
       await bmc.setPower('off');
       await bmc.setBootDevice('disk', true);
-      await bmc.setPower('on');
+      await bmc.setPower('on', 'off');
       if (announcesItself(spec.image)) await known.console.waitFor(OS_UP, AbortSignal.timeout(300_000), true);
       return;
     }
@@ -140,8 +142,17 @@ export class MetalDriver implements Driver {
     const stepStartedAt = node.stepStartedAt;
     let failure: string | undefined;
     await w.run(key, deadline, async signal => {
+      const began = Date.now();
+      const phases = new Phases();
       try {
-        await this.deploy(w, spec as InstanceSpec<MetalFields>, signal, progress ?? (() => undefined));
+        await this.deploy(w, spec as InstanceSpec<MetalFields>, signal, progress ?? (() => undefined), phases);
+        log('node step done', {
+          node: node.name,
+          step: 'deploying',
+          instance: spec.id,
+          ms: Date.now() - began,
+          ...phases.ms,
+        });
         await this.conductor.deliver(nodeId, { step: 'deploying', stepStartedAt, ok: true });
       } catch (err) {
         if (signal.aborted && signal.reason instanceof Error && signal.reason.message === 'the node moved on') {
@@ -149,6 +160,13 @@ export class MetalDriver implements Driver {
           return;
         }
         failure = describe(err, signal, 'deploy', w.phase);
+        log('node step failed', {
+          node: node.name,
+          step: 'deploying',
+          instance: spec.id,
+          message: failure,
+          ...phases.ms,
+        });
         await w
           .bmc()
           .setPower('off')
@@ -159,11 +177,17 @@ export class MetalDriver implements Driver {
     if (failure) throw new ApiError('unavailable', `deploy failed: ${failure}`);
   }
 
+  /**
+   * Phases: image (built or found in the cache), configDrive, the ramdisk's
+   * (arm, powerOn, ramdiskBoot, deploy: the write, powerOff), diskPowerOn,
+   * diskBoot (until the node's OS is up).
+   */
   private async deploy(
     w: NodeWorker,
     spec: InstanceSpec<MetalFields>,
     signal: AbortSignal,
     progress: (message: string) => void,
+    phases: Phases,
   ): Promise<void> {
     const dir = join(this.o.dataDir, 'instances', spec.id);
     mkdirSync(dir, { recursive: true });
@@ -188,6 +212,7 @@ export class MetalDriver implements Driver {
         progress,
       });
     }
+    phases.mark('image');
     if (signal.aborted) throw signal.reason;
     const drive = await buildConfigDrive(dir, {
       instanceId: spec.id,
@@ -198,15 +223,19 @@ export class MetalDriver implements Driver {
       env: spec.env,
       ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
     });
+    phases.mark('configDrive');
     const net = await this.net();
     const imageUrl = net.serveFile(image.path);
     const driveUrl = net.serveFile(drive);
+    const bmc = w.bmc();
     try {
       progress('writing the image to the node');
       const { result } = await this.conductor.ramdisk(
         w,
         { action: 'deploy', imageUrl, configDriveUrl: driveUrl },
         signal,
+        // The disk is the next boot's device: set while the image is written, not after.
+        { phases, meanwhile: () => bmc.setBootDevice('disk', true) },
       );
       if (!result.ok) throw new Error(result.message || 'the ramdisk could not write the image');
     } finally {
@@ -214,12 +243,12 @@ export class MetalDriver implements Driver {
       net.unserveFile(driveUrl);
     }
     progress('booting the node from its disk');
-    const bmc = w.bmc();
-    await bmc.setBootDevice('disk', true);
-    await bmc.setPower('on');
+    await bmc.setPower('on', 'off');
+    phases.mark('diskPowerOn');
     if (announcesItself(spec.image)) {
       w.phase = 'waiting for the node to boot from its disk';
       await w.console.waitFor(OS_UP, signal, true);
+      phases.mark('diskBoot');
     }
     w.phase = '';
   }

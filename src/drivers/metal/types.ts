@@ -39,8 +39,12 @@ export interface Bmc {
   /** Reachable, and the credentials are good. */
   verify(): Promise<void>;
   power(): Promise<PowerState>;
-  /** Hard power on or off; nothing when already so. */
-  setPower(state: PowerState): Promise<void>;
+  /**
+   * Hard power on or off; nothing when already so. `from`: the state the
+   * caller has just seen or set, which spares asking the BMC first (each
+   * request to a BMC can take a second).
+   */
+  setPower(state: PowerState, from?: PowerState): Promise<void>;
   /** The device of the next boot, and of every boot after it when `persistent`. */
   setBootDevice(device: BootDevice, persistent: boolean): Promise<void>;
   /** Virtual media: Redfish only (`supportsVirtualMedia`). */

@@ -14,5 +14,6 @@ export function createMetalDriver(s: DriverSettings): Driver {
     kernelDir: join(s.vmAssets, 'kernel'),
     dockerSocket: s.dockerSocket,
     registryAuth: s.registryAuth,
+    log: s.log,
   });
 }

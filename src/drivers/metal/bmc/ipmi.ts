@@ -116,8 +116,8 @@ export class IpmiBmc implements Bmc {
     return m[1] as PowerState;
   }
 
-  async setPower(state: PowerState): Promise<void> {
-    if ((await this.power()) === state) return;
+  async setPower(state: PowerState, from?: PowerState): Promise<void> {
+    if ((from ?? (await this.power())) === state) return;
     await this.run(['power', state]);
   }
 

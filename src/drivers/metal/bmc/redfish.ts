@@ -135,8 +135,8 @@ export class RedfishBmc implements Bmc {
     throw new BmcError(`${this.where} gave no power state`, 'failed');
   }
 
-  async setPower(state: PowerState): Promise<void> {
-    if ((await this.power()) === state) return;
+  async setPower(state: PowerState, from?: PowerState): Promise<void> {
+    if ((from ?? (await this.power())) === state) return;
     const { system } = await this.resources();
     await this.action(system, 'ComputerSystem.Reset', { ResetType: state === 'on' ? 'ForceOn' : 'ForceOff' });
   }
