@@ -180,7 +180,11 @@ async function ipmiAnswers(port: number, n: RigNodeOptions, child: ChildProcess)
 async function startIpmiSim(n: RigNodeOptions, dir: string, port: number, solPort: number): Promise<ChildProcess> {
   const program = join(dir, 'chassis-control');
   const script = new URL('./chassis-control.ts', import.meta.url).pathname;
-  writeFileSync(program, `#!/bin/sh\nexec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`);
+  // ipmi_sim runs it once per chassis request: Node's compile cache halves its start.
+  writeFileSync(
+    program,
+    `#!/bin/sh\nNODE_COMPILE_CACHE='${join(dir, 'node-cache')}' exec '${process.execPath}' --no-warnings '${script}' '${dir}' "$@"\n`,
+  );
   chmodSync(program, 0o755);
   writeFileSync(join(dir, 'lan.conf'), lanConf(n.name, port, solPort, program, n), { mode: 0o600 });
   writeFileSync(join(dir, 'node.emu'), NODE_EMU);
