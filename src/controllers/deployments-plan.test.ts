@@ -110,6 +110,49 @@ test('minHealthySeconds: a new replica takes over only once it has been ready th
   assert.equal(later.status.phase, 'complete');
 });
 
+test('maxUnavailable 0: an old replica stops only once a new one has been available minHealthySeconds', () => {
+  const strategy = { maxSurge: 1, maxUnavailable: 0, minHealthySeconds: 10 };
+  const olds = [0, 1, 2].map(slot => replica({ id: `o${slot}`, slot, revision: 1 }));
+  // The first plan adds one new replica beside the old ones, and no more: replicas + maxSurge in all.
+  const first = planDeployment(input({ instances: olds, revision: 2, strategy }));
+  assert.deepEqual(first.actions, [{ type: 'create', slot: 0, revision: 2 }]);
+  assert.equal(first.status.phase, 'progressing');
+  // Running but not yet healthy (no readySince): nothing moves.
+  const starting = replica({ id: 'n0', slot: 0, revision: 2, readySince: null });
+  assert.deepEqual(planDeployment(input({ instances: [...olds, starting], revision: 2, strategy })).actions, []);
+  // Ready for less than minHealthySeconds: still nothing, a wake-up when it will be available.
+  const young = { ...starting, readySince: 95_000 };
+  const waiting = planDeployment(input({ instances: [...olds, young], revision: 2, strategy }));
+  assert.deepEqual(waiting.actions, []);
+  assert.equal(waiting.wakeAt, 105_000);
+  assert.equal(waiting.status.available, 3);
+  // Available: its old replica goes, and the next slot gets its new one.
+  const ready = planDeployment(input({ instances: [...olds, young], revision: 2, strategy, now: 105_000 }));
+  assert.deepEqual(ready.actions, [
+    { type: 'delete', instance: 'o0', slot: 0, reason: 'rollout' },
+    { type: 'create', slot: 1, revision: 2 },
+  ]);
+});
+
+test('maxUnavailable: an old replica is taken away only while enough stay available', () => {
+  const strategy = { maxSurge: 0, maxUnavailable: 1, minHealthySeconds: 0 };
+  // One old replica is not ready: it is replaced first, and no available one goes with it.
+  const instances = [
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    replica({ id: 'o1', slot: 1, revision: 1, readySince: null }),
+    replica({ id: 'o2', slot: 2, revision: 1 }),
+  ];
+  const plan = planDeployment(input({ instances, revision: 2, strategy }));
+  assert.deepEqual(plan.actions, [
+    { type: 'delete', instance: 'o1', slot: 1, reason: 'rollout' },
+    { type: 'create', slot: 1, revision: 2 },
+  ]);
+  assert.equal(plan.status.available, 2);
+  // With one new replica still starting, the two available old ones both stay.
+  const next = [instances[0]!, replica({ id: 'n1', slot: 1, revision: 2, readySince: null }), instances[2]!];
+  assert.deepEqual(planDeployment(input({ instances: next, revision: 2, strategy })).actions, []);
+});
+
 // ---- the randomized run -----------------------------------------------------
 
 type Op =
@@ -259,6 +302,13 @@ function checkInvariants(before: World, plan: ReturnType<typeof planDeployment>,
     assert.ok(
       available(after.instances) >= Math.min(available(kept), before.replicas - maxUnavailable),
       'availability holds through a rollout',
+    );
+  // Outside failures, the controller's own deletions of available replicas never take availability below replicas - maxUnavailable.
+  const rolledAway = new Set(deletes.filter(d => d.reason === 'rollout').map(d => d.instance));
+  if (available(before.instances.filter(v => rolledAway.has(v.id))) > 0)
+    assert.ok(
+      available(after.instances) >= before.replicas - maxUnavailable,
+      `an available replica is replaced only while ${before.replicas - maxUnavailable} stay available (now ${available(after.instances)})`,
     );
   // Every slot at or beyond the replica count is emptied.
   for (const v of liveAfter) assert.ok(v.slot < before.replicas, `slot ${v.slot} is beyond ${before.replicas}`);
