@@ -153,6 +153,43 @@ test('maxUnavailable: an old replica is taken away only while enough stay availa
   assert.deepEqual(planDeployment(input({ instances: next, revision: 2, strategy })).actions, []);
 });
 
+test('progress deadline: a revision not available in time fails, or rolls back with autoRollback', () => {
+  const instances = [
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    replica({ id: 'o1', slot: 1, revision: 1 }),
+    replica({ id: 'n0', slot: 0, revision: 2, readySince: null }),
+  ];
+  const progress = { startedAt: 40_000, completed: false, deadlineSeconds: 60, autoRollback: false, canRollBack: true };
+  const base = input({ instances, replicas: 2, revision: 2, now: 99_999, progress });
+  const early = planDeployment(base);
+  assert.equal(early.status.phase, 'progressing');
+  assert.equal(early.wakeAt, 100_000);
+  const late = planDeployment({ ...base, now: 100_000 });
+  assert.equal(late.status.phase, 'failed');
+  assert.equal(late.rollback, false);
+  assert.match(
+    late.status.message,
+    /^revision 2 was not available within 60 s \(0 of 2 replicas\): the rollout has failed/,
+  );
+  const back = planDeployment({ ...base, now: 100_000, progress: { ...progress, autoRollback: true } });
+  assert.equal(back.rollback, true);
+  assert.deepEqual(back.actions, []);
+  assert.equal(back.status.phase, 'failed');
+  // No going back from an automatic rollback, nor from the first revision: it stays failed.
+  const noWay = planDeployment({
+    ...base,
+    now: 100_000,
+    progress: { ...progress, autoRollback: true, canRollBack: false },
+  });
+  assert.equal(noWay.rollback, false);
+  assert.equal(noWay.status.phase, 'failed');
+  // A revision that completed once is past its deadline: a failure later only degrades it.
+  const done = planDeployment({ ...base, now: 200_000, progress: { ...progress, completed: true } });
+  assert.equal(done.status.phase, 'progressing');
+  // Paused, the deadline does not apply.
+  assert.equal(planDeployment({ ...base, now: 200_000, paused: true }).status.phase, 'paused');
+});
+
 // ---- the randomized run -----------------------------------------------------
 
 type Op =

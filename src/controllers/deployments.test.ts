@@ -331,3 +331,76 @@ test('a replica lost with its host is replaced at once, without a failure counte
   assert.equal((await deployment(rig, d.id)).replacements, 1);
   await rig.close();
 });
+
+test('a revision not available within progressDeadlineSeconds fails; with autoRollback the previous template comes back', async () => {
+  const rig = await rigWithHost();
+  const svc = new InstanceService(rig.store);
+  const strategy = { maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 30 };
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(2, { strategy }) });
+  await agents(rig);
+  const v1 = live(await replicas(rig)).map(r => r.id);
+  // Revision 2's replicas never become ready: the one made fails at once, each time.
+  const breakNew = async () => {
+    await rig.runner.idle();
+    for (const r of live(await replicas(rig)))
+      if (r.revision !== 1 && r.state === 'scheduled')
+        await svc.report(r.host_id!, r.id, { state: 'failed', exitCode: 1, message: 'no such image' }, 'agent:h1');
+    await rig.runner.idle();
+  };
+  const broken = (more: Partial<DeploymentSpec>) => {
+    const s = spec(2, more);
+    s.template = { ...s.template, image: 'docker.io/library/none:0' };
+    return s;
+  };
+  await replaceDeployment(rig.store, admin, d.id, broken({ strategy }));
+  await breakNew();
+  assert.equal((await deployment(rig, d.id)).phase, 'degraded');
+  rig.clock.advance(31_000);
+  await breakNew();
+  let st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'failed');
+  assert.match(st.message, /^revision 2 was not available within 30 s \(0 of 2 replicas\): the rollout has failed/);
+  assert.equal(st.revision, 2, 'without autoRollback the revision stays');
+  assert.deepEqual(
+    live(await replicas(rig))
+      .filter(r => r.revision === 1)
+      .map(r => r.id),
+    v1,
+    'the old replicas keep running',
+  );
+  const phases = rig.events.filter(e => e.type === 'deployment.phase').map(e => JSON.parse(e.data).to);
+  assert.ok(phases.includes('failed'), 'the failure is an event');
+
+  // Going back to the first template by hand makes revision 3; revision 1's replicas already run it and stay.
+  const auto = { ...strategy, autoRollback: true };
+  await replaceDeployment(rig.store, admin, d.id, spec(2, { strategy: auto }));
+  await agents(rig);
+  st = await deployment(rig, d.id);
+  assert.equal(st.revision, 3);
+  assert.equal(st.phase, 'complete');
+  await replaceDeployment(rig.store, admin, d.id, broken({ strategy: auto }));
+  await breakNew();
+  rig.clock.advance(31_000);
+  await breakNew();
+  await agents(rig);
+  st = await deployment(rig, d.id);
+  assert.equal(st.revision, 5, 'the rollback is a new revision');
+  assert.equal(st.phase, 'complete');
+  const rev5 = await rig.store.db
+    .selectFrom('deployment_revisions')
+    .selectAll()
+    .where('deployment_id', '=', d.id)
+    .where('revision', '=', 5)
+    .executeTakeFirstOrThrow();
+  assert.equal(rev5.copied_from, 3);
+  assert.equal(rev5.rolled_back_from, 4);
+  const rolled = rig.events.filter(e => e.type === 'deployment.rolled-back').map(e => JSON.parse(e.data));
+  assert.deepEqual(rolled, [{ from: 4, to: 3, revision: 5, automatic: true }]);
+  // The replicas that ran the template gone back to were kept: the rollback replaced nothing that ran.
+  const rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => [r.id, r.state]),
+    v1.map(id => [id, 'running']),
+  );
+  await rig.close();
+});

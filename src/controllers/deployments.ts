@@ -19,6 +19,12 @@
 //   or (without surge room) before its replacement is created, as long as
 //   availability stays at replicas - maxUnavailable or more.
 // - A slot never holds two live replicas of one revision: a second one is deleted.
+// - A revision not complete (every replica of it available) within
+//   progressDeadlineSeconds of its creation has failed (phase `failed`); with
+//   autoRollback the previous revision's template becomes current again as a
+//   new revision, unless the failed one was itself an automatic rollback. Once
+//   complete, a revision's deadline is behind it. Replicas of an older
+//   revision with the current template count as current: a rollback keeps them.
 // - Creations stop at what the project's quota can take (`headroom`); the rest
 //   wait, and the status says so.
 // Replicas going away (deleting) hold nothing for the plan but their quota.
@@ -41,6 +47,7 @@ import {
   slotsOf,
   takenNames,
   updateDeployment,
+  updateRevision,
 } from '../store/deployments.ts';
 import { findInstance } from '../store/instances.ts';
 import { getProjectById } from '../store/projects.ts';
@@ -49,7 +56,7 @@ import type { Store, WriteContext } from '../store/store.ts';
 import { ApiError } from '../lib/errors.ts';
 import { deleteInstanceIn, insertNewInstance, resolveGroups, resourcesOf } from '../services/instances.ts';
 import { checkSecretRefs } from '../services/secrets.ts';
-import { type ReplicaView, replicaName, replicaSpec, replicaView } from '../services/deployments.ts';
+import { type ReplicaView, replicaName, replicaSpec, replicaView, rollBackIn } from '../services/deployments.ts';
 import type { Controller, Pass } from './runner.ts';
 
 export interface BackoffPolicy {
@@ -87,6 +94,19 @@ export interface PlanInput {
   /** replicas the project's quota can take beyond those there are now (Infinity: no limit) */
   headroom: number;
   backoff: BackoffPolicy;
+  /** the current revision's rollout and its deadline; none: no deadline */
+  progress?: Progress;
+}
+
+export interface Progress {
+  /** when the rollout of the current revision began (ms) */
+  startedAt: number;
+  /** whether it has completed once: the deadline is behind it then */
+  completed: boolean;
+  deadlineSeconds: number;
+  autoRollback: boolean;
+  /** there is a previous revision to go back to, and the current one is not itself an automatic rollback */
+  canRollBack: boolean;
 }
 
 export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'duplicate';
@@ -122,6 +142,8 @@ export interface Plan {
   status: PlannedStatus;
   /** when the plan should be made again without any event (ms), or null */
   wakeAt: number | null;
+  /** the rollout missed its deadline and goes back to the previous revision (the actions are then empty) */
+  rollback: boolean;
 }
 
 type Role = 'going' | 'lost' | 'ended' | 'live';
@@ -307,7 +329,6 @@ export function planDeployment(input: PlanInput): Plan {
 
   const after = all();
   const updated = after.filter(v => v.revision === input.revision);
-  const available = after.filter(isAvailable);
   const backoffSlots = [...blocked.entries()].sort(([a], [b]) => a - b);
   const messages: string[] = [];
   for (const [slot, at] of backoffSlots) {
@@ -321,25 +342,45 @@ export function planDeployment(input: PlanInput): Plan {
       `${waitingForQuota} ${waitingForQuota === 1 ? 'replica waits' : 'replicas wait'} for the project's quota`,
     );
   const complete = after.length === replicas && updated.length === replicas && updated.every(isAvailable);
+  // A rollout not complete by its deadline has failed; once complete, later trouble is only degraded.
+  const p = input.progress;
+  const overdue = p !== undefined && !p.completed && !complete && !input.paused;
+  const deadline = p ? p.startedAt + p.deadlineSeconds * 1000 : 0;
+  if (overdue && now >= deadline) {
+    const reason = `revision ${input.revision} was not available within ${p.deadlineSeconds} s (${updated.filter(isAvailable).length} of ${replicas} replicas)`;
+    if (p.autoRollback && p.canRollBack)
+      return {
+        actions: [],
+        status: { ...statusOf(after), phase: 'failed', message: `${reason}: rolled back` },
+        wakeAt: now,
+        rollback: true,
+      };
+    messages.unshift(`${reason}: the rollout has failed`);
+  } else if (overdue) wake(deadline);
   const phase: RolloutPhase = input.paused
     ? 'paused'
-    : backoffSlots.length > 0
-      ? 'degraded'
-      : complete
-        ? 'complete'
-        : 'progressing';
+    : complete
+      ? 'complete'
+      : overdue && now >= deadline
+        ? 'failed'
+        : backoffSlots.length > 0
+          ? 'degraded'
+          : 'progressing';
   return {
     actions,
-    status: {
-      replicas: after.length,
-      updated: updated.length,
-      ready: after.filter(v => v.readySince !== null).length,
-      available: available.length,
-      phase,
-      message: messages.join('; '),
-    },
+    status: { ...statusOf(after), phase, message: messages.join('; ') },
     wakeAt,
+    rollback: false,
   };
+
+  function statusOf(vs: ReplicaView[]): Omit<PlannedStatus, 'phase' | 'message'> {
+    return {
+      replicas: vs.length,
+      updated: vs.filter(v => v.revision === input.revision).length,
+      ready: vs.filter(v => v.readySince !== null).length,
+      available: vs.filter(isAvailable).length,
+    };
+  }
 }
 
 export interface DeploymentsControllerOptions {
@@ -484,19 +525,43 @@ async function reconcileOne(
   const project = await getProjectById(trx, d.project_id);
   const template = JSON.parse(current.template) as InstanceTemplate;
   const strategy = fullStrategy(JSON.parse(d.strategy) as StrategyOut);
+  // A replica of an older revision with the current one's template (a rollback copies it) already is what the current one wants.
+  const views: ReplicaView[] = [];
+  for (const r of rows) {
+    const v = replicaView(r);
+    const same = v.revision > 0 && v.revision !== d.revision && (await revision(v.revision)).hash === current.hash;
+    views.push(same ? { ...v, revision: d.revision } : v);
+  }
   const plan = planDeployment({
     now,
     replicas: d.replicas,
     paused: d.paused === 1,
     revision: d.revision,
     strategy,
-    instances: rows.map(replicaView),
+    instances: views,
     slots: (await slotsOf(trx, [id])).map(slotStateOf),
     headroom: headroomOf(project, resourcesOf(template)),
     backoff,
+    progress: {
+      startedAt: Date.parse(current.created_at),
+      completed: current.completed_at !== null,
+      deadlineSeconds: strategy.progressDeadlineSeconds,
+      autoRollback: strategy.autoRollback,
+      canRollBack: d.revision > 1 && current.rolled_back_from === null,
+    },
   });
 
   const common = { projectId: d.project_id, resourceType: 'deployment', resourceId: id, actor: ACTOR } as const;
+  if (plan.rollback) {
+    // The failure is said (phase and message), then the previous revision becomes current and is planned at once.
+    const previous = await revision(d.revision - 1);
+    const message = plan.status.message;
+    await updateDeployment(trx, id, { phase: 'failed', message, updated_at: isoNow() });
+    emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: 'failed', message } });
+    await rollBackIn(ctx, { ...d, phase: 'failed', message }, previous, d.revision, ACTOR);
+    return reconcileOne(ctx, id, now, backoff);
+  }
+
   const byId = new Map(rows.map(r => [r.id, r]));
   const created: string[] = [];
   let replaced = 0;
@@ -568,6 +633,8 @@ async function reconcileOne(
     message: [blocker, s.message].filter(Boolean).join('; '),
     replacements: d.replacements + replaced,
   };
+  if (status.phase === 'complete' && current.completed_at === null)
+    await updateRevision(trx, id, d.revision, { completed_at: new Date(now).toISOString() });
   const changed = (Object.keys(status) as (keyof typeof status)[]).some(k => status[k] !== d[k]);
   if (changed) await updateDeployment(trx, id, { ...status, updated_at: isoNow() });
   if (status.phase !== d.phase)

@@ -67,7 +67,8 @@ export const Strategy = Type.Object(
       Type.Integer({
         minimum: 1,
         maximum: 86_400,
-        description: 'a rollout that makes no progress for this long has failed (default 600)',
+        description:
+          'a rollout whose new revision is not fully available this long after it began has failed (default 600)',
       }),
     ),
     canary: Type.Optional(
@@ -83,7 +84,9 @@ export const Strategy = Type.Object(
       }),
     ),
     autoRollback: Type.Optional(
-      Type.Boolean({ description: 'roll back a revision that misses its progress deadline (default false)' }),
+      Type.Boolean({
+        description: 'go back to the previous revision when a new one misses its progress deadline (default false)',
+      }),
     ),
   },
   { ...Closed, description: 'how a changed template replaces the replicas' },
@@ -140,7 +143,7 @@ export function resolveStrategy(
   return { maxSurge, maxUnavailable };
 }
 
-export const rolloutPhases = ['progressing', 'complete', 'paused', 'degraded'] as const;
+export const rolloutPhases = ['progressing', 'complete', 'paused', 'degraded', 'failed', 'awaiting-promotion'] as const;
 export type RolloutPhase = (typeof rolloutPhases)[number];
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -199,6 +199,9 @@ function revisionRow(deploymentId: string, revision: number, spec: DeploymentSpe
     template: JSON.stringify(spec.template),
     priority,
     created_at: t,
+    completed_at: null,
+    copied_from: null,
+    rolled_back_from: null,
   };
 }
 
@@ -348,6 +351,40 @@ function emitChange(
   if (created) emit({ ...common, type: 'deployment.revision-created', data: { revision, hash } });
   if (changed.includes('replicas'))
     emit({ ...common, type: 'deployment.scaled', data: { from: row.replicas, to: replicas } });
+}
+
+/**
+ * Goes back to revision `to`: a new revision (the next number, so the newest
+ * is always the current one) copying its template and priority. `failed` is
+ * the revision an automatic rollback leaves, null for one asked for.
+ */
+export async function rollBackIn(
+  ctx: WriteContext,
+  row: DeploymentRow,
+  to: DeploymentRevisionRow,
+  failed: number | null,
+  actor: string,
+): Promise<DeploymentRow> {
+  const t = now();
+  const revision = row.revision + 1;
+  await insertRevision(ctx.trx, {
+    ...to,
+    revision,
+    created_at: t,
+    completed_at: null,
+    copied_from: to.revision,
+    rolled_back_from: failed,
+  });
+  const update = { revision, priority: to.priority, generation: row.generation + 1, updated_at: t };
+  await updateDeployment(ctx.trx, row.id, update);
+  const common = { projectId: row.project_id, resourceType: 'deployment', resourceId: row.id, actor } as const;
+  ctx.emit({
+    ...common,
+    type: 'deployment.rolled-back',
+    data: { from: row.revision, to: to.revision, revision, automatic: failed !== null },
+  });
+  ctx.emit({ ...common, type: 'deployment.revision-created', data: { revision, hash: to.hash } });
+  return { ...row, ...update };
 }
 
 /** A new replica count; the same count again changes nothing. */
