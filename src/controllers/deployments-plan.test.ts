@@ -190,6 +190,55 @@ test('progress deadline: a revision not available in time fails, or rolls back w
   assert.equal(planDeployment({ ...base, now: 200_000, paused: true }).status.phase, 'paused');
 });
 
+test('canaries: the first ones of a new revision wait for a promotion, or promote themselves', () => {
+  const olds = [0, 1, 2].map(slot => replica({ id: `o${slot}`, slot, revision: 1 }));
+  const canary = { count: 1, promoted: false, auto: false };
+  const base = input({ revision: 2, canary });
+  assert.deepEqual(planDeployment({ ...base, instances: olds }).actions, [{ type: 'create', slot: 0, revision: 2 }]);
+  // One canary starting: nothing more is made, the rollout goes on.
+  const starting = [replica({ id: 'n0', slot: 0, revision: 2, readySince: null }), ...olds.slice(1)];
+  const wait = planDeployment({ ...base, instances: starting });
+  assert.deepEqual(wait.actions, []);
+  assert.equal(wait.status.phase, 'progressing');
+  // The canary available: the rollout waits for its promotion.
+  const ready = [replica({ id: 'n0', slot: 0, revision: 2 }), ...olds.slice(1)];
+  const awaiting = planDeployment({ ...base, instances: ready });
+  assert.deepEqual(awaiting.actions, []);
+  assert.equal(awaiting.status.phase, 'awaiting-promotion');
+  assert.match(awaiting.status.message, /^1 canary replicas of revision 2 are available: waiting for a promotion/);
+  // Waiting for a promotion is no missed deadline.
+  const progress = { startedAt: 0, completed: false, deadlineSeconds: 1, autoRollback: true, canRollBack: true };
+  assert.equal(planDeployment({ ...base, instances: ready, progress }).status.phase, 'awaiting-promotion');
+  // Promoted, the next slot is rolled.
+  const promoted = planDeployment({ ...base, instances: ready, canary: { ...canary, promoted: true } });
+  assert.deepEqual(promoted.actions, [{ type: 'create', slot: 1, revision: 2 }]);
+  // Automatic promotion: once the canary is available, the plan promotes it.
+  const auto = planDeployment({ ...base, instances: ready, canary: { ...canary, auto: true } });
+  assert.equal(auto.promote, true);
+  assert.deepEqual(auto.actions, []);
+  assert.equal(planDeployment({ ...base, instances: starting, canary: { ...canary, auto: true } }).promote, false);
+  // A first revision has no canaries: nothing older runs.
+  assert.equal(of(planDeployment(input({ canary })).actions, 'create').length, 3);
+});
+
+test('paused: old replicas are not replaced, but a failed one is, and the deadline waits', () => {
+  const instances = [
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    replica({ id: 'f1', slot: 1, revision: 1, state: 'failed', readySince: null, message: 'exit 1' }),
+  ];
+  const slots: SlotState[] = [
+    { slot: 1, failures: 1, revision: 1, retryAt: 1000, reason: 'exit 1', failedInstance: 'f1' },
+  ];
+  const progress = { startedAt: 0, completed: false, deadlineSeconds: 1, autoRollback: true, canRollBack: true };
+  const plan = planDeployment(input({ instances, slots, replicas: 2, revision: 2, paused: true, progress }));
+  assert.deepEqual(plan.actions, [
+    { type: 'delete', instance: 'f1', slot: 1, reason: 'failed' },
+    { type: 'create', slot: 1, revision: 1, replacing: { instance: 'f1', reason: 'failed' } },
+  ]);
+  assert.equal(plan.status.phase, 'paused');
+  assert.equal(plan.rollback, false);
+});
+
 // ---- the randomized run -----------------------------------------------------
 
 type Op =
@@ -221,12 +270,16 @@ class World {
   replicas: number;
   /** the quota's room beyond what the instances hold */
   quota = Number.POSITIVE_INFINITY;
+  /** the current revision's canaries, promoted by themselves */
+  canaries: number;
+  promoted = false;
   private next = 0;
   readonly strategy: PlanInput['strategy'];
 
-  constructor(replicas: number, strategy: PlanInput['strategy']) {
+  constructor(replicas: number, strategy: PlanInput['strategy'], canaries = 0) {
     this.replicas = replicas;
     this.strategy = strategy;
+    this.canaries = canaries;
   }
 
   input(): PlanInput {
@@ -240,6 +293,7 @@ class World {
       slots: [...this.slots.values()],
       headroom: Math.max(0, this.quota - this.instances.length),
       backoff,
+      canary: { count: this.canaries, promoted: this.promoted, auto: true },
     };
   }
 
@@ -302,8 +356,10 @@ class World {
       const v = pickFrom(['deleting'], o.pick);
       if (v) this.instances = this.instances.filter(x => x !== v);
     } else if (o.op === 'tick') this.now += o.ms;
-    else if (o.op === 'template') this.revision++;
-    else if (o.op === 'scale') this.replicas = o.replicas;
+    else if (o.op === 'template') {
+      this.revision++;
+      this.promoted = false;
+    } else if (o.op === 'scale') this.replicas = o.replicas;
     else this.quota = o.headroom;
   }
 }
@@ -361,42 +417,49 @@ test('randomized: after every plan the invariants hold, and a calm world converg
     minHealthySeconds: fc.integer({ min: 0, max: 10 }),
   });
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 6 }), strategy, fc.array(ops, { maxLength: 120 }), (replicas, s, run) => {
-      const world = new World(replicas, s);
-      const step = () => {
-        const before = clone(world);
-        const plan = planDeployment(world.input());
-        world.apply(plan.actions);
-        checkInvariants(before, plan, world);
-        return plan;
-      };
-      for (const o of run) {
-        step();
-        world.happen(o);
-      }
-      // A calm world: everything starts, deletions finish, the quota allows, time passes.
-      world.quota = Number.POSITIVE_INFINITY;
-      let plan = step();
-      for (
-        let i = 0;
-        i < 200 && (plan.actions.some(a => a.type !== 'reset') || plan.status.phase !== 'complete');
-        i++
-      ) {
-        for (const v of world.instances) {
-          if (v.state === 'pending')
-            world.happen({ op: 'start', pick: world.instances.filter(x => x.state === 'pending').indexOf(v) });
+    fc.property(
+      fc.integer({ min: 0, max: 6 }),
+      strategy,
+      fc.array(ops, { maxLength: 120 }),
+      fc.integer({ min: 0, max: 3 }),
+      (replicas, s, run, canaries) => {
+        const world = new World(replicas, s, canaries);
+        const step = () => {
+          const before = clone(world);
+          const plan = planDeployment(world.input());
+          if (plan.promote) world.promoted = true;
+          world.apply(plan.actions);
+          checkInvariants(before, plan, world);
+          return plan;
+        };
+        for (const o of run) {
+          step();
+          world.happen(o);
         }
-        world.instances = world.instances.filter(v => v.state !== 'deleting');
-        world.now += 20_000;
-        plan = step();
-      }
-      assert.equal(plan.status.phase, 'complete', plan.status.message);
-      const live = world.instances.filter(isLive);
-      assert.deepEqual(
-        live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
-        Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
-      );
-    }),
+        // A calm world: everything starts, deletions finish, the quota allows, time passes.
+        world.quota = Number.POSITIVE_INFINITY;
+        let plan = step();
+        for (
+          let i = 0;
+          i < 200 && (plan.actions.some(a => a.type !== 'reset') || plan.status.phase !== 'complete');
+          i++
+        ) {
+          for (const v of world.instances) {
+            if (v.state === 'pending')
+              world.happen({ op: 'start', pick: world.instances.filter(x => x.state === 'pending').indexOf(v) });
+          }
+          world.instances = world.instances.filter(v => v.state !== 'deleting');
+          world.now += 20_000;
+          plan = step();
+        }
+        assert.equal(plan.status.phase, 'complete', plan.status.message);
+        const live = world.instances.filter(isLive);
+        assert.deepEqual(
+          live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
+          Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
+        );
+      },
+    ),
     { numRuns: 300 },
   );
 });

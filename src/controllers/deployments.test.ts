@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import type { DeploymentSpec } from '../kinds/schemas.ts';
 import type { ApiError } from '../lib/errors.ts';
 import type { UserPrincipal } from '../services/auth.ts';
-import { createDeployment, removeDeployment, replaceDeployment, scaleDeployment } from '../services/deployments.ts';
+import {
+  createDeployment,
+  promoteDeployment,
+  removeDeployment,
+  replaceDeployment,
+  rollbackDeployment,
+  scaleDeployment,
+  setPaused,
+} from '../services/deployments.ts';
 import { InstanceService } from '../services/instances.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import { type DeploymentsControllerOptions, deploymentsController } from './deployments.ts';
@@ -401,6 +409,67 @@ test('a revision not available within progressDeadlineSeconds fails; with autoRo
   assert.deepEqual(
     rows.map(r => [r.id, r.state]),
     v1.map(id => [id, 'running']),
+  );
+  await rig.close();
+});
+
+test('canaries wait for a promotion; paused, nothing old is replaced; a rollback to a missing revision changes nothing', async () => {
+  const rig = await rigWithHost();
+  const strategy = { maxSurge: 1, maxUnavailable: 0, canary: 1 };
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(3, { strategy }) });
+  await agents(rig);
+  const v2 = spec(3, { strategy });
+  v2.template = { ...v2.template, image: 'docker.io/library/busybox:1.37' };
+  await replaceDeployment(rig.store, admin, d.id, v2);
+  await agents(rig);
+  let rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => r.revision),
+    [2, 1, 1],
+    'one canary in slot 0',
+  );
+  assert.equal((await deployment(rig, d.id)).phase, 'awaiting-promotion');
+  // Paused, the promotion waits too.
+  await setPaused(rig.store, admin, d.id, true);
+  await promoteDeployment(rig.store, admin, d.id);
+  await agents(rig);
+  assert.equal((await deployment(rig, d.id)).phase, 'paused');
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => r.revision),
+    [2, 1, 1],
+  );
+  await assert.rejects(promoteDeployment(rig.store, admin, d.id), (e: ApiError) => e.status === 409);
+  await setPaused(rig.store, admin, d.id, false);
+  await agents(rig);
+  rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => r.revision),
+    [2, 2, 2],
+  );
+  assert.equal((await deployment(rig, d.id)).phase, 'complete');
+  const promoted = rig.events.filter(e => e.type === 'deployment.promoted').map(e => JSON.parse(e.data));
+  assert.deepEqual(promoted, [{ revision: 2, automatic: false }]);
+
+  // A rollback to a revision that does not exist: 404, nothing written.
+  const before = rig.events.length;
+  await assert.rejects(rollbackDeployment(rig.store, admin, d.id, 7), (e: ApiError) => e.status === 404);
+  await assert.rejects(rollbackDeployment(rig.store, admin, d.id, 2), (e: ApiError) => e.status === 409);
+  assert.equal(rig.events.length, before);
+  assert.equal((await deployment(rig, d.id)).revision, 2);
+  // Undo: revision 3 copies revision 1, rolled out with its canary promoted by itself this time.
+  await replaceDeployment(rig.store, admin, d.id, { ...v2, strategy: { ...strategy, canaryPromotion: 'auto' } });
+  const back = await rollbackDeployment(rig.store, admin, d.id, undefined);
+  assert.equal(back.revision, 3);
+  await agents(rig);
+  const st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'complete');
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => r.revision),
+    [3, 3, 3],
+  );
+  assert.deepEqual(
+    rig.events.filter(e => e.type === 'deployment.rolled-back').map(e => JSON.parse(e.data)),
+    [{ from: 2, to: 1, revision: 3, automatic: false }],
   );
   await rig.close();
 });

@@ -56,7 +56,14 @@ import type { Store, WriteContext } from '../store/store.ts';
 import { ApiError } from '../lib/errors.ts';
 import { deleteInstanceIn, insertNewInstance, resolveGroups, resourcesOf } from '../services/instances.ts';
 import { checkSecretRefs } from '../services/secrets.ts';
-import { type ReplicaView, replicaName, replicaSpec, replicaView, rollBackIn } from '../services/deployments.ts';
+import {
+  promoteIn,
+  type ReplicaView,
+  replicaName,
+  replicaSpec,
+  replicaView,
+  rollBackIn,
+} from '../services/deployments.ts';
 import type { Controller, Pass } from './runner.ts';
 
 export interface BackoffPolicy {
@@ -96,6 +103,8 @@ export interface PlanInput {
   backoff: BackoffPolicy;
   /** the current revision's rollout and its deadline; none: no deadline */
   progress?: Progress;
+  /** the current revision's canaries; none: no canaries */
+  canary?: Canary;
 }
 
 export interface Progress {
@@ -107,6 +116,15 @@ export interface Progress {
   autoRollback: boolean;
   /** there is a previous revision to go back to, and the current one is not itself an automatic rollback */
   canRollBack: boolean;
+}
+
+export interface Canary {
+  /** how many replicas of a new revision are made before the rest */
+  count: number;
+  /** promoted already: the rollout goes on */
+  promoted: boolean;
+  /** promotes itself once its canaries are available */
+  auto: boolean;
 }
 
 export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'duplicate';
@@ -144,6 +162,8 @@ export interface Plan {
   wakeAt: number | null;
   /** the rollout missed its deadline and goes back to the previous revision (the actions are then empty) */
   rollback: boolean;
+  /** the canaries are available and promote themselves (canaryPromotion auto) */
+  promote: boolean;
 }
 
 type Role = 'going' | 'lost' | 'ended' | 'live';
@@ -288,6 +308,12 @@ export function planDeployment(input: PlanInput): Plan {
     liveCount--;
     return true;
   };
+  // Canaries: while not promoted, a rollout makes no more than `count` replicas of the new revision.
+  const c = input.canary;
+  const olderLive = () => all().some(v => v.revision !== target);
+  const canaryLimit =
+    c && !c.promoted && c.count > 0 && c.count < replicas && olderLive() ? c.count : Number.POSITIVE_INFINITY;
+  let targetCount = all().filter(v => v.revision === target).length;
   if (!input.paused) {
     const freshIn = (slot: number) => live.get(slot)?.find(v => v.revision === target);
     const takesOver = (slot: number) => {
@@ -308,13 +334,18 @@ export function planDeployment(input: PlanInput): Plan {
       const fresh = freshIn(slot);
       if (fresh) {
         if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
-      } else if (liveCount + emptySlots() < replicas + maxSurge && headroom > 0) {
-        if (create(slot)) liveCount++;
-      } else if (removeOld(slot, old) && create(slot)) {
-        liveCount++;
+      } else if (targetCount < canaryLimit) {
+        const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
+        if (room ? create(slot) : removeOld(slot, old) && create(slot)) {
+          liveCount++;
+          targetCount++;
+        }
       }
     }
   }
+  const canaries = all().filter(v => v.revision === target);
+  const canaryWait = !input.paused && targetCount >= canaryLimit && olderLive();
+  const canariesReady = canaryWait && canaries.length >= canaryLimit && canaries.every(isAvailable);
 
   // Availability that comes with time, and a slot's count cleared by a replica that lasted.
   for (const v of all()) if (v.readySince !== null && !isAvailable(v)) wake(v.readySince + minHealthyMs);
@@ -344,7 +375,7 @@ export function planDeployment(input: PlanInput): Plan {
   const complete = after.length === replicas && updated.length === replicas && updated.every(isAvailable);
   // A rollout not complete by its deadline has failed; once complete, later trouble is only degraded.
   const p = input.progress;
-  const overdue = p !== undefined && !p.completed && !complete && !input.paused;
+  const overdue = p !== undefined && !p.completed && !complete && !input.paused && !canariesReady;
   const deadline = p ? p.startedAt + p.deadlineSeconds * 1000 : 0;
   if (overdue && now >= deadline) {
     const reason = `revision ${input.revision} was not available within ${p.deadlineSeconds} s (${updated.filter(isAvailable).length} of ${replicas} replicas)`;
@@ -354,23 +385,43 @@ export function planDeployment(input: PlanInput): Plan {
         status: { ...statusOf(after), phase: 'failed', message: `${reason}: rolled back` },
         wakeAt: now,
         rollback: true,
+        promote: false,
       };
     messages.unshift(`${reason}: the rollout has failed`);
   } else if (overdue) wake(deadline);
+  if (canariesReady && c?.auto)
+    return {
+      actions: [],
+      status: {
+        ...statusOf(after),
+        phase: 'progressing',
+        message: `the canaries of revision ${input.revision} are promoted`,
+      },
+      wakeAt: now,
+      rollback: false,
+      promote: true,
+    };
+  if (canariesReady)
+    messages.unshift(
+      `${canaries.length} canary replicas of revision ${input.revision} are available: waiting for a promotion`,
+    );
   const phase: RolloutPhase = input.paused
     ? 'paused'
     : complete
       ? 'complete'
-      : overdue && now >= deadline
-        ? 'failed'
-        : backoffSlots.length > 0
-          ? 'degraded'
-          : 'progressing';
+      : canariesReady
+        ? 'awaiting-promotion'
+        : overdue && now >= deadline
+          ? 'failed'
+          : backoffSlots.length > 0
+            ? 'degraded'
+            : 'progressing';
   return {
     actions,
     status: { ...statusOf(after), phase, message: messages.join('; ') },
     wakeAt,
     rollback: false,
+    promote: false,
   };
 
   function statusOf(vs: ReplicaView[]): Omit<PlannedStatus, 'phase' | 'message'> {
@@ -543,11 +594,16 @@ async function reconcileOne(
     headroom: headroomOf(project, resourcesOf(template)),
     backoff,
     progress: {
-      startedAt: Date.parse(current.created_at),
+      startedAt: Date.parse(current.started_at ?? current.created_at),
       completed: current.completed_at !== null,
       deadlineSeconds: strategy.progressDeadlineSeconds,
       autoRollback: strategy.autoRollback,
       canRollBack: d.revision > 1 && current.rolled_back_from === null,
+    },
+    canary: {
+      count: strategy.canary,
+      promoted: current.promoted_at !== null,
+      auto: strategy.canaryPromotion === 'auto',
     },
   });
 
@@ -559,6 +615,10 @@ async function reconcileOne(
     await updateDeployment(trx, id, { phase: 'failed', message, updated_at: isoNow() });
     emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: 'failed', message } });
     await rollBackIn(ctx, { ...d, phase: 'failed', message }, previous, d.revision, ACTOR);
+    return reconcileOne(ctx, id, now, backoff);
+  }
+  if (plan.promote) {
+    await promoteIn(ctx, d, ACTOR, new Date(now).toISOString(), true);
     return reconcileOne(ctx, id, now, backoff);
   }
 

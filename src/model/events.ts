@@ -71,6 +71,7 @@ interface EventShapes {
   'deployment.replica-failed': ['deployment', ReplicaFailure];
   'deployment.phase': ['deployment', { from: string; to: string; message: string }];
   /** a new revision copying an older one's template: `automatic` after a missed progress deadline */
+  'deployment.promoted': ['deployment', { revision: number; automatic: boolean }];
   'deployment.rolled-back': ['deployment', { from: number; to: number; revision: number; automatic: boolean }];
   'deployment.replica-replaced': [
     'deployment',

@@ -352,6 +352,10 @@ const rollouts: Migration = {
     // (an automatic rollback) the revision that failed.
     await db.schema.alterTable('deployment_revisions').addColumn('copied_from', 'integer').execute();
     await db.schema.alterTable('deployment_revisions').addColumn('rolled_back_from', 'integer').execute();
+    // When its rollout last began (made, resumed, promoted): what its deadline counts from.
+    await db.schema.alterTable('deployment_revisions').addColumn('started_at', 'text').execute();
+    // When its canaries were promoted, by hand or by themselves.
+    await db.schema.alterTable('deployment_revisions').addColumn('promoted_at', 'text').execute();
   },
 };
 

@@ -168,6 +168,10 @@ export interface DeploymentRevisionTable {
   copied_from: number | null;
   /** a revision made by an automatic rollback: the revision that missed its progress deadline */
   rolled_back_from: number | null;
+  /** when its rollout last began (made, resumed, promoted); null: when it was made */
+  started_at: string | null;
+  /** when its canaries were promoted; null while they wait */
+  promoted_at: string | null;
 }
 
 /** A replica slot's failures in a row, counted for one revision, and when it is filled again. */
