@@ -167,6 +167,11 @@ export const DeploymentStatus = Type.Object({
   message: Type.String(),
   replacements: Type.Integer({ description: 'replicas replaced after they failed or were lost' }),
   backoff: Type.Array(SlotBackoff, { description: 'slots whose replicas failed, and when each is filled again' }),
+  rolledBackFrom: Nullable(
+    Type.Integer({
+      description: 'the revision whose missed progress deadline made the current one by an automatic rollback',
+    }),
+  ),
 });
 export type DeploymentStatusOut = Static<typeof DeploymentStatus>;
 
@@ -194,6 +199,15 @@ export const DeploymentListQuery = Type.Object(
     name: Type.Optional(Type.String({ maxLength: 100 })),
   },
   Closed,
+);
+
+export const DeploymentRollback = Type.Object(
+  {
+    toRevision: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'the revision whose template comes back (default: the one before)' }),
+    ),
+  },
+  { ...Closed, description: 'go back to an earlier revision: a new revision copies its template' },
 );
 
 export const DeploymentScale = Type.Object(
@@ -265,6 +279,12 @@ export function deploymentSchemas<T extends TSchema, O extends TSchema>(template
     template: templateOut,
     priority: Type.Integer(),
     createdAt: Timestamp,
+    completedAt: Nullable(Timestamp),
+    promotedAt: Nullable(Timestamp),
+    copiedFrom: Nullable(Type.Integer({ description: 'made by a rollback: the revision whose template it copies' })),
+    rolledBackFrom: Nullable(
+      Type.Integer({ description: 'made by an automatic rollback: the revision that missed its deadline' }),
+    ),
   });
   return { DeploymentCreate, DeploymentSpec, Deployment, DeploymentDetail, Revision };
 }
