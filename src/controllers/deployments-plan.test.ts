@@ -153,6 +153,22 @@ test('maxUnavailable: an old replica is taken away only while enough stay availa
   assert.deepEqual(planDeployment(input({ instances: next, revision: 2, strategy })).actions, []);
 });
 
+test("a failed replica of another revision beside the target's live one goes at once, without a count", () => {
+  const instances = [
+    replica({ id: 'a', slot: 0, revision: 1 }),
+    replica({ id: 'f', slot: 0, revision: 2, state: 'failed', readySince: null, message: 'no such image' }),
+  ];
+  const slots: SlotState[] = [
+    { slot: 0, failures: 3, revision: 2, retryAt: 200_000, reason: 'no such image', failedInstance: 'f' },
+  ];
+  const plan = planDeployment(input({ instances, slots, replicas: 1, revision: 1 }));
+  assert.deepEqual(plan.actions, [{ type: 'delete', instance: 'f', slot: 0, reason: 'failed' }]);
+  assert.equal(plan.status.phase, 'complete');
+  // Its count, of another revision, is forgotten next.
+  const next = planDeployment(input({ instances: [instances[0]!], slots, replicas: 1, revision: 1 }));
+  assert.deepEqual(next.actions, [{ type: 'reset', slot: 0 }]);
+});
+
 test('progress deadline: a revision not available in time fails, or rolls back with autoRollback', () => {
   const instances = [
     replica({ id: 'o0', slot: 0, revision: 1 }),

@@ -234,6 +234,11 @@ export function planDeployment(input: PlanInput): Plan {
     if (!live.has(v.slot)) replacing.set(v.slot, { instance: v.name, reason: 'lost' });
   }
   for (const [slot, v] of ended) {
+    // An older revision's failed replica beside a live one of the target (after a rollback, say) just goes.
+    if (v.revision !== target && live.get(slot)?.some(x => x.revision === target)) {
+      actions.push({ type: 'delete', instance: v.id, slot, reason: 'failed' });
+      continue;
+    }
     let s = slotState.get(slot);
     if (s?.failedInstance !== v.id) {
       const failures = (s && s.revision === v.revision ? s.failures : 0) + 1;
