@@ -37,6 +37,17 @@ const input = (o: Partial<PlanInput>): PlanInput => ({
   ...o,
 });
 
+/** A live replica beside a failed one ('exit 1') whose slot counted `failures` until `retryAt`. */
+const withFailed = (
+  live: ReplicaView,
+  f: Pick<ReplicaView, 'id' | 'slot' | 'revision'>,
+  failures: number,
+  retryAt: number,
+): { instances: ReplicaView[]; slots: SlotState[] } => ({
+  instances: [live, replica({ ...f, state: 'failed', readySince: null, message: 'exit 1' })],
+  slots: [{ slot: f.slot, failures, revision: f.revision, retryAt, reason: 'exit 1', failedInstance: f.id }],
+});
+
 const of = <T extends Action['type']>(actions: Action[], type: T) =>
   actions.filter((a): a is Extract<Action, { type: T }> => a.type === type);
 
@@ -154,13 +165,12 @@ test('maxUnavailable: an old replica is taken away only while enough stay availa
 });
 
 test("a failed replica of another revision beside the target's live one goes at once, without a count", () => {
-  const instances = [
+  const { instances, slots } = withFailed(
     replica({ id: 'a', slot: 0, revision: 1 }),
-    replica({ id: 'f', slot: 0, revision: 2, state: 'failed', readySince: null, message: 'no such image' }),
-  ];
-  const slots: SlotState[] = [
-    { slot: 0, failures: 3, revision: 2, retryAt: 200_000, reason: 'no such image', failedInstance: 'f' },
-  ];
+    { id: 'f', slot: 0, revision: 2 },
+    3,
+    200_000,
+  );
   const plan = planDeployment(input({ instances, slots, replicas: 1, revision: 1 }));
   assert.deepEqual(plan.actions, [{ type: 'delete', instance: 'f', slot: 0, reason: 'failed' }]);
   assert.equal(plan.status.phase, 'complete');
@@ -238,13 +248,12 @@ test('canaries: the first ones of a new revision wait for a promotion, or promot
 });
 
 test('paused: old replicas are not replaced, but a failed one is, and the deadline waits', () => {
-  const instances = [
+  const { instances, slots } = withFailed(
     replica({ id: 'o0', slot: 0, revision: 1 }),
-    replica({ id: 'f1', slot: 1, revision: 1, state: 'failed', readySince: null, message: 'exit 1' }),
-  ];
-  const slots: SlotState[] = [
-    { slot: 1, failures: 1, revision: 1, retryAt: 1000, reason: 'exit 1', failedInstance: 'f1' },
-  ];
+    { id: 'f1', slot: 1, revision: 1 },
+    1,
+    1000,
+  );
   const progress = { startedAt: 0, completed: false, deadlineSeconds: 1, autoRollback: true, canRollBack: true };
   const plan = planDeployment(input({ instances, slots, replicas: 2, revision: 2, paused: true, progress }));
   assert.deepEqual(plan.actions, [
