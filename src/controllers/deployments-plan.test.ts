@@ -164,19 +164,30 @@ test('maxUnavailable: an old replica is taken away only while enough stay availa
   assert.deepEqual(planDeployment(input({ instances: next, revision: 2, strategy })).actions, []);
 });
 
+/** Slot 0: a revision 1 replica running beside a failed one ('f') of revision 2. */
+const oldBesideFailed = (failures: number, retryAt: number) =>
+  withFailed(replica({ id: 'o0', slot: 0, revision: 1 }), { id: 'f', slot: 0, revision: 2 }, failures, retryAt);
+
 test("a failed replica of another revision beside the target's live one goes at once, without a count", () => {
-  const { instances, slots } = withFailed(
-    replica({ id: 'a', slot: 0, revision: 1 }),
-    { id: 'f', slot: 0, revision: 2 },
-    3,
-    200_000,
-  );
+  const { instances, slots } = oldBesideFailed(3, 200_000);
   const plan = planDeployment(input({ instances, slots, replicas: 1, revision: 1 }));
   assert.deepEqual(plan.actions, [{ type: 'delete', instance: 'f', slot: 0, reason: 'failed' }]);
   assert.equal(plan.status.phase, 'complete');
   // Its count, of another revision, is forgotten next.
   const next = planDeployment(input({ instances: [instances[0]!], slots, replicas: 1, revision: 1 }));
   assert.deepEqual(next.actions, [{ type: 'reset', slot: 0 }]);
+});
+
+test('a rolling slot whose new replica failed waits out its backoff before the next one', () => {
+  const { instances, slots } = oldBesideFailed(1, 101_000);
+  const waiting = planDeployment(input({ instances, slots, replicas: 1, revision: 2 }));
+  assert.deepEqual(waiting.actions, []);
+  assert.equal(waiting.status.phase, 'degraded');
+  const due = planDeployment(input({ instances, slots, replicas: 1, revision: 2, now: 101_000 }));
+  assert.deepEqual(due.actions, [
+    { type: 'delete', instance: 'f', slot: 0, reason: 'failed' },
+    { type: 'create', slot: 0, revision: 2 },
+  ]);
 });
 
 test('progress deadline: a revision not available in time fails, or rolls back with autoRollback', () => {

@@ -339,7 +339,8 @@ export function planDeployment(input: PlanInput): Plan {
       const fresh = freshIn(slot);
       if (fresh) {
         if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
-      } else if (targetCount < canaryLimit) {
+      } else if (targetCount < canaryLimit && !blocked.has(slot)) {
+        // (A slot whose new replica failed waits out its backoff before the next one.)
         const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
         if (room ? create(slot) : removeOld(slot, old) && create(slot)) {
           liveCount++;
