@@ -132,6 +132,7 @@ function minimalValid(path: string, method: string): Record<string, unknown> {
   const template = { kind: 'container', image: 'busybox' };
   if (path === '/v1/deployments') return { project: 'walk', name: 'walk-new', replicas: 1, template };
   if (path === '/v1/deployments/{id}') return method === 'PATCH' ? { replicas: 2 } : { replicas: 2, template };
+  if (path === '/v1/deployments/{id}/rollback') return { toRevision: 1 };
   if (path === '/v1/projects') return { name: 'walk-new' };
   if (path === '/v1/users') return { name: 'walk-new' };
   if (path === '/v1/tokens') return { name: 'walk-new' };

@@ -186,3 +186,53 @@ test('members write, readers read, other projects see nothing', async () => {
     'project alpha still has deployments; delete them first',
   );
 });
+
+test('rollback, pause, resume, promote: a revision that does not exist is a 404 and changes nothing', async () => {
+  const created = await admin.post('/v1/deployments', { project: 'default', name: 'roll', replicas: 1, template });
+  const id = created.body.id as string;
+  const refused = await admin.post(`/v1/deployments/${id}/rollback`, {});
+  assert.equal(refused.status, 404);
+  assert.match(refused.body.error.message, /^deployment roll has no revision before 1 to go back to$/);
+  await admin.put(`/v1/deployments/${id}`, { replicas: 1, template: { ...template, image: 'busybox:1.37' } });
+  // What the controller says meanwhile (its phase) is not the refusals' doing.
+  const asked = async () => (await events(id)).filter(e => e !== 'deployment.phase');
+  const before = await asked();
+  const missing = await admin.post(`/v1/deployments/${id}/rollback`, { toRevision: 9 });
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body.error.code, 'not_found');
+  assert.equal(missing.body.error.message, 'deployment roll has no revision 9 (its revisions are 1 to 2)');
+  assert.equal((await admin.post(`/v1/deployments/${id}/rollback`, { toRevision: 0 })).status, 400);
+  assert.equal((await admin.post(`/v1/deployments/${id}/rollback`, { toRevision: 2 })).status, 409);
+  assert.equal((await admin.post(`/v1/deployments/${id}/promote`)).status, 409, 'no canaries wait');
+  assert.deepEqual(await asked(), before, 'refusals change nothing');
+  assert.equal((await admin.get(`/v1/deployments/${id}`)).body.revision, 2);
+
+  const paused = await admin.post(`/v1/deployments/${id}/pause`);
+  assert.equal(paused.status, 200);
+  assert.equal(paused.body.paused, true);
+  const back = await admin.post(`/v1/deployments/${id}/rollback`, {});
+  assert.equal(back.status, 200);
+  assert.equal(back.body.revision, 3);
+  assert.equal(back.body.template.image, 'busybox');
+  assert.equal((await admin.post(`/v1/deployments/${id}/resume`)).body.paused, false);
+  const history = (await admin.get(`/v1/deployments/${id}/revisions`)).body.items;
+  assert.deepEqual(
+    history.map((r: { revision: number; copiedFrom: number | null; rolledBackFrom: number | null }) => [
+      r.revision,
+      r.copiedFrom,
+      r.rolledBackFrom,
+    ]),
+    [
+      [3, 1, null],
+      [2, null, null],
+      [1, null, null],
+    ],
+  );
+  assert.deepEqual((await asked()).slice(before.length), [
+    'deployment.updated',
+    'deployment.rolled-back',
+    'deployment.revision-created',
+    'deployment.updated',
+  ]);
+  assert.equal((await admin.delete(`/v1/deployments/${id}`)).status, 202);
+});

@@ -13,7 +13,10 @@ import {
   replicaView,
   revisionCursor,
   revisionsOf,
+  promoteDeployment,
+  rollbackDeployment,
   scaleDeployment,
+  setPaused,
 } from '../services/deployments.ts';
 import {
   Deployment,
@@ -28,6 +31,7 @@ import {
 } from '../kinds/schemas.ts';
 import {
   DeploymentListQuery,
+  DeploymentRollback,
   DeploymentScale,
   type DeploymentStatusOut,
   type RolloutPhase,
@@ -42,7 +46,11 @@ const tags = ['deployments'];
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
 
-function presentStatus(d: DeploymentRow, slots: readonly DeploymentSlotRow[]): DeploymentStatusOut {
+function presentStatus(
+  d: DeploymentRow,
+  slots: readonly DeploymentSlotRow[],
+  revision: DeploymentRevisionRow | undefined,
+): DeploymentStatusOut {
   return {
     observedGeneration: d.observed_generation,
     replicas: d.status_replicas,
@@ -55,6 +63,7 @@ function presentStatus(d: DeploymentRow, slots: readonly DeploymentSlotRow[]): D
     backoff: slots
       .filter(s => s.failures > 0)
       .map(s => ({ slot: s.slot, failures: s.failures, retryAt: s.retry_at, reason: s.reason })),
+    rolledBackFrom: revision?.rolled_back_from ?? null,
   };
 }
 
@@ -71,7 +80,7 @@ export function presentDeployment(d: DeploymentRow, f: DeploymentFacts | undefin
     paused: d.paused === 1,
     revision: d.revision,
     generation: d.generation,
-    status: presentStatus(d, f?.slots ?? []),
+    status: presentStatus(d, f?.slots ?? [], f?.revision),
     createdAt: d.created_at,
     updatedAt: d.updated_at,
   };
@@ -105,6 +114,10 @@ function presentRevision(r: DeploymentRevisionRow): RevisionOut {
     template: json<InstanceTemplate>(r.template),
     priority: r.priority,
     createdAt: r.created_at,
+    completedAt: r.completed_at,
+    promotedAt: r.promoted_at,
+    copiedFrom: r.copied_from,
+    rolledBackFrom: r.rolled_back_from,
   };
 }
 
@@ -261,4 +274,54 @@ export function deploymentRoutes(app: App, { store }: RouteDeps): void {
       };
     },
   );
+
+  app.post(
+    '/deployments/:id/rollback',
+    {
+      schema: {
+        tags,
+        summary:
+          'Roll a deployment back (members): a new revision with the template of `toRevision` (default: the one before); 404 for a revision that does not exist',
+        params: IdParam,
+        body: DeploymentRollback,
+        response: { 200: Deployment },
+      },
+    },
+    async req => {
+      const p = requireUser(principalOf(req));
+      return present(await rollbackDeployment(store, p, req.params.id, req.body.toRevision));
+    },
+  );
+
+  app.post(
+    '/deployments/:id/promote',
+    {
+      schema: {
+        tags,
+        summary: "Promote a rollout's canaries (members): the rest of the replicas roll out; 409 when none wait",
+        params: IdParam,
+        response: { 200: Deployment },
+      },
+    },
+    async req => present(await promoteDeployment(store, requireUser(principalOf(req)), req.params.id)),
+  );
+
+  for (const [action, paused] of [
+    ['pause', true],
+    ['resume', false],
+  ] as const)
+    app.post(
+      `/deployments/:id/${action}`,
+      {
+        schema: {
+          tags,
+          summary: paused
+            ? "Pause a deployment's rollouts (members): it still scales and replaces failed replicas"
+            : "Resume a deployment's rollouts (members): the progress deadline counts from now",
+          params: IdParam,
+          response: { 200: Deployment },
+        },
+      },
+      async req => present((await setPaused(store, requireUser(principalOf(req)), req.params.id, paused)).row),
+    );
 }

@@ -28,6 +28,7 @@ export const sections: { title: string; commands: Entry[] }[] = [
         names: ['deployment', 'deployments'],
         load: async () => (await import('./deployments.ts')).deploymentCommand(),
       },
+      { names: ['rollout'], load: async () => (await import('./rollouts.ts')).rolloutCommand() },
       { names: ['apply'], load: async () => (await import('./apply.ts')).applyCommand() },
       { names: ['diff'], load: async () => (await import('./apply.ts')).diffCommand() },
       { names: ['delete'], load: async () => (await import('./apply.ts')).deleteCommand() },

@@ -16,7 +16,7 @@ export async function findDeployment(ctx: Ctx, project: string, name: string): P
   return page.items[0];
 }
 
-async function deploymentId(ctx: Ctx, ref: string): Promise<string> {
+export async function deploymentId(ctx: Ctx, ref: string): Promise<string> {
   if (DEPLOYMENT_ID.test(ref)) return ref;
   const d = await findDeployment(ctx, ctx.project, ref);
   if (!d) throw new ApiError(404, 'not_found', `deployment ${JSON.stringify(ref)} not found in project ${ctx.project}`);

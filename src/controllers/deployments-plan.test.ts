@@ -37,6 +37,17 @@ const input = (o: Partial<PlanInput>): PlanInput => ({
   ...o,
 });
 
+/** A live replica beside a failed one ('exit 1') whose slot counted `failures` until `retryAt`. */
+const withFailed = (
+  live: ReplicaView,
+  f: Pick<ReplicaView, 'id' | 'slot' | 'revision'>,
+  failures: number,
+  retryAt: number,
+): { instances: ReplicaView[]; slots: SlotState[] } => ({
+  instances: [live, replica({ ...f, state: 'failed', readySince: null, message: 'exit 1' })],
+  slots: [{ slot: f.slot, failures, revision: f.revision, retryAt, reason: 'exit 1', failedInstance: f.id }],
+});
+
 const of = <T extends Action['type']>(actions: Action[], type: T) =>
   actions.filter((a): a is Extract<Action, { type: T }> => a.type === type);
 
@@ -110,6 +121,160 @@ test('minHealthySeconds: a new replica takes over only once it has been ready th
   assert.equal(later.status.phase, 'complete');
 });
 
+test('maxUnavailable 0: an old replica stops only once a new one has been available minHealthySeconds', () => {
+  const strategy = { maxSurge: 1, maxUnavailable: 0, minHealthySeconds: 10 };
+  const olds = [0, 1, 2].map(slot => replica({ id: `o${slot}`, slot, revision: 1 }));
+  // The first plan adds one new replica beside the old ones, and no more: replicas + maxSurge in all.
+  const first = planDeployment(input({ instances: olds, revision: 2, strategy }));
+  assert.deepEqual(first.actions, [{ type: 'create', slot: 0, revision: 2 }]);
+  assert.equal(first.status.phase, 'progressing');
+  // Running but not yet healthy (no readySince): nothing moves.
+  const starting = replica({ id: 'n0', slot: 0, revision: 2, readySince: null });
+  assert.deepEqual(planDeployment(input({ instances: [...olds, starting], revision: 2, strategy })).actions, []);
+  // Ready for less than minHealthySeconds: still nothing, a wake-up when it will be available.
+  const young = { ...starting, readySince: 95_000 };
+  const waiting = planDeployment(input({ instances: [...olds, young], revision: 2, strategy }));
+  assert.deepEqual(waiting.actions, []);
+  assert.equal(waiting.wakeAt, 105_000);
+  assert.equal(waiting.status.available, 3);
+  // Available: its old replica goes, and the next slot gets its new one.
+  const ready = planDeployment(input({ instances: [...olds, young], revision: 2, strategy, now: 105_000 }));
+  assert.deepEqual(ready.actions, [
+    { type: 'delete', instance: 'o0', slot: 0, reason: 'rollout' },
+    { type: 'create', slot: 1, revision: 2 },
+  ]);
+});
+
+test('maxUnavailable: an old replica is taken away only while enough stay available', () => {
+  const strategy = { maxSurge: 0, maxUnavailable: 1, minHealthySeconds: 0 };
+  // One old replica is not ready: it is replaced first, and no available one goes with it.
+  const instances = [
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    replica({ id: 'o1', slot: 1, revision: 1, readySince: null }),
+    replica({ id: 'o2', slot: 2, revision: 1 }),
+  ];
+  const plan = planDeployment(input({ instances, revision: 2, strategy }));
+  assert.deepEqual(plan.actions, [
+    { type: 'delete', instance: 'o1', slot: 1, reason: 'rollout' },
+    { type: 'create', slot: 1, revision: 2 },
+  ]);
+  assert.equal(plan.status.available, 2);
+  // With one new replica still starting, the two available old ones both stay.
+  const next = [instances[0]!, replica({ id: 'n1', slot: 1, revision: 2, readySince: null }), instances[2]!];
+  assert.deepEqual(planDeployment(input({ instances: next, revision: 2, strategy })).actions, []);
+});
+
+/** Slot 0: a revision 1 replica running beside a failed one ('f') of revision 2. */
+const oldBesideFailed = (failures: number, retryAt: number) =>
+  withFailed(replica({ id: 'o0', slot: 0, revision: 1 }), { id: 'f', slot: 0, revision: 2 }, failures, retryAt);
+
+test("a failed replica of another revision beside the target's live one goes at once, without a count", () => {
+  const { instances, slots } = oldBesideFailed(3, 200_000);
+  const plan = planDeployment(input({ instances, slots, replicas: 1, revision: 1 }));
+  assert.deepEqual(plan.actions, [{ type: 'delete', instance: 'f', slot: 0, reason: 'failed' }]);
+  assert.equal(plan.status.phase, 'complete');
+  // Its count, of another revision, is forgotten next.
+  const next = planDeployment(input({ instances: [instances[0]!], slots, replicas: 1, revision: 1 }));
+  assert.deepEqual(next.actions, [{ type: 'reset', slot: 0 }]);
+});
+
+test('a rolling slot whose new replica failed waits out its backoff before the next one', () => {
+  const { instances, slots } = oldBesideFailed(1, 101_000);
+  const waiting = planDeployment(input({ instances, slots, replicas: 1, revision: 2 }));
+  assert.deepEqual(waiting.actions, []);
+  assert.equal(waiting.status.phase, 'degraded');
+  const due = planDeployment(input({ instances, slots, replicas: 1, revision: 2, now: 101_000 }));
+  assert.deepEqual(due.actions, [
+    { type: 'delete', instance: 'f', slot: 0, reason: 'failed' },
+    { type: 'create', slot: 0, revision: 2 },
+  ]);
+});
+
+test('progress deadline: a revision not available in time fails, or rolls back with autoRollback', () => {
+  const instances = [
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    replica({ id: 'o1', slot: 1, revision: 1 }),
+    replica({ id: 'n0', slot: 0, revision: 2, readySince: null }),
+  ];
+  const progress = { startedAt: 40_000, completed: false, deadlineSeconds: 60, autoRollback: false, canRollBack: true };
+  const base = input({ instances, replicas: 2, revision: 2, now: 99_999, progress });
+  const early = planDeployment(base);
+  assert.equal(early.status.phase, 'progressing');
+  assert.equal(early.wakeAt, 100_000);
+  const late = planDeployment({ ...base, now: 100_000 });
+  assert.equal(late.status.phase, 'failed');
+  assert.equal(late.rollback, false);
+  assert.match(
+    late.status.message,
+    /^revision 2 was not available within 60 s \(0 of 2 replicas\): the rollout has failed/,
+  );
+  const back = planDeployment({ ...base, now: 100_000, progress: { ...progress, autoRollback: true } });
+  assert.equal(back.rollback, true);
+  assert.deepEqual(back.actions, []);
+  assert.equal(back.status.phase, 'failed');
+  // No going back from an automatic rollback, nor from the first revision: it stays failed.
+  const noWay = planDeployment({
+    ...base,
+    now: 100_000,
+    progress: { ...progress, autoRollback: true, canRollBack: false },
+  });
+  assert.equal(noWay.rollback, false);
+  assert.equal(noWay.status.phase, 'failed');
+  // A revision that completed once is past its deadline: a failure later only degrades it.
+  const done = planDeployment({ ...base, now: 200_000, progress: { ...progress, completed: true } });
+  assert.equal(done.status.phase, 'progressing');
+  // Paused, the deadline does not apply.
+  assert.equal(planDeployment({ ...base, now: 200_000, paused: true }).status.phase, 'paused');
+});
+
+test('canaries: the first ones of a new revision wait for a promotion, or promote themselves', () => {
+  const olds = [0, 1, 2].map(slot => replica({ id: `o${slot}`, slot, revision: 1 }));
+  const canary = { count: 1, promoted: false, auto: false };
+  const base = input({ revision: 2, canary });
+  assert.deepEqual(planDeployment({ ...base, instances: olds }).actions, [{ type: 'create', slot: 0, revision: 2 }]);
+  // One canary starting: nothing more is made, the rollout goes on.
+  const starting = [replica({ id: 'n0', slot: 0, revision: 2, readySince: null }), ...olds.slice(1)];
+  const wait = planDeployment({ ...base, instances: starting });
+  assert.deepEqual(wait.actions, []);
+  assert.equal(wait.status.phase, 'progressing');
+  // The canary available: the rollout waits for its promotion.
+  const ready = [replica({ id: 'n0', slot: 0, revision: 2 }), ...olds.slice(1)];
+  const awaiting = planDeployment({ ...base, instances: ready });
+  assert.deepEqual(awaiting.actions, []);
+  assert.equal(awaiting.status.phase, 'awaiting-promotion');
+  assert.match(awaiting.status.message, /^1 canary replicas of revision 2 are available: waiting for a promotion/);
+  // Waiting for a promotion is no missed deadline.
+  const progress = { startedAt: 0, completed: false, deadlineSeconds: 1, autoRollback: true, canRollBack: true };
+  assert.equal(planDeployment({ ...base, instances: ready, progress }).status.phase, 'awaiting-promotion');
+  // Promoted, the next slot is rolled.
+  const promoted = planDeployment({ ...base, instances: ready, canary: { ...canary, promoted: true } });
+  assert.deepEqual(promoted.actions, [{ type: 'create', slot: 1, revision: 2 }]);
+  // Automatic promotion: once the canary is available, the plan promotes it.
+  const auto = planDeployment({ ...base, instances: ready, canary: { ...canary, auto: true } });
+  assert.equal(auto.promote, true);
+  assert.deepEqual(auto.actions, []);
+  assert.equal(planDeployment({ ...base, instances: starting, canary: { ...canary, auto: true } }).promote, false);
+  // A first revision has no canaries: nothing older runs.
+  assert.equal(of(planDeployment(input({ canary })).actions, 'create').length, 3);
+});
+
+test('paused: old replicas are not replaced, but a failed one is, and the deadline waits', () => {
+  const { instances, slots } = withFailed(
+    replica({ id: 'o0', slot: 0, revision: 1 }),
+    { id: 'f1', slot: 1, revision: 1 },
+    1,
+    1000,
+  );
+  const progress = { startedAt: 0, completed: false, deadlineSeconds: 1, autoRollback: true, canRollBack: true };
+  const plan = planDeployment(input({ instances, slots, replicas: 2, revision: 2, paused: true, progress }));
+  assert.deepEqual(plan.actions, [
+    { type: 'delete', instance: 'f1', slot: 1, reason: 'failed' },
+    { type: 'create', slot: 1, revision: 1, replacing: { instance: 'f1', reason: 'failed' } },
+  ]);
+  assert.equal(plan.status.phase, 'paused');
+  assert.equal(plan.rollback, false);
+});
+
 // ---- the randomized run -----------------------------------------------------
 
 type Op =
@@ -141,12 +306,16 @@ class World {
   replicas: number;
   /** the quota's room beyond what the instances hold */
   quota = Number.POSITIVE_INFINITY;
+  /** the current revision's canaries, promoted by themselves */
+  canaries: number;
+  promoted = false;
   private next = 0;
   readonly strategy: PlanInput['strategy'];
 
-  constructor(replicas: number, strategy: PlanInput['strategy']) {
+  constructor(replicas: number, strategy: PlanInput['strategy'], canaries = 0) {
     this.replicas = replicas;
     this.strategy = strategy;
+    this.canaries = canaries;
   }
 
   input(): PlanInput {
@@ -160,6 +329,7 @@ class World {
       slots: [...this.slots.values()],
       headroom: Math.max(0, this.quota - this.instances.length),
       backoff,
+      canary: { count: this.canaries, promoted: this.promoted, auto: true },
     };
   }
 
@@ -222,8 +392,10 @@ class World {
       const v = pickFrom(['deleting'], o.pick);
       if (v) this.instances = this.instances.filter(x => x !== v);
     } else if (o.op === 'tick') this.now += o.ms;
-    else if (o.op === 'template') this.revision++;
-    else if (o.op === 'scale') this.replicas = o.replicas;
+    else if (o.op === 'template') {
+      this.revision++;
+      this.promoted = false;
+    } else if (o.op === 'scale') this.replicas = o.replicas;
     else this.quota = o.headroom;
   }
 }
@@ -260,6 +432,13 @@ function checkInvariants(before: World, plan: ReturnType<typeof planDeployment>,
       available(after.instances) >= Math.min(available(kept), before.replicas - maxUnavailable),
       'availability holds through a rollout',
     );
+  // Outside failures, the controller's own deletions of available replicas never take availability below replicas - maxUnavailable.
+  const rolledAway = new Set(deletes.filter(d => d.reason === 'rollout').map(d => d.instance));
+  if (available(before.instances.filter(v => rolledAway.has(v.id))) > 0)
+    assert.ok(
+      available(after.instances) >= before.replicas - maxUnavailable,
+      `an available replica is replaced only while ${before.replicas - maxUnavailable} stay available (now ${available(after.instances)})`,
+    );
   // Every slot at or beyond the replica count is emptied.
   for (const v of liveAfter) assert.ok(v.slot < before.replicas, `slot ${v.slot} is beyond ${before.replicas}`);
 }
@@ -274,42 +453,49 @@ test('randomized: after every plan the invariants hold, and a calm world converg
     minHealthySeconds: fc.integer({ min: 0, max: 10 }),
   });
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 6 }), strategy, fc.array(ops, { maxLength: 120 }), (replicas, s, run) => {
-      const world = new World(replicas, s);
-      const step = () => {
-        const before = clone(world);
-        const plan = planDeployment(world.input());
-        world.apply(plan.actions);
-        checkInvariants(before, plan, world);
-        return plan;
-      };
-      for (const o of run) {
-        step();
-        world.happen(o);
-      }
-      // A calm world: everything starts, deletions finish, the quota allows, time passes.
-      world.quota = Number.POSITIVE_INFINITY;
-      let plan = step();
-      for (
-        let i = 0;
-        i < 200 && (plan.actions.some(a => a.type !== 'reset') || plan.status.phase !== 'complete');
-        i++
-      ) {
-        for (const v of world.instances) {
-          if (v.state === 'pending')
-            world.happen({ op: 'start', pick: world.instances.filter(x => x.state === 'pending').indexOf(v) });
+    fc.property(
+      fc.integer({ min: 0, max: 6 }),
+      strategy,
+      fc.array(ops, { maxLength: 120 }),
+      fc.integer({ min: 0, max: 3 }),
+      (replicas, s, run, canaries) => {
+        const world = new World(replicas, s, canaries);
+        const step = () => {
+          const before = clone(world);
+          const plan = planDeployment(world.input());
+          if (plan.promote) world.promoted = true;
+          world.apply(plan.actions);
+          checkInvariants(before, plan, world);
+          return plan;
+        };
+        for (const o of run) {
+          step();
+          world.happen(o);
         }
-        world.instances = world.instances.filter(v => v.state !== 'deleting');
-        world.now += 20_000;
-        plan = step();
-      }
-      assert.equal(plan.status.phase, 'complete', plan.status.message);
-      const live = world.instances.filter(isLive);
-      assert.deepEqual(
-        live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
-        Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
-      );
-    }),
+        // A calm world: everything starts, deletions finish, the quota allows, time passes.
+        world.quota = Number.POSITIVE_INFINITY;
+        let plan = step();
+        for (
+          let i = 0;
+          i < 200 && (plan.actions.some(a => a.type !== 'reset') || plan.status.phase !== 'complete');
+          i++
+        ) {
+          for (const v of world.instances) {
+            if (v.state === 'pending')
+              world.happen({ op: 'start', pick: world.instances.filter(x => x.state === 'pending').indexOf(v) });
+          }
+          world.instances = world.instances.filter(v => v.state !== 'deleting');
+          world.now += 20_000;
+          plan = step();
+        }
+        assert.equal(plan.status.phase, 'complete', plan.status.message);
+        const live = world.instances.filter(isLive);
+        assert.deepEqual(
+          live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
+          Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
+        );
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import type { DeploymentSpec } from '../kinds/schemas.ts';
 import type { ApiError } from '../lib/errors.ts';
 import type { UserPrincipal } from '../services/auth.ts';
-import { createDeployment, removeDeployment, replaceDeployment, scaleDeployment } from '../services/deployments.ts';
+import {
+  createDeployment,
+  promoteDeployment,
+  removeDeployment,
+  replaceDeployment,
+  rollbackDeployment,
+  scaleDeployment,
+  setPaused,
+} from '../services/deployments.ts';
 import { InstanceService } from '../services/instances.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import { type DeploymentsControllerOptions, deploymentsController } from './deployments.ts';
@@ -329,5 +337,139 @@ test('a replica lost with its host is replaced at once, without a failure counte
   assert.equal(fresh[0]!.host_id, other);
   assert.equal(rig.events.filter(e => e.type === 'deployment.replica-failed').length, 0);
   assert.equal((await deployment(rig, d.id)).replacements, 1);
+  await rig.close();
+});
+
+test('a revision not available within progressDeadlineSeconds fails; with autoRollback the previous template comes back', async () => {
+  const rig = await rigWithHost();
+  const svc = new InstanceService(rig.store);
+  const strategy = { maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 30 };
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(2, { strategy }) });
+  await agents(rig);
+  const v1 = live(await replicas(rig)).map(r => r.id);
+  // Revision 2's replicas never become ready: the one made fails at once, each time.
+  const breakNew = async () => {
+    await rig.runner.idle();
+    for (const r of live(await replicas(rig)))
+      if (r.revision !== 1 && r.state === 'scheduled')
+        await svc.report(r.host_id!, r.id, { state: 'failed', exitCode: 1, message: 'no such image' }, 'agent:h1');
+    await rig.runner.idle();
+  };
+  const broken = (more: Partial<DeploymentSpec>) => {
+    const s = spec(2, more);
+    s.template = { ...s.template, image: 'docker.io/library/none:0' };
+    return s;
+  };
+  await replaceDeployment(rig.store, admin, d.id, broken({ strategy }));
+  await breakNew();
+  assert.equal((await deployment(rig, d.id)).phase, 'degraded');
+  rig.clock.advance(31_000);
+  await breakNew();
+  let st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'failed');
+  assert.match(st.message, /^revision 2 was not available within 30 s \(0 of 2 replicas\): the rollout has failed/);
+  assert.equal(st.revision, 2, 'without autoRollback the revision stays');
+  assert.deepEqual(
+    live(await replicas(rig))
+      .filter(r => r.revision === 1)
+      .map(r => r.id),
+    v1,
+    'the old replicas keep running',
+  );
+  const phases = rig.events.filter(e => e.type === 'deployment.phase').map(e => JSON.parse(e.data).to);
+  assert.ok(phases.includes('failed'), 'the failure is an event');
+
+  // Going back to the first template by hand makes revision 3; revision 1's replicas already run it and stay.
+  const auto = { ...strategy, autoRollback: true };
+  await replaceDeployment(rig.store, admin, d.id, spec(2, { strategy: auto }));
+  await agents(rig);
+  st = await deployment(rig, d.id);
+  assert.equal(st.revision, 3);
+  assert.equal(st.phase, 'complete');
+  await replaceDeployment(rig.store, admin, d.id, broken({ strategy: auto }));
+  await breakNew();
+  rig.clock.advance(31_000);
+  await breakNew();
+  await agents(rig);
+  st = await deployment(rig, d.id);
+  assert.equal(st.revision, 5, 'the rollback is a new revision');
+  assert.equal(st.phase, 'complete');
+  const rev5 = await rig.store.db
+    .selectFrom('deployment_revisions')
+    .selectAll()
+    .where('deployment_id', '=', d.id)
+    .where('revision', '=', 5)
+    .executeTakeFirstOrThrow();
+  assert.equal(rev5.copied_from, 3);
+  assert.equal(rev5.rolled_back_from, 4);
+  const rolled = rig.events.filter(e => e.type === 'deployment.rolled-back').map(e => JSON.parse(e.data));
+  assert.deepEqual(rolled, [{ from: 4, to: 3, revision: 5, automatic: true }]);
+  // The replicas that ran the template gone back to were kept: the rollback replaced nothing that ran.
+  const rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => [r.id, r.state]),
+    v1.map(id => [id, 'running']),
+  );
+  await rig.close();
+});
+
+test('canaries wait for a promotion; paused, nothing old is replaced; a rollback to a missing revision changes nothing', async () => {
+  const rig = await rigWithHost();
+  const strategy = { maxSurge: 1, maxUnavailable: 0, canary: 1 };
+  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(3, { strategy }) });
+  await agents(rig);
+  const v2 = spec(3, { strategy });
+  v2.template = { ...v2.template, image: 'docker.io/library/busybox:1.37' };
+  await replaceDeployment(rig.store, admin, d.id, v2);
+  await agents(rig);
+  let rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => r.revision),
+    [2, 1, 1],
+    'one canary in slot 0',
+  );
+  assert.equal((await deployment(rig, d.id)).phase, 'awaiting-promotion');
+  // Paused, the promotion waits too.
+  await setPaused(rig.store, admin, d.id, true);
+  await promoteDeployment(rig.store, admin, d.id);
+  await agents(rig);
+  assert.equal((await deployment(rig, d.id)).phase, 'paused');
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => r.revision),
+    [2, 1, 1],
+  );
+  await assert.rejects(promoteDeployment(rig.store, admin, d.id), (e: ApiError) => e.status === 409);
+  await setPaused(rig.store, admin, d.id, false);
+  await agents(rig);
+  rows = live(await replicas(rig));
+  assert.deepEqual(
+    rows.map(r => r.revision),
+    [2, 2, 2],
+  );
+  assert.equal((await deployment(rig, d.id)).phase, 'complete');
+  const promoted = rig.events.filter(e => e.type === 'deployment.promoted').map(e => JSON.parse(e.data));
+  assert.deepEqual(promoted, [{ revision: 2, automatic: false }]);
+
+  // A rollback to a revision that does not exist: 404, nothing written.
+  const before = rig.events.length;
+  await assert.rejects(rollbackDeployment(rig.store, admin, d.id, 7), (e: ApiError) => e.status === 404);
+  await assert.rejects(rollbackDeployment(rig.store, admin, d.id, 2), (e: ApiError) => e.status === 409);
+  assert.equal(rig.events.length, before);
+  assert.equal((await deployment(rig, d.id)).revision, 2);
+  // Undo: revision 3 copies revision 1, rolled out with its canary promoted by itself this time.
+  await replaceDeployment(rig.store, admin, d.id, { ...v2, strategy: { ...strategy, canaryPromotion: 'auto' } });
+  const back = await rollbackDeployment(rig.store, admin, d.id, undefined);
+  assert.equal(back.revision, 3);
+  await agents(rig);
+  const st = await deployment(rig, d.id);
+  assert.equal(st.phase, 'complete');
+  assert.deepEqual(
+    live(await replicas(rig)).map(r => r.revision),
+    [3, 3, 3],
+  );
+  assert.deepEqual(
+    rig.events.filter(e => e.type === 'deployment.rolled-back').map(e => JSON.parse(e.data)),
+    [{ from: 2, to: 1, revision: 3, automatic: false }],
+  );
   await rig.close();
 });

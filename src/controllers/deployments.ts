@@ -19,6 +19,12 @@
 //   or (without surge room) before its replacement is created, as long as
 //   availability stays at replicas - maxUnavailable or more.
 // - A slot never holds two live replicas of one revision: a second one is deleted.
+// - A revision not complete (every replica of it available) within
+//   progressDeadlineSeconds of its creation has failed (phase `failed`); with
+//   autoRollback the previous revision's template becomes current again as a
+//   new revision, unless the failed one was itself an automatic rollback. Once
+//   complete, a revision's deadline is behind it. Replicas of an older
+//   revision with the current template count as current: a rollback keeps them.
 // - Creations stop at what the project's quota can take (`headroom`); the rest
 //   wait, and the status says so.
 // Replicas going away (deleting) hold nothing for the plan but their quota.
@@ -41,6 +47,7 @@ import {
   slotsOf,
   takenNames,
   updateDeployment,
+  updateRevision,
 } from '../store/deployments.ts';
 import { findInstance } from '../store/instances.ts';
 import { getProjectById } from '../store/projects.ts';
@@ -49,7 +56,14 @@ import type { Store, WriteContext } from '../store/store.ts';
 import { ApiError } from '../lib/errors.ts';
 import { deleteInstanceIn, insertNewInstance, resolveGroups, resourcesOf } from '../services/instances.ts';
 import { checkSecretRefs } from '../services/secrets.ts';
-import { type ReplicaView, replicaName, replicaSpec, replicaView } from '../services/deployments.ts';
+import {
+  promoteIn,
+  type ReplicaView,
+  replicaName,
+  replicaSpec,
+  replicaView,
+  rollBackIn,
+} from '../services/deployments.ts';
 import type { Controller, Pass } from './runner.ts';
 
 export interface BackoffPolicy {
@@ -87,6 +101,30 @@ export interface PlanInput {
   /** replicas the project's quota can take beyond those there are now (Infinity: no limit) */
   headroom: number;
   backoff: BackoffPolicy;
+  /** the current revision's rollout and its deadline; none: no deadline */
+  progress?: Progress;
+  /** the current revision's canaries; none: no canaries */
+  canary?: Canary;
+}
+
+export interface Progress {
+  /** when the rollout of the current revision began (ms) */
+  startedAt: number;
+  /** whether it has completed once: the deadline is behind it then */
+  completed: boolean;
+  deadlineSeconds: number;
+  autoRollback: boolean;
+  /** there is a previous revision to go back to, and the current one is not itself an automatic rollback */
+  canRollBack: boolean;
+}
+
+export interface Canary {
+  /** how many replicas of a new revision are made before the rest */
+  count: number;
+  /** promoted already: the rollout goes on */
+  promoted: boolean;
+  /** promotes itself once its canaries are available */
+  auto: boolean;
 }
 
 export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'duplicate';
@@ -122,6 +160,10 @@ export interface Plan {
   status: PlannedStatus;
   /** when the plan should be made again without any event (ms), or null */
   wakeAt: number | null;
+  /** the rollout missed its deadline and goes back to the previous revision (the actions are then empty) */
+  rollback: boolean;
+  /** the canaries are available and promote themselves (canaryPromotion auto) */
+  promote: boolean;
 }
 
 type Role = 'going' | 'lost' | 'ended' | 'live';
@@ -192,6 +234,11 @@ export function planDeployment(input: PlanInput): Plan {
     if (!live.has(v.slot)) replacing.set(v.slot, { instance: v.name, reason: 'lost' });
   }
   for (const [slot, v] of ended) {
+    // An older revision's failed replica beside a live one of the target (after a rollback, say) just goes.
+    if (v.revision !== target && live.get(slot)?.some(x => x.revision === target)) {
+      actions.push({ type: 'delete', instance: v.id, slot, reason: 'failed' });
+      continue;
+    }
     let s = slotState.get(slot);
     if (s?.failedInstance !== v.id) {
       const failures = (s && s.revision === v.revision ? s.failures : 0) + 1;
@@ -266,6 +313,12 @@ export function planDeployment(input: PlanInput): Plan {
     liveCount--;
     return true;
   };
+  // Canaries: while not promoted, a rollout makes no more than `count` replicas of the new revision.
+  const c = input.canary;
+  const olderLive = () => all().some(v => v.revision !== target);
+  const canaryLimit =
+    c && !c.promoted && c.count > 0 && c.count < replicas && olderLive() ? c.count : Number.POSITIVE_INFINITY;
+  let targetCount = all().filter(v => v.revision === target).length;
   if (!input.paused) {
     const freshIn = (slot: number) => live.get(slot)?.find(v => v.revision === target);
     const takesOver = (slot: number) => {
@@ -286,13 +339,19 @@ export function planDeployment(input: PlanInput): Plan {
       const fresh = freshIn(slot);
       if (fresh) {
         if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
-      } else if (liveCount + emptySlots() < replicas + maxSurge && headroom > 0) {
-        if (create(slot)) liveCount++;
-      } else if (removeOld(slot, old) && create(slot)) {
-        liveCount++;
+      } else if (targetCount < canaryLimit && !blocked.has(slot)) {
+        // (A slot whose new replica failed waits out its backoff before the next one.)
+        const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
+        if (room ? create(slot) : removeOld(slot, old) && create(slot)) {
+          liveCount++;
+          targetCount++;
+        }
       }
     }
   }
+  const canaries = all().filter(v => v.revision === target);
+  const canaryWait = !input.paused && targetCount >= canaryLimit && olderLive();
+  const canariesReady = canaryWait && canaries.length >= canaryLimit && canaries.every(isAvailable);
 
   // Availability that comes with time, and a slot's count cleared by a replica that lasted.
   for (const v of all()) if (v.readySince !== null && !isAvailable(v)) wake(v.readySince + minHealthyMs);
@@ -307,7 +366,6 @@ export function planDeployment(input: PlanInput): Plan {
 
   const after = all();
   const updated = after.filter(v => v.revision === input.revision);
-  const available = after.filter(isAvailable);
   const backoffSlots = [...blocked.entries()].sort(([a], [b]) => a - b);
   const messages: string[] = [];
   for (const [slot, at] of backoffSlots) {
@@ -321,25 +379,65 @@ export function planDeployment(input: PlanInput): Plan {
       `${waitingForQuota} ${waitingForQuota === 1 ? 'replica waits' : 'replicas wait'} for the project's quota`,
     );
   const complete = after.length === replicas && updated.length === replicas && updated.every(isAvailable);
+  // A rollout not complete by its deadline has failed; once complete, later trouble is only degraded.
+  const p = input.progress;
+  const overdue = p !== undefined && !p.completed && !complete && !input.paused && !canariesReady;
+  const deadline = p ? p.startedAt + p.deadlineSeconds * 1000 : 0;
+  if (overdue && now >= deadline) {
+    const reason = `revision ${input.revision} was not available within ${p.deadlineSeconds} s (${updated.filter(isAvailable).length} of ${replicas} replicas)`;
+    if (p.autoRollback && p.canRollBack)
+      return {
+        actions: [],
+        status: { ...statusOf(after), phase: 'failed', message: `${reason}: rolled back` },
+        wakeAt: now,
+        rollback: true,
+        promote: false,
+      };
+    messages.unshift(`${reason}: the rollout has failed`);
+  } else if (overdue) wake(deadline);
+  if (canariesReady && c?.auto)
+    return {
+      actions: [],
+      status: {
+        ...statusOf(after),
+        phase: 'progressing',
+        message: `the canaries of revision ${input.revision} are promoted`,
+      },
+      wakeAt: now,
+      rollback: false,
+      promote: true,
+    };
+  if (canariesReady)
+    messages.unshift(
+      `${canaries.length} canary replicas of revision ${input.revision} are available: waiting for a promotion`,
+    );
   const phase: RolloutPhase = input.paused
     ? 'paused'
-    : backoffSlots.length > 0
-      ? 'degraded'
-      : complete
-        ? 'complete'
-        : 'progressing';
+    : complete
+      ? 'complete'
+      : canariesReady
+        ? 'awaiting-promotion'
+        : overdue && now >= deadline
+          ? 'failed'
+          : backoffSlots.length > 0
+            ? 'degraded'
+            : 'progressing';
   return {
     actions,
-    status: {
-      replicas: after.length,
-      updated: updated.length,
-      ready: after.filter(v => v.readySince !== null).length,
-      available: available.length,
-      phase,
-      message: messages.join('; '),
-    },
+    status: { ...statusOf(after), phase, message: messages.join('; ') },
     wakeAt,
+    rollback: false,
+    promote: false,
   };
+
+  function statusOf(vs: ReplicaView[]): Omit<PlannedStatus, 'phase' | 'message'> {
+    return {
+      replicas: vs.length,
+      updated: vs.filter(v => v.revision === input.revision).length,
+      ready: vs.filter(v => v.readySince !== null).length,
+      available: vs.filter(isAvailable).length,
+    };
+  }
 }
 
 export interface DeploymentsControllerOptions {
@@ -484,19 +582,52 @@ async function reconcileOne(
   const project = await getProjectById(trx, d.project_id);
   const template = JSON.parse(current.template) as InstanceTemplate;
   const strategy = fullStrategy(JSON.parse(d.strategy) as StrategyOut);
+  // A replica of an older revision with the current one's template (a rollback copies it) already is what the current one wants.
+  const views: ReplicaView[] = [];
+  for (const r of rows) {
+    const v = replicaView(r);
+    const same = v.revision > 0 && v.revision !== d.revision && (await revision(v.revision)).hash === current.hash;
+    views.push(same ? { ...v, revision: d.revision } : v);
+  }
   const plan = planDeployment({
     now,
     replicas: d.replicas,
     paused: d.paused === 1,
     revision: d.revision,
     strategy,
-    instances: rows.map(replicaView),
+    instances: views,
     slots: (await slotsOf(trx, [id])).map(slotStateOf),
     headroom: headroomOf(project, resourcesOf(template)),
     backoff,
+    progress: {
+      startedAt: Date.parse(current.started_at ?? current.created_at),
+      completed: current.completed_at !== null,
+      deadlineSeconds: strategy.progressDeadlineSeconds,
+      autoRollback: strategy.autoRollback,
+      canRollBack: d.revision > 1 && current.rolled_back_from === null,
+    },
+    canary: {
+      count: strategy.canary,
+      promoted: current.promoted_at !== null,
+      auto: strategy.canaryPromotion === 'auto',
+    },
   });
 
   const common = { projectId: d.project_id, resourceType: 'deployment', resourceId: id, actor: ACTOR } as const;
+  if (plan.rollback) {
+    // The failure is said (phase and message), then the previous revision becomes current and is planned at once.
+    const previous = await revision(d.revision - 1);
+    const message = plan.status.message;
+    await updateDeployment(trx, id, { phase: 'failed', message, updated_at: isoNow() });
+    emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: 'failed', message } });
+    await rollBackIn(ctx, { ...d, phase: 'failed', message }, previous, d.revision, ACTOR);
+    return reconcileOne(ctx, id, now, backoff);
+  }
+  if (plan.promote) {
+    await promoteIn(ctx, d, ACTOR, new Date(now).toISOString(), true);
+    return reconcileOne(ctx, id, now, backoff);
+  }
+
   const byId = new Map(rows.map(r => [r.id, r]));
   const created: string[] = [];
   let replaced = 0;
@@ -568,6 +699,8 @@ async function reconcileOne(
     message: [blocker, s.message].filter(Boolean).join('; '),
     replacements: d.replacements + replaced,
   };
+  if (status.phase === 'complete' && current.completed_at === null)
+    await updateRevision(trx, id, d.revision, { completed_at: new Date(now).toISOString() });
   const changed = (Object.keys(status) as (keyof typeof status)[]).some(k => status[k] !== d[k]);
   if (changed) await updateDeployment(trx, id, { ...status, updated_at: isoNow() });
   if (status.phase !== d.phase)

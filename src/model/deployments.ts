@@ -67,7 +67,8 @@ export const Strategy = Type.Object(
       Type.Integer({
         minimum: 1,
         maximum: 86_400,
-        description: 'a rollout that makes no progress for this long has failed (default 600)',
+        description:
+          'a rollout whose new revision is not fully available this long after it began has failed (default 600)',
       }),
     ),
     canary: Type.Optional(
@@ -83,7 +84,9 @@ export const Strategy = Type.Object(
       }),
     ),
     autoRollback: Type.Optional(
-      Type.Boolean({ description: 'roll back a revision that misses its progress deadline (default false)' }),
+      Type.Boolean({
+        description: 'go back to the previous revision when a new one misses its progress deadline (default false)',
+      }),
     ),
   },
   { ...Closed, description: 'how a changed template replaces the replicas' },
@@ -140,7 +143,7 @@ export function resolveStrategy(
   return { maxSurge, maxUnavailable };
 }
 
-export const rolloutPhases = ['progressing', 'complete', 'paused', 'degraded'] as const;
+export const rolloutPhases = ['progressing', 'complete', 'paused', 'degraded', 'failed', 'awaiting-promotion'] as const;
 export type RolloutPhase = (typeof rolloutPhases)[number];
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -164,6 +167,11 @@ export const DeploymentStatus = Type.Object({
   message: Type.String(),
   replacements: Type.Integer({ description: 'replicas replaced after they failed or were lost' }),
   backoff: Type.Array(SlotBackoff, { description: 'slots whose replicas failed, and when each is filled again' }),
+  rolledBackFrom: Nullable(
+    Type.Integer({
+      description: 'the revision whose missed progress deadline made the current one by an automatic rollback',
+    }),
+  ),
 });
 export type DeploymentStatusOut = Static<typeof DeploymentStatus>;
 
@@ -191,6 +199,15 @@ export const DeploymentListQuery = Type.Object(
     name: Type.Optional(Type.String({ maxLength: 100 })),
   },
   Closed,
+);
+
+export const DeploymentRollback = Type.Object(
+  {
+    toRevision: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'the revision whose template comes back (default: the one before)' }),
+    ),
+  },
+  { ...Closed, description: 'go back to an earlier revision: a new revision copies its template' },
 );
 
 export const DeploymentScale = Type.Object(
@@ -262,6 +279,12 @@ export function deploymentSchemas<T extends TSchema, O extends TSchema>(template
     template: templateOut,
     priority: Type.Integer(),
     createdAt: Timestamp,
+    completedAt: Nullable(Timestamp),
+    promotedAt: Nullable(Timestamp),
+    copiedFrom: Nullable(Type.Integer({ description: 'made by a rollback: the revision whose template it copies' })),
+    rolledBackFrom: Nullable(
+      Type.Integer({ description: 'made by an automatic rollback: the revision that missed its deadline' }),
+    ),
   });
   return { DeploymentCreate, DeploymentSpec, Deployment, DeploymentDetail, Revision };
 }

@@ -70,6 +70,9 @@ interface EventShapes {
   'deployment.revision-created': ['deployment', { revision: number; hash: string }];
   'deployment.replica-failed': ['deployment', ReplicaFailure];
   'deployment.phase': ['deployment', { from: string; to: string; message: string }];
+  /** a new revision copying an older one's template: `automatic` after a missed progress deadline */
+  'deployment.promoted': ['deployment', { revision: number; automatic: boolean }];
+  'deployment.rolled-back': ['deployment', { from: number; to: number; revision: number; automatic: boolean }];
   'deployment.replica-replaced': [
     'deployment',
     { slot: number; instance: string; replacement: string; reason: string },

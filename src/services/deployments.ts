@@ -16,7 +16,7 @@ import { ApiError, conflict, invalid } from '../lib/errors.ts';
 import { newId } from '../lib/ids.ts';
 import { now } from '../lib/time.ts';
 import type { DeploymentCreate, DeploymentSpec, InstanceCreate, InstanceTemplate } from '../kinds/schemas.ts';
-import { fullStrategy, strategyProblems } from '../model/deployments.ts';
+import { fullStrategy, type StrategySpec, strategyProblems } from '../model/deployments.ts';
 import type { DesiredState, InstanceState } from '../model/instance-state.ts';
 import { restartDecision } from '../model/restart-policy.ts';
 import type { HealthCheck, ObservedOut, RestartPolicy } from '../model/schemas.ts';
@@ -31,6 +31,7 @@ import {
   replicasOf,
   slotsOf,
   updateDeployment,
+  updateRevision,
 } from '../store/deployments.ts';
 import { isUniqueViolation } from '../store/errors.ts';
 import { insertLabels, type LabelTerm, replaceLabels } from '../store/labels.ts';
@@ -199,6 +200,11 @@ function revisionRow(deploymentId: string, revision: number, spec: DeploymentSpe
     template: JSON.stringify(spec.template),
     priority,
     created_at: t,
+    completed_at: null,
+    copied_from: null,
+    rolled_back_from: null,
+    started_at: null,
+    promoted_at: null,
   };
 }
 
@@ -328,6 +334,8 @@ export async function replaceDeployment(
     if (update.labels !== undefined) await replaceLabels(ctx.trx, 'deployment', id, labels);
     Object.assign(update, { generation: row.generation + 1, updated_at: t });
     await updateDeployment(ctx.trx, id, update);
+    // A resumed rollout's deadline counts from the resumption.
+    if (!newRevision && update.paused === 0) await updateRevision(ctx.trx, id, row.revision, { started_at: t });
     const revision = update.revision ?? row.revision;
     emitChange(ctx, row, actor, changed, { revision, hash, created: newRevision }, spec.replicas);
     return { row: { ...row, ...update }, changed };
@@ -348,6 +356,133 @@ function emitChange(
   if (created) emit({ ...common, type: 'deployment.revision-created', data: { revision, hash } });
   if (changed.includes('replicas'))
     emit({ ...common, type: 'deployment.scaled', data: { from: row.replicas, to: replicas } });
+}
+
+/**
+ * Goes back to revision `to`: a new revision (the next number, so the newest
+ * is always the current one) copying its template and priority. `failed` is
+ * the revision an automatic rollback leaves, null for one asked for.
+ */
+export async function rollBackIn(
+  ctx: WriteContext,
+  row: DeploymentRow,
+  to: DeploymentRevisionRow,
+  failed: number | null,
+  actor: string,
+): Promise<DeploymentRow> {
+  const t = now();
+  const revision = row.revision + 1;
+  await insertRevision(ctx.trx, {
+    ...to,
+    revision,
+    created_at: t,
+    completed_at: null,
+    copied_from: to.revision,
+    rolled_back_from: failed,
+    started_at: null,
+    promoted_at: null,
+  });
+  const update = { revision, priority: to.priority, generation: row.generation + 1, updated_at: t };
+  await updateDeployment(ctx.trx, row.id, update);
+  const common = { projectId: row.project_id, resourceType: 'deployment', resourceId: row.id, actor } as const;
+  ctx.emit({
+    ...common,
+    type: 'deployment.rolled-back',
+    data: { from: row.revision, to: to.revision, revision, automatic: failed !== null },
+  });
+  ctx.emit({ ...common, type: 'deployment.revision-created', data: { revision, hash: to.hash } });
+  return { ...row, ...update };
+}
+
+/** Lets the current revision's rollout go on past its canaries; its deadline counts from now. */
+export async function promoteIn(
+  ctx: WriteContext,
+  row: DeploymentRow,
+  actor: string,
+  at: string,
+  automatic: boolean,
+): Promise<void> {
+  await updateRevision(ctx.trx, row.id, row.revision, { promoted_at: at, started_at: at });
+  ctx.emit({
+    projectId: row.project_id,
+    resourceType: 'deployment',
+    resourceId: row.id,
+    actor,
+    type: 'deployment.promoted',
+    data: { revision: row.revision, automatic },
+  });
+}
+
+/**
+ * Goes back to `toRevision` (by default the one before the current): a new
+ * revision with its template. A revision that does not exist is a 404, one
+ * whose template is the current one's a 409; either way nothing changes.
+ */
+export async function rollbackDeployment(
+  store: Store,
+  p: UserPrincipal,
+  id: string,
+  toRevision: number | undefined,
+): Promise<DeploymentRow> {
+  await loadDeployment(store, p, id, 'reader');
+  const actor = actorOf(p);
+  return store.write(async ctx => {
+    const row = guard(p, id, await findDeployment(ctx.trx, id), 'member');
+    const to = toRevision ?? row.revision - 1;
+    const target = to >= 1 ? await findRevision(ctx.trx, id, to) : undefined;
+    if (!target)
+      throw new ApiError(
+        'not_found',
+        toRevision === undefined
+          ? `deployment ${row.name} has no revision before ${row.revision} to go back to`
+          : `deployment ${row.name} has no revision ${to} (its revisions are 1 to ${row.revision})`,
+      );
+    const current = await findRevision(ctx.trx, id, row.revision);
+    if (current?.hash === target.hash)
+      throw conflict(
+        `revision ${to} of deployment ${row.name} is what revision ${row.revision}, the current one, runs`,
+      );
+    await checkReferences(ctx.trx, row.project_id, JSON.parse(target.template) as InstanceTemplate);
+    return rollBackIn(ctx, row, target, null, actor);
+  });
+}
+
+/** Lets the current revision's rollout go on past its canaries (409 when none wait). */
+export async function promoteDeployment(store: Store, p: UserPrincipal, id: string): Promise<DeploymentRow> {
+  await loadDeployment(store, p, id, 'reader');
+  const actor = actorOf(p);
+  return store.write(async ctx => {
+    const row = guard(p, id, await findDeployment(ctx.trx, id), 'member');
+    const current = await findRevision(ctx.trx, id, row.revision);
+    const canary = fullStrategy(JSON.parse(row.strategy) as StrategySpec).canary;
+    if (canary === 0 || !current || current.promoted_at !== null || current.completed_at !== null)
+      throw conflict(`no canaries of deployment ${row.name} wait for a promotion (revision ${row.revision})`);
+    await promoteIn(ctx, row, actor, now(), false);
+    return row;
+  });
+}
+
+/** Pauses or resumes a deployment's rollouts; a resumed rollout's deadline counts from now. */
+export async function setPaused(store: Store, p: UserPrincipal, id: string, paused: boolean): Promise<Applied> {
+  await loadDeployment(store, p, id, 'reader');
+  const actor = actorOf(p);
+  return store.write(async ctx => {
+    const row = guard(p, id, await findDeployment(ctx.trx, id), 'member');
+    if ((row.paused === 1) === paused) return { row, changed: [] };
+    const t = now();
+    const update = { paused: paused ? 1 : 0, generation: row.generation + 1, updated_at: t };
+    await updateDeployment(ctx.trx, id, update);
+    if (!paused) await updateRevision(ctx.trx, id, row.revision, { started_at: t });
+    ctx.emit({
+      projectId: row.project_id,
+      resourceType: 'deployment',
+      resourceId: id,
+      actor,
+      type: 'deployment.updated',
+      data: { fields: ['paused'], revision: row.revision },
+    });
+    return { row: { ...row, ...update }, changed: ['paused'] };
+  });
 }
 
 /** A new replica count; the same count again changes nothing. */

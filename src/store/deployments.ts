@@ -73,6 +73,20 @@ export async function insertRevision(db: Db, row: DeploymentRevisionRow): Promis
   await db.insertInto('deployment_revisions').values(row).execute();
 }
 
+export async function updateRevision(
+  db: Db,
+  deploymentId: string,
+  revision: number,
+  update: Partial<DeploymentRevisionRow>,
+): Promise<void> {
+  await db
+    .updateTable('deployment_revisions')
+    .set(update)
+    .where('deployment_id', '=', deploymentId)
+    .where('revision', '=', revision)
+    .execute();
+}
+
 export async function findRevision(
   db: Db,
   deploymentId: string,

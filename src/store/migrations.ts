@@ -344,6 +344,21 @@ const deployments: Migration = {
   },
 };
 
+const rollouts: Migration = {
+  async up(db: Db) {
+    // When a revision's rollout first completed: its progress deadline applies only before.
+    await db.schema.alterTable('deployment_revisions').addColumn('completed_at', 'text').execute();
+    // A revision made by going back: the revision whose template it copies, and
+    // (an automatic rollback) the revision that failed.
+    await db.schema.alterTable('deployment_revisions').addColumn('copied_from', 'integer').execute();
+    await db.schema.alterTable('deployment_revisions').addColumn('rolled_back_from', 'integer').execute();
+    // When its rollout last began (made, resumed, promoted): what its deadline counts from.
+    await db.schema.alterTable('deployment_revisions').addColumn('started_at', 'text').execute();
+    // When its canaries were promoted, by hand or by themselves.
+    await db.schema.alterTable('deployment_revisions').addColumn('promoted_at', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -355,6 +370,7 @@ export const migrations: Record<string, Migration> = {
   '0008_nodes': nodes,
   '0009_instance_priority': instancePriority,
   '0010_deployments': deployments,
+  '0011_rollouts': rollouts,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -145,7 +145,7 @@ export interface DeploymentTable {
   status_updated: number;
   status_ready: number;
   status_available: number;
-  /** progressing | complete | paused | degraded */
+  /** progressing | complete | paused | degraded | failed | awaiting-promotion */
   phase: string;
   message: string;
   replacements: number;
@@ -162,6 +162,16 @@ export interface DeploymentRevisionTable {
   template: string;
   priority: number;
   created_at: string;
+  /** when its rollout first completed; null while it has not */
+  completed_at: string | null;
+  /** a revision made by a rollback or an undo: the revision whose template it copies */
+  copied_from: number | null;
+  /** a revision made by an automatic rollback: the revision that missed its progress deadline */
+  rolled_back_from: number | null;
+  /** when its rollout last began (made, resumed, promoted); null: when it was made */
+  started_at: string | null;
+  /** when its canaries were promoted; null while they wait */
+  promoted_at: string | null;
 }
 
 /** A replica slot's failures in a row, counted for one revision, and when it is filled again. */
