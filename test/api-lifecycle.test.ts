@@ -125,6 +125,11 @@ test('the agent protocol: watch wakes on placement, reports walk the state machi
   assert.equal((await admin.delete(`/v1/instances/${id}`)).status, 202);
   const next = await agent.get(`/v1/agent/assignments?version=${woke.body.version}&waitSeconds=5`);
   assert.equal(next.body.instances[0].desiredState, 'deleted');
+  // A failure reported across the delete (its start, or its destroy, failed) leaves it deleting.
+  const crossed = await agent.post(`/v1/agent/instances/${id}/status`, { state: 'failed', message: 'pull failed' });
+  assert.equal(crossed.status, 200);
+  const still = (await admin.get(`/v1/instances/${id}`)).body;
+  assert.deepEqual([still.state, still.desiredState, still.message], ['deleting', 'deleted', 'pull failed']);
   assert.equal((await agent.post(`/v1/agent/instances/${id}/status`, { state: 'deleted' })).status, 200);
   assert.equal((await admin.get(`/v1/instances/${id}`)).status, 404);
   assert.equal((await admin.get('/v1/projects/agentp')).body.usage.instances, 0);

@@ -200,6 +200,15 @@ export class InstanceService {
         throw conflict(`illegal transition ${from} -> ${r.state}`, { from, to: r.state });
       }
       if (r.state === 'deleted') return finalizeDelete(ctx, row, actor);
+      if (from === 'deleting' && row.desired_state === 'deleted') {
+        // A report that crossed the delete (a start that failed meanwhile, a
+        // destroy that failed) leaves it deleting, its message kept: the agent
+        // destroys it again on its next look, and nothing is left stuck.
+        if (r.message === undefined || r.message === row.message) return row;
+        const kept = { message: r.message, updated_at: now() };
+        await updateInstance(ctx.trx, id, kept);
+        return { ...row, ...kept };
+      }
       const t = now();
       const update: Partial<InstanceTable> = { state: r.state, updated_at: t };
       if (r.restart) update.restarts = row.restarts + 1;
