@@ -371,25 +371,35 @@ async function* follow(w: NodeWorker, id: string, opts: LogOptions, signal: Abor
   }
   let offset = 0;
   let generation = w.console.generation;
+  const text = w.console.recorded();
   if (opts.tail !== undefined) {
-    const text = w.console.recorded();
     const lines = text.split('\n');
     const keep = lines.slice(Math.max(0, lines.length - 1 - opts.tail)).join('\n');
     offset = Buffer.byteLength(text) - Buffer.byteLength(keep);
   }
+  // Whether the command has printed its exit code: the record is read whole
+  // once, then only what is read anyway, with the end of the last read (a
+  // marker may span two reads).
+  let exited = EXIT.test(text);
+  let carry = '';
   for (;;) {
     if (w.console.owner() !== id) return;
     if (w.console.generation !== generation) {
       generation = w.console.generation;
       offset = 0;
+      exited = false;
+      carry = '';
     }
     const data = w.console.read(offset);
     if (data.length > 0) {
       offset += data.length;
+      const seen = carry + data.toString('utf8');
+      exited ||= EXIT.test(seen);
+      carry = seen.slice(-64);
       yield { stream: 'stdout', data };
       continue;
     }
-    if (!opts.follow || signal.aborted || EXIT.test(w.console.recorded())) return;
+    if (!opts.follow || signal.aborted || exited) return;
     await sleep(200, signal);
   }
 }
