@@ -41,6 +41,7 @@ test('create, show with replicas, the same spec again, a new template, scale, re
     canary: 0,
     canaryPromotion: 'manual',
     autoRollback: false,
+    lostGraceSeconds: 60,
   });
   const shown = await until('two replicas placed', async () => {
     const d = (await admin.get(`/v1/deployments/${id}`)).body;

@@ -9,6 +9,7 @@ import Docker from 'dockerode';
 import { INSTANCE_LABEL } from '../src/drivers/container/driver.ts';
 import {
   cliEnv,
+  deploymentReplicas,
   PODMAN_SOCKET,
   removeDir,
   runCli,
@@ -50,19 +51,7 @@ function ok(r: CliResult, what: string): CliResult {
   return r;
 }
 
-interface Replica {
-  id: string;
-  name: string;
-  slot: number;
-  state: string;
-  desiredState: string;
-}
-
-const replicas = async (): Promise<Replica[]> => {
-  const list = (await fx.admin.get('/v1/deployments?name=web')).body.items;
-  if (list.length === 0) return [];
-  return (await fx.admin.get(`/v1/deployments/${list[0].id}`)).body.instances as Replica[];
-};
+const replicas = () => deploymentReplicas(fx.admin, 'web');
 const running = async () => (await replicas()).filter(r => r.state === 'running' && r.desiredState === 'running');
 const containers = async (state?: string) =>
   (await docker.listContainers({ all: true, filters: { label: [`io.strata.host=${fx.hostId}`] } })).filter(

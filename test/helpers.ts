@@ -364,3 +364,22 @@ export function onTerminal(command: string, env: Record<string, string | undefin
     exited: new Promise(r => child.once('close', r)),
   };
 }
+
+/** A deployment's replica, as `GET /v1/deployments/{id}` shows it. */
+export interface ReplicaSeen {
+  id: string;
+  name: string;
+  slot: number;
+  revision: number;
+  state: string;
+  desiredState: string;
+  ready: boolean;
+  host: string | null;
+}
+
+/** The replicas of the deployment named `name` (of any project the caller sees); none while it does not exist. */
+export async function deploymentReplicas(api: Client, name: string): Promise<ReplicaSeen[]> {
+  const list = (await api.get(`/v1/deployments?name=${encodeURIComponent(name)}`)).body.items as { id: string }[];
+  if (list.length === 0) return [];
+  return (await api.get(`/v1/deployments/${list[0]!.id}`)).body.instances as ReplicaSeen[];
+}

@@ -19,6 +19,9 @@ import { crashMessage, InstanceRunner, report, type RunnerContext } from './inst
 import type { Scope } from './last-resort.ts';
 import { AgentStreams } from './streams.ts';
 
+/** The longest the removal of instances deleted while the agent was away holds up the rest. */
+const FENCE_WAIT_MS = 60_000;
+
 export interface AgentOptions {
   server: string;
   joinToken?: string | undefined;
@@ -208,7 +211,27 @@ export class Agent {
       this.runners.delete(id);
       runner.forget();
     }
-    for (const spec of instances) this.runners.get(spec.id)?.update(spec);
+    const fenced = first ? await this.fence(instances) : new Set<string>();
+    for (const spec of instances) if (!fenced.has(spec.id)) this.runners.get(spec.id)?.update(spec);
+  }
+
+  /**
+   * Back from a restart or an outage: the instances deleted meanwhile (replaced
+   * elsewhere while this host was not heard from) are removed before anything
+   * else is started, so that no replica runs here and elsewhere at once.
+   */
+  private async fence(instances: Assignments['instances']): Promise<Set<string>> {
+    const going = instances.filter(i => i.desiredState === 'deleted');
+    if (going.length === 0) return new Set();
+    this.o.log.info({ instances: going.length }, 'removing instances deleted while this agent was away');
+    for (const spec of going) this.runners.get(spec.id)?.update(spec);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>(resolve => {
+      timer = setTimeout(resolve, FENCE_WAIT_MS);
+    });
+    await Promise.race([Promise.all(going.map(i => this.runners.get(i.id)?.idle())), bound]);
+    clearTimeout(timer);
+    return new Set(going.map(i => i.id));
   }
 
   /**

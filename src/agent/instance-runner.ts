@@ -90,6 +90,8 @@ export class InstanceRunner {
   /** A reconcile (or a restart by policy) is under way; `next` runs after it. */
   private busy = false;
   private next: InstanceSpec | undefined;
+  /** Waiting for the work under way (and what comes after it) to end. */
+  private idleWaiters: (() => void)[] = [];
   /** Restarts this agent made, ahead of what the server has sent back. */
   private restartsSeen = 0;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -120,6 +122,12 @@ export class InstanceRunner {
       return;
     }
     this.exclusive(() => this.reconcileOnce(spec));
+  }
+
+  /** Resolves once no work is under way or waiting for this instance. */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise(resolve => this.idleWaiters.push(resolve));
   }
 
   /** The instance left this host's assignments, or the agent stops: let go of it (the workload stays). */
@@ -168,6 +176,10 @@ export class InstanceRunner {
         const next = this.next;
         this.next = undefined;
         if (next && !this.closed) this.update(next);
+        if (this.busy) return;
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
       });
   }
 

@@ -148,7 +148,11 @@ export function hostCommand(): Command {
   );
 
   for (const [verb, state, description] of [
-    ['drain', 'draining', 'stop placing new instances on a host (cluster admins)'],
+    [
+      'drain',
+      'draining',
+      'stop placing new instances on a host and move its deployment replicas elsewhere (cluster admins)',
+    ],
     ['undrain', 'ready', 'return a drained host to service (cluster admins)'],
   ] as const) {
     cmd.addCommand(

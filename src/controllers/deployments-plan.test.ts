@@ -21,6 +21,8 @@ const replica = (o: Partial<ReplicaView> & Pick<ReplicaView, 'id' | 'slot' | 're
   message: '',
   host: 'h',
   createdAt: new Date(0).toISOString(),
+  unreachableSince: null,
+  evicting: false,
   ...o,
 });
 
@@ -280,30 +282,51 @@ test('paused: old replicas are not replaced, but a failed one is, and the deadli
 type Op =
   | { op: 'start'; pick: number }
   | { op: 'fail'; pick: number }
-  | { op: 'lose'; pick: number }
   | { op: 'gone'; pick: number }
   | { op: 'tick'; ms: number }
   | { op: 'template' }
   | { op: 'scale'; replicas: number }
-  | { op: 'quota'; headroom: number };
+  | { op: 'quota'; headroom: number }
+  | { op: 'pause' }
+  /** a host stops heartbeating */
+  | { op: 'silence'; host: number }
+  /** a silent host is down: what was active on it is lost */
+  | { op: 'down'; host: number }
+  /** a silent or draining host is ready again, its agent reporting what runs there */
+  | { op: 'back'; host: number }
+  | { op: 'drain'; host: number };
 
+const HOSTS = 3;
+const host = fc.integer({ min: 0, max: HOSTS - 1 });
 const ops: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('start' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('lose' as const), pick: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('gone' as const), pick: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 20_000 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'template' as const }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('scale' as const), replicas: fc.integer({ min: 0, max: 6 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('quota' as const), headroom: fc.integer({ min: 0, max: 8 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'pause' as const }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('silence' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('down' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('back' as const), host }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('drain' as const), host }) },
 );
+
+interface SimHost {
+  state: 'ready' | 'silent' | 'draining';
+  /** the last heartbeat, while silent */
+  since: number;
+}
 
 class World {
   now = 1_000_000;
   instances: ReplicaView[] = [];
   slots = new Map<number, SlotState>();
+  hosts: SimHost[] = Array.from({ length: HOSTS }, () => ({ state: 'ready', since: 0 }));
   revision = 1;
   replicas: number;
+  paused = false;
   /** the quota's room beyond what the instances hold */
   quota = Number.POSITIVE_INFINITY;
   /** the current revision's canaries, promoted by themselves */
@@ -311,25 +334,46 @@ class World {
   promoted = false;
   private next = 0;
   readonly strategy: PlanInput['strategy'];
+  readonly graceSeconds: number;
 
-  constructor(replicas: number, strategy: PlanInput['strategy'], canaries = 0) {
+  constructor(replicas: number, strategy: PlanInput['strategy'], canaries = 0, graceSeconds = 0) {
     this.replicas = replicas;
     this.strategy = strategy;
     this.canaries = canaries;
+    this.graceSeconds = graceSeconds;
+  }
+
+  hostOf(v: ReplicaView): SimHost | undefined {
+    return v.host === null ? undefined : this.hosts[Number(v.host.slice(1))];
+  }
+
+  /** The replicas as the controller reads them: their hosts' liveness in them, as replicaView puts it. */
+  views(): ReplicaView[] {
+    return this.instances.map(v => {
+      const h = this.hostOf(v);
+      const unreachableSince = h?.state === 'silent' ? h.since : null;
+      return {
+        ...v,
+        unreachableSince,
+        readySince: unreachableSince === null ? v.readySince : null,
+        evicting: h?.state === 'draining',
+      };
+    });
   }
 
   input(): PlanInput {
     return {
       now: this.now,
       replicas: this.replicas,
-      paused: false,
+      paused: this.paused,
       revision: this.revision,
       strategy: this.strategy,
-      instances: this.instances,
+      instances: this.views(),
       slots: [...this.slots.values()],
       headroom: Math.max(0, this.quota - this.instances.length),
       backoff,
       canary: { count: this.canaries, promoted: this.promoted, auto: true },
+      lostGraceSeconds: this.graceSeconds,
     };
   }
 
@@ -379,38 +423,54 @@ class World {
     const set = (v: ReplicaView, patch: Partial<ReplicaView>) => {
       this.instances = this.instances.map(x => (x === v ? { ...x, ...patch } : x));
     };
+    const onHost = (n: number) => this.instances.filter(v => v.host === `h${n}`);
     if (o.op === 'start') {
+      // The scheduler places on ready hosts only.
+      const ready = this.hosts.flatMap((h, n) => (h.state === 'ready' ? [`h${n}`] : []));
       const v = pickFrom(['pending'], o.pick);
-      if (v) set(v, { state: 'running', readySince: this.now, host: 'h' });
+      if (v && ready.length > 0)
+        set(v, { state: 'running', readySince: this.now, host: ready[o.pick % ready.length]! });
     } else if (o.op === 'fail') {
       const v = pickFrom(['running', 'pending'], o.pick);
-      if (v) set(v, { state: 'failed', readySince: null, message: 'exited with code 1' });
-    } else if (o.op === 'lose') {
-      const v = pickFrom(['running'], o.pick);
-      if (v) set(v, { state: 'lost', readySince: null });
+      if (v && this.hostOf(v)?.state !== 'silent') set(v, { state: 'failed', readySince: null, message: 'exited 1' });
     } else if (o.op === 'gone') {
-      const v = pickFrom(['deleting'], o.pick);
+      // A deletion finishes when its host's agent carries it out (or the instance held no host).
+      const going = this.instances.filter(v => v.state === 'deleting' && this.hostOf(v)?.state !== 'silent');
+      const v = going[o.pick % Math.max(1, going.length)];
       if (v) this.instances = this.instances.filter(x => x !== v);
     } else if (o.op === 'tick') this.now += o.ms;
     else if (o.op === 'template') {
       this.revision++;
       this.promoted = false;
     } else if (o.op === 'scale') this.replicas = o.replicas;
-    else this.quota = o.headroom;
+    else if (o.op === 'quota') this.quota = o.headroom;
+    else if (o.op === 'pause') this.paused = !this.paused;
+    else if (o.op === 'silence') {
+      if (this.hosts[o.host]!.state !== 'silent') this.hosts[o.host] = { state: 'silent', since: this.now };
+    } else if (o.op === 'down') {
+      if (this.hosts[o.host]!.state !== 'silent') return;
+      for (const v of onHost(o.host)) if (v.state === 'running') set(v, { state: 'lost', readySince: null });
+    } else if (o.op === 'back') {
+      if (this.hosts[o.host]!.state === 'ready') return;
+      this.hosts[o.host] = { state: 'ready', since: 0 };
+      // Its agent: the replicas replaced meanwhile are removed first (fenced), the others report running.
+      this.instances = this.instances.filter(v => !(v.host === `h${o.host}` && v.state === 'deleting'));
+      for (const v of onHost(o.host)) if (v.state === 'lost') set(v, { state: 'running', readySince: this.now });
+    } else if (this.hosts[o.host]!.state === 'ready') this.hosts[o.host] = { state: 'draining', since: 0 };
   }
 }
 
-const isLive = (v: ReplicaView) =>
-  v.desiredState === 'running' && !['deleting', 'deleted', 'failed', 'stopped', 'lost'].includes(v.state);
+/** Holds its slot: to run, neither going away nor ended; on any host, heard from or not. */
+const claims = (v: ReplicaView) =>
+  v.desiredState === 'running' && !['deleting', 'deleted', 'failed', 'stopped'].includes(v.state);
 
 function checkInvariants(before: World, plan: ReturnType<typeof planDeployment>, after: World): void {
   const { maxSurge, maxUnavailable } = resolveStrategy(before.strategy, before.replicas);
-  const liveBefore = before.instances.filter(isLive);
-  const liveAfter = after.instances.filter(isLive);
+  const isLive = (w: World) => (v: ReplicaView) => claims(v) && v.state !== 'lost' && w.hostOf(v)?.state !== 'silent';
+  const liveBefore = before.instances.filter(isLive(before));
+  const liveAfter = after.instances.filter(isLive(after));
   const creates = of(plan.actions, 'create');
-  // Never two live replicas of one slot and revision.
-  const keys = liveAfter.map(v => `${v.slot}/${v.revision}`);
-  assert.equal(new Set(keys).size, keys.length, `one live replica per slot and revision: ${keys.join(' ')}`);
+  checkCopies(after);
   // Creations only in the slots there are, within the quota's room.
   for (const c of creates) assert.ok(c.slot < before.replicas, `creates slot ${c.slot} of ${before.replicas}`);
   assert.ok(creates.length <= before.input().headroom, 'creations stay within the quota');
@@ -419,32 +479,62 @@ function checkInvariants(before: World, plan: ReturnType<typeof planDeployment>,
     liveAfter.length <= Math.max(liveBefore.length, before.replicas + maxSurge),
     `live ${liveBefore.length} -> ${liveAfter.length}, replicas ${before.replicas} + surge ${maxSurge}`,
   );
-  // The rollout takes no available replica away below replicas - maxUnavailable.
+  // The rollout (and a drain) takes no available replica away below replicas - maxUnavailable.
   const healthyMs = before.strategy.minHealthySeconds * 1000;
-  const available = (vs: ReplicaView[]) =>
-    vs.filter(v => isLive(v) && v.readySince !== null && before.now - v.readySince >= healthyMs).length;
+  const views = (w: World) => new Map(w.views().map(v => [v.id, v]));
+  const available = (w: World) =>
+    [...views(w).values()].filter(v => claims(v) && v.readySince !== null && before.now - v.readySince >= healthyMs)
+      .length;
   // (What goes for other reasons, scaled down above all, is not the rollout's to keep.)
   const deletes = of(plan.actions, 'delete');
-  const otherwise = new Set(deletes.filter(d => d.reason !== 'rollout').map(d => d.instance));
-  const kept = before.instances.filter(v => !otherwise.has(v.id));
-  if (deletes.some(d => d.reason === 'rollout'))
+  const moving = new Set<string>(['rollout', 'drain']);
+  const otherwise = new Set(deletes.filter(d => !moving.has(d.reason)).map(d => d.instance));
+  const kept = Object.assign(clone(before), { instances: before.instances.filter(v => !otherwise.has(v.id)) });
+  if (deletes.some(d => moving.has(d.reason)))
     assert.ok(
-      available(after.instances) >= Math.min(available(kept), before.replicas - maxUnavailable),
+      available(after) >= Math.min(available(kept), before.replicas - maxUnavailable),
       'availability holds through a rollout',
     );
   // Outside failures, the controller's own deletions of available replicas never take availability below replicas - maxUnavailable.
-  const rolledAway = new Set(deletes.filter(d => d.reason === 'rollout').map(d => d.instance));
-  if (available(before.instances.filter(v => rolledAway.has(v.id))) > 0)
+  const before_ = views(before);
+  const movedAway = deletes.filter(d => moving.has(d.reason)).map(d => before_.get(d.instance));
+  if (movedAway.some(v => v && v.readySince !== null && before.now - v.readySince >= healthyMs))
     assert.ok(
-      available(after.instances) >= before.replicas - maxUnavailable,
-      `an available replica is replaced only while ${before.replicas - maxUnavailable} stay available (now ${available(after.instances)})`,
+      available(after) >= before.replicas - maxUnavailable,
+      `an available replica is replaced only while ${before.replicas - maxUnavailable} stay available (now ${available(after)})`,
     );
   // Every slot at or beyond the replica count is emptied.
   for (const v of liveAfter) assert.ok(v.slot < before.replicas, `slot ${v.slot} is beyond ${before.replicas}`);
+  // A replica unheard of is let go only after the grace, and its successor made in the same plan (quota allowing).
+  for (const d of deletes.filter(x => x.reason === 'lost')) {
+    const v = before_.get(d.instance)!;
+    assert.ok(v.unreachableSince !== null, `${v.id} deleted as lost while its host answers`);
+    assert.ok(before.now - v.unreachableSince >= before.graceSeconds * 1000, `${v.id} replaced within its grace`);
+    const inBackoff = (before.slots.get(d.slot)?.retryAt ?? 0) > before.now;
+    if (d.slot < before.replicas && before.input().headroom >= before.replicas && !inBackoff)
+      assert.ok(
+        after.instances.some(x => x.slot === d.slot && claims(x) && after.hostOf(x)?.state !== 'silent'),
+        `slot ${d.slot} of lost ${v.id} is filled again at once`,
+      );
+  }
+}
+
+/**
+ * Never two copies of one slot and revision: a replica whose host went silent
+ * is let go before its successor is made, and one leaving a draining host has
+ * at most one successor beside it.
+ */
+function checkCopies(w: World): void {
+  const keys = w.views().flatMap(v => (claims(v) ? [`${v.slot}/${v.revision}${v.evicting ? ' (moving)' : ''}`] : []));
+  assert.equal(new Set(keys).size, keys.length, `one copy per slot and revision: ${keys.join(' ')}`);
 }
 
 const clone = (w: World): World =>
-  Object.assign(Object.create(World.prototype) as World, w, { slots: new Map(w.slots), instances: [...w.instances] });
+  Object.assign(Object.create(World.prototype) as World, w, {
+    slots: new Map(w.slots),
+    instances: [...w.instances],
+    hosts: w.hosts.map(h => ({ ...h })),
+  });
 
 test('randomized: after every plan the invariants hold, and a calm world converges', () => {
   const strategy = fc.record({
@@ -458,8 +548,9 @@ test('randomized: after every plan the invariants hold, and a calm world converg
       strategy,
       fc.array(ops, { maxLength: 120 }),
       fc.integer({ min: 0, max: 3 }),
-      (replicas, s, run, canaries) => {
-        const world = new World(replicas, s, canaries);
+      fc.integer({ min: 0, max: 30 }),
+      (replicas, s, run, canaries, grace) => {
+        const world = new World(replicas, s, canaries, grace);
         const step = () => {
           const before = clone(world);
           const plan = planDeployment(world.input());
@@ -470,10 +561,16 @@ test('randomized: after every plan the invariants hold, and a calm world converg
         };
         for (const o of run) {
           step();
+          // (A drain called off leaves a moved replica beside its successor until the next plan.)
+          const undrain = o.op === 'back' && world.hosts[o.host]!.state === 'draining';
           world.happen(o);
+          if (!undrain) checkCopies(world);
         }
-        // A calm world: everything starts, deletions finish, the quota allows, time passes.
+        // A calm world: hosts still silent stay away but one is ready, everything
+        // starts, deletions finish, the quota allows, time passes.
         world.quota = Number.POSITIVE_INFINITY;
+        world.paused = false;
+        if (!world.hosts.some(h => h.state === 'ready')) world.hosts[0] = { state: 'ready', since: 0 };
         let plan = step();
         for (
           let i = 0;
@@ -489,13 +586,16 @@ test('randomized: after every plan the invariants hold, and a calm world converg
           plan = step();
         }
         assert.equal(plan.status.phase, 'complete', plan.status.message);
-        const live = world.instances.filter(isLive);
+        const live = world.instances.filter(v => claims(v) && world.hostOf(v)?.state !== 'silent');
         assert.deepEqual(
           live.map(v => [v.slot, v.revision]).sort((a, b) => a[0]! - b[0]!),
           Array.from({ length: world.replicas }, (_, slot) => [slot, world.revision]),
         );
+        // Draining hosts end empty (but for what their agents are removing).
+        for (const v of world.instances.filter(claims))
+          assert.notEqual(world.hostOf(v)?.state, 'draining', `${v.id} is still on a draining host`);
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 500 },
   );
 });

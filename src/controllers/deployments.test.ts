@@ -15,6 +15,10 @@ import {
 import { InstanceService } from '../services/instances.ts';
 import type { InstanceRow } from '../store/schema.ts';
 import { type DeploymentsControllerOptions, deploymentsController } from './deployments.ts';
+import { heartbeat } from '../services/agents.ts';
+import { assignedTo } from '../store/instances.ts';
+import { update as updateHost } from '../services/hosts.ts';
+import { liveness } from './liveness.ts';
 import { placer } from './placer.ts';
 import { Runner } from './runner.ts';
 import { addHost, openRig, type Rig } from './testing.ts';
@@ -310,9 +314,82 @@ test('deleting a deployment deletes its replicas through the instance delete pat
   await rig.close();
 });
 
-test('a replica lost with its host is replaced at once, without a failure counted', async () => {
+/** A heartbeat of `hostId` at the rig's time, as an agent's would be. */
+async function beat(rig: Rig, hostId: string): Promise<void> {
+  const t = new Date(rig.clock.now()).toISOString();
+  await rig.store.db.updateTable('hosts').set({ last_heartbeat_at: t }).where('id', '=', hostId).execute();
+}
+
+test('a replica whose host falls silent keeps its slot for the grace, is replaced after it, and is removed when its host is back', async () => {
+  const rig = await openRig(
+    s => placer(s),
+    s => deploymentsController(s, opts),
+    s => liveness(s, { heartbeatSeconds: 5 }),
+  );
+  const h1 = await addHost(rig, 'h1', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  const d = await createDeployment(rig.store, admin, {
+    project: 'default',
+    name: 'web',
+    ...spec(1, { strategy: { lostGraceSeconds: 30 } }),
+  });
+  await agents(rig);
+  const h2 = await addHost(rig, 'h2', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  const r = (await replicas(rig))[0]!;
+  assert.equal(r.host_id, h1);
+  // h1 stops heartbeating; h2 goes on.
+  for (const step of [16_000, 10_000]) {
+    rig.clock.advance(step);
+    await beat(rig, h2);
+    await rig.runner.idle();
+  }
+  const host1 = await rig.store.db.selectFrom('hosts').selectAll().where('id', '=', h1).executeTakeFirstOrThrow();
+  assert.equal(host1.state, 'not-ready');
+  let rows = await replicas(rig);
+  assert.deepEqual(
+    rows.map(x => [x.id, x.desired_state]),
+    [[r.id, 'running']],
+    'within the grace the replica keeps its slot',
+  );
+  rig.clock.advance(5_000);
+  await beat(rig, h2);
+  await rig.runner.idle();
+  rows = await replicas(rig);
+  assert.equal(
+    rows.find(x => x.id === r.id)?.state,
+    'deleting',
+    'past the grace it is let go, to be removed by its host',
+  );
+  const fresh = live(rows);
+  assert.equal(fresh.length, 1);
+  assert.equal(fresh[0]!.slot, 0);
+  assert.equal(fresh[0]!.host_id, h2);
+  const replaced = rig.events.filter(e => e.type === 'deployment.replica-replaced');
+  assert.deepEqual(
+    replaced.map(e => JSON.parse(e.data).reason),
+    ['lost'],
+  );
+  assert.equal(rig.events.filter(e => e.type === 'deployment.replica-failed').length, 0);
+  assert.equal((await deployment(rig, d.id)).replacements, 1);
+  // h1 is back: its agent is told to remove the replaced replica, and nothing new is made.
+  await heartbeat(rig.store, h1, undefined);
+  await rig.runner.idle();
+  const assigned = (await assignedTo(rig.store.db, h1)).map(a => [a.id, a.desired_state]);
+  assert.deepEqual(assigned, [[r.id, 'deleted']]);
+  await agents(rig);
+  assert.deepEqual(
+    (await replicas(rig)).map(x => [x.host_id, x.state]),
+    [[h2, 'running']],
+  );
+  await rig.close();
+});
+
+test('a replica lost with its host is replaced at once when the grace is 0, without a failure counted', async () => {
   const rig = await rigWithHost();
-  const d = await createDeployment(rig.store, admin, { project: 'default', name: 'web', ...spec(1) });
+  await createDeployment(rig.store, admin, {
+    project: 'default',
+    name: 'web',
+    ...spec(1, { strategy: { lostGraceSeconds: 0 } }),
+  });
   await agents(rig);
   const other = await addHost(rig, 'h2', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
   const r = (await replicas(rig))[0]!;
@@ -333,10 +410,49 @@ test('a replica lost with its host is replaced at once, without a failure counte
   assert.equal(rows.find(x => x.id === r.id)?.state, 'deleting', 'the lost one waits for its host');
   const fresh = live(rows);
   assert.equal(fresh.length, 1);
-  assert.equal(fresh[0]!.slot, 0);
   assert.equal(fresh[0]!.host_id, other);
   assert.equal(rig.events.filter(e => e.type === 'deployment.replica-failed').length, 0);
-  assert.equal((await deployment(rig, d.id)).replacements, 1);
+  await rig.close();
+});
+
+test('a draining host is emptied one replica at a time, never below replicas - maxUnavailable', async () => {
+  const rig = await rigWithHost();
+  const d = await createDeployment(rig.store, admin, {
+    project: 'default',
+    name: 'web',
+    ...spec(3, { strategy: { maxSurge: 1, maxUnavailable: 0 } }),
+  });
+  await agents(rig);
+  const h1 = (await replicas(rig))[0]!.host_id!;
+  const h2 = await addHost(rig, 'h2', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  await updateHost(rig.store, admin, h1, { state: 'draining' });
+  const svc = new InstanceService(rig.store);
+  let most = 0;
+  for (let round = 0; round < 20; round++) {
+    await rig.runner.idle();
+    const rows = await replicas(rig);
+    const running = rows.filter(x => x.state === 'running' && x.desired_state === 'running');
+    assert.ok(running.length >= 3, `round ${round}: ${running.length} running`);
+    const moving = rows.filter(x => x.host_id === h2 && x.state === 'scheduled');
+    most = Math.max(most, moving.length);
+    // One agent step at a time: h2 starts what it got, h1 removes what it was told to.
+    const next = rows.find(x => x.state === 'scheduled' || x.state === 'deleting');
+    if (!next) break;
+    await svc.report(next.host_id!, next.id, { state: next.state === 'scheduled' ? 'running' : 'deleted' }, 'agent');
+  }
+  assert.equal(most, 1, 'maxSurge 1: one replacement at a time');
+  const rows = await replicas(rig);
+  assert.deepEqual(
+    rows.map(x => [x.slot, x.host_id, x.state]),
+    [
+      [0, h2, 'running'],
+      [1, h2, 'running'],
+      [2, h2, 'running'],
+    ],
+  );
+  const moved = rig.events.filter(e => e.type === 'instance.deleting').length;
+  assert.equal(moved, 3);
+  assert.equal((await deployment(rig, d.id)).phase, 'complete');
   await rig.close();
 });
 

@@ -9,8 +9,7 @@
 //   restart by its policy coming) is counted once against its slot: its
 //   failures in a row set a backoff, base * 2^(failures-1) capped at max, kept
 //   in the store. The failed replica stays (its logs readable) until the
-//   backoff ends; then it is deleted and the slot filled again. A replica lost
-//   with its host is replaced at once, without a failure counted. A slot's
+//   backoff ends; then it is deleted and the slot filled again. A slot's
 //   count is cleared once its replica has been available for `resetMs`, or
 //   when the failures were of another revision than the one it now gets.
 // - A changed template rolls out slot by slot: while fewer than replicas +
@@ -18,7 +17,17 @@
 //   beside it; an old replica is deleted once its slot's new one is available,
 //   or (without surge room) before its replacement is created, as long as
 //   availability stays at replicas - maxUnavailable or more.
-// - A slot never holds two live replicas of one revision: a second one is deleted.
+// - A replica whose host has not been heard from (not ready, down, or the
+//   replica lost with it) keeps its slot, not available, for lostGraceSeconds
+//   from the host's last heartbeat; then it is deleted and its slot filled
+//   again in the same write, without a failure counted. Deleted, it is what
+//   its agent removes first when it is back (src/agent/agent.ts), so a slot
+//   never has two copies of one revision that the store says should run.
+// - A replica on a draining host moves as a rollout step does: a successor
+//   beside it within maxSurge, or it goes first within maxUnavailable. Paused,
+//   or with canaries waiting, its successor keeps its revision.
+// - A slot never holds two live replicas of one revision (one leaving a
+//   draining host aside): a second one is deleted.
 // - A revision not complete (every replica of it available) within
 //   progressDeadlineSeconds of its creation has failed (phase `failed`); with
 //   autoRollback the previous revision's template becomes current again as a
@@ -29,7 +38,7 @@
 //   wait, and the status says so.
 // Replicas going away (deleting) hold nothing for the plan but their quota.
 // The controller runs the deployments its events name (deployment changes,
-// their replicas' state, health and deletion), those whose plan asked to be
+// their replicas' state, health and deletion, their hosts' state), those whose plan asked to be
 // looked at again at a time that has come (a backoff's end, a replica
 // becoming available), and every one at a full resync.
 import { now as isoNow } from '../lib/time.ts';
@@ -39,6 +48,7 @@ import type { InstanceTemplate } from '../kinds/schemas.ts';
 import {
   deploymentsOfInstances,
   deploymentIds,
+  deploymentsOnHosts,
   deleteSlot,
   findDeployment,
   findRevision,
@@ -49,6 +59,7 @@ import {
   updateDeployment,
   updateRevision,
 } from '../store/deployments.ts';
+import { hostsLiveness } from '../store/hosts.ts';
 import { findInstance } from '../store/instances.ts';
 import { getProjectById } from '../store/projects.ts';
 import type { DeploymentRevisionRow, DeploymentRow, DeploymentSlotRow, ProjectRow } from '../store/schema.ts';
@@ -105,6 +116,8 @@ export interface PlanInput {
   progress?: Progress;
   /** the current revision's canaries; none: no canaries */
   canary?: Canary;
+  /** how long a replica's host may go unheard before the replica is replaced elsewhere (default 0: at once) */
+  lostGraceSeconds?: number;
 }
 
 export interface Progress {
@@ -127,7 +140,7 @@ export interface Canary {
   auto: boolean;
 }
 
-export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'duplicate';
+export type DeleteReason = 'scale-down' | 'failed' | 'lost' | 'rollout' | 'drain' | 'duplicate';
 
 export type Action =
   | { type: 'create'; slot: number; revision: number; replacing?: { instance: string; reason: 'failed' | 'lost' } }
@@ -168,11 +181,13 @@ export interface Plan {
 
 type Role = 'going' | 'lost' | 'ended' | 'live';
 
-function roleOf(v: ReplicaView): Role {
+function roleOf(v: ReplicaView, now: number, graceMs: number): Role {
   if (v.desiredState === 'deleted' || v.state === 'deleting' || v.state === 'deleted') return 'going';
-  if (v.state === 'lost') return 'lost';
   const ended = (v.state === 'failed' || v.state === 'stopped') && v.desiredState === 'running' && !v.restarting;
-  return ended ? 'ended' : 'live';
+  if (ended) return 'ended';
+  // Unheard of for the grace: replaced. Within it, it keeps its slot (not available).
+  if (v.unreachableSince !== null && now - Math.min(v.unreachableSince, now) >= graceMs) return 'lost';
+  return 'live';
 }
 
 export function backoffDelay(failures: number, b: BackoffPolicy): number {
@@ -184,6 +199,7 @@ export function planDeployment(input: PlanInput): Plan {
   const { now, replicas } = input;
   const actions: Action[] = [];
   const minHealthyMs = input.strategy.minHealthySeconds * 1000;
+  const graceMs = (input.lostGraceSeconds ?? 0) * 1000;
   // A time in the future (another server's clock, a little ahead) counts as now.
   const isAvailable = (v: ReplicaView) => v.readySince !== null && now - Math.min(v.readySince, now) >= minHealthyMs;
   let wakeAt: number | null = null;
@@ -196,8 +212,9 @@ export function planDeployment(input: PlanInput): Plan {
   const ended = new Map<number, ReplicaView>();
   const lost: ReplicaView[] = [];
   for (const v of input.instances) {
-    const k = roleOf(v);
+    const k = roleOf(v, now, graceMs);
     if (k === 'going') continue;
+    if (k === 'live' && v.unreachableSince !== null) wake(v.unreachableSince + graceMs);
     if (v.slot >= replicas) {
       actions.push({ type: 'delete', instance: v.id, slot: v.slot, reason: 'scale-down' });
       continue;
@@ -212,11 +229,12 @@ export function planDeployment(input: PlanInput): Plan {
   const newest = Math.max(0, ...[...live.values()].flat().map(v => v.revision));
   const target = input.paused && newest > 0 ? newest : input.revision;
 
-  // A slot never holds two live replicas of one revision: the extra ones go, the oldest stays.
+  // A slot never holds two live replicas of one revision (one on a draining
+  // host aside, which its successor replaces): the extra ones go, the oldest stays.
   for (const [slot, vs] of live) {
     const kept: ReplicaView[] = [];
     for (const v of [...vs].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))) {
-      if (kept.some(k => k.revision === v.revision))
+      if (kept.some(k => k.revision === v.revision && k.evicting === v.evicting))
         actions.push({ type: 'delete', instance: v.id, slot, reason: 'duplicate' });
       else kept.push(v);
     }
@@ -265,19 +283,19 @@ export function planDeployment(input: PlanInput): Plan {
 
   let headroom = input.headroom;
   let waitingForQuota = 0;
-  const create = (slot: number) => {
+  const create = (slot: number, revision = target) => {
     if (headroom <= 0) {
       waitingForQuota++;
       return false;
     }
     headroom--;
     const r = replacing.get(slot);
-    actions.push({ type: 'create', slot, revision: target, ...(r ? { replacing: r } : {}) });
+    actions.push({ type: 'create', slot, revision, ...(r ? { replacing: r } : {}) });
     const placeholder: ReplicaView = {
       id: '',
       name: '',
       slot,
-      revision: target,
+      revision,
       state: 'pending',
       desiredState: 'running',
       readySince: null,
@@ -285,6 +303,8 @@ export function planDeployment(input: PlanInput): Plan {
       message: '',
       host: null,
       createdAt: new Date(now).toISOString(),
+      unreachableSince: null,
+      evicting: false,
     };
     live.set(slot, [...(live.get(slot) ?? []), placeholder]);
     return true;
@@ -305,7 +325,7 @@ export function planDeployment(input: PlanInput): Plan {
     // Taking away a replica that is not available costs no availability.
     const loss = isAvailable(old) ? 1 : 0;
     if (loss > 0 && availableCount - loss < minAvailable) return false;
-    actions.push({ type: 'delete', instance: old.id, slot, reason: 'rollout' });
+    actions.push({ type: 'delete', instance: old.id, slot, reason: old.evicting ? 'drain' : 'rollout' });
     const rest = (live.get(slot) ?? []).filter(v => v !== old);
     if (rest.length > 0) live.set(slot, rest);
     else live.delete(slot);
@@ -319,34 +339,44 @@ export function planDeployment(input: PlanInput): Plan {
   const canaryLimit =
     c && !c.promoted && c.count > 0 && c.count < replicas && olderLive() ? c.count : Number.POSITIVE_INFINITY;
   let targetCount = all().filter(v => v.revision === target).length;
-  if (!input.paused) {
-    const freshIn = (slot: number) => live.get(slot)?.find(v => v.revision === target);
-    const takesOver = (slot: number) => {
-      const fresh = freshIn(slot);
-      return fresh !== undefined && isAvailable(fresh);
-    };
-    const rolling = [...live.entries()].flatMap(([slot, vs]) =>
-      vs.filter(v => v.revision !== target).map(old => ({ slot, old })),
-    );
-    // First the slots whose new replica can take over, then the others, unavailable old replicas first.
-    rolling.sort(
-      (a, b) =>
-        Number(takesOver(b.slot)) - Number(takesOver(a.slot)) ||
-        Number(isAvailable(a.old)) - Number(isAvailable(b.old)) ||
-        a.slot - b.slot,
-    );
-    for (const { slot, old } of rolling) {
-      const fresh = freshIn(slot);
-      if (fresh) {
-        if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
-      } else if (targetCount < canaryLimit && !blocked.has(slot)) {
-        // (A slot whose new replica failed waits out its backoff before the next one.)
-        const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
-        if (room ? create(slot) : removeOld(slot, old) && create(slot)) {
-          liveCount++;
-          targetCount++;
-        }
-      }
+  // What replaces `old`: the target revision, but a replica moved off a draining
+  // host keeps its revision while the rollout may not go on (paused, canaries waiting).
+  const successorOf = (old: ReplicaView) =>
+    old.evicting && old.revision !== target && (input.paused || targetCount >= canaryLimit) ? old.revision : target;
+  const freshIn = (slot: number, old: ReplicaView) => {
+    const revision = successorOf(old);
+    return live.get(slot)?.find(v => v !== old && !v.evicting && (v.revision === target || v.revision === revision));
+  };
+  const takesOver = (slot: number, old: ReplicaView) => {
+    const fresh = freshIn(slot, old);
+    return fresh !== undefined && isAvailable(fresh);
+  };
+  // Replicas of an older revision (while the rollout may go on), and those on a draining host (always).
+  const rolling = [...live.entries()].flatMap(([slot, vs]) =>
+    vs.filter(v => v.evicting || (!input.paused && v.revision !== target)).map(old => ({ slot, old })),
+  );
+  // First the slots whose new replica can take over, then the others, unavailable old replicas first.
+  rolling.sort(
+    (a, b) =>
+      Number(takesOver(b.slot, b.old)) - Number(takesOver(a.slot, a.old)) ||
+      Number(isAvailable(a.old)) - Number(isAvailable(b.old)) ||
+      a.slot - b.slot,
+  );
+  for (const { slot, old } of rolling) {
+    const fresh = freshIn(slot, old);
+    if (fresh) {
+      if (isAvailable(fresh) || !isAvailable(old)) removeOld(slot, old);
+      continue;
+    }
+    const revision = successorOf(old);
+    // A move keeps the count of the target revision; a rollout step adds to it, up to the canaries.
+    const adds = revision === target && old.revision !== target;
+    // (A slot whose new replica failed waits out its backoff before the next one.)
+    if ((adds && targetCount >= canaryLimit) || blocked.has(slot)) continue;
+    const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
+    if (room ? create(slot, revision) : removeOld(slot, old) && create(slot, revision)) {
+      liveCount++;
+      if (adds) targetCount++;
     }
   }
   const canaries = all().filter(v => v.revision === target);
@@ -455,6 +485,9 @@ const wakeTypes: readonly EventType[] = [
   'instance.state',
   'instance.health',
   'instance.deleted',
+  // a replica's host going silent, coming back or draining
+  'host.state',
+  'host.updated',
 ];
 
 const ACTOR = 'deployments';
@@ -487,10 +520,13 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
           for (const id of await deploymentIds(store.db)) ids.add(id);
         }
         const instanceIds: string[] = [];
+        const hostIds: string[] = [];
         for (const e of pass.events) {
           if (e.resource_type === 'deployment') ids.add(e.resource_id);
+          else if (e.resource_type === 'host') hostIds.push(e.resource_id);
           else instanceIds.push(e.resource_id);
         }
+        for (const id of await deploymentsOnHosts(store.db, hostIds)) ids.add(id);
         for (const [instance, deployment] of await deploymentsOfInstances(store.db, instanceIds)) {
           owners.set(instance, deployment);
           ids.add(deployment);
@@ -583,9 +619,13 @@ async function reconcileOne(
   const template = JSON.parse(current.template) as InstanceTemplate;
   const strategy = fullStrategy(JSON.parse(d.strategy) as StrategyOut);
   // A replica of an older revision with the current one's template (a rollback copies it) already is what the current one wants.
+  const hosts = await hostsLiveness(
+    trx,
+    rows.flatMap(r => (r.host_id ? [r.host_id] : [])),
+  );
   const views: ReplicaView[] = [];
   for (const r of rows) {
-    const v = replicaView(r);
+    const v = replicaView(r, r.host_id ? hosts.get(r.host_id) : undefined);
     const same = v.revision > 0 && v.revision !== d.revision && (await revision(v.revision)).hash === current.hash;
     views.push(same ? { ...v, revision: d.revision } : v);
   }
@@ -599,6 +639,7 @@ async function reconcileOne(
     slots: (await slotsOf(trx, [id])).map(slotStateOf),
     headroom: headroomOf(project, resourcesOf(template)),
     backoff,
+    lostGraceSeconds: strategy.lostGraceSeconds,
     progress: {
       startedAt: Date.parse(current.started_at ?? current.created_at),
       completed: current.completed_at !== null,

@@ -88,6 +88,14 @@ export const Strategy = Type.Object(
         description: 'go back to the previous revision when a new one misses its progress deadline (default false)',
       }),
     ),
+    lostGraceSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 86_400,
+        description:
+          'a replica whose host has not been heard from for this long is replaced on another host (default 60); the old one is stopped when its host comes back',
+      }),
+    ),
   },
   { ...Closed, description: 'how a changed template replaces the replicas' },
 );
@@ -102,6 +110,7 @@ export const defaultStrategy: StrategyOut = {
   canary: 0,
   canaryPromotion: 'manual',
   autoRollback: false,
+  lostGraceSeconds: 60,
 };
 
 /** A strategy with every field given: what is stored and hashed. */

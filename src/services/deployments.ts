@@ -122,13 +122,31 @@ export interface ReplicaView {
   message: string;
   host: string | null;
   createdAt: string;
+  /** Since when (ms) its host has not been heard from (not ready, down, or the replica lost with it); null while it is. */
+  unreachableSince: number | null;
+  /** Its host is draining: the replica is to move elsewhere. */
+  evicting: boolean;
 }
 
-export function replicaView(r: InstanceRow): ReplicaView {
+/** What the controller reads of a replica's host. */
+export interface HostLiveness {
+  state: string;
+  lastHeartbeatAt: string | null;
+}
+
+export function replicaView(r: InstanceRow, host?: HostLiveness): ReplicaView {
   const observed = JSON.parse(r.observed) as Partial<ObservedOut>;
   const options = JSON.parse(r.options) as { healthCheck?: HealthCheck | null };
+  // A host not heard from: nobody can say whether the replica still serves. (A
+  // lost replica whose host is back waits for what its agent reports.)
+  const silent = host !== undefined && (host.state === 'not-ready' || host.state === 'down');
+  const unreachableSince = silent
+    ? Date.parse(host.lastHeartbeatAt ?? r.updated_at)
+    : r.state === 'lost' && host === undefined
+      ? Date.parse(r.updated_at)
+      : null;
   let readySince: number | null = null;
-  if (r.state === 'running' && r.desired_state === 'running' && r.started_at) {
+  if (unreachableSince === null && r.state === 'running' && r.desired_state === 'running' && r.started_at) {
     const started = Date.parse(r.started_at);
     if (!options.healthCheck) readySince = started;
     else if (observed.health?.status === 'healthy')
@@ -151,6 +169,8 @@ export function replicaView(r: InstanceRow): ReplicaView {
     message: r.message,
     host: r.host_id,
     createdAt: r.created_at,
+    unreachableSince,
+    evicting: unreachableSince === null && host?.state === 'draining',
   };
 }
 

@@ -139,6 +139,19 @@ export async function deploymentsOfInstances(db: Db, ids: readonly string[]): Pr
   return new Map(rows.map(r => [r.id, r.deployment_id!]));
 }
 
+/** The deployments with replicas on the given hosts. */
+export async function deploymentsOnHosts(db: Db, hostIds: readonly string[]): Promise<string[]> {
+  if (hostIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('instances')
+    .select('deployment_id')
+    .distinct()
+    .where('host_id', 'in', [...hostIds])
+    .where('deployment_id', 'is not', null)
+    .execute();
+  return rows.map(r => r.deployment_id!);
+}
+
 /** Which of `names` instances of the project already take. */
 export async function takenNames(db: Db, projectId: string, names: readonly string[]): Promise<Set<string>> {
   if (names.length === 0) return new Set();

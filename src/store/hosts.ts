@@ -62,6 +62,20 @@ export async function heartbeatingHosts(
     .execute();
 }
 
+/** The state and last heartbeat of the given hosts. */
+export async function hostsLiveness(
+  db: Db,
+  ids: readonly string[],
+): Promise<Map<string, { state: string; lastHeartbeatAt: string | null }>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('hosts')
+    .select(['id', 'state', 'last_heartbeat_at'])
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  return new Map(rows.map(r => [r.id, { state: r.state, lastHeartbeatAt: r.last_heartbeat_at }]));
+}
+
 /**
  * Moves a host from state `from` to `to` unless it changed since it was seen
  * (another state, or a heartbeat after `at`); its pool when it moved.
