@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import type { Observed } from '../drivers/driver.ts';
+import type { InstanceSpec, Observed } from '../drivers/driver.ts';
 import { SimDriver, SimMachineDriver, SimRuntime } from '../drivers/sim/driver.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { Agent } from './agent.ts';
@@ -66,7 +66,10 @@ async function create(name: string, extra: Record<string, unknown> = {}): Promis
   return made.id;
 }
 
-/** A sim driver whose inspect of one instance throws, as a broken runtime would. */
+/** Starts and removals as the driver saw them, in order. */
+const calls: string[] = [];
+
+/** A sim driver whose inspect of one instance throws, as a broken runtime would; its removals are slow. */
 class BrokenFor extends SimDriver {
   private readonly broken: string[];
   constructor(runtime: SimRuntime, broken: string[]) {
@@ -76,6 +79,17 @@ class BrokenFor extends SimDriver {
   override inspect(id: string): Promise<Observed> {
     if (this.broken.includes(id)) return Promise.reject(new Error('runtime answered garbage'));
     return super.inspect(id);
+  }
+  override async start(spec: InstanceSpec, progress?: (message: string) => void): Promise<void> {
+    calls.push(`start ${spec.id}`);
+    return super.start(spec, progress);
+  }
+  override async destroy(id: string): Promise<void> {
+    calls.push(`destroy ${id}`);
+    // A runtime that takes its time to remove a workload.
+    await new Promise(r => setTimeout(r, 100));
+    await super.destroy(id);
+    calls.push(`destroyed ${id}`);
   }
 }
 
@@ -241,4 +255,21 @@ test('an instance deleted while its agent was away has its workload removed when
     assert.ok(Date.now() < end, 'workload still there');
     await new Promise(r => setTimeout(r, 10));
   }
+});
+
+test('back after an outage, the agent removes what was deleted meanwhile before it starts anything', async () => {
+  const id = await create('replaced');
+  await until(id, state('running'), 'running');
+  await agent.stop();
+  await call('DELETE', `/v1/instances/${id}`);
+  const next = await create('successor');
+  await until(next, state('scheduled'), 'placed on the stopped agent');
+  calls.length = 0;
+  agent = newAgent();
+  await agent.start();
+  await until(next, state('running'), 'the new one started');
+  assert.ok(!runtime.workloads.has(id), 'the deleted one is gone');
+  const removed = calls.indexOf(`destroyed ${id}`);
+  const started = calls.indexOf(`start ${next}`);
+  assert.ok(removed >= 0 && started > removed, `removed, then started: ${calls.join(', ')}`);
 });
