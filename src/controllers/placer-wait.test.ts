@@ -3,6 +3,8 @@
 // then first come), without one that does not fit blocking one that does.
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
+import type { Fingerprint } from '../model/agent-protocol.ts';
+import { heartbeat } from '../services/agents.ts';
 import { finalizeDelete, InstanceService } from '../services/instances.ts';
 import { explain } from '../services/placement.ts';
 import type { HostTable } from '../store/schema.ts';
@@ -261,5 +263,30 @@ test('a burst larger than a batch is placed in queue order across its batches', 
   await p.reconcile({ events: created, resync: false, now: rig.clock.now() });
   const placed = [...(await instances(rig)).values()].filter(r => r.state === 'scheduled').map(r => r.name);
   assert.deepEqual(placed, ['b-599', 'first']);
+  await rig.close();
+});
+
+test('a heartbeat that reports more room places what waits for it, at once', async () => {
+  const rig = await openRig(s => placer(s));
+  const svc = new InstanceService(rig.store);
+  const h = await addHost(rig, 'growing', { allocatable_memory_mib: 1024 });
+  await svc.create(rig.projectId, spec('big', { resources: { vcpus: 1, memoryMib: 2048 } }), 'test');
+  await rig.runner.idle();
+  assert.equal((await instances(rig)).get('big')!.state, 'pending');
+  const size = { vcpus: 8, memoryMib: 8192, diskGib: 100 };
+  const grown: Fingerprint = { capacity: size, allocatable: size, drivers: ['container'] };
+  const same = await heartbeat(rig.store, h, grown);
+  assert.equal(same.state, 'ready');
+  const said = rig.events.filter(e => e.type === 'host.updated').map(e => JSON.parse(e.data).fields as string[]);
+  assert.ok(said.at(-1)?.includes('allocatable'), `the heartbeat said what changed: ${JSON.stringify(said)}`);
+  // No resync: the clock stands still, the event alone wakes the placer.
+  await rig.runner.idle();
+  const row = (await instances(rig)).get('big')!;
+  assert.equal(row.state, 'scheduled');
+  assert.equal(row.host_id, h);
+  // The same fingerprint again says nothing.
+  const before = rig.events.length;
+  await heartbeat(rig.store, h, grown);
+  assert.equal(rig.events.length, before);
   await rig.close();
 });

@@ -125,6 +125,23 @@ export async function register(
   return { host, secret };
 }
 
+/** The host fields a fingerprint sets that placement depends on. */
+const schedulingFields = {
+  capacity_vcpus: 'capacity',
+  capacity_memory_mib: 'capacity',
+  capacity_disk_gib: 'capacity',
+  allocatable_vcpus: 'allocatable',
+  allocatable_memory_mib: 'allocatable',
+  allocatable_disk_gib: 'allocatable',
+  drivers: 'drivers',
+  kind: 'kind',
+  parent_instance_id: 'parent',
+  region: 'topology',
+  zone: 'topology',
+  rack: 'topology',
+  labels: 'labels',
+} as const satisfies Partial<Record<keyof HostTable & keyof HostRow, string>>;
+
 /** A heartbeat: the host is ready again (unless draining), with what its agent now reports. */
 export async function heartbeat(store: Store, hostId: string, fingerprint: Fingerprint | undefined): Promise<HostRow> {
   return store.write(async ({ trx, emit }) => {
@@ -136,6 +153,25 @@ export async function heartbeat(store: Store, hostId: string, fingerprint: Finge
     // Most heartbeats carry the labels already recorded: no need to delete and insert them again.
     if (fp.labels !== undefined && fp.labels !== h.labels)
       await replaceLabels(trx, 'host', h.id, JSON.parse(fp.labels) as Record<string, string>);
+    // What the scheduler reads of a host changed (capacity freed, a driver that
+    // now works, labels): said, so that instances waiting for capacity look again.
+    const changed = [
+      ...new Set(
+        (Object.keys(schedulingFields) as (keyof typeof schedulingFields)[])
+          .filter(k => fp[k] !== undefined && fp[k] !== h[k])
+          .map(k => schedulingFields[k]),
+      ),
+    ];
+    if (changed.length > 0)
+      emit({
+        type: 'host.updated',
+        projectId: h.pool,
+        resourceType: 'host',
+        resourceId: h.id,
+        actor: `agent:${h.name}`,
+        host: h.id,
+        data: { fields: changed, state },
+      });
     if (state !== h.state) {
       emit({
         type: 'host.state',
