@@ -23,6 +23,7 @@ const replica = (o: Partial<ReplicaView> & Pick<ReplicaView, 'id' | 'slot' | 're
   createdAt: new Date(0).toISOString(),
   unreachableSince: null,
   evicting: false,
+  unhealthy: false,
   ...o,
 });
 
@@ -89,6 +90,24 @@ test('a failure is counted once; the slot is filled again when its backoff is ov
     { type: 'delete', instance: 'f', slot: 1, reason: 'failed' },
     { type: 'create', slot: 1, revision: 1, replacing: { instance: 'f', reason: 'failed' } },
   ]);
+});
+
+test('an unhealthy replica is counted as a failure, kept through its backoff, and replaced unless it recovered', () => {
+  const sick = replica({ id: 's', slot: 0, revision: 1, readySince: null, unhealthy: true, message: 'check: 503' });
+  const first = planDeployment(input({ replicas: 1, instances: [sick] }));
+  assert.deepEqual(first.actions, [
+    { type: 'fail', slot: 0, instance: 's', revision: 1, failures: 1, retryAt: 101_000, reason: 'check: 503' },
+  ]);
+  const slots: SlotState[] = [
+    { slot: 0, failures: 1, revision: 1, retryAt: 101_000, reason: 'check: 503', failedInstance: 's' },
+  ];
+  assert.deepEqual(planDeployment(input({ replicas: 1, instances: [sick], slots, now: 100_500 })).actions, []);
+  assert.deepEqual(planDeployment(input({ replicas: 1, instances: [sick], slots, now: 101_000 })).actions, [
+    { type: 'delete', instance: 's', slot: 0, reason: 'failed' },
+    { type: 'create', slot: 0, revision: 1, replacing: { instance: 's', reason: 'failed' } },
+  ]);
+  const recovered = { ...sick, unhealthy: false, readySince: 100_800, message: '' };
+  assert.deepEqual(planDeployment(input({ replicas: 1, instances: [recovered], slots, now: 101_000 })).actions, []);
 });
 
 test('maxSurge 0 replaces in place, one unavailable at a time', () => {
@@ -282,6 +301,9 @@ test('paused: old replicas are not replaced, but a failed one is, and the deadli
 type Op =
   | { op: 'start'; pick: number }
   | { op: 'fail'; pick: number }
+  /** a running replica's health check fails, or passes again */
+  | { op: 'sick'; pick: number }
+  | { op: 'recover'; pick: number }
   | { op: 'gone'; pick: number }
   | { op: 'tick'; ms: number }
   | { op: 'template' }
@@ -301,6 +323,8 @@ const host = fc.integer({ min: 0, max: HOSTS - 1 });
 const ops: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('start' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('sick' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('recover' as const), pick: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('gone' as const), pick: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 20_000 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'template' as const }) },
@@ -357,6 +381,7 @@ class World {
         unreachableSince,
         readySince: unreachableSince === null ? v.readySince : null,
         evicting: h?.state === 'draining',
+        unhealthy: unreachableSince === null && v.unhealthy,
       };
     });
   }
@@ -433,6 +458,13 @@ class World {
     } else if (o.op === 'fail') {
       const v = pickFrom(['running', 'pending'], o.pick);
       if (v && this.hostOf(v)?.state !== 'silent') set(v, { state: 'failed', readySince: null, message: 'exited 1' });
+    } else if (o.op === 'sick') {
+      const v = pickFrom(['running'], o.pick);
+      if (v && !v.unhealthy) set(v, { unhealthy: true, readySince: null, message: 'health check failing' });
+    } else if (o.op === 'recover') {
+      const sick = this.instances.filter(x => x.unhealthy);
+      const v = sick[o.pick % Math.max(1, sick.length)];
+      if (v) set(v, { unhealthy: false, readySince: this.now, message: '' });
     } else if (o.op === 'gone') {
       // A deletion finishes when its host's agent carries it out (or the instance held no host).
       const going = this.instances.filter(v => v.state === 'deleting' && this.hostOf(v)?.state !== 'silent');

@@ -6,10 +6,12 @@
 //   the target revision (the current one; while paused, the newest any live
 //   replica runs). Replicas in slots >= replicas are deleted, highest first.
 // - A replica that ended (failed, or stopped while it should run, with no
-//   restart by its policy coming) is counted once against its slot: its
+//   restart by its policy coming) or runs unhealthy (its health check failed
+//   `retries` times in a row) is counted once against its slot: its
 //   failures in a row set a backoff, base * 2^(failures-1) capped at max, kept
-//   in the store. The failed replica stays (its logs readable) until the
-//   backoff ends; then it is deleted and the slot filled again. A slot's
+//   in the store. The failed replica stays (its logs readable; an unhealthy
+//   one may recover meanwhile and stay) until the backoff ends; then it is
+//   deleted and the slot filled again. A slot's
 //   count is cleared once its replica has been available for `resetMs`, or
 //   when the failures were of another revision than the one it now gets.
 // - A changed template rolls out slot by slot: while fewer than replicas +
@@ -184,7 +186,7 @@ type Role = 'going' | 'lost' | 'ended' | 'live';
 function roleOf(v: ReplicaView, now: number, graceMs: number): Role {
   if (v.desiredState === 'deleted' || v.state === 'deleting' || v.state === 'deleted') return 'going';
   const ended = (v.state === 'failed' || v.state === 'stopped') && v.desiredState === 'running' && !v.restarting;
-  if (ended) return 'ended';
+  if (ended || v.unhealthy) return 'ended';
   // Unheard of for the grace: replaced. Within it, it keeps its slot (not available).
   if (v.unreachableSince !== null && now - Math.min(v.unreachableSince, now) >= graceMs) return 'lost';
   return 'live';
@@ -305,6 +307,7 @@ export function planDeployment(input: PlanInput): Plan {
       createdAt: new Date(now).toISOString(),
       unreachableSince: null,
       evicting: false,
+      unhealthy: false,
     };
     live.set(slot, [...(live.get(slot) ?? []), placeholder]);
     return true;

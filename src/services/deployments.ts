@@ -126,6 +126,8 @@ export interface ReplicaView {
   unreachableSince: number | null;
   /** Its host is draining: the replica is to move elsewhere. */
   evicting: boolean;
+  /** Running, but its health check has failed `retries` times in a row: to be replaced, as a failure. */
+  unhealthy: boolean;
 }
 
 /** What the controller reads of a replica's host. */
@@ -153,6 +155,12 @@ export function replicaView(r: InstanceRow, host?: HostLiveness): ReplicaView {
       readySince = Math.max(started, Date.parse(observed.health.changedAt ?? r.started_at));
   }
   const ended = (r.state === 'failed' || r.state === 'stopped') && r.desired_state === 'running';
+  const unhealthy =
+    unreachableSince === null &&
+    r.state === 'running' &&
+    r.desired_state === 'running' &&
+    !!options.healthCheck &&
+    observed.health?.status === 'unhealthy';
   const restarting =
     ended &&
     r.exit_code !== null &&
@@ -166,10 +174,11 @@ export function replicaView(r: InstanceRow, host?: HostLiveness): ReplicaView {
     desiredState: r.desired_state as DesiredState,
     readySince,
     restarting,
-    message: r.message,
+    message: unhealthy ? `health check failing: ${observed.health?.output || 'no output'}` : r.message,
     host: r.host_id,
     createdAt: r.created_at,
     unreachableSince,
+    unhealthy,
     evicting: unreachableSince === null && host?.state === 'draining',
   };
 }
