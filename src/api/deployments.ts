@@ -35,6 +35,7 @@ import {
   DeploymentScale,
   type DeploymentStatusOut,
   type RolloutPhase,
+  fullStrategy,
   type StrategyOut,
 } from '../model/deployments.ts';
 import { DryRunQuery, IdParam, Page, PageQuery } from '../model/schemas.ts';
@@ -76,7 +77,7 @@ export function presentDeployment(d: DeploymentRow, f: DeploymentFacts | undefin
     template: f?.revision ? json<InstanceTemplate>(f.revision.template) : ({} as InstanceTemplate),
     replicas: d.replicas,
     priority: d.priority,
-    strategy: json<StrategyOut>(d.strategy),
+    strategy: fullStrategy(json<StrategyOut>(d.strategy)),
     paused: d.paused === 1,
     revision: d.revision,
     generation: d.generation,

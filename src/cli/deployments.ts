@@ -67,7 +67,7 @@ function fields(d: DeploymentDetail): [string, unknown][] {
     ['Priority', d.priority],
     [
       'Strategy',
-      `max surge ${intOrPercent(d.strategy.maxSurge)}, max unavailable ${intOrPercent(d.strategy.maxUnavailable)}, healthy after ${d.strategy.minHealthySeconds}s, deadline ${d.strategy.progressDeadlineSeconds}s`,
+      `max surge ${intOrPercent(d.strategy.maxSurge)}, max unavailable ${intOrPercent(d.strategy.maxUnavailable)}, healthy after ${d.strategy.minHealthySeconds}s, deadline ${d.strategy.progressDeadlineSeconds}s, lost-host grace ${d.strategy.lostGraceSeconds}s`,
     ],
     ['Kind', t.kind],
     ['Image', t.image],

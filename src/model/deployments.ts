@@ -269,6 +269,7 @@ export function deploymentSchemas<T extends TSchema, O extends TSchema>(template
       canary: Type.Integer(),
       canaryPromotion: StringEnum(['manual', 'auto']),
       autoRollback: Type.Boolean(),
+      lostGraceSeconds: Type.Integer(),
     }),
     paused: Type.Boolean(),
     revision: Type.Integer({ description: "the current revision: the template's latest change" }),

@@ -343,7 +343,9 @@ export async function replaceDeployment(
     if (differs('priority', row.priority, priority)) update.priority = priority;
     if (differs('replicas', row.replicas, spec.replicas)) update.replicas = spec.replicas;
     const strategy = canonicalJson(fullStrategy(spec.strategy));
-    if (differs('strategy', row.strategy, strategy)) update.strategy = strategy;
+    // (A strategy stored before a field was added reads with that field's default.)
+    const stored = canonicalJson(fullStrategy(JSON.parse(row.strategy) as StrategySpec));
+    if (differs('strategy', stored, strategy)) update.strategy = strategy;
     const paused = spec.paused ? 1 : 0;
     if (differs('paused', row.paused, paused)) update.paused = paused;
     const labels = spec.labels ?? {};
