@@ -156,6 +156,8 @@ export class Agent {
     const signal = this.stopping.signal;
     let version: string | undefined;
     let backoff = 250;
+    // The first answer, and the first after the server could not be reached, may fence.
+    let away = true;
     while (!signal.aborted) {
       try {
         const res = await this.api.assignments(version, this.o.waitSeconds ?? 30, signal);
@@ -165,9 +167,11 @@ export class Agent {
         // An unchanged answer (the wait ran out) is acted on too: each runner
         // looks at its instance again, so whatever went amiss meanwhile (a
         // report the server never got) is put right within one wait.
-        await this.assign(res.instances, first);
+        await this.assign(res.instances, first, away);
+        away = false;
       } catch (err) {
         if (signal.aborted) break;
+        away = true;
         this.o.log.warn({ err: String(err) }, 'assignment watch failed; retrying');
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, 5000);
@@ -199,7 +203,7 @@ export class Agent {
   }
 
   /** A new assignment answer: runners for new instances, none for those gone, and each told its spec. */
-  private async assign(instances: Assignments['instances'], first: boolean): Promise<void> {
+  private async assign(instances: Assignments['instances'], first: boolean, back: boolean): Promise<void> {
     const fresh = new Set(instances.map(i => i.id));
     for (const spec of instances) {
       if (!this.runners.has(spec.id))
@@ -211,12 +215,12 @@ export class Agent {
       this.runners.delete(id);
       runner.forget();
     }
-    const fenced = first ? await this.fence(instances) : new Set<string>();
+    const fenced = back ? await this.fence(instances) : new Set<string>();
     for (const spec of instances) if (!fenced.has(spec.id)) this.runners.get(spec.id)?.update(spec);
   }
 
   /**
-   * Back from a restart or an outage: the instances deleted meanwhile (replaced
+   * Back from a restart, or after the server could not be reached: the instances deleted meanwhile (replaced
    * elsewhere while this host was not heard from) are removed before anything
    * else is started, so that no replica runs here and elsewhere at once.
    */
