@@ -375,3 +375,25 @@ test('a preempted replica waits in its slot, pending, without a failure counted 
   );
   await rig.close();
 });
+
+test('an instance that does not wait for capacity still preempts, and waits for its victims; one that cannot preempt fails', async () => {
+  const { rig, svc, h } = await oneHost(1);
+  await running(rig, svc, [['low', { priority: 0 }]]);
+  await svc.create(rig.projectId, spec('hasty', { priority: 5, waitForCapacity: false }), 'test');
+  await svc.create(rig.projectId, spec('also-hasty', { priority: 5, waitForCapacity: false }), 'test');
+  await rig.runner.idle();
+  let rows = await instances(rig);
+  assert.deepEqual(view(rows.get('hasty')!), {
+    state: 'pending',
+    desired: 'running',
+    message: 'waiting for 1 preempted instance to stop',
+  });
+  // Nothing is left to preempt for the second: it fails, as it asked.
+  assert.equal(rows.get('also-hasty')!.state, 'failed');
+  assert.equal(rows.get('also-hasty')!.message, 'unplaced: 1 host: 1 lack vcpus');
+  await agentStops(rig, svc, ['low']);
+  rows = await instances(rig);
+  assert.equal(rows.get('hasty')!.state, 'scheduled');
+  assert.equal(rows.get('hasty')!.host_id, h);
+  await rig.close();
+});

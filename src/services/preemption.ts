@@ -77,6 +77,13 @@ export class PreemptionPass {
   private readonly held: { hostId: string; request: Request }[] = [];
   /** victims marked in this pass */
   private readonly marked = new Set<string>();
+  /**
+   * Requests preemption could not help in this pass, with the highest
+   * priority that tried: one alike of no higher priority (the replicas of a
+   * deployment) would find no more, as candidates and room only shrink
+   * during a pass.
+   */
+  private readonly hopeless = new Map<string, number>();
 
   constructor(trx: Trx) {
     this.trx = trx;
@@ -106,12 +113,16 @@ export class PreemptionPass {
       return true;
     }
     if (request.whole) return false;
+    const key = JSON.stringify(request);
+    if ((this.hopeless.get(key) ?? -Infinity) >= inst.priority) return false;
     const rows = await this.preemptible(inst.priority);
     const cands: Candidate[] = [];
     for (const r of rows.values()) if (r.priority < inst.priority) cands.push(candidateOf(r));
-    if (cands.length === 0) return false;
-    const choice = choosePreemption(snap.scheduler, request, inst.priority, cands);
-    if (!choice) return false;
+    const choice = cands.length > 0 ? choosePreemption(snap.scheduler, request, inst.priority, cands) : null;
+    if (!choice) {
+      this.hopeless.set(key, Math.max(inst.priority, this.hopeless.get(key) ?? -Infinity));
+      return false;
+    }
     const victims = choice.victims.map(id => rows.get(id)!);
     await this.mark(ctx, inst, choice.hostId, victims);
     this.underWay!.set(
