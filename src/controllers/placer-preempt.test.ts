@@ -61,6 +61,12 @@ async function oneHost(vcpus: number): Promise<{ rig: Rig; svc: InstanceService;
 }
 
 const view = (r: InstanceRow) => ({ state: r.state, desired: r.desired_state, message: r.message });
+/** A preemptor waiting, pending, for `n` victims to stop. */
+const waitsFor = (n: number) => ({
+  state: 'pending',
+  desired: 'running',
+  message: `waiting for ${n} preempted ${n === 1 ? 'instance' : 'instances'} to stop`,
+});
 const preemptedEvents = (rig: Rig) =>
   rig.events.filter(e => e.type === 'instance.preempted').map(e => JSON.parse(e.data) as Record<string, unknown>);
 
@@ -75,11 +81,7 @@ test('the lowest priorities are preempted, the fewest; the preemptor is placed o
   await svc.create(rig.projectId, spec('vip', { priority: 10, resources: { vcpus: 2, memoryMib: 256 } }), 'test');
   await rig.runner.idle();
   let rows = await instances(rig);
-  assert.deepEqual(view(rows.get('vip')!), {
-    state: 'pending',
-    desired: 'running',
-    message: 'waiting for 2 preempted instances to stop',
-  });
+  assert.deepEqual(view(rows.get('vip')!), waitsFor(2));
   for (const n of ['m3', 'm1'])
     assert.deepEqual(view(rows.get(n)!), {
       state: 'running',
@@ -114,7 +116,7 @@ test('the lowest priorities are preempted, the fewest; the preemptor is placed o
   });
   assert.equal(rows.get('m3')!.host_id, null);
   assert.equal(rows.get('vip')!.state, 'pending');
-  assert.equal(rows.get('vip')!.message, 'waiting for 1 preempted instance to stop');
+  assert.deepEqual(view(rows.get('vip')!), waitsFor(1));
 
   await agentStops(rig, svc, ['m1']);
   rows = await instances(rig);
@@ -383,11 +385,7 @@ test('an instance that does not wait for capacity still preempts, and waits for 
   await svc.create(rig.projectId, spec('also-hasty', { priority: 5, waitForCapacity: false }), 'test');
   await rig.runner.idle();
   let rows = await instances(rig);
-  assert.deepEqual(view(rows.get('hasty')!), {
-    state: 'pending',
-    desired: 'running',
-    message: 'waiting for 1 preempted instance to stop',
-  });
+  assert.deepEqual(view(rows.get('hasty')!), waitsFor(1));
   // Nothing is left to preempt for the second: it fails, as it asked.
   assert.equal(rows.get('also-hasty')!.state, 'failed');
   assert.equal(rows.get('also-hasty')!.message, 'unplaced: 1 host: 1 lack vcpus');
