@@ -140,13 +140,14 @@ export class InstanceRunner {
 
   /**
    * The instance left without a `deleted` report from here: it was forgotten
-   * by force (its host was thought dead), so its workload is removed.
+   * by force (its host was thought dead), or preempted and stopped (it waits
+   * for a host again), so its workload is removed.
    */
   forget(): void {
     this.close();
     const driver = this.driver;
     if (!driver || this.spec.desiredState === 'deleted') return;
-    this.ctx.log.info({ instance: this.id }, 'removing the workload of an instance deleted by force');
+    this.ctx.log.info({ instance: this.id }, 'removing the workload of an instance no longer assigned here');
     void scope
       .run({ instance: this.id }, () => driver.destroy(this.id))
       .catch((err: unknown) => this.ctx.log.warn({ err: String(err), instance: this.id }, 'clean-up failed'));

@@ -254,8 +254,20 @@ async function waitForStart(ctx: Ctx, i: Instance): Promise<Instance> {
     { resource: i.id, since: 0 },
     {
       onEvent: e => {
-        const d = e.data as { to?: string; message?: string; hostId?: string; reason?: string; waiting?: boolean };
+        const d = e.data as {
+          to?: string;
+          message?: string;
+          hostId?: string;
+          reason?: string;
+          waiting?: boolean;
+          victims?: string[];
+          otherProjects?: number;
+        };
         if (e.type === 'instance.scheduled') say(`placed on host ${d.hostId ?? ''}`);
+        if (e.type === 'instance.preempting') {
+          const n = (d.victims?.length ?? 0) + (d.otherProjects ?? 0);
+          say(`no room: preempting ${n} instance${n === 1 ? '' : 's'} of lower priority on host ${d.hostId ?? ''}`);
+        }
         if (e.type === 'instance.unplaced')
           say(`${d.waiting ? 'waiting for capacity' : 'not placed'}: ${d.reason ?? ''}`);
         if (e.type !== 'instance.state' || !d.to) return;

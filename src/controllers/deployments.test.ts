@@ -2,7 +2,6 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import type { DeploymentSpec } from '../kinds/schemas.ts';
 import type { ApiError } from '../lib/errors.ts';
-import type { UserPrincipal } from '../services/auth.ts';
 import {
   createDeployment,
   promoteDeployment,
@@ -21,17 +20,7 @@ import { update as updateHost } from '../services/hosts.ts';
 import { liveness } from './liveness.ts';
 import { placer } from './placer.ts';
 import { Runner } from './runner.ts';
-import { addHost, openRig, type Rig } from './testing.ts';
-
-const admin: UserPrincipal = {
-  kind: 'user',
-  userId: 'usr_test',
-  name: 'admin',
-  clusterAdmin: true,
-  roles: new Map(),
-  tokenId: 'tok_test',
-  expiresAt: null,
-};
+import { addHost, clusterAdmin as admin, openRig, type Rig } from './testing.ts';
 
 const spec = (replicas: number, more: Partial<DeploymentSpec> = {}): DeploymentSpec => ({
   replicas,

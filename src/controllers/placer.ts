@@ -20,6 +20,13 @@
 //   instances write nothing while nothing changes. With `waitForCapacity`
 //   false it fails at once (`unplaced: <reasons>`), unless no host at all is
 //   ready (a cluster starting up): then it waits too.
+// - An instance that fits on no host may preempt instances of lower priority
+//   (src/services/preemption.ts states the rules, src/scheduler/preemption.ts
+//   chooses the victims): it then waits, `waiting for N preempted instances
+//   to stop`, and is placed in a later pass once they have released their
+//   host. Until then each pass holds back for it what is free on that host
+//   (up to what it asks for), and a pass that did so makes the next one place
+//   every pending instance, so the preemptor is always there to hold it.
 // - Reading the cluster is most of a pass's cost on a large fleet, so a pass
 //   may reuse the previous pass's snapshot, with that pass's placements in it,
 //   while only instances were created, placed or changed state since: any
@@ -36,6 +43,7 @@
 import { now } from '../lib/time.ts';
 import type { EventType } from '../model/events.ts';
 import { requestOf, type Snapshot, snapshot, WAITING } from '../services/placement.ts';
+import { PreemptionPass } from '../services/preemption.ts';
 import { inQueueOrder } from '../scheduler/queue.ts';
 import { anyEventSince, lastSeq } from '../store/events.ts';
 import { instancesById, pendingInstances, queueKeys, updateInstance } from '../store/instances.ts';
@@ -108,6 +116,12 @@ class SnapshotCache {
   drop(): void {
     this.snap = undefined;
   }
+
+  /** Drops the snapshot, and makes the next pass place every pending instance. */
+  forget(): void {
+    this.snap = undefined;
+    this.seq = undefined;
+  }
 }
 
 export function placer(store: Store, o: PlacerOptions = {}): Controller {
@@ -179,12 +193,14 @@ async function place(
     );
     if (pending.length === 0) return all ? 'all' : 'named';
     let { snap, read } = await cache.get(trx, pass.now, !changed);
+    const preemption = new PreemptionPass(trx);
     for (const inst of pending) {
       let request = requestOf(inst, snap);
       let result = snap.scheduler.place(request);
       if (!result.ok && !read) {
         // Refuse only on what the store holds now, not on a reused snapshot.
         ({ snap, read } = await cache.get(trx, pass.now, false));
+        preemption.reapply(snap);
         request = requestOf(inst, snap);
         result = snap.scheduler.place(request);
       }
@@ -194,7 +210,8 @@ async function place(
         if (!metal.ok) result = { ok: false, reason: metal.reason };
       }
       if (!result.ok) {
-        await unplaced(ctx, inst, result.reason, snap.anyReady);
+        if (!(await preemption.tryFor(ctx, inst, request, snap)))
+          await unplaced(ctx, inst, result.reason, snap.anyReady);
         continue;
       }
       snap.scheduler.commit(result.hostId, request);
@@ -205,6 +222,7 @@ async function place(
         ...(metal?.ok ? { node_id: result.hostId, ...metal.resources } : {}),
         state: 'scheduled',
         message: '',
+        ...(inst.preempted_by !== null ? { preempted_by: null, preemption: '' } : {}),
         updated_at: now(),
       });
       if (metal?.ok) await nodes!.startDeploy(ctx, result.hostId, inst.id);
@@ -218,6 +236,10 @@ async function place(
         data: { hostId },
       });
     }
+    // Room held back for preemptors is no placement: the next pass reads
+    // afresh, and places every pending instance, so the preemptors are there
+    // to hold their room back again.
+    if (preemption.touched) cache.forget();
     return all ? 'all' : 'named';
   });
 }
@@ -234,7 +256,7 @@ async function unplaced(
   anyReady: boolean,
 ): Promise<void> {
   const waits = inst.wait_for_capacity === 1 || !anyReady;
-  const message = `${waits ? WAITING : 'unplaced: '}${reason}`;
+  const message = `${waits ? WAITING : 'unplaced: '}${reason}${inst.preemption ? `; ${inst.preemption}` : ''}`;
   if (waits && inst.message === message) return;
   const t = now();
   if (!waits || !inst.message.startsWith(WAITING))

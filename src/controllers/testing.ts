@@ -7,11 +7,23 @@ import { join } from 'node:path';
 import type { InstanceCreate } from '../kinds/schemas.ts';
 import { newId } from '../lib/ids.ts';
 import type { EventType } from '../model/events.ts';
+import type { UserPrincipal } from '../services/auth.ts';
 import { insertProject, newProjectRow } from '../store/projects.ts';
 import type { HostTable, InstanceRow } from '../store/schema.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store, StoredEvent } from '../store/store.ts';
 import { type Clock, type Controller, Runner } from './runner.ts';
+
+/** A cluster admin, for the services that ask who acts. */
+export const clusterAdmin: UserPrincipal = {
+  kind: 'user',
+  userId: 'usr_test',
+  name: 'admin',
+  clusterAdmin: true,
+  roles: new Map(),
+  tokenId: 'tok_test',
+  expiresAt: null,
+};
 
 interface Timer {
   ms: number;

@@ -21,6 +21,15 @@ type Assignment = { hostId: string | null };
 /** A deployment's replica that ended or was lost, and when its slot is filled again. */
 type ReplicaFailure = { slot: number; instance: string; reason: string; failures: number; retryInSeconds: number };
 
+type Preempted = {
+  instance: string;
+  by: string | null;
+  byPriority: number;
+  sameProject: boolean;
+  hostId: string;
+  message: string;
+};
+
 /** Each event type: the kind of resource it is about, and what its data holds (the API's events show it as is). */
 interface EventShapes {
   'user.created': ['user', Named];
@@ -59,6 +68,14 @@ interface EventShapes {
   'instance.resume-requested': ['instance', Assignment];
   'instance.restart-requested': ['instance', Assignment];
   'instance.evict-requested': ['instance', { host: string; reason: string }];
+  /**
+   * The instance is stopped on its host to make room for one of higher
+   * priority, then waits in pending: `by` names the preemptor when it is of
+   * the same project (null otherwise: its priority alone is said).
+   */
+  'instance.preempted': ['instance', Preempted];
+  /** The instance fits nowhere and preempts instances of lower priority on a host: those of its own project named. */
+  'instance.preempting': ['instance', { hostId: string; victims: string[]; otherProjects: number }];
   'instance.state': ['instance', InstanceMove];
   'instance.health': ['instance', { from: string | null; to: string; failingStreak: number; output: string }];
   'instance.deleting': ['instance', Assignment];
@@ -86,7 +103,7 @@ export type AgentEvents =
   | `host.${'created' | 'registered' | 'updated' | 'state' | 'deleted'}`
   | `node.${'enrolled' | 'state' | 'maintenance' | 'deleted'}`
   | `instance.${'scheduled' | 'start-requested' | 'stop-requested' | 'pause-requested' | 'resume-requested'}`
-  | `instance.${'restart-requested' | 'evict-requested' | 'deleting' | 'deleted'}`;
+  | `instance.${'restart-requested' | 'evict-requested' | 'preempted' | 'deleting' | 'deleted'}`;
 
 interface EventCommon {
   projectId: string | null;

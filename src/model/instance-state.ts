@@ -28,7 +28,8 @@ const edges: Record<InstanceState, readonly InstanceState[]> = {
   running: ['stopping', 'stopped', 'failed', 'deleting', 'starting', 'paused', 'lost'],
   paused: ['running', 'stopping', 'stopped', 'failed', 'deleting', 'lost'],
   stopping: ['stopped', 'failed', 'deleting', 'lost'],
-  stopped: ['starting', 'running', 'failed', 'deleting', 'scheduled'],
+  // -> pending: a preempted instance, once stopped, leaves its host to be placed again.
+  stopped: ['starting', 'running', 'failed', 'deleting', 'scheduled', 'pending'],
   failed: ['starting', 'running', 'scheduled', 'pending', 'deleting', 'stopped'],
   lost: ['running', 'paused', 'stopped', 'failed', 'starting', 'scheduled', 'deleting'],
   deleting: ['deleted', 'failed'],

@@ -59,6 +59,14 @@ export interface Scored {
 
 export type Outcome = { ok: true; hostId: string; score: number } | { ok: false; reason: string };
 
+/** What an instance already placed holds on its host: its resources and the groups it counts in. */
+export interface Held {
+  vcpus: number;
+  memoryMib: number;
+  diskGib: number;
+  groups: readonly string[];
+}
+
 interface Node extends SchedHost {
   domains: Map<Level, string>;
 }
@@ -107,6 +115,21 @@ export class Scheduler {
       byLevel.set(level, m);
       m.set(d, (m.get(d) ?? 0) + 1);
     }
+  }
+
+  /** Forgets one member of a group on a node, the inverse of `addMember`; false when none was there. */
+  private removeMember(groupId: string, n: Node): boolean {
+    const byLevel = this.members.get(groupId);
+    if (!byLevel || (byLevel.get('host')?.get(n.domains.get('host')!) ?? 0) === 0) return false;
+    for (const [level, d] of n.domains) {
+      const m = byLevel.get(level);
+      const c = m?.get(d) ?? 0;
+      if (c <= 1) m?.delete(d);
+      else m!.set(d, c - 1);
+    }
+    // A group with no member left has none anywhere: affinity then holds on any host.
+    if ((byLevel.get('host')?.size ?? 0) === 0) this.members.delete(groupId);
+    return true;
   }
 
   private count(groupId: string, level: Level, domain: string): number {
@@ -232,6 +255,52 @@ export class Scheduler {
     let n = 0;
     for (const node of this.nodes) if (!hiddenFrom(node, r)) n++;
     return n;
+  }
+
+  /**
+   * Why the host could not take the request were the `gone` instances no
+   * longer on it (their resources free, their group memberships forgotten),
+   * or null. The snapshot is left as it was.
+   */
+  rejectWithout(hostId: string, r: Request, gone: readonly Held[]): string | null {
+    const n = this.byId.get(hostId);
+    if (!n) return 'unknown host';
+    const forgotten: string[] = [];
+    for (const h of gone) {
+      n.free.vcpus += h.vcpus;
+      n.free.memoryMib += h.memoryMib;
+      n.free.diskGib += h.diskGib;
+      for (const g of h.groups) if (this.removeMember(g, n)) forgotten.push(g);
+    }
+    try {
+      return this.reject(n, r);
+    } finally {
+      for (const h of gone) {
+        n.free.vcpus -= h.vcpus;
+        n.free.memoryMib -= h.memoryMib;
+        n.free.diskGib -= h.diskGib;
+      }
+      for (const g of forgotten) this.addMember(g, hostId);
+    }
+  }
+
+  /** The request's score on the host (higher is better), as `place` would rank it. */
+  scoreOn(hostId: string, r: Request): number {
+    const n = this.byId.get(hostId);
+    return n ? this.score(n, r) : -Infinity;
+  }
+
+  /**
+   * Holds back on the host what is free of the request's resources, up to
+   * what it asks for: room being made for it (by instances stopping there)
+   * is not handed to anyone placed after it.
+   */
+  reserve(hostId: string, r: Pick<Request, 'vcpus' | 'memoryMib' | 'diskGib'>): void {
+    const n = this.byId.get(hostId);
+    if (!n) return;
+    n.free.vcpus -= Math.max(0, Math.min(n.free.vcpus, r.vcpus));
+    n.free.memoryMib -= Math.max(0, Math.min(n.free.memoryMib, r.memoryMib));
+    n.free.diskGib -= Math.max(0, Math.min(n.free.diskGib, r.diskGib));
   }
 
   /** Free resources of a host as the snapshot sees them now. */

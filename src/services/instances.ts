@@ -37,6 +37,7 @@ import type { HealthCheck, ObservedOut } from '../model/schemas.ts';
 import { isDiskImageUrl } from '../model/disk-url.ts';
 import { IMAGE_REF_MAX_LENGTH, isImageRef } from '../model/image-ref.ts';
 import { PRIORITY_DEFAULT } from '../model/priority.ts';
+import { releaseOf } from './preemption.ts';
 
 /** An instance's options document: the shared options, and its kind's (src/kinds/). */
 export interface InstanceOptions {
@@ -117,6 +118,8 @@ export class InstanceService {
       const update: Partial<InstanceTable> = { desired_state: desired, updated_at: now() };
       if (desired === 'stopped' && graceSeconds !== undefined) update.stop_grace_override = graceSeconds;
       if (desired === 'running' && row.stop_grace_override !== null) update.stop_grace_override = null;
+      // The user's word replaces what a preemption asked of the instance.
+      if (row.preempted_by !== null) Object.assign(update, { preempted_by: null, preemption: '' });
       // A failed instance that is started again goes back through the scheduler
       // when it holds no host.
       if (desired === 'running' && row.host_id === null && row.state === 'failed') update.state = 'pending';
@@ -247,6 +250,28 @@ export class InstanceService {
           },
         });
       }
+      // A preempted instance, stopped, leaves its host for the placer to place again.
+      const release = releaseOf(row, r.state);
+      if (release) {
+        await updateInstance(ctx.trx, id, { ...release, updated_at: t });
+        ctx.emit({
+          type: 'instance.state',
+          projectId: row.project_id,
+          resourceType: 'instance',
+          resourceId: id,
+          actor: 'scheduler',
+          data: { from: r.state, to: 'pending', message: release.message ?? '', exitCode: null },
+        });
+        ctx.emit({
+          type: 'instance.rescheduled',
+          projectId: row.project_id,
+          resourceType: 'instance',
+          resourceId: id,
+          actor: 'scheduler',
+          data: {},
+        });
+        return { ...row, ...update, ...release, updated_at: t } as InstanceRow;
+      }
       return { ...row, ...update } as InstanceRow;
     });
   }
@@ -351,6 +376,8 @@ export async function insertNewInstance(
     deployment_id: replica?.deploymentId ?? null,
     revision: replica?.revision ?? null,
     slot: replica?.slot ?? null,
+    preempted_by: null,
+    preemption: '',
   };
   try {
     await insertInstance(trx, row);

@@ -359,6 +359,18 @@ const rollouts: Migration = {
   },
 };
 
+const preemption: Migration = {
+  async up(db: Db) {
+    // Who preempted an instance, and what its message says of it, until it is placed again.
+    await db.schema.alterTable('instances').addColumn('preempted_by', 'text').execute();
+    await db.schema
+      .alterTable('instances')
+      .addColumn('preemption', 'text', c => c.notNull().defaultTo(''))
+      .execute();
+    await db.schema.createIndex('instances_preempted_by').on('instances').column('preempted_by').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_restart_policies': restartPolicies,
@@ -371,6 +383,7 @@ export const migrations: Record<string, Migration> = {
   '0009_instance_priority': instancePriority,
   '0010_deployments': deployments,
   '0011_rollouts': rollouts,
+  '0013_preemption': preemption,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -123,6 +123,10 @@ export interface InstanceTable {
   deployment_id: string | null;
   revision: number | null;
   slot: number | null;
+  /** The instance that preempted this one: set while it stops and waits to be placed again. */
+  preempted_by: string | null;
+  /** What its message says of the preemption (the preemptor named only within its project). */
+  preemption: string;
 }
 
 /** A deployment: its spec (the template lives in its revisions) and the status its controller writes. */
