@@ -232,10 +232,12 @@ export function planDeployment(input: PlanInput): Plan {
   const target = input.paused && newest > 0 ? newest : input.revision;
 
   // A slot never holds two live replicas of one revision (one on a draining
-  // host aside, which its successor replaces): the extra ones go, the oldest stays.
+  // host aside, which its successor replaces): the extra ones go, the oldest
+  // stays, one whose host is heard from before one whose host is not.
+  const heard = (v: ReplicaView) => Number(v.unreachableSince !== null);
   for (const [slot, vs] of live) {
     const kept: ReplicaView[] = [];
-    for (const v of [...vs].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))) {
+    for (const v of [...vs].sort((a, b) => heard(a) - heard(b) || (a.createdAt < b.createdAt ? -1 : 1))) {
       if (kept.some(k => k.revision === v.revision && k.evicting === v.evicting))
         actions.push({ type: 'delete', instance: v.id, slot, reason: 'duplicate' });
       else kept.push(v);
@@ -254,8 +256,9 @@ export function planDeployment(input: PlanInput): Plan {
     if (!live.has(v.slot)) replacing.set(v.slot, { instance: v.name, reason: 'lost' });
   }
   for (const [slot, v] of ended) {
-    // An older revision's failed replica beside a live one of the target (after a rollback, say) just goes.
-    if (v.revision !== target && live.get(slot)?.some(x => x.revision === target)) {
+    // A failed replica beside a live one of the target (after a rollback, say,
+    // or one that was leaving a draining host) just goes: its slot is served.
+    if (live.get(slot)?.some(x => x.revision === target)) {
       actions.push({ type: 'delete', instance: v.id, slot, reason: 'failed' });
       continue;
     }
