@@ -336,6 +336,31 @@ export function killProcessesMentioning(text: string): void {
   }
 }
 
+/** A live process (a zombie left for a PID 1 to reap is not). */
+export const alive = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+/** Live processes whose command line mentions `text`. */
+export const processesMentioning = (text: string): number[] =>
+  readdirSync('/proc')
+    .filter(p => /^\d+$/.test(p))
+    .filter(p => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text) && alive(Number(p));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+
+/** QEMU processes of an instance, found by its directory on their command line. */
+export const qemuFor = (id: string): number[] => processesMentioning(`/vm/${id}/`);
+
 /** A CLI command on a pseudo-terminal (util-linux `script`), as a user's shell would run it. */
 export interface Terminal {
   /** Everything it printed so far. */

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
+import { alive, qemuFor, startContainerFixture, until, type Client, type ContainerFixture } from './helpers.ts';
 
 const ASSETS = process.env.STRATA_VM_DIR ?? '/var/lib/strata-host/vm';
 const BASE = join(ASSETS, 'images', 'busybox.qcow2');
@@ -49,28 +49,6 @@ const logsOf = async (id: string): Promise<string> => {
     .map(l => (JSON.parse(l) as { data: string }).data)
     .join('');
 };
-
-/** A live process (a zombie left for a PID 1 to reap is not). */
-const alive = (pid: number): boolean => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
-
-/** QEMU processes of an instance, found by its directory on their command line. */
-const qemuFor = (id: string): number[] =>
-  readdirSync('/proc')
-    .filter(p => /^\d+$/.test(p))
-    .filter(p => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/vm/${id}/`) && alive(Number(p));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 
 /** Waits until the instance's console log holds `text`. */
 const consoleShows = (id: string, text: string) =>
