@@ -211,6 +211,31 @@ test('a rolling slot whose new replica failed waits out its backoff before the n
   ]);
 });
 
+test("another revision's backoff does not hold a slot back: after a rollback its replica goes in at once", () => {
+  // Slot 0 gave its old replica up for revision 2, whose replicas failed 4 times; revision 3 (a rollback) is current.
+  const slots: SlotState[] = [
+    { slot: 0, failures: 4, revision: 2, retryAt: 108_000, reason: 'exit 1', failedInstance: 'f' },
+  ];
+  const other = replica({ id: 'o1', slot: 1, revision: 3 });
+  const failed = replica({ id: 'f', slot: 0, revision: 2, state: 'failed', readySince: null, message: 'exit 1' });
+  const beside = planDeployment(input({ instances: [failed, other], slots, replicas: 2, revision: 3 }));
+  assert.deepEqual(beside.actions, [
+    { type: 'delete', instance: 'f', slot: 0, reason: 'failed' },
+    { type: 'create', slot: 0, revision: 3, replacing: { instance: 'f', reason: 'failed' } },
+  ]);
+  assert.equal(beside.status.phase, 'progressing');
+  // The same once the failed replica is gone.
+  const gone = planDeployment(input({ instances: [other], slots, replicas: 2, revision: 3 }));
+  assert.deepEqual(gone.actions, [
+    { type: 'create', slot: 0, revision: 3 },
+    { type: 'reset', slot: 0 },
+  ]);
+  // Failures of the revision the slot gets still hold it back.
+  const own = planDeployment(input({ instances: [{ ...other, revision: 2 }], slots, replicas: 2, revision: 2 }));
+  assert.equal(of(own.actions, 'create').length, 0);
+  assert.equal(own.status.phase, 'degraded');
+});
+
 test('progress deadline: a revision not available in time fails, or rolls back with autoRollback', () => {
   const instances = [
     replica({ id: 'o0', slot: 0, revision: 1 }),

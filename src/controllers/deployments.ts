@@ -11,9 +11,10 @@
 //   failures in a row set a backoff, base * 2^(failures-1) capped at max, kept
 //   in the store. The failed replica stays (its logs readable; an unhealthy
 //   one may recover meanwhile and stay) until the backoff ends; then it is
-//   deleted and the slot filled again. A slot's
-//   count is cleared once its replica has been available for `resetMs`, or
-//   when the failures were of another revision than the one it now gets.
+//   deleted and the slot filled again. Only failures of the revision a slot
+//   now gets hold it back. A slot's count is cleared once its replica has
+//   been available for `resetMs`, or when the failures were of another
+//   revision than the one it now gets.
 // - A changed template rolls out slot by slot: while fewer than replicas +
 //   maxSurge replicas live, a slot with only an old replica gets a new one
 //   beside it; an old replica is deleted once its slot's new one is available,
@@ -271,7 +272,8 @@ export function planDeployment(input: PlanInput): Plan {
       s = { slot, failures, revision: v.revision, retryAt, reason, failedInstance: v.id };
       slotState.set(slot, s);
     }
-    if (s.retryAt !== null && s.retryAt > now) {
+    // Only the failures of the revision it gets hold a slot back: after a rollback, the older template goes in at once.
+    if (s.retryAt !== null && s.retryAt > now && s.revision === target) {
       blocked.set(slot, s.retryAt);
       wake(s.retryAt);
       continue;
@@ -281,7 +283,7 @@ export function planDeployment(input: PlanInput): Plan {
   }
   // A slot waits out its backoff even when its failed replica is gone already.
   for (const s of slotState.values())
-    if (s.slot < replicas && s.retryAt !== null && s.retryAt > now && !live.has(s.slot)) {
+    if (s.slot < replicas && s.retryAt !== null && s.retryAt > now && s.revision === target && !live.has(s.slot)) {
       blocked.set(s.slot, s.retryAt);
       wake(s.retryAt);
     }
