@@ -16,6 +16,7 @@ import {
   until,
   type CliResult,
   type ContainerFixture,
+  type ReplicaSeen,
 } from './helpers.ts';
 
 const dir = tempDir('strata-deploy-vm-');
@@ -37,7 +38,7 @@ spec:
     env: {VERSION: ${version}}
     stopGraceSeconds: 2
     resources: {vcpus: 1, memoryMib: 128, diskGib: 1}
-    healthCheck: {type: http, port: 8080, intervalSeconds: 1, timeoutSeconds: 1, retries: 2}
+    healthCheck: {type: http, port: 8080, intervalSeconds: 1, timeoutSeconds: 3, retries: 3}
   strategy: {maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 300}
 `;
 
@@ -49,15 +50,6 @@ function ok(r: CliResult, what: string): CliResult {
   return r;
 }
 
-interface Replica {
-  id: string;
-  name: string;
-  revision: number;
-  state: string;
-  desiredState: string;
-  ready: boolean;
-}
-
 /** Every QEMU process of the agent's VMs, from their command lines. */
 const allQemu = () => processesMentioning(`${join(fx.agentData, 'vm')}/`);
 
@@ -66,13 +58,13 @@ const allQemu = () => processesMentioning(`${join(fx.agentData, 'vm')}/`);
  * revision, each ready, its one QEMU process alive, and serving `version` at
  * its address; and no other QEMU of the agent runs.
  */
-async function vmsServe(version: string): Promise<Replica[]> {
+async function vmsServe(version: string): Promise<ReplicaSeen[]> {
   let seen = '';
   return until(
     `both VMs serving ${version}`,
     async () => {
       const id = (await fx.admin.get('/v1/deployments?name=vms')).body.items[0].id as string;
-      const d = (await fx.admin.get(`/v1/deployments/${id}`)).body as { revision: number; instances: Replica[] };
+      const d = (await fx.admin.get(`/v1/deployments/${id}`)).body as { revision: number; instances: ReplicaSeen[] };
       const views = await Promise.all(
         d.instances.map(async r => {
           const address = (await fx.admin.get(`/v1/instances/${r.id}`)).body.observed.address as string | null;
