@@ -157,6 +157,25 @@ function sampleAvailability(t: TestContext) {
   return { stop };
 }
 
+/**
+ * Asserts no replica failed since `since` (an ISO time): the availability
+ * promise holds outside failures, and on a machine too loaded to answer its
+ * health checks in time, replicas fail; this says so rather than a low count.
+ */
+async function assertNoFailureSince(since: string, what: string): Promise<void> {
+  const events = (await fx.admin.get(`/v1/events?resource=${deploymentId}&limit=1000`)).body.items as {
+    at: string;
+    type: string;
+    data: { instance?: string; reason?: string };
+  }[];
+  const failed = events.filter(e => e.type === 'deployment.replica-failed' && e.at >= since);
+  assert.deepEqual(
+    failed.map(e => `${e.data.instance}: ${e.data.reason}`),
+    [],
+    `${what}: replicas failed during the rollout`,
+  );
+}
+
 /** Asserts availability never fell below replicas - maxUnavailable; answers the versions seen side by side. */
 function assertAvailability(r: { samples: Sample[]; min: Sample }, what: string): Set<string> {
   assert.ok(
@@ -263,12 +282,15 @@ test('v1 -> v2: a rolling upgrade keeps at least replicas - maxUnavailable servi
   ok(await rolloutStatus(), 'rollout status of v1');
   const v1 = await allServe('v1');
 
+  const since = new Date().toISOString();
   const sampler = sampleAvailability(t);
   assert.equal(await apply(spec({ version: 'v2' })), 'deployment/web configured\n');
   const status = ok(await rolloutStatus(), 'rollout status of v2');
   assert.match(status.stdout, /the rollout of revision 2 is complete$/m);
   const v2 = await allServe('v2');
-  const mixed = assertAvailability(await sampler.stop(), 'v1 -> v2');
+  const sampled = await sampler.stop();
+  await assertNoFailureSince(since, 'v1 -> v2');
+  const mixed = assertAvailability(sampled, 'v1 -> v2');
   // The samples saw the rollout itself: v1 and v2 served side by side.
   assert.ok(mixed.has('v1+v2'), `no sample saw v1 and v2 side by side: ${[...mixed].join(', ')}`);
   assert.equal((await detail()).revision, 2);
@@ -372,13 +394,16 @@ test('rollout undo --to-revision 1 downgrades every replica to v1', async t => {
   assert.match(await apply(spec({ version: 'v2' })), /^deployment\/web (configured|unchanged)\n$/);
   const undone = (await detail()).revision + 1;
 
+  const since = new Date().toISOString();
   const sampler = sampleAvailability(t);
   const undo = ok(await strata('rollout', 'undo', 'web', '--to-revision', '1'), 'rollout undo');
   assert.match(undo.stdout, new RegExp(`revision ${undone} runs the template of an earlier one`));
   const status = ok(await rolloutStatus(), 'rollout status of the undo');
   assert.match(status.stdout, new RegExp(`the rollout of revision ${undone} is complete$`, 'm'));
   await allServe('v1');
-  const mixed = assertAvailability(await sampler.stop(), 'undo to revision 1');
+  const sampled = await sampler.stop();
+  await assertNoFailureSince(since, 'undo to revision 1');
+  const mixed = assertAvailability(sampled, 'undo to revision 1');
   assert.ok(mixed.has('v1+v2'), `no sample saw v1 and v2 side by side: ${[...mixed].join(', ')}`);
   const { rows, table } = await history();
   assert.deepEqual(rows[0], {
