@@ -142,6 +142,29 @@ async function server(dataDir: string, limits?: Parameters<typeof startServer>[0
   };
 }
 
+/** The client's calls, each sent up to three times when the connection fails (not when the server answers). */
+function retrying(api: ReturnType<typeof client>): ReturnType<typeof client> {
+  const again =
+    <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      for (let i = 1; ; i++) {
+        try {
+          return await f(...a);
+        } catch (err) {
+          if (i === 3 || !(err instanceof TypeError)) throw err;
+        }
+      }
+    };
+  return {
+    get: again(api.get),
+    post: again(api.post),
+    put: again(api.put),
+    patch: again(api.patch),
+    delete: again(api.delete),
+    call: again(api.call),
+  } as ReturnType<typeof client>;
+}
+
 const phaseIs = (id: string, to: string) => (e: StoredEvent, d: Record<string, unknown>) =>
   e.type === 'deployment.phase' && e.resource_id === id && d.to === to;
 
@@ -433,12 +456,15 @@ async function simulated(): Promise<[string, string][]> {
     const t0 = performance.now();
     fleet = await startSimFleet(s, { hosts: simHosts, dataDir: dir });
     // Counted once a second: listing every host is work for the server that runs beside this.
-    for (let ready = 0; ready < simHosts; ready = await readyHosts(s)) {
+    for (let ready = 0; ready < simHosts; ready = await readyHosts(s).catch(() => ready)) {
       if (performance.now() - t0 > 300_000) throw new Error(`only ${ready} of ${simHosts} hosts ready after 300 s`);
       await new Promise(r => setTimeout(r, 1000));
     }
     console.error(`${simHosts} simulated hosts ready in ${sec(performance.now() - t0)} s`);
-    await s.api.post('/v1/projects', { name: 'fleet' });
+    // The server holds a connection or two for each host: a request of this
+    // client may find its kept-alive connection reset, and is sent again.
+    const api = retrying(s.api);
+    await api.post('/v1/projects', { name: 'fleet' });
     const template = (version: string) => ({
       kind: 'container',
       image: 'localhost/strata/sim:1',
@@ -451,16 +477,22 @@ async function simulated(): Promise<[string, string][]> {
     const ids: string[] = [];
     const v1Done: Promise<number>[] = [];
     for (const [i, n] of sizes.entries()) {
-      const created = await s.api.post('/v1/deployments', {
+      const created = await api.post('/v1/deployments', {
         project: 'fleet',
         name: `sim-${i + 1}`,
         replicas: n,
         template: template('v1'),
         strategy,
       });
-      if (created.status !== 201) throw new Error(`deployment: ${created.status} ${JSON.stringify(created.body)}`);
-      ids.push(created.body.id as string);
-      const complete = s.next(`sim-${i + 1} v1 complete`, phaseIs(created.body.id, 'complete'), 300_000);
+      // A 409 is this create sent again after its answer was lost.
+      const id =
+        created.status === 409
+          ? ((await api.get(`/v1/deployments?project=fleet&name=sim-${i + 1}`)).body.items[0]?.id as string)
+          : (created.body.id as string);
+      if (created.status !== 201 && !id)
+        throw new Error(`deployment: ${created.status} ${JSON.stringify(created.body)}`);
+      ids.push(id);
+      const complete = s.next(`sim-${i + 1} v1 complete`, phaseIs(id, 'complete'), 300_000);
       complete.catch(() => undefined); // awaited below, with the others
       v1Done.push(complete);
     }
@@ -474,7 +506,7 @@ async function simulated(): Promise<[string, string][]> {
     const t2 = performance.now();
     await Promise.all(
       ids.map(async (id, i) => {
-        const put = await s.api.put(`/v1/deployments/${id}`, {
+        const put = await api.put(`/v1/deployments/${id}`, {
           replicas: sizes[i],
           template: template('v2'),
           strategy,
@@ -487,10 +519,10 @@ async function simulated(): Promise<[string, string][]> {
     const statsAfter = s.srv.controllerStats();
     console.error(`v2: rolled out in ${sec(rollout)} s`);
     const t3 = performance.now();
-    const detail = await s.api.get(`/v1/deployments/${ids[0]}`);
+    const detail = await api.get(`/v1/deployments/${ids[0]}`);
     const detailMs = performance.now() - t3;
     for (const [i, id] of ids.entries()) {
-      const { status } = (await s.api.get(`/v1/deployments/${id}`)).body as {
+      const { status } = (await api.get(`/v1/deployments/${id}`)).body as {
         status: { availableReplicas: number; updatedReplicas: number };
       };
       if (status.updatedReplicas !== sizes[i] || status.availableReplicas !== sizes[i])
