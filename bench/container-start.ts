@@ -19,9 +19,16 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { createOptions } from '../src/drivers/container/driver.ts';
-import type { InstanceSpec } from '../src/drivers/driver.ts';
-import type { ContainerFields } from '../src/drivers/container/fields.ts';
-import { client, PODMAN_SOCKET, removeDir, startServerProcess, tempDir, TEST_IMAGE, until } from '../test/helpers.ts';
+import {
+  client,
+  driverSpec,
+  PODMAN_SOCKET,
+  removeDir,
+  startServerProcess,
+  tempDir,
+  TEST_IMAGE,
+  until,
+} from '../test/helpers.ts';
 import { loadNote, machineLine, recordSection } from './record.ts';
 import { startLocalAgent } from './local-agent.ts';
 
@@ -109,24 +116,17 @@ const strata = async () => {
 
 /** The create request the agent sends, for the same spec (on the same project network, which Strata's warm-up makes). */
 const defaultProject = (await admin.get('/v1/projects/default')).body.id as string;
-const spec = (id: string): InstanceSpec<ContainerFields> =>
-  ({
+const spec = (id: string) =>
+  driverSpec({
     id: `bench_${id}`,
     name: `bench-${id}`,
     project: defaultProject,
     host: host.id,
     image: TEST_IMAGE,
     command: command(id),
-    args: [],
     env: {},
     resources,
-    pidsLimit: 4096,
-    workingDir: '',
-    user: '',
-    ports: [],
-    readOnlyRootfs: false,
-    tmpfs: [],
-  }) as unknown as InstanceSpec<ContainerFields>;
+  });
 const bareIds: string[] = [];
 const podmanApi = async () => {
   const ms = await timed(async id => {

@@ -29,12 +29,10 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import { createOptions, HOST_LABEL, networkName } from '../src/drivers/container/driver.ts';
-import type { ContainerFields } from '../src/drivers/container/fields.ts';
-import type { InstanceSpec } from '../src/drivers/driver.ts';
 import type { ControllerStats } from '../src/controllers/runner.ts';
 import { type RunningServer, startServer } from '../src/server/server.ts';
 import type { StoredEvent } from '../src/store/store.ts';
-import { client, PODMAN_SOCKET, removeDir, tempDir, until } from '../test/helpers.ts';
+import { client, driverSpec, PODMAN_SOCKET, removeDir, tempDir, until } from '../test/helpers.ts';
 import { loadNote, machineLine, recordSection } from './record.ts';
 import { startLocalAgent } from './local-agent.ts';
 import { readyHosts, type SimFleet, startSimFleet } from './sim-fleet.ts';
@@ -234,8 +232,8 @@ async function containers(): Promise<ContainerResult> {
       return at - t0;
     };
     let seq = 0;
-    const spec = (version: string): InstanceSpec<ContainerFields> =>
-      ({
+    const spec = (version: string) =>
+      driverSpec({
         id: `rollout_${process.pid}_${++seq}`,
         name: `rollout-raw-${process.pid}-${seq}`,
         project,
@@ -243,16 +241,9 @@ async function containers(): Promise<ContainerResult> {
         host: '',
         image: HTTP_IMAGE,
         command: [],
-        args: [],
         env: { VERSION: version },
         resources: { vcpus: 1, memoryMib: 32, diskGib: 0 },
-        pidsLimit: 4096,
-        workingDir: '',
-        user: '',
-        ports: [],
-        readOnlyRootfs: false,
-        tmpfs: [],
-      }) as unknown as InstanceSpec<ContainerFields>;
+      });
     /** Create + start through the Docker API, then GET every 20 ms until it answers: ms, and the container. */
     const rawStart = async (version: string): Promise<{ ms: number; id: string }> => {
       const t0 = performance.now();

@@ -6,29 +6,21 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import type Docker from 'dockerode';
 import { ContainerDriver, networkName } from '../src/drivers/container/driver.ts';
-import type { ContainerFields } from '../src/drivers/container/fields.ts';
-import type { InstanceSpec } from '../src/drivers/driver.ts';
-import { PODMAN_SOCKET, TEST_IMAGE } from './helpers.ts';
+import { driverSpec, PODMAN_SOCKET, TEST_IMAGE } from './helpers.ts';
 
 const project = `prj_release${process.pid}`;
-const spec = (i: number): InstanceSpec<ContainerFields> =>
-  ({
+const spec = (i: number) =>
+  driverSpec({
     id: `ins_release${process.pid}x${i}`,
     name: `release-${i}`,
     project,
     host: '',
     image: TEST_IMAGE,
     command: ['sleep', '600'],
-    args: [],
     env: {},
     resources: { vcpus: 1, memoryMib: 16, diskGib: 0 },
     pidsLimit: 64,
-    workingDir: '',
-    user: '',
-    ports: [],
-    readOnlyRootfs: false,
-    tmpfs: [],
-  }) as unknown as InstanceSpec<ContainerFields>;
+  });
 
 test("removing a project's containers at once checks for its network's release a few times, and the network goes", async () => {
   const driver = new ContainerDriver({ socketPath: PODMAN_SOCKET, isolation: null });
