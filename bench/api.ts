@@ -15,11 +15,11 @@
 import autocannon from 'autocannon';
 import SQLite from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { client, removeDir, type ServerProcess, startServerProcess, tempDir } from '../test/helpers.ts';
+import { loadNote, loads, machineLine, recordSection } from './record.ts';
 import { readyHosts, type SimFleet, startSimFleet, tally } from './sim-fleet.ts';
 
 const { values: flags } = parseArgs({
@@ -238,7 +238,6 @@ try {
   removeDir(bareDir);
 }
 const loadAfter = os.loadavg();
-const loads = (l: number[]) => l.map(x => x.toFixed(2)).join(' ');
 
 const table = [
   '| what | req/s | p50 ms | p99 ms | non-2xx | floor just before: bare Fastify GET req/s | floor just before: SQLite point select ops/s (in-process) | target |',
@@ -253,20 +252,15 @@ for (const n of notes) console.log(n);
 console.log(`Load average before the run ${loads(loadBefore)}, after ${loads(loadAfter)}.`);
 
 if (flags.record && process.exitCode !== 1) {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const section = [
-    '',
-    `## ${new Date().toISOString()}: bench/api.ts`,
-    '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${loads(loadBefore)}, after ${loads(loadAfter)}.`,
+  recordSection('api.ts', [
+    machineLine(`Node ${process.version}`, loadNote(loadBefore, loadAfter, 'after')),
     `Command: \`node bench/api.ts --duration ${duration} --connections ${connections} --hosts ${hostCount}${flags['admission-only'] ? '' : ' --no-admission-only'} --record\` (autocannon, ${connections} connections, ${duration} s per row after a 2 s warm-up, each row just after its floors; ${seedCount} instances seeded and running; server and a ${hostCount}-host simulated fleet as child processes, so creates are placed and run during the load; ${flags['admission-only'] ? 'the last row on a second server with no hosts; ' : ''}request logging is off).`,
     '',
     table,
     '',
     ...notes,
     '',
-  ].join('\n');
-  appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
+  ]);
   console.error('recorded in bench/RESULTS.md');
 }
 if (rows.some(r => r.bad > 0)) {

@@ -24,21 +24,14 @@
 // the containers are removed and Podman's clean-up given a second. The first round of each is a
 // warm-up (it also fills Node's compile cache) and is not recorded.
 import { spawn } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import {
-  client,
-  removeDir,
-  spawnAgentProcess,
-  startServerProcess,
-  strataBin,
-  tempDir,
-  TEST_IMAGE,
-  until,
-} from '../test/helpers.ts';
+import { client, removeDir, startServerProcess, strataBin, tempDir, TEST_IMAGE, until } from '../test/helpers.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
+import { startLocalAgent } from './local-agent.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,19 +47,7 @@ const TARGET_MS = 60;
 const dir = tempDir('strata-bench-cli-');
 const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
-const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
-const agent = spawnAgentProcess({
-  server: srv.url,
-  joinToken,
-  dataDir: join(dir, 'agent'),
-  name: 'bench-cli',
-  cpuOvercommit: 64,
-});
-await until('the agent offers containers', async () =>
-  (await admin.get('/v1/hosts')).body.items.find(
-    (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container'),
-  ),
-);
+const { agent } = await startLocalAgent(srv, { dataDir: dir, name: 'bench-cli' });
 
 // The CLI reads its context from a config file, as after `strata dev` or `strata login`.
 const configFile = join(dir, 'config.yaml');
@@ -222,20 +203,15 @@ console.log(lines.join('\n'));
 console.log(verdict);
 
 if (flags.record) {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const section = [
-    '',
-    `## ${new Date().toISOString()}: bench/cli.ts`,
-    '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}, after it ${loadAfter.map(l => l.toFixed(2)).join(' ')}.`,
+  recordSection('cli.ts', [
+    machineLine(`Node ${process.version}`, loadNote(load, loadAfter)),
     `Command: \`node bench/cli.ts --runs ${runs}${flags.bin ? ` --bin ${flags.bin}` : ''} --record\` (each command spawned and timed to its exit, bin/strata included; server and agent as child processes on this machine, the CLI's context in a config file; ${TEST_IMAGE}, \`true\`; the quick commands round-robin first, then the runs, each waiting untimed until its container has exited, containers removed after each round; one warm-up round each).`,
     '',
     ...lines,
     '',
     verdict,
     '',
-  ].join('\n');
-  appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
+  ]);
   console.error('recorded in bench/RESULTS.md');
 }
 

@@ -13,26 +13,24 @@
 // one-second precision. Images are pulled before timing; each container is
 // removed after its run, outside the timed part.
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { createOptions } from '../src/drivers/container/driver.ts';
-import type { InstanceSpec } from '../src/drivers/driver.ts';
-import type { ContainerFields } from '../src/drivers/container/fields.ts';
 import {
   client,
+  driverSpec,
   PODMAN_SOCKET,
   removeDir,
-  spawnAgentProcess,
   startServerProcess,
   tempDir,
   TEST_IMAGE,
   until,
 } from '../test/helpers.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
+import { startLocalAgent } from './local-agent.ts';
 
 const { values: flags } = parseArgs({
   options: { runs: { type: 'string', default: '20' }, record: { type: 'boolean', default: false } },
@@ -77,19 +75,7 @@ async function timed(start: (id: string) => Promise<unknown>): Promise<number> {
 const dir = tempDir('strata-bench-start-');
 const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
-const joinToken = (await admin.post('/v1/join-tokens', {})).body.secret as string;
-const agent = spawnAgentProcess({
-  server: srv.url,
-  joinToken,
-  dataDir: join(dir, 'agent'),
-  name: 'bench-node',
-  cpuOvercommit: 64,
-});
-const host = await until('the agent offers containers', async () =>
-  (await admin.get('/v1/hosts')).body.items.find(
-    (h: { drivers: string[]; state: string }) => h.state === 'ready' && h.drivers.includes('container'),
-  ),
-);
+const { agent, host } = await startLocalAgent(srv, { dataDir: dir, name: 'bench-node' });
 await docker
   .getImage(TEST_IMAGE)
   .inspect()
@@ -130,24 +116,17 @@ const strata = async () => {
 
 /** The create request the agent sends, for the same spec (on the same project network, which Strata's warm-up makes). */
 const defaultProject = (await admin.get('/v1/projects/default')).body.id as string;
-const spec = (id: string): InstanceSpec<ContainerFields> =>
-  ({
+const spec = (id: string) =>
+  driverSpec({
     id: `bench_${id}`,
     name: `bench-${id}`,
     project: defaultProject,
     host: host.id,
     image: TEST_IMAGE,
     command: command(id),
-    args: [],
     env: {},
     resources,
-    pidsLimit: 4096,
-    workingDir: '',
-    user: '',
-    ports: [],
-    readOnlyRootfs: false,
-    tmpfs: [],
-  }) as unknown as InstanceSpec<ContainerFields>;
+  });
 const bareIds: string[] = [];
 const podmanApi = async () => {
   const ms = await timed(async id => {
@@ -220,20 +199,15 @@ console.log(lines.join('\n'));
 console.log(verdict);
 
 if (flags.record) {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const section = [
-    '',
-    `## ${new Date().toISOString()}: bench/container-start.ts`,
-    '',
-    `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Podman's Docker API on ${PODMAN_SOCKET}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
+  recordSection('container-start.ts', [
+    machineLine(`Node ${process.version}`, `Podman's Docker API on ${PODMAN_SOCKET}`, loadNote(load)),
     `Command: \`node bench/container-start.ts --runs ${runs} --record\` (${TEST_IMAGE}, 64 MiB; Strata and the bare API on the project's isolated network, \`podman run\` on Podman's default bridge; time from the request to the container's first action, an HTTP request to the bench on its network's gateway; the three paths round-robin, one warm-up each).`,
     '',
     ...lines,
     '',
     verdict,
     '',
-  ].join('\n');
-  appendFileSync(join(import.meta.dirname, 'RESULTS.md'), section);
+  ]);
   console.error('recorded in bench/RESULTS.md');
 }
 

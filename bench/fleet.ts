@@ -15,12 +15,12 @@
 // the test on it.
 import autocannon from 'autocannon';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { client, removeDir, startServerProcess, tempDir } from '../test/helpers.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
 import { readyHosts, type SimFleet, startSimFleet, tally } from './sim-fleet.ts';
 
 const { values: flags } = parseArgs({
@@ -215,20 +215,13 @@ try {
   console.log(table);
 
   if (flags.record) {
-    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-    appendFileSync(
-      join(import.meta.dirname, 'RESULTS.md'),
-      [
-        '',
-        `## ${new Date().toISOString()}: bench/fleet.ts`,
-        '',
-        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${loadBefore.map(l => l.toFixed(2)).join(' ')}.`,
-        `Command: \`node bench/fleet.ts --hosts ${hostCount} --instances ${instanceCount} --connections ${connections} --record\` (server, fleet and this client as three processes on this machine; creates by autocannon with ${connections} connections; "running" counted from the server's event stream).`,
-        '',
-        table,
-        '',
-      ].join('\n'),
-    );
+    recordSection('fleet.ts', [
+      machineLine(`Node ${process.version}`, loadNote(loadBefore)),
+      `Command: \`node bench/fleet.ts --hosts ${hostCount} --instances ${instanceCount} --connections ${connections} --record\` (server, fleet and this client as three processes on this machine; creates by autocannon with ${connections} connections; "running" counted from the server's event stream).`,
+      '',
+      table,
+      '',
+    ]);
   }
 } catch (err) {
   const log = fleet?.tail();

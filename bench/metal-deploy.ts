@@ -34,7 +34,6 @@
 // path once per round, each followed by its direct boot.
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  appendFileSync,
   closeSync,
   createReadStream,
   existsSync,
@@ -66,6 +65,7 @@ import {
   TEST_IMAGE,
   until,
 } from '../test/helpers.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -657,27 +657,26 @@ async function main(): Promise<void> {
   console.log(verdicts.join('\n'));
 
   if (flags.record) {
-    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
     const qemuVersion = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0];
     const debian = existsSync('/etc/debian_version')
       ? `Debian ${readFileSync('/etc/debian_version', 'utf8').trim()}`
       : os.type();
     const accel = /accel=(\w+)|-accel\W+(\w+)/.exec(handArgv.get(first)?.join(' ') ?? '');
-    appendFileSync(
-      join(import.meta.dirname, 'RESULTS.md'),
-      [
-        '',
-        `## ${new Date().toISOString()}: bench/metal-deploy.ts`,
-        '',
-        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${debian}, Node ${process.version}, ${qemuVersion}, accelerator ${accel?.[1] ?? accel?.[2] ?? 'unknown'}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}, after it ${loadAfter.map(l => l.toFixed(2)).join(' ')}.`,
-        `Command: \`node bench/metal-deploy.ts --runs ${runs} --paths ${paths.join(',')} --record\` (the rig's q35 machines, 1 vCPU, 1 GiB, a 2 GiB disk, behind ipmi_sim and the Redfish emulator; \`strata run --kind metal --wait ${TEST_IMAGE} -- true\` timed from its spawn to its exit; steps from the machine's QEMU process and its serial log, the conductor's phases from its log; one warm-up deploy per path, then ${runs} rounds, each path followed by its disk booted by hand; the host write once a round).`,
-        '',
-        ...lines,
-        '',
-        ...verdicts,
-        '',
-      ].join('\n'),
-    );
+    recordSection('metal-deploy.ts', [
+      machineLine(
+        debian,
+        `Node ${process.version}`,
+        `${qemuVersion}`,
+        `accelerator ${accel?.[1] ?? accel?.[2] ?? 'unknown'}`,
+        loadNote(load, loadAfter),
+      ),
+      `Command: \`node bench/metal-deploy.ts --runs ${runs} --paths ${paths.join(',')} --record\` (the rig's q35 machines, 1 vCPU, 1 GiB, a 2 GiB disk, behind ipmi_sim and the Redfish emulator; \`strata run --kind metal --wait ${TEST_IMAGE} -- true\` timed from its spawn to its exit; steps from the machine's QEMU process and its serial log, the conductor's phases from its log; one warm-up deploy per path, then ${runs} rounds, each path followed by its disk booted by hand; the host write once a round).`,
+      '',
+      ...lines,
+      '',
+      ...verdicts,
+      '',
+    ]);
     console.error('recorded in bench/RESULTS.md');
   }
 }

@@ -22,10 +22,11 @@
 // continuations, node:events emits) include what they dispatch: read them as
 // paths the time went through, not as costs of their own.
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadNote, machineLine, recordSection } from './record.ts';
 
 const { values: flags, positionals } = parseArgs({
   options: {
@@ -201,22 +202,14 @@ try {
   console.log(report);
 
   if (flags.record) {
-    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-    const loads = (l: number[]) => l.map(x => x.toFixed(2)).join(' ');
     const extra = positionals.length ? ` -- ${positionals.join(' ')}` : '';
-    appendFileSync(
-      join(import.meta.dirname, 'RESULTS.md'),
-      [
-        '',
-        `## ${new Date().toISOString()}: bench/profile.ts`,
-        '',
-        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${loads(loadBefore)}, after it ${loads(loadAfter)}.`,
-        `Command: \`node bench/profile.ts --bench ${flags.bench} --top ${top} --record${extra}\` (runs \`${benchCommand}\` with every Node process under \`--cpu-prof\` and summarises the server's main thread; the sampling profiler slows what it measures, so the benchmark's own figures from this run are left out; percentages are of the server's busy time, idle time waiting for work excluded; native code with no frame of its own, such as SQLite running a statement, is the self time of the JavaScript that called it; built-in modules that dispatch callbacks count what they dispatch).`,
-        '',
-        report,
-        '',
-      ].join('\n'),
-    );
+    recordSection('profile.ts', [
+      machineLine(`Node ${process.version}`, loadNote(loadBefore, loadAfter)),
+      `Command: \`node bench/profile.ts --bench ${flags.bench} --top ${top} --record${extra}\` (runs \`${benchCommand}\` with every Node process under \`--cpu-prof\` and summarises the server's main thread; the sampling profiler slows what it measures, so the benchmark's own figures from this run are left out; percentages are of the server's busy time, idle time waiting for work excluded; native code with no frame of its own, such as SQLite running a statement, is the self time of the JavaScript that called it; built-in modules that dispatch callbacks count what they dispatch).`,
+      '',
+      report,
+      '',
+    ]);
   }
 } catch (err) {
   process.exitCode = 1;

@@ -27,15 +27,14 @@
 // The SQL that reads the rows is not counted in any (bench/fleet.ts measures
 // the whole path through the store).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Request } from '../src/scheduler/scheduler.ts';
 import { snapshotOf } from '../src/services/placement.ts';
 import type { ClusterRows } from '../src/store/placement.ts';
 import type { HostRow } from '../src/store/schema.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -318,22 +317,15 @@ if (flags.size) {
   console.log(lines.join('\n'));
   console.log(verdicts.join('\n'));
   if (flags.record) {
-    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-    appendFileSync(
-      join(import.meta.dirname, 'RESULTS.md'),
-      [
-        '',
-        `## ${new Date().toISOString()}: bench/scheduler.ts`,
-        '',
-        `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
-        `Command: \`node bench/scheduler.ts --placements ${placements} --sizes ${sizes.join(',')} --record\` (the placer's snapshot build and Scheduler on simulated host rows, no SQL, one process per size; 3 regions, 12 zones, racks of 20 servers, a VM host nested on every third server; 70% containers, 30% VMs; 20% in hard physical-host anti-affinity groups, 20% in zone spread groups, 20% with label constraints; half bin-pack, half spread; a fixed seed; placed three ways on a fresh cluster each: passes of ${BATCH} each building the snapshot from the rows as they stand, the snapshot reused while under ${SNAPSHOT_MAX_AGE_MS / 1000} s old on the counted clock (assuming only creates: no host, group or project event and no deletion; an upper bound, since a real pass's SQL leaves fewer placements per build), and place + commit only after one uncounted build).`,
-        '',
-        ...lines,
-        '',
-        ...verdicts,
-        '',
-      ].join('\n'),
-    );
+    recordSection('scheduler.ts', [
+      machineLine(`Node ${process.version}`, loadNote(load)),
+      `Command: \`node bench/scheduler.ts --placements ${placements} --sizes ${sizes.join(',')} --record\` (the placer's snapshot build and Scheduler on simulated host rows, no SQL, one process per size; 3 regions, 12 zones, racks of 20 servers, a VM host nested on every third server; 70% containers, 30% VMs; 20% in hard physical-host anti-affinity groups, 20% in zone spread groups, 20% with label constraints; half bin-pack, half spread; a fixed seed; placed three ways on a fresh cluster each: passes of ${BATCH} each building the snapshot from the rows as they stand, the snapshot reused while under ${SNAPSHOT_MAX_AGE_MS / 1000} s old on the counted clock (assuming only creates: no host, group or project event and no deletion; an upper bound, since a real pass's SQL leaves fewer placements per build), and place + commit only after one uncounted build).`,
+      '',
+      ...lines,
+      '',
+      ...verdicts,
+      '',
+    ]);
     console.error('recorded in bench/RESULTS.md');
   }
 }

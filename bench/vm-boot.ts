@@ -16,7 +16,6 @@
 // The accelerator (KVM, or TCG where KVM cannot run guests) is the agent's.
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  appendFileSync,
   closeSync,
   copyFileSync,
   existsSync,
@@ -42,6 +41,7 @@ import {
   tempDir,
   until,
 } from '../test/helpers.ts';
+import { loadNote, machineLine, recordSection } from './record.ts';
 
 const { values: flags } = parseArgs({
   options: { runs: { type: 'string', default: '12' }, record: { type: 'boolean', default: false } },
@@ -284,23 +284,16 @@ console.log(lines.join('\n'));
 console.log(verdicts.join('\n'));
 
 if (flags.record) {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  appendFileSync(
-    join(import.meta.dirname, 'RESULTS.md'),
-    [
-      '',
-      `## ${new Date().toISOString()}: bench/vm-boot.ts`,
-      '',
-      `Machine: ${cpu}, ${os.availableParallelism()} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${qemu}, accelerator ${accelerator}, load average before the run ${load.map(l => l.toFixed(2)).join(' ')}.`,
-      `Command: \`node bench/vm-boot.ts --runs ${runs} --record\` (microvm, 1 vCPU, 256 MiB, the busybox image, Strata's kernel and initramfs; time from the request, or from QEMU's spawn, to the marker line in the serial log, watched with fs.watch; one warm-up each, then ${runs} pairs, Strata then by hand; the verdict from the paired differences).`,
-      '',
-      ...lines,
-      '',
-      ...verdicts,
-      '',
-    ].join('\n'),
-  );
+  recordSection('vm-boot.ts', [
+    machineLine(`Node ${process.version}`, `${qemu}`, `accelerator ${accelerator}`, loadNote(load)),
+    `Command: \`node bench/vm-boot.ts --runs ${runs} --record\` (microvm, 1 vCPU, 256 MiB, the busybox image, Strata's kernel and initramfs; time from the request, or from QEMU's spawn, to the marker line in the serial log, watched with fs.watch; one warm-up each, then ${runs} pairs, Strata then by hand; the verdict from the paired differences).`,
+    '',
+    ...lines,
+    '',
+    ...verdicts,
+    '',
+  ]);
   console.error('recorded in bench/RESULTS.md');
 }
 

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { HttpLimits } from '../src/api/app.ts';
+import type { ContainerFields } from '../src/drivers/container/fields.ts';
+import type { InstanceSpec } from '../src/drivers/driver.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.ts';
 
 export const repoRoot = new URL('..', import.meta.url).pathname;
@@ -407,4 +409,27 @@ export async function deploymentReplicas(api: Client, name: string): Promise<Rep
   const list = (await api.get(`/v1/deployments?name=${encodeURIComponent(name)}`)).body.items as { id: string }[];
   if (list.length === 0) return [];
   return (await api.get(`/v1/deployments/${list[0]!.id}`)).body.instances as ReplicaSeen[];
+}
+
+/**
+ * A container instance's spec as the agent hands it to the container driver,
+ * for what creates containers without an agent (`createOptions`, the driver
+ * itself): the given fields over the defaults an instance gets.
+ */
+export function driverSpec(
+  s: Pick<InstanceSpec<ContainerFields>, 'id' | 'name' | 'project' | 'host' | 'image' | 'command' | 'env'> & {
+    resources: { vcpus: number; memoryMib: number; diskGib: number };
+    pidsLimit?: number;
+  },
+): InstanceSpec<ContainerFields> {
+  return {
+    args: [],
+    pidsLimit: 4096,
+    workingDir: '',
+    user: '',
+    ports: [],
+    readOnlyRootfs: false,
+    tmpfs: [],
+    ...s,
+  } as unknown as InstanceSpec<ContainerFields>;
 }

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
+import { currentTally, measured } from '../lib/cpu-account.ts';
 import type { EventType } from '../model/events.ts';
 import { type Controller, type Pass, Runner } from './runner.ts';
 import { ManualClock, ManualEvents } from './testing.ts';
@@ -221,4 +222,35 @@ test('a controller is added once, and before the runner starts', () => {
   runner.start();
   assert.throws(() => runner.add(recorder('b', []).c), /before the runner starts/);
   return runner.stop();
+});
+
+test("stats count each controller's passes, their time and the CPU of the writes charged to them", async () => {
+  const busy = recorder('busy', ['instance.created']);
+  const idle = recorder('idle', ['user.created']);
+  const work: Controller = {
+    ...busy.c,
+    async reconcile(p) {
+      await busy.c.reconcile(p);
+      // What the store does with a write queued from a pass: charge it to the pass's tally.
+      await measured(currentTally(), async () => {
+        const start = process.cpuUsage();
+        for (;;) {
+          const d = process.cpuUsage(start);
+          if (d.user + d.system >= 20_000) return;
+        }
+      });
+    },
+  };
+  const { events, runner } = setup(work, idle.c);
+  await runner.idle();
+  events.publish('instance.created', 'i1');
+  await runner.idle();
+  const s = runner.stats();
+  assert.equal(s.busy!.passes, 2);
+  assert.ok(s.busy!.writeCpuMs >= 40, `charged ${s.busy!.writeCpuMs} ms for two passes of 20`);
+  // The process's CPU counts every thread: two cores give 20 ms of it in 10 ms at least.
+  assert.ok(s.busy!.busyMs >= 20, `busy ${s.busy!.busyMs} ms`);
+  assert.equal(s.idle!.passes, 1);
+  assert.ok(s.idle!.writeCpuMs < 5, `the idle controller was charged ${s.idle!.writeCpuMs} ms`);
+  await runner.stop();
 });

@@ -11,6 +11,13 @@
 //   failed pass held are gone.
 // - `stop` ends the timers and the subscription and waits for running passes.
 // Time comes from a `Clock`, so tests drive resyncs and read `now` explicitly.
+// Each controller's passes are counted (`stats`): their number, their time
+// from start to end, and the CPU of the writes they made (a controller reads,
+// plans and writes inside its writes; the store runs each write alone, so
+// that CPU is the controller's own, where a pass's elapsed time also holds
+// whatever the process did while the pass waited).
+import { performance } from 'node:perf_hooks';
+import { chargeTo, type CpuTally } from '../lib/cpu-account.ts';
 import type { EventType } from '../model/events.ts';
 import type { StoredEvent } from '../store/store.ts';
 
@@ -45,6 +52,14 @@ export const systemClock: Clock = {
   },
 };
 
+export interface ControllerStats {
+  passes: number;
+  /** the passes' time from start to end, in ms */
+  busyMs: number;
+  /** CPU (user + system) of the writes the passes made, in ms */
+  writeCpuMs: number;
+}
+
 export interface RunnerLog {
   error(obj: object, msg: string): void;
 }
@@ -66,6 +81,9 @@ interface Slot {
   owesFull: boolean;
   scheduled: boolean;
   running: Promise<void> | null;
+  passes: number;
+  busyMs: number;
+  cpu: CpuTally;
 }
 
 export class Runner {
@@ -92,6 +110,9 @@ export class Runner {
       owesFull: false,
       scheduled: false,
       running: null,
+      passes: 0,
+      busyMs: 0,
+      cpu: { us: 0 },
     });
     return this;
   }
@@ -119,6 +140,16 @@ export class Runner {
       if (busy.length === 0) return;
       await Promise.all(busy.map(s => s.running ?? new Promise<void>(r => setImmediate(r))));
     }
+  }
+
+  /** Each controller's passes so far, by name. */
+  stats(): Record<string, ControllerStats> {
+    return Object.fromEntries(
+      this.slots.map(s => [
+        s.controller.name,
+        { passes: s.passes, busyMs: s.busyMs, writeCpuMs: s.cpu.us / 1000 } satisfies ControllerStats,
+      ]),
+    );
   }
 
   /** Stops waking controllers and waits for the passes under way. */
@@ -163,12 +194,16 @@ export class Runner {
       };
       slot.resyncDue = false;
       slot.owesFull = false;
+      const start = performance.now();
       try {
-        await slot.controller.reconcile(pass);
+        await chargeTo(slot.cpu, () => slot.controller.reconcile(pass));
       } catch (err) {
         slot.owesFull = true;
         this.o.log.error({ err, controller: slot.controller.name }, 'reconcile failed; retried at the next wake-up');
         return;
+      } finally {
+        slot.passes++;
+        slot.busyMs += performance.now() - start;
       }
     }
   }

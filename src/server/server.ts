@@ -10,7 +10,7 @@ import { deploymentsController } from '../controllers/deployments.ts';
 import { liveness } from '../controllers/liveness.ts';
 import { nodesController } from '../controllers/nodes.ts';
 import { placer } from '../controllers/placer.ts';
-import { Runner } from '../controllers/runner.ts';
+import { type ControllerStats, Runner } from '../controllers/runner.ts';
 import { AgentHub } from '../services/agent-hub.ts';
 import { bootstrap } from '../services/bootstrap.ts';
 import { InstanceService } from '../services/instances.ts';
@@ -42,6 +42,8 @@ export interface RunningServer {
   adminTokenFile: string;
   /** Wakes agents' long-polls when their assignments change. */
   agents: AgentHub;
+  /** Each controller's passes so far: their number, time and the CPU of their writes. */
+  controllerStats(): Record<string, ControllerStats>;
   /** Answers waiting long-polls at once, so agents do not hold the shutdown for their wait. */
   close(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     url: `http://${host}:${port}`,
     adminTokenFile: boot.tokenFile,
     agents: services.agents,
+    controllerStats: () => controllers.stats(),
     async close() {
       streams.closeAll();
       services.agents.close();

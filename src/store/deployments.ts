@@ -127,16 +127,23 @@ export async function replicasOf(db: Db, deploymentId: string): Promise<Instance
     .execute();
 }
 
+const IDS_PER_QUERY = 1000;
+
 /** The deployments of the given instances that are replicas. */
 export async function deploymentsOfInstances(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db
-    .selectFrom('instances')
-    .select(['id', 'deployment_id'])
-    .where('id', 'in', [...ids])
-    .where('deployment_id', 'is not', null)
-    .execute();
-  return new Map(rows.map(r => [r.id, r.deployment_id!]));
+  const out = new Map<string, string>();
+  // A pass over a large rollout names tens of thousands: SQLite takes at most 32,766 variables a statement.
+  const unique = [...new Set(ids)];
+  for (let i = 0; i < unique.length; i += IDS_PER_QUERY) {
+    const rows = await db
+      .selectFrom('instances')
+      .select(['id', 'deployment_id'])
+      .where('id', 'in', unique.slice(i, i + IDS_PER_QUERY))
+      .where('deployment_id', 'is not', null)
+      .execute();
+    for (const r of rows) out.set(r.id, r.deployment_id!);
+  }
+  return out;
 }
 
 /** The deployments with replicas on the given hosts. */

@@ -4,24 +4,31 @@ import type { EventRow } from './schema.ts';
 import type { Db, EventInput, StoredEvent, Trx } from './store.ts';
 
 /** Appends the events of one write, in the write's own transaction. */
+/** Rows of one INSERT: SQLite takes at most 32,766 variables a statement, and an event row has 7. */
+const ROWS_PER_INSERT = 1000;
+
 export async function insertEvents(trx: Trx, pending: readonly EventInput[]): Promise<StoredEvent[]> {
   if (pending.length === 0) return [];
   const at = now();
-  const rows = await trx
-    .insertInto('events')
-    .values(
-      pending.map(e => ({
-        at,
-        project_id: e.projectId,
-        type: e.type,
-        resource_type: e.resourceType,
-        resource_id: e.resourceId,
-        actor: e.actor,
-        data: JSON.stringify(e.data ?? {}),
-      })),
-    )
-    .returningAll()
-    .execute();
+  const rows: EventRow[] = [];
+  for (let i = 0; i < pending.length; i += ROWS_PER_INSERT) {
+    const part = await trx
+      .insertInto('events')
+      .values(
+        pending.slice(i, i + ROWS_PER_INSERT).map(e => ({
+          at,
+          project_id: e.projectId,
+          type: e.type,
+          resource_type: e.resourceType,
+          resource_id: e.resourceId,
+          actor: e.actor,
+          data: JSON.stringify(e.data ?? {}),
+        })),
+      )
+      .returningAll()
+      .execute();
+    rows.push(...part);
+  }
   // Sequence numbers follow the order of the values; RETURNING's order is not promised.
   rows.sort((a, b) => a.seq - b.seq);
   return rows.map((row, i) => ({ ...row, type: pending[i]!.type, host: pending[i]!.host ?? null }));

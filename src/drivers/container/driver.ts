@@ -164,8 +164,20 @@ export class ContainerDriver implements Driver {
    * use (another agent on the same runtime just made a container there) stays.
    */
   private releaseNetwork(projectId: string): Promise<void> {
-    return this.withProject(projectId, () => this.releaseNetworkNow(projectId));
+    // One check still waiting for the lock covers every container removed
+    // before it runs: a rollout's removals do not queue a list each ahead of
+    // the project's starts.
+    const waiting = this.releasesWaiting.get(projectId);
+    if (waiting) return waiting;
+    const check = this.withProject(projectId, () => {
+      this.releasesWaiting.delete(projectId);
+      return this.releaseNetworkNow(projectId);
+    });
+    this.releasesWaiting.set(projectId, check);
+    return check;
   }
+
+  private readonly releasesWaiting = new Map<string, Promise<void>>();
 
   private readonly projectLocks = new Map<string, Promise<unknown>>();
 

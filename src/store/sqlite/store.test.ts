@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import SQLite from 'better-sqlite3';
+import { chargeTo, type CpuTally } from '../../lib/cpu-account.ts';
 import { openSqliteStore } from './store.ts';
 import type { EventRow } from '../schema.ts';
 
@@ -85,5 +86,58 @@ test('a unique violation in one write of a group refuses only that write', async
     ['fulfilled', 'rejected', 'fulfilled'],
   );
   assert.equal((await store.db.selectFrom('users').select('id').execute()).length, 2);
+  await store.close();
+});
+
+/** Spins until this process has used `ms` more of CPU, as a write's own work would. */
+function burn(ms: number): void {
+  const start = process.cpuUsage();
+  for (;;) {
+    const d = process.cpuUsage(start);
+    if (d.user + d.system >= ms * 1000) return;
+  }
+}
+
+test("a write's CPU is charged to the tally of the code that queued it, alone or in a group", async () => {
+  const store = await openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') });
+  const alone: CpuTally = { us: 0 };
+  await chargeTo(alone, () => store.write(async () => burn(30)));
+  assert.ok(alone.us >= 30_000 && alone.us < 200_000, `charged ${alone.us} us for 30 ms`);
+  // In one group: each write's tally gets its own write's CPU, not its neighbours'.
+  const light: CpuTally = { us: 0 };
+  const heavy: CpuTally = { us: 0 };
+  await Promise.all([
+    chargeTo(light, () => store.write(async () => burn(1))),
+    chargeTo(heavy, () => store.write(async () => burn(60))),
+    store.write(async () => burn(60)),
+  ]);
+  assert.ok(heavy.us >= 60_000, `heavy charged ${heavy.us} us for 60 ms`);
+  assert.ok(light.us < 30_000, `light charged ${light.us} us for 1 ms beside two of 60`);
+  await store.close();
+});
+
+test('one write may emit more events than SQLite takes variables in one statement, in order', async () => {
+  const store = await openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'strata-store-')), 'db') });
+  const seen: EventRow[] = [];
+  store.onEvent(e => seen.push(e));
+  // A deployment of 10,000 replicas creates them in one write, an event each.
+  const n = 10_000;
+  await store.write(async ({ emit }) => {
+    for (let i = 0; i < n; i++)
+      emit({
+        type: 'user.created',
+        projectId: null,
+        resourceType: 'user',
+        resourceId: `usr_${i}`,
+        actor: 't',
+        data: { name: `u${i}` },
+      });
+  });
+  assert.equal(seen.length, n);
+  assert.deepEqual(
+    seen.map(e => e.resource_id),
+    Array.from({ length: n }, (_, i) => `usr_${i}`),
+  );
+  assert.ok(seen.every((e, i) => i === 0 || e.seq === seen[i - 1]!.seq + 1));
   await store.close();
 });

@@ -10,6 +10,7 @@
 // is a committed one. Grouping shares the commit and the WAL pages between
 // writes, which is most of the cost of a small write on SQLite.
 import type { ControlledTransaction } from 'kysely';
+import { type CpuTally, currentTally, measured } from '../../lib/cpu-account.ts';
 import { type EventBus, InProcessEventBus } from '../event-bus.ts';
 import { insertEvents } from '../events.ts';
 import type { Database } from '../schema.ts';
@@ -25,6 +26,8 @@ interface Job {
   fn: (ctx: WriteContext) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+  /** the account of the code that queued it (a controller's pass), charged with its CPU */
+  tally: CpuTally | undefined;
 }
 
 const MAX_GROUP = 64;
@@ -47,7 +50,7 @@ export class SqliteStore implements Store {
   /** Runs `fn` in a transaction with the events it emits. Never call `write` inside `fn`. */
   write<T>(fn: (ctx: WriteContext) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, tally: currentTally() });
       if (this.draining) return;
       this.draining = true;
       setImmediate(() => void this.drain());
@@ -82,12 +85,14 @@ export class SqliteStore implements Store {
   private async runOne(job: Job): Promise<void> {
     let rows: StoredEvent[] = [];
     try {
-      const value = await this.db.transaction().execute(async trx => {
-        const pending: EventInput[] = [];
-        const v = await job.fn({ trx, emit: e => pending.push(e) });
-        rows = await insertEvents(trx, pending);
-        return v;
-      });
+      const value = await measured(job.tally, () =>
+        this.db.transaction().execute(async trx => {
+          const pending: EventInput[] = [];
+          const v = await job.fn({ trx, emit: e => pending.push(e) });
+          rows = await insertEvents(trx, pending);
+          return v;
+        }),
+      );
       this.publish(rows);
       job.resolve(value);
     } catch (err) {
@@ -108,20 +113,22 @@ export class SqliteStore implements Store {
     try {
       for (const [i, job] of group.entries()) {
         const name = `w${i}`;
-        const sp = await trx.savepoint(name).execute();
-        const pending: EventInput[] = [];
-        try {
-          const value = await job.fn({ trx: sp, emit: e => pending.push(e) });
-          const rows = await insertEvents(sp, pending);
-          await sp.releaseSavepoint(name).execute();
-          committed.push({ job, value, rows });
-        } catch (err) {
-          // If even this fails the transaction is unusable: the outer catch
-          // rolls everything back and every write of the group is refused.
-          await sp.rollbackToSavepoint(name).execute();
-          await sp.releaseSavepoint(name).execute();
-          refused.push({ job, err });
-        }
+        await measured(job.tally, async () => {
+          const sp = await trx.savepoint(name).execute();
+          const pending: EventInput[] = [];
+          try {
+            const value = await job.fn({ trx: sp, emit: e => pending.push(e) });
+            const rows = await insertEvents(sp, pending);
+            await sp.releaseSavepoint(name).execute();
+            committed.push({ job, value, rows });
+          } catch (err) {
+            // If even this fails the transaction is unusable: the outer catch
+            // rolls everything back and every write of the group is refused.
+            await sp.rollbackToSavepoint(name).execute();
+            await sp.releaseSavepoint(name).execute();
+            refused.push({ job, err });
+          }
+        });
       }
       await trx.commit().execute();
     } catch (err) {
