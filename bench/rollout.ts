@@ -166,6 +166,16 @@ function retrying(api: ReturnType<typeof client>): ReturnType<typeof client> {
 const phaseIs = (id: string, to: string) => (e: StoredEvent, d: Record<string, unknown>) =>
   e.type === 'deployment.phase' && e.resource_id === id && d.to === to;
 
+/** The deployment complete after its next update: a `complete` of the revision before (a replica blinked) does not count. */
+const completeAfterUpdate = (id: string) => {
+  let updated = false;
+  const complete = phaseIs(id, 'complete');
+  return (e: StoredEvent, d: Record<string, unknown>) => {
+    if (e.type === 'deployment.updated' && e.resource_id === id) updated = true;
+    return updated && complete(e, d);
+  };
+};
+
 function diff(a: Record<string, ControllerStats>, b: Record<string, ControllerStats>, name: string): ControllerStats {
   const x = a[name]!;
   const y = b[name]!;
@@ -318,7 +328,7 @@ async function containers(): Promise<ContainerResult> {
       }
     })();
     const statsBefore = s.srv.controllerStats();
-    const done = s.next('v2 complete', phaseIs(id, 'complete'), 600_000);
+    const done = s.next('v2 complete', completeAfterUpdate(id), 600_000);
     const t2 = performance.now();
     const put = await api.put(`/v1/deployments/${id}`, { replicas, template: template('v2'), strategy });
     if (put.status !== 200) throw new Error(`v2: ${put.status} ${JSON.stringify(put.body)}`);
@@ -349,6 +359,13 @@ async function containers(): Promise<ContainerResult> {
       else if (e.type === 'instance.state' && d.to === 'running') mark(e, 'running');
       else if (e.type === 'instance.health' && d.to === 'healthy') mark(e, 'healthy');
     }
+    // Replicas the controller counted as failed (exited, or unhealthy) during the upgrade: what may take availability down.
+    const failed = events
+      .filter(e => e.type === 'deployment.replica-failed')
+      .map(e => JSON.parse(e.data) as { reason: string });
+    const unhealthy = events.filter(
+      e => e.type === 'instance.health' && (JSON.parse(e.data) as { to?: string }).to === 'unhealthy',
+    );
     const fresh = [...steps.values()].filter(r => r.created !== undefined && r.healthy !== undefined);
     const step = (from: string, to: string) => median(fresh.map(r => r[to]! - r[from]!));
     const firstCreate = Math.min(...fresh.map(r => r.created!));
@@ -391,6 +408,10 @@ async function containers(): Promise<ContainerResult> {
       [`ideal: ${batches} batches x one instance's start-to-healthy`, `${sec(ideal)} s`],
       ['**rollout / ideal**', `**${ratio.toFixed(2)}x** (target <= 1.2x)`],
       ['fewest replicas available, sampled every 100 ms during the upgrade', String(minAvailable)],
+      [
+        'replicas turned unhealthy / counted as failed during the upgrade',
+        `${unhealthy.length} / ${failed.length}${failed[0] ? ` (first: ${failed[0].reason.slice(0, 120).replaceAll('|', '/')})` : ''}`,
+      ],
       [
         `bare Podman API, the same ${batches} batches of ${surge} (each batch's containers answering, old ones removed meanwhile)`,
         `${sec(raw)} s`,
@@ -492,7 +513,7 @@ async function simulated(): Promise<[string, string][]> {
 
     const statsBefore = s.srv.controllerStats();
     const cpuBefore = process.cpuUsage();
-    const done = ids.map((id, i) => s.next(`sim-${i + 1} v2 complete`, phaseIs(id, 'complete'), 300_000));
+    const done = ids.map((id, i) => s.next(`sim-${i + 1} v2 complete`, completeAfterUpdate(id), 300_000));
     for (const d of done) d.catch(() => undefined); // awaited below, together
     const t2 = performance.now();
     await Promise.all(

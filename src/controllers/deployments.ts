@@ -290,12 +290,14 @@ export function planDeployment(input: PlanInput): Plan {
 
   let headroom = input.headroom;
   let waitingForQuota = 0;
+  let emptySlots = 0;
   const create = (slot: number, revision = target) => {
     if (headroom <= 0) {
       waitingForQuota++;
       return false;
     }
     headroom--;
+    if (!live.has(slot)) emptySlots--;
     const r = replacing.get(slot);
     actions.push({ type: 'create', slot, revision, ...(r ? { replacing: r } : {}) });
     const placeholder: ReplicaView = {
@@ -328,7 +330,9 @@ export function planDeployment(input: PlanInput): Plan {
   let availableCount = all().filter(isAvailable).length;
   const minAvailable = replicas - maxUnavailable;
   // A slot still empty (in its backoff, or waiting for the quota) will be filled: surge leaves it room.
-  const emptySlots = () => Array.from({ length: replicas }, (_, slot) => slot).filter(slot => !live.has(slot)).length;
+  // (Counted once here, then kept as replicas come and go: a plan of many replicas stays linear.)
+  emptySlots = 0;
+  for (let slot = 0; slot < replicas; slot++) if (!live.has(slot)) emptySlots++;
   const removeOld = (slot: number, old: ReplicaView): boolean => {
     // Taking away a replica that is not available costs no availability.
     const loss = isAvailable(old) ? 1 : 0;
@@ -336,7 +340,10 @@ export function planDeployment(input: PlanInput): Plan {
     actions.push({ type: 'delete', instance: old.id, slot, reason: old.evicting ? 'drain' : 'rollout' });
     const rest = (live.get(slot) ?? []).filter(v => v !== old);
     if (rest.length > 0) live.set(slot, rest);
-    else live.delete(slot);
+    else {
+      live.delete(slot);
+      emptySlots++;
+    }
     availableCount -= loss;
     liveCount--;
     return true;
@@ -381,7 +388,7 @@ export function planDeployment(input: PlanInput): Plan {
     const adds = revision === target && old.revision !== target;
     // (A slot whose new replica failed waits out its backoff before the next one.)
     if ((adds && targetCount >= canaryLimit) || blocked.has(slot)) continue;
-    const room = liveCount + emptySlots() < replicas + maxSurge && headroom > 0;
+    const room = liveCount + emptySlots < replicas + maxSurge && headroom > 0;
     if (room ? create(slot, revision) : removeOld(slot, old) && create(slot, revision)) {
       liveCount++;
       if (adds) targetCount++;
