@@ -20,6 +20,7 @@ before(() => {
 d='${dir}'
 while [ $# -gt 0 ] && [ "$1" != power ] && [ "$1" != chassis ]; do shift; done
 echo "$*" >> "$d/calls"
+if [ -e "$d/busy" ]; then rm "$d/busy"; echo 'Close Session command failed' >&2; exit 1; fi
 case "$*" in
   'power status') echo "Chassis Power is $(cat "$d/power")" ;;
   'power on') echo on > "$d/power" ;;
@@ -47,4 +48,12 @@ test('setPower asks the BMC first, unless the caller says what the node was', as
   await bmc.setPower('off', 'off');
   assert.deepEqual(calls(), ['power status', 'power on', 'power status', 'power off']);
   assert.equal(readFileSync(join(dir, 'power'), 'utf8').trim(), 'off');
+});
+
+test('a call the BMC answers with a session it failed to close is made again', async () => {
+  const bmc = new IpmiBmc(parseBmcUrl('ipmi://admin:pw@127.0.0.1:6230'));
+  writeFileSync(join(dir, 'calls'), '');
+  writeFileSync(join(dir, 'busy'), '');
+  assert.equal(await bmc.power(), readFileSync(join(dir, 'power'), 'utf8').trim());
+  assert.deepEqual(calls(), ['power status', 'power status']);
 });

@@ -3,8 +3,9 @@
 // any user of the host could read it. -C 3 picks the cipher suite at once
 // (probing costs ~10 s a call); -N/-R bound one call to ~4 s when nobody answers.
 // IPMI runs over UDP and a busy BMC answers late: a call that fails for such
-// a reason (no answer, an answer to an earlier try, a BMC out of sessions) is
-// made again, a few times, as Ironic does; every command sent is idempotent.
+// a reason (no answer, an answer to an earlier try, a BMC out of sessions, a
+// session it did not close) is made again, a few times, as Ironic does; every
+// command sent is idempotent.
 import { execFile, spawn } from 'node:child_process';
 import {
   BmcError,
@@ -22,7 +23,7 @@ const CALL_TIMEOUT_MS = 20_000;
 const ATTEMPTS = 3;
 /** What a busy or lossy BMC says, as opposed to a refusal. */
 const TRANSIENT =
-  /Request Match NOT FOUND|Node busy|insufficient resources for session|Out of space|initialization in progress/i;
+  /Request Match NOT FOUND|Node busy|insufficient resources for session|Out of space|initialization in progress|Close Session command failed/i;
 
 export class IpmiBmc implements Bmc {
   readonly protocol = 'ipmi' as const;
