@@ -24,12 +24,11 @@
 // the containers are removed and Podman's clean-up given a second. The first round of each is a
 // warm-up (it also fills Node's compile cache) and is not recorded.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { client, removeDir, startServerProcess, strataBin, tempDir, TEST_IMAGE, until } from '../test/helpers.ts';
+import { cliContextEnv } from './cli-env.ts';
 import { loadNote, machineLine, recordSection } from './record.ts';
 import { startLocalAgent } from './local-agent.ts';
 
@@ -49,15 +48,7 @@ const srv = await startServerProcess(dir);
 const admin = client(srv.url, srv.adminToken);
 const { agent } = await startLocalAgent(srv, { dataDir: dir, name: 'bench-cli' });
 
-// The CLI reads its context from a config file, as after `strata dev` or `strata login`.
-const configFile = join(dir, 'config.yaml');
-writeFileSync(
-  configFile,
-  `currentContext: bench\ncontexts:\n  bench:\n    url: ${srv.url}\n    token: ${srv.adminToken}\n    project: default\n`,
-  { mode: 0o600 },
-);
-const env: NodeJS.ProcessEnv = { ...process.env, STRATA_CONFIG: configFile };
-for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete env[k];
+const env = cliContextEnv(dir, srv);
 
 const ok = (res: { status: number; body: unknown }, what: string) => {
   if (res.status >= 300) throw new Error(`${what} answered ${res.status}: ${JSON.stringify(res.body)}`);

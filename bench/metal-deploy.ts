@@ -46,7 +46,6 @@ import {
   rmSync,
   statSync,
   watch,
-  writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
@@ -65,6 +64,7 @@ import {
   TEST_IMAGE,
   until,
 } from '../test/helpers.ts';
+import { cliContextEnv } from './cli-env.ts';
 import { loadNote, machineLine, recordSection } from './record.ts';
 
 const { values: flags } = parseArgs({
@@ -359,15 +359,7 @@ async function main(): Promise<void> {
   for (const r of log)
     if (r.step === 'inspecting' && r.msg === 'node step done') inspected.set(String(r.node), r.ms ?? 0);
 
-  // The CLI reads its context from a config file, as after `strata dev` or `strata login`.
-  const configFile = join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    `currentContext: bench\ncontexts:\n  bench:\n    url: ${srv.url}\n    token: ${srv.adminToken}\n    project: default\n`,
-    { mode: 0o600 },
-  );
-  const env: NodeJS.ProcessEnv = { ...process.env, STRATA_CONFIG: configFile };
-  for (const k of ['STRATA_URL', 'STRATA_TOKEN', 'STRATA_PROJECT', 'STRATA_DEBUG']) delete env[k];
+  const env = cliContextEnv(dir, srv);
 
   let lastSeq = 0;
   const eventsSince = async (since: number) => {
