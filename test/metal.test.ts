@@ -84,6 +84,21 @@ async function settles(ref: string, state: string, timeoutMs = 300_000): Promise
   );
 }
 
+/** The instance's log once its command ended well; a failed deploy fails at once, with its reason. */
+async function ranToEnd(id: string, what: string): Promise<string> {
+  return until(
+    what,
+    async () => {
+      const text = await logsOf(id);
+      if (/strata-exit: 0/.test(text)) return text;
+      const i = (await fx.admin.get(`/v1/instances/${id}`)).body as { state: string; message?: string | null };
+      if (i.state === 'failed') throw new Error(`${what}: the instance failed: ${i.message ?? ''}`);
+      return undefined;
+    },
+    900_000,
+  );
+}
+
 async function act(ref: string, action: string): Promise<void> {
   const res = await fx.admin.post(`/v1/nodes/${ref}/provision`, { action });
   assert.equal(res.status, 202, JSON.stringify(res.body));
@@ -186,14 +201,7 @@ test('the busybox OCI image is deployed to each node by its path and boots from 
     deployed.set(n.name, id);
   }
   for (const [name, id] of deployed) {
-    const out = await until(
-      `${name} prints its command's output`,
-      async () => {
-        const text = await logsOf(id);
-        return /strata-exit: 0/.test(text) ? text : undefined;
-      },
-      900_000,
-    );
+    const out = await ranToEnd(id, `${name} prints its command's output`);
     assert.match(out, new RegExp(`metal-says-hello-from-on-${name}`));
     const n = await node(name);
     assert.equal(n.provisionState, 'active');
@@ -275,14 +283,7 @@ test('a qcow2 disk image by URL is deployed with its config drive; a missing one
       resources: { vcpus: 1, memoryMib: 512, diskGib: 1 },
       constraints: [{ key: 'bmc', op: '==', value: 'redfish' }],
     });
-    const out = await until(
-      'the URL image prints its command',
-      async () => {
-        const text = await logsOf(id);
-        return /strata-exit: 0/.test(text) ? text : undefined;
-      },
-      900_000,
-    );
+    const out = await ranToEnd(id, 'the URL image prints its command');
     assert.match(out, /booted-from-a-url-image-as-from-url/);
     assert.doesNotMatch(out, /metal-says-hello/, "the node's earlier tenant's output is not this instance's");
     assert.ok(served.includes('/images/busybox.qcow2'));

@@ -111,20 +111,30 @@ function tcpCheck(host: string, port: number, timeoutMs: number): Promise<CheckR
 export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private health = initialHealth();
+  private health: Health;
+  /** The health came from the server (the same run, checked before): it is not reported again. */
+  private readonly known: boolean;
   private readonly started = Date.now();
   private readonly check: HealthCheck;
   private readonly probe: () => Promise<CheckResult>;
   private readonly report: (h: Health) => Promise<void>;
 
-  constructor(check: HealthCheck, probe: () => Promise<CheckResult>, report: (h: Health) => Promise<void>) {
+  /** `known`: the health the server holds for this run of the workload, when checks resume after an agent restart. */
+  constructor(
+    check: HealthCheck,
+    probe: () => Promise<CheckResult>,
+    report: (h: Health) => Promise<void>,
+    known?: Health | null,
+  ) {
     this.check = check;
     this.probe = probe;
     this.report = report;
+    this.health = known ?? initialHealth();
+    this.known = Boolean(known);
   }
 
   start(): void {
-    void this.report(this.health);
+    if (!this.known) void this.report(this.health);
     this.schedule();
   }
 

@@ -18,6 +18,8 @@ interface Sent {
 function rig(refuse: (state: string) => Error | undefined = () => undefined) {
   const sent: Sent[] = [];
   const attempts: string[] = [];
+  /** Each health the runner reports, in order. */
+  const healths: string[] = [];
   const ctx: RunnerContext = {
     api: {
       report: async (_id, state, extra = {}) => {
@@ -27,7 +29,10 @@ function rig(refuse: (state: string) => Error | undefined = () => undefined) {
         sent.push({ state, message: extra.message });
         return {};
       },
-      observe: async () => ({}),
+      observe: async (_id, observed) => {
+        if (observed.health) healths.push(observed.health.status);
+        return {};
+      },
     },
     log: pino({ level: 'silent' }),
   };
@@ -40,7 +45,7 @@ function rig(refuse: (state: string) => Error | undefined = () => undefined) {
       await new Promise(r => setTimeout(r, 2));
     }
   };
-  return { sent, attempts, ctx, driver, states, until };
+  return { sent, attempts, healths, ctx, driver, states, until };
 }
 
 function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -154,4 +159,34 @@ test('a report being made again is given up once its instance is let go', async 
   );
   await delivering;
   assert.equal(tries, 2);
+});
+
+test('health checks of a running workload go on through a repeated running report and an agent restart', async () => {
+  const { ctx, driver, healths, states, until } = rig();
+  const healthCheck = {
+    type: 'exec',
+    command: ['true'],
+    intervalSeconds: 1,
+    retries: 1,
+  } as InstanceSpec['healthCheck'];
+  const runner = new InstanceRunner(spec({ healthCheck }), driver, ctx);
+  runner.update(spec({ healthCheck }));
+  await until('healthy', () => healths.includes('healthy'));
+  assert.deepEqual(healths, ['starting', 'healthy']);
+  // An answer sent before the server took the running report: reported again, checks kept.
+  runner.update(spec({ healthCheck, state: 'starting' }));
+  await runner.idle();
+  assert.deepEqual(states(), ['starting', 'running', 'running']);
+  assert.deepEqual(healths, ['starting', 'healthy']);
+  runner.close();
+  // A new agent finds the workload running: its checks carry on from the server's health.
+  const healthy = { status: 'healthy', failingStreak: 0, changedAt: new Date().toISOString(), output: '' } as const;
+  const again = new InstanceRunner(spec({ healthCheck }), driver, ctx);
+  again.update(
+    spec({ healthCheck, state: 'running', observed: { address: null, ports: [], health: healthy, accelerator: null } }),
+  );
+  await again.idle();
+  again.close();
+  assert.deepEqual(healths, ['starting', 'healthy']);
+  await driver.destroy('ins_1');
 });

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Driver, InstanceSpec, Observed } from '../drivers/driver.ts';
 import { sleep } from '../lib/time.ts';
 import { type AgentApi, isTransient, type ReportExtra } from './api-client.ts';
-import { HealthMonitor, runCheck } from './health.ts';
+import { type Health, HealthMonitor, runCheck } from './health.ts';
 import { scope } from './last-resort.ts';
 import { restartDecision } from '../model/restart-policy.ts';
 
@@ -324,11 +324,15 @@ export class InstanceRunner {
    * address is not recorded yet; then starts its health checks.
    */
   private async reportRunning(driver: Driver, spec: InstanceSpec, extra: ReportExtra = {}): Promise<void> {
-    this.detach();
+    // Checks already running belong to this same run (every stop, exit and
+    // restart detaches them): a repeated report, e.g. on an answer sent before
+    // the first one landed, keeps them and the health they found.
+    const checking = this.attached;
+    if (!checking) this.detach();
     const seen = await driver.inspect(this.id).catch(() => undefined);
     const running = seen?.state === 'running';
     await this.report('running', { ...extra, ...(running ? { observed: observedOf(seen) } : {}) });
-    if (running) this.startChecks(driver, spec, seen.address ?? null);
+    if (running && !checking) this.startChecks(driver, spec, seen.address ?? null);
   }
 
   /** A running instance found again (an agent restart): reports where it can be reached and starts its health checks. */
@@ -338,10 +342,11 @@ export class InstanceRunner {
     if (seen?.state !== 'running') return;
     const observed = observedOf(seen);
     await deliver(this.ctx, this.id, 'observed', () => this.ctx.api.observe(this.id, observed), this.closing.signal);
-    this.startChecks(driver, spec, seen.address ?? null);
+    // The checks carry on from the health the server holds for this run.
+    this.startChecks(driver, spec, seen.address ?? null, spec.state === 'running' ? spec.observed.health : null);
   }
 
-  private startChecks(driver: Driver, spec: InstanceSpec, address: string | null): void {
+  private startChecks(driver: Driver, spec: InstanceSpec, address: string | null, known: Health | null = null): void {
     const check = spec.healthCheck;
     this.attached = true;
     if (!check || this.closed) return;
@@ -353,6 +358,7 @@ export class InstanceRunner {
           .observe(this.id, { health })
           .catch((err: unknown) => this.ctx.log.warn({ err: String(err), instance: this.id }, 'health report refused'));
       },
+      known,
     );
     this.monitor.start();
   }

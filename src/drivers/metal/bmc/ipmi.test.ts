@@ -7,7 +7,10 @@ import { parseBmcUrl } from '../../../model/bmc-url.ts';
 import { IpmiBmc } from './ipmi.ts';
 
 // A stand-in ipmitool first on PATH: it records each command and answers
-// power status with the state in a file, as a BMC would.
+// power status with the state in a file, as a BMC would. While the file
+// busy holds a number above 0 it fails that many calls as a busy BMC does;
+// while a call runs, the file open exists (a second one open at once is
+// recorded as overlap).
 let dir: string;
 let path: string | undefined;
 
@@ -20,7 +23,11 @@ before(() => {
 d='${dir}'
 while [ $# -gt 0 ] && [ "$1" != power ] && [ "$1" != chassis ]; do shift; done
 echo "$*" >> "$d/calls"
-if [ -e "$d/busy" ]; then rm "$d/busy"; echo 'Close Session command failed' >&2; exit 1; fi
+if ! mkdir "$d/open" 2>/dev/null; then echo overlap >> "$d/overlaps"; fi
+trap 'rmdir "$d/open" 2>/dev/null' EXIT
+[ -e "$d/slow" ] && sleep 0.2
+n=$(cat "$d/busy" 2>/dev/null || echo 0)
+if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$d/busy"; echo 'IPMI Request Match NOT FOUND' >&2; echo 'Close Session command failed' >&2; exit 1; fi
 case "$*" in
   'power status') echo "Chassis Power is $(cat "$d/power")" ;;
   'power on') echo on > "$d/power" ;;
@@ -53,7 +60,34 @@ test('setPower asks the BMC first, unless the caller says what the node was', as
 test('a call the BMC answers with a session it failed to close is made again', async () => {
   const bmc = new IpmiBmc(parseBmcUrl('ipmi://admin:pw@127.0.0.1:6230'));
   writeFileSync(join(dir, 'calls'), '');
-  writeFileSync(join(dir, 'busy'), '');
+  writeFileSync(join(dir, 'busy'), '1');
   assert.equal(await bmc.power(), readFileSync(join(dir, 'power'), 'utf8').trim());
   assert.deepEqual(calls(), ['power status', 'power status']);
+});
+
+test('a busy BMC is asked again past a few failures, within the retry budget', async () => {
+  const bmc = new IpmiBmc(parseBmcUrl('ipmi://admin:pw@127.0.0.1:6230'));
+  writeFileSync(join(dir, 'calls'), '');
+  writeFileSync(join(dir, 'busy'), '4');
+  assert.equal(await bmc.power(), readFileSync(join(dir, 'power'), 'utf8').trim());
+  assert.equal(calls().length, 5);
+});
+
+test('requests to one BMC go one at a time, from any number of its users', async () => {
+  const url = parseBmcUrl('ipmi://admin:pw@127.0.0.1:6230');
+  writeFileSync(join(dir, 'calls'), '');
+  writeFileSync(join(dir, 'overlaps'), '');
+  writeFileSync(join(dir, 'slow'), '');
+  try {
+    await Promise.all([
+      new IpmiBmc(url).power(),
+      new IpmiBmc(url).setBootDevice('disk', true),
+      new IpmiBmc(url).power(),
+      new IpmiBmc(url).setPower('on', 'off'),
+    ]);
+  } finally {
+    rmSync(join(dir, 'slow'));
+  }
+  assert.equal(calls().length, 4);
+  assert.equal(readFileSync(join(dir, 'overlaps'), 'utf8'), '');
 });

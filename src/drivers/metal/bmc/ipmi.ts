@@ -1,12 +1,17 @@
 // A BMC over IPMI v2 (lanplus), through ipmitool. The password reaches
 // ipmitool in its environment (-E reads IPMI_PASSWORD), never in argv where
 // any user of the host could read it. -C 3 picks the cipher suite at once
-// (probing costs ~10 s a call); -N/-R bound one call to ~4 s when nobody answers.
-// IPMI runs over UDP and a busy BMC answers late: a call that fails for such
-// a reason (no answer, an answer to an earlier try, a BMC out of sessions, a
-// session it did not close) is made again, a few times, as Ironic does; every
-// command sent is idempotent.
+// (probing costs ~10 s a call).
+// IPMI runs over UDP and a BMC is a small, slow computer: requests to one BMC
+// are sent one at a time (a BMC busy with one answers the next late, past
+// ipmitool's wait, and then answers a request ipmitool no longer waits for);
+// -N 5 -R 1 waits 5 s for an answer and asks twice, as Ironic does. A call
+// the BMC fails for being busy (an answer to an earlier try, out of sessions,
+// a session it did not close) is made again for up to a minute, Ironic's
+// retry budget; one where nobody answers, once more. Every command sent is
+// idempotent.
 import { execFile, spawn } from 'node:child_process';
+import { Gate } from '../../../lib/gate.ts';
 import {
   BmcError,
   type Bmc,
@@ -19,11 +24,26 @@ import {
 const IPMITOOL = 'ipmitool';
 /** A hard bound on one ipmitool run, beyond its own retries. */
 const CALL_TIMEOUT_MS = 20_000;
-/** Runs of one command before its failure stands. */
-const ATTEMPTS = 3;
+/** Runs of one command nobody answers before its failure stands. */
+const UNANSWERED_ATTEMPTS = 2;
+/** How long a busy BMC's failures are retried, from the first try. */
+const BUSY_RETRY_MS = 60_000;
 /** What a busy or lossy BMC says, as opposed to a refusal. */
 const TRANSIENT =
   /Request Match NOT FOUND|Node busy|insufficient resources for session|Out of space|initialization in progress|Close Session command failed/i;
+
+/** One gate per BMC address: a request waits for the one before it (see above). */
+const inFlight = new Map<string, Gate>();
+
+async function oneAtATime<T>(bmc: string, task: () => Promise<T>): Promise<T> {
+  const gate = inFlight.get(bmc) ?? new Gate(1);
+  inFlight.set(bmc, gate);
+  try {
+    return await gate.run(task);
+  } finally {
+    if (gate.running === 0 && inFlight.get(bmc) === gate) inFlight.delete(bmc);
+  }
+}
 
 export class IpmiBmc implements Bmc {
   readonly protocol = 'ipmi' as const;
@@ -50,7 +70,7 @@ export class IpmiBmc implements Bmc {
       a.username,
       '-E',
       '-N',
-      '2',
+      '5',
       '-R',
       '1',
       ...(verbose ? ['-v'] : []),
@@ -63,12 +83,17 @@ export class IpmiBmc implements Bmc {
 
   /** Runs one ipmitool command; its stdout, or a BmcError saying why not. */
   private async run(command: string[]): Promise<string> {
+    const began = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.runOnce(command);
+        return await oneAtATime(`${this.addr.host}:${this.addr.port}`, () => this.runOnce(command));
       } catch (err) {
-        if (attempt >= ATTEMPTS || !(err instanceof BmcError && err.transient)) throw err;
-        await new Promise(r => setTimeout(r, 500 * attempt));
+        if (!(err instanceof BmcError && err.transient)) throw err;
+        const wait = Math.min(500 * attempt, 5_000);
+        const again =
+          err.reason === 'unreachable' ? attempt < UNANSWERED_ATTEMPTS : Date.now() + wait - began < BUSY_RETRY_MS;
+        if (!again) throw err;
+        await new Promise(r => setTimeout(r, wait));
       }
     }
   }
