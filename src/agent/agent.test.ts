@@ -68,6 +68,8 @@ async function create(name: string, extra: Record<string, unknown> = {}): Promis
 
 /** Starts and removals as the driver saw them, in order. */
 const calls: string[] = [];
+/** Looks at each instance through the driver. */
+const inspects = new Map<string, number>();
 
 /** A sim driver whose inspect of one instance throws, as a broken runtime would; its removals are slow. */
 class BrokenFor extends SimDriver {
@@ -77,6 +79,7 @@ class BrokenFor extends SimDriver {
     this.broken = broken;
   }
   override inspect(id: string): Promise<Observed> {
+    inspects.set(id, (inspects.get(id) ?? 0) + 1);
     if (this.broken.includes(id)) return Promise.reject(new Error('runtime answered garbage'));
     return super.inspect(id);
   }
@@ -218,10 +221,29 @@ test('a start that fails, or an instance whose runtime misbehaves, fails alone: 
   const good = await create('good');
   await until(good, state('running'), 'a healthy neighbour running');
   assert.equal(runtime.workloads.has(weird), false);
-  // ...until the runtime answers again, and the next answer starts it.
+  // ...until the runtime answers again, and the next answer starts it (its last look failed: it is handed its spec).
   broken.length = 0;
   await call('POST', `/v1/instances/${good}/stop`);
   await until(weird, state('running'), 'running once the runtime answers');
+});
+
+test('an answer has only the instances whose spec changed looked at; an unchanged answer, every one', async () => {
+  const steady = await create('steady-neighbour');
+  await until(steady, state('running'), 'running');
+  const before = inspects.get(steady) ?? 0;
+  // Three more instances go through their states: answer after answer for this host.
+  const busy = await Promise.all(['busy-1', 'busy-2', 'busy-3'].map(n => create(n)));
+  for (const id of busy) await until(id, state('running'), `${id} running`);
+  // (One look at everything may fall in, a wait after the last.)
+  assert.ok((inspects.get(steady) ?? 0) - before <= 1, `looked at ${(inspects.get(steady) ?? 0) - before} times`);
+  // The wait runs out (5 s here): the unchanged answer has it looked at again.
+  const seen = inspects.get(steady) ?? 0;
+  const end = Date.now() + 15_000;
+  while ((inspects.get(steady) ?? 0) === seen) {
+    assert.ok(Date.now() < end, 'never looked at again');
+    await new Promise(r => setTimeout(r, 20));
+  }
+  for (const id of [steady, ...busy]) await call('DELETE', `/v1/instances/${id}`);
 });
 
 test('a restarted agent finds its workloads again without disturbing them, and manages them', async () => {

@@ -59,6 +59,10 @@ export class Agent {
   private loops: Promise<unknown>[] = [];
   /** One runner per instance of the last assignment answer. */
   private readonly runners = new Map<string, InstanceRunner>();
+  /** The spec each runner was last handed (as JSON): an answer hands a runner only a spec that changed. */
+  private readonly handed = new Map<string, string>();
+  /** When every runner was last handed its spec, changed or not. */
+  private lastLookAll = 0;
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -160,14 +164,20 @@ export class Agent {
     let away = true;
     while (!signal.aborted) {
       try {
-        const res = await this.api.assignments(version, this.o.waitSeconds ?? 30, signal);
+        const waitSeconds = this.o.waitSeconds ?? 30;
+        const res = await this.api.assignments(version, waitSeconds, signal);
         backoff = 250;
         const first = version === undefined;
+        // An answer hands each runner its spec when it changed. An unchanged
+        // answer (the wait ran out), and any answer a wait after the last
+        // such look, hands every runner its spec: each looks at its instance
+        // again, so whatever went amiss meanwhile (a report the server never
+        // got) is put right within one wait. (Every runner looking on every
+        // answer asked the runtime about each instance each time: on a busy
+        // host, a rollout's answers kept Podman's service saturated.)
+        const lookAll = res.version === version || Date.now() - this.lastLookAll >= waitSeconds * 1000;
         version = res.version;
-        // An unchanged answer (the wait ran out) is acted on too: each runner
-        // looks at its instance again, so whatever went amiss meanwhile (a
-        // report the server never got) is put right within one wait.
-        await this.assign(res.instances, first, away);
+        await this.assign(res.instances, first, away, lookAll);
         away = false;
       } catch (err) {
         if (signal.aborted) break;
@@ -203,7 +213,12 @@ export class Agent {
   }
 
   /** A new assignment answer: runners for new instances, none for those gone, and each told its spec. */
-  private async assign(instances: Assignments['instances'], first: boolean, back: boolean): Promise<void> {
+  private async assign(
+    instances: Assignments['instances'],
+    first: boolean,
+    back: boolean,
+    lookAll = true,
+  ): Promise<void> {
     const fresh = new Set(instances.map(i => i.id));
     for (const spec of instances) {
       if (!this.runners.has(spec.id))
@@ -213,10 +228,20 @@ export class Agent {
     for (const [id, runner] of this.runners) {
       if (fresh.has(id)) continue;
       this.runners.delete(id);
+      this.handed.delete(id);
       runner.forget();
     }
     const fenced = back ? await this.fence(instances) : new Set<string>();
-    for (const spec of instances) if (!fenced.has(spec.id)) this.runners.get(spec.id)?.update(spec);
+    const all = lookAll || first || back;
+    if (all) this.lastLookAll = Date.now();
+    for (const spec of instances) {
+      if (fenced.has(spec.id)) continue;
+      const json = JSON.stringify(spec);
+      const runner = this.runners.get(spec.id);
+      if (!all && this.handed.get(spec.id) === json && !runner?.wantsLook) continue;
+      this.handed.set(spec.id, json);
+      runner?.update(spec);
+    }
   }
 
   /**

@@ -100,6 +100,7 @@ export class InstanceRunner {
   /** The user's restart request acted on (its request time), and whether one runs now. */
   private restartDone: string | undefined;
   private restarting = false;
+  private lookFailed = false;
   /** Set once this process has reported the running instance's address; its health checks, if any. */
   private attached = false;
   private monitor: HealthMonitor | undefined;
@@ -121,7 +122,20 @@ export class InstanceRunner {
       this.next = spec;
       return;
     }
-    this.exclusive(() => this.reconcileOnce(spec));
+    this.exclusive(async () => {
+      this.lookFailed = false;
+      try {
+        await this.reconcileOnce(spec);
+      } catch (err) {
+        this.lookFailed = true;
+        throw err;
+      }
+    });
+  }
+
+  /** Its last look at the instance failed: it wants the next answer's spec even if that did not change. */
+  get wantsLook(): boolean {
+    return this.lookFailed;
   }
 
   /** Resolves once no work is under way or waiting for this instance. */

@@ -18,6 +18,7 @@ import type {
   PortBinding,
 } from '../driver.ts';
 import { demux } from './demux.ts';
+import { ExitWatch } from './exit-watch.ts';
 import type { ContainerFields } from './fields.ts';
 import { assertImageRef } from '../../model/image-ref.ts';
 import { containerCapabilities } from './capabilities.ts';
@@ -53,11 +54,17 @@ export class ContainerDriver implements Driver {
   private readonly o: ContainerDriverOptions;
 
   private readonly isolation: BridgeIsolation | null;
+  private readonly exits: ExitWatch;
 
   constructor(o: ContainerDriverOptions) {
     this.o = o;
     this.docker = new Docker({ socketPath: o.socketPath });
     this.isolation = o.isolation !== undefined ? o.isolation : process.getuid?.() === 0 ? new NftIsolation() : null;
+    this.exits = new ExitWatch(this.docker);
+  }
+
+  close(): void {
+    this.exits.close();
   }
 
   async probe(): Promise<boolean> {
@@ -231,8 +238,7 @@ export class ContainerDriver implements Driver {
   async waitExit(id: string): Promise<number> {
     const c = await this.find(id);
     if (!c) throw new Error(`no container for ${id}`);
-    const res = (await this.docker.getContainer(c.Id).wait()) as { StatusCode: number };
-    return res.StatusCode;
+    return this.exits.wait(c.Id);
   }
 
   async logs(id: string, opts: LogOptions, signal: AbortSignal): Promise<AsyncIterable<OutputChunk>> {
