@@ -105,3 +105,17 @@ test('an exit whose event never came is found by the sweep', async () => {
   assert.equal(watch.watching, 1);
   watch.close();
 });
+
+test('a die event ahead of the state the runtime shows is looked at again', async () => {
+  const rt = runtime();
+  const watch = new ExitWatch(rt.docker, { sweepMs: 60_000 });
+  rt.state.set('a', { running: true, exitCode: 0 });
+  const a = watch.wait('a');
+  await tick();
+  rt.event('a', 'die');
+  await tick();
+  rt.state.set('a', { running: false, exitCode: 5 });
+  assert.equal(await a, 5);
+  assert.equal(rt.asked.list, 0);
+  watch.close();
+});

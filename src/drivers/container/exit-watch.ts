@@ -135,16 +135,23 @@ export class ExitWatch {
     const action = e.Action ?? e.status;
     if (!id || !this.waiters.has(id)) return;
     // Podman says remove, Docker destroy.
-    if (action === 'die' || action === 'died' || action === 'remove' || action === 'destroy') void this.look(id);
+    if (action === 'die' || action === 'died' || action === 'remove' || action === 'destroy') void this.look(id, 5);
   }
 
-  /** Inspects one waited container: resolves its waiters once it no longer runs. */
-  private async look(containerId: string): Promise<void> {
+  /**
+   * Inspects one waited container: resolves its waiters once it no longer
+   * runs. After its die event, one still shown running (the event ahead of
+   * the state) is looked at again, `again` more times, 200 ms apart.
+   */
+  private async look(containerId: string, again = 0): Promise<void> {
     if (!this.waiters.has(containerId) || this.closed) return;
     let code: number | undefined;
     try {
       const info = await this.docker.getContainer(containerId).inspect();
-      if (info.State.Running || info.State.Restarting) return;
+      if (info.State.Running || info.State.Restarting) {
+        if (again > 0) setTimeout(() => void this.look(containerId, again - 1), 200).unref();
+        return;
+      }
       code = info.State.ExitCode;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) return;
