@@ -18,9 +18,11 @@
 // Simulated fleet: a server in this process, `strata agent --sim` hosts in a
 // child process, M replicas in D deployments (a deployment holds at most
 // 1,000; no health check: ready means running), all going from v1 to v2 at
-// once with the same strategy. The controllers' CPU is what
-// the runner charges them: the CPU of the writes their passes made (each
-// controller reads, plans and writes inside its writes; src/controllers/runner.ts).
+// once with the same strategy; hosts by state are sampled every 5 s meanwhile
+// (a host heard from late is not-ready, and its replicas unavailable). The
+// controllers' CPU is what the runner charges them: the CPU of the writes their
+// passes made (each controller reads, plans and writes inside its writes;
+// src/controllers/runner.ts).
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import os from 'node:os';
@@ -35,7 +37,7 @@ import type { StoredEvent } from '../src/store/store.ts';
 import { client, driverSpec, PODMAN_SOCKET, removeDir, tempDir, until } from '../test/helpers.ts';
 import { loadNote, machineLine, recordSection } from './record.ts';
 import { startLocalAgent } from './local-agent.ts';
-import { readyHosts, type SimFleet, startSimFleet } from './sim-fleet.ts';
+import { hostsByState, readyHosts, type SimFleet, startSimFleet } from './sim-fleet.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -460,6 +462,37 @@ async function containers(): Promise<ContainerResult> {
 
 // ---------------------------------------------------------------- simulated fleet
 
+/**
+ * Hosts by state every 5 s while a phase runs, each sample on stderr: a host
+ * whose heartbeats come late goes not-ready (then down), its replicas count as
+ * unavailable, and a rollout waits for them. `worst()`: the most not-ready
+ * and down hosts of one sample, as `N / M`.
+ */
+function watchHosts(s: { url: string; adminToken: string }, phase: string, since: number) {
+  let notReady = 0;
+  let down = 0;
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      await new Promise(r => setTimeout(r, 5000));
+      if (stopped) break;
+      const n = await hostsByState(s).catch(() => undefined);
+      if (!n) continue;
+      if ((n['not-ready'] ?? 0) + (n.down ?? 0) > notReady + down) {
+        notReady = n['not-ready'] ?? 0;
+        down = n.down ?? 0;
+      }
+      console.error(`${phase} at ${sec(performance.now() - since)} s: hosts ${JSON.stringify(n)}`);
+    }
+  })();
+  return {
+    stop: () => {
+      stopped = true;
+    },
+    worst: () => `${notReady} / ${down}`,
+  };
+}
+
 async function simulated(): Promise<[string, string][]> {
   const dir = tempDir('strata-bench-rollout-sim-');
   const s = await server(dir, { tokenRequestsPerSecond: 0, tokenBurst: 0, maxConnections: 8192 });
@@ -508,7 +541,8 @@ async function simulated(): Promise<[string, string][]> {
       complete.catch(() => undefined); // awaited below, with the others
       v1Done.push(complete);
     }
-    const v1 = Math.max(...(await Promise.all(v1Done))) - t1;
+    const v1Hosts = watchHosts(s, 'v1', t1);
+    const v1 = Math.max(...(await Promise.all(v1Done).finally(() => v1Hosts.stop()))) - t1;
     console.error(`v1: ${simReplicas} replicas available in ${sec(v1)} s`);
 
     const statsBefore = s.srv.controllerStats();
@@ -526,7 +560,8 @@ async function simulated(): Promise<[string, string][]> {
         if (put.status !== 200) throw new Error(`v2: ${put.status} ${JSON.stringify(put.body)}`);
       }),
     );
-    const rollout = Math.max(...(await Promise.all(done))) - t2;
+    const v2Hosts = watchHosts(s, 'v2', t2);
+    const rollout = Math.max(...(await Promise.all(done).finally(() => v2Hosts.stop()))) - t2;
     const cpu = process.cpuUsage(cpuBefore);
     const statsAfter = s.srv.controllerStats();
     console.error(`v2: rolled out in ${sec(rollout)} s`);
@@ -554,6 +589,10 @@ async function simulated(): Promise<[string, string][]> {
       [
         `**v1 -> v2 rolling upgrade of ${k} replicas (the ${simDeployments} deployments at once), maxSurge 25% (${surgeOf(each)} each), maxUnavailable 0: the PUTs until all of v2 available**`,
         `**${sec(rollout)} s**`,
+      ],
+      [
+        'hosts not heard from in time (not-ready / down) at the worst sample, every 5 s: during v1 / during the upgrade',
+        `${v1Hosts.worst()} / ${v2Hosts.worst()}`,
       ],
       [
         '**deployments controller, CPU of its writes per replica upgraded**',

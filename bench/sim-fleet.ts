@@ -56,12 +56,17 @@ export async function startSimFleet(
 
 /** Hosts in state `ready`, every page. */
 export async function readyHosts(server: { url: string; adminToken: string }): Promise<number> {
+  return (await hostsByState(server)).ready ?? 0;
+}
+
+/** Hosts by state (ready, not-ready, down, ...), every page. */
+export async function hostsByState(server: { url: string; adminToken: string }): Promise<Record<string, number>> {
   const api = client(server.url, server.adminToken);
-  let n = 0;
+  const n: Record<string, number> = {};
   let cursor: string | undefined;
   do {
     const page = await api.get(`/v1/hosts?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
-    n += (page.body.items as { state: string }[]).filter(h => h.state === 'ready').length;
+    for (const h of page.body.items as { state: string }[]) n[h.state] = (n[h.state] ?? 0) + 1;
     cursor = page.body.nextCursor ?? undefined;
   } while (cursor);
   return n;
