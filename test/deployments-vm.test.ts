@@ -67,7 +67,9 @@ async function vmsServe(version: string): Promise<ReplicaSeen[]> {
       const d = (await fx.admin.get(`/v1/deployments/${id}`)).body as { revision: number; instances: ReplicaSeen[] };
       const views = await Promise.all(
         d.instances.map(async r => {
-          const address = (await fx.admin.get(`/v1/instances/${r.id}`)).body.observed.address as string | null;
+          // A replica removed since the deployment was read (the rollout goes on) serves nothing.
+          const got = await fx.admin.get(`/v1/instances/${r.id}`);
+          const address = got.status === 200 ? (got.body.observed.address as string | null) : null;
           const page = address
             ? await fetch(`http://${address}:8080/`, { signal: AbortSignal.timeout(2000) })
                 .then(async res => (res.ok ? (await res.text()).trim() : `HTTP ${res.status}`))
