@@ -103,6 +103,7 @@ export class Agent {
     for (const runner of this.runners.values()) runner.close();
     for (const d of this.drivers.values()) d.close?.();
     await Promise.allSettled(this.loops);
+    this.api.close();
   }
 
   private fingerprint(): Fingerprint {

@@ -48,3 +48,25 @@ test('a dropped connection and a busy server are worth another try; a refusal is
   server.closeAllConnections();
   server.close();
 });
+
+test('heartbeats a heartbeat apart share one connection (Node’s global pool drops it after 5 s idle)', async () => {
+  const { url, server } = await serve((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ heartbeatSeconds: 5 }));
+  });
+  server.keepAliveTimeout = 30_000;
+  let connections = 0;
+  server.on('connection', () => connections++);
+  const api = new AgentApi(url, 't');
+  try {
+    await api.heartbeat();
+    // One heartbeat interval and its jitter: past Node's default idle limit.
+    await new Promise(r => setTimeout(r, 5_600));
+    await api.heartbeat();
+    assert.equal(connections, 1);
+  } finally {
+    api.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});

@@ -5,7 +5,8 @@ import type { Assignments } from '../kinds/schemas.ts';
 import type { Fingerprint, ObservedReport, Registered, StatusReportBody } from '../model/agent-protocol.ts';
 import type { HeartbeatAck } from '../model/agent-protocol.ts';
 import type { Gate } from '../lib/gate.ts';
-import { httpRequest } from '../lib/http.ts';
+import { httpRequest, keepAliveAgent } from '../lib/http.ts';
+import type { Agent as ConnectionPool } from 'node:http';
 import type { InstanceState } from '../model/instance-state.ts';
 
 export class AgentApiError extends Error {
@@ -38,6 +39,9 @@ export interface ReportExtra {
   observed?: Static<typeof StatusReportBody>['observed'];
 }
 
+/** Idle connections are kept this long at most (less if the server says it closes them sooner). */
+const KEEP_IDLE_MS = 60_000;
+
 export class AgentApi {
   private readonly base: string;
   token: string | undefined;
@@ -49,12 +53,25 @@ export class AgentApi {
   private readonly gate: Gate | undefined;
 
   private readonly timeoutMs: number;
+  /**
+   * Connections kept between calls. With Node's global pool, which closes an
+   * idle connection after 5 s, nearly every heartbeat opened a connection, and
+   * a fleet's heartbeats waited in the server's accept queue whenever its
+   * event loop was busy.
+   */
+  private readonly pool: ConnectionPool;
 
   constructor(server: string, token?: string, gate?: Gate, timeoutMs = REQUEST_TIMEOUT_MS) {
     this.base = server.replace(/\/+$/, '');
+    this.pool = keepAliveAgent(this.base, KEEP_IDLE_MS);
     this.token = token;
     this.gate = gate;
     this.timeoutMs = timeoutMs;
+  }
+
+  /** Closes the kept connections; a call after this opens new ones. */
+  close(): void {
+    this.pool.destroy();
   }
 
   private gated<T>(method: string, path: string, body: unknown): Promise<T> {
@@ -78,6 +95,7 @@ export class AgentApi {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      agent: this.pool,
     });
     const text = await res.text();
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;

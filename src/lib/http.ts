@@ -4,7 +4,7 @@
 // quick command would cost; and each of its connections carries a parser of
 // its own (a WebAssembly instance, about 300 KB), which a process holding a
 // long-poll per simulated host pays a thousand times.
-import type { IncomingMessage, RequestOptions } from 'node:http';
+import type { Agent, IncomingMessage, RequestOptions } from 'node:http';
 
 export interface HttpReply {
   status: number;
@@ -22,6 +22,20 @@ export interface HttpRequest {
   signal?: AbortSignal | undefined;
   /** https: accept a certificate that does not verify (a BMC's self-signed one, when the user says so). */
   insecure?: boolean | undefined;
+  /** The connection pool to use; Node's global one (which closes idle connections after 5 s) if not given. */
+  agent?: Agent | undefined;
+}
+
+/**
+ * A pool that keeps idle connections to one server for as long as the server
+ * says it keeps them (its Keep-Alive hint), at most `idleMs`: for a client
+ * that calls every few seconds, as an agent's heartbeat does, so that each
+ * call does not open a connection of its own.
+ */
+export function keepAliveAgent(url: string, idleMs: number): Agent {
+  const https = new URL(url).protocol === 'https:';
+  const { Agent: Pool } = process.getBuiltinModule(https ? 'node:https' : 'node:http');
+  return new Pool({ keepAlive: true, timeout: idleMs });
 }
 
 /** Resolves once the response head arrives; rejects with the socket's error (err.code) or an AbortError. */
@@ -41,6 +55,7 @@ export async function httpRequest(url: string, req: HttpRequest): Promise<HttpRe
   if (req.body !== undefined) headers['content-length'] = Buffer.byteLength(req.body);
   const opts: RequestOptions = { method: req.method, headers };
   if (req.signal) opts.signal = req.signal;
+  if (req.agent) opts.agent = req.agent;
   if (req.insecure) (opts as { rejectUnauthorized?: boolean }).rejectUnauthorized = false;
   return new Promise((resolve, reject) => {
     const r = request(u, opts, (res: IncomingMessage) => {

@@ -1,5 +1,6 @@
 // Shutting the server down while agents wait on their assignments.
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,26 @@ test("closing the server answers agents' waiting long-polls instead of waiting t
     assert.ok(Date.now() - t0 < 10_000, `the shutdown took ${Date.now() - t0} ms`);
   } finally {
     if (!closed) await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the listening socket queues as many connections as the server takes, not Node’s 511', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-server-unit-'));
+  const server = await startServer({
+    dataDir: dir,
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    limits: { maxConnections: 2000 },
+  });
+  try {
+    const port = new URL(server.url).port;
+    // For a listening socket, ss shows its backlog in the Send-Q column.
+    const line = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim();
+    assert.equal(line.split(/\s+/)[2], '2000', line);
+  } finally {
+    await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

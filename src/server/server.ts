@@ -3,7 +3,7 @@
 // deployments) on one runner.
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { buildApp, type App, type HttpLimits } from '../api/app.ts';
+import { buildApp, defaultHttpLimits, type App, type HttpLimits } from '../api/app.ts';
 import { openSqliteStore } from '../store/sqlite/store.ts';
 import type { Store } from '../store/store.ts';
 import { deploymentsController } from '../controllers/deployments.ts';
@@ -75,7 +75,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     heartbeatSeconds,
   };
   const app = await buildApp({ store, services, logger, version: VERSION, limits: o.limits });
-  await app.listen({ host: o.host, port: o.port });
+  // The kernel's accept queue holds connections while the event loop is busy
+  // (a long controller pass). Node's default of 511 overflowed when a fleet
+  // of agents connected at once: the kernel dropped their SYNs and the
+  // clients waited out retransmits of 1, 3, 7, 15 s, so heartbeats came late
+  // and hosts went not-ready. Sized to the connection cap (the kernel caps it
+  // again at net.core.somaxconn).
+  const backlog = o.limits?.maxConnections ?? defaultHttpLimits.maxConnections;
+  await app.listen({ host: o.host, port: o.port, backlog });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
