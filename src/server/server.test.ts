@@ -8,16 +8,14 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { startServer } from './server.ts';
 
+const start = (dataDir: string, limits?: Parameters<typeof startServer>[0]['limits']) =>
+  startServer({ dataDir, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), limits });
+
 test("closing the server answers agents' waiting long-polls instead of waiting them out", {
   timeout: 60_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-server-unit-'));
-  const server = await startServer({
-    dataDir: dir,
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-  });
+  const server = await start(dir);
   let closed = false;
   try {
     const admin = readFileSync(server.adminTokenFile, 'utf8').trim();
@@ -60,13 +58,7 @@ test("closing the server answers agents' waiting long-polls instead of waiting t
 
 test('the listening socket queues as many connections as the server takes, not Node’s 511', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'strata-server-unit-'));
-  const server = await startServer({
-    dataDir: dir,
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-    limits: { maxConnections: 2000 },
-  });
+  const server = await start(dir, { maxConnections: 2000 });
   try {
     const port = new URL(server.url).port;
     // For a listening socket, ss shows its backlog in the Send-Q column.
