@@ -372,6 +372,65 @@ test('a replica whose host falls silent keeps its slot for the grace, is replace
   await rig.close();
 });
 
+test('after a long server outage, silence counts from the restart: hosts that beat again keep their replicas', async () => {
+  const rig = await openRig(
+    s => placer(s),
+    s => deploymentsController(s, opts),
+    s => liveness(s, { heartbeatSeconds: 5 }),
+  );
+  const h1 = await addHost(rig, 'h1', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  await createDeployment(rig.store, admin, {
+    project: 'default',
+    name: 'web',
+    ...spec(2, { strategy: { lostGraceSeconds: 30 } }),
+  });
+  await agents(rig);
+  const h2 = await addHost(rig, 'h2', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
+  const before = (await replicas(rig)).map(r => [r.id, r.host_id]);
+  // The server is stopped for ten minutes, then started again: new controllers.
+  await rig.runner.stop();
+  rig.clock.advance(600_000);
+  const runner = new Runner({
+    subscribe: l => rig.store.onEvent(l),
+    clock: rig.clock,
+    log: { error: obj => assert.fail(JSON.stringify(obj)) },
+  })
+    .add(placer(rig.store))
+    .add(deploymentsController(rig.store, opts))
+    .add(liveness(rig.store, { heartbeatSeconds: 5 }));
+  runner.start();
+  await runner.idle();
+  const states = async () =>
+    (await rig.store.db.selectFrom('hosts').select(['id', 'state']).orderBy('name').execute()).map(h => h.state);
+  assert.deepEqual(await states(), ['ready', 'ready'], 'no host is taken for down on the restart');
+  // h2's agent is back at once; h1's is not.
+  for (let t = 0; t < 25_000; t += 2_500) {
+    rig.clock.advance(2_500);
+    await beat(rig, h2);
+    await runner.idle();
+  }
+  assert.deepEqual(await states(), ['not-ready', 'ready']);
+  assert.deepEqual(
+    (await replicas(rig)).map(r => [r.id, r.host_id]),
+    before,
+    'within the grace from the restart, the silent host keeps its replicas',
+  );
+  for (let t = 0; t < 7_500; t += 2_500) {
+    rig.clock.advance(2_500);
+    await beat(rig, h2);
+    await runner.idle();
+  }
+  const fresh = live(await replicas(rig));
+  assert.deepEqual(
+    fresh.map(r => r.host_id),
+    [h2, h2],
+    'past the grace from the restart, they are replaced on the host that beats',
+  );
+  assert.equal(h1, before[0]![1]);
+  await runner.stop();
+  await rig.close();
+});
+
 test('a replica lost with its host is replaced at once when the grace is 0, without a failure counted', async () => {
   const rig = await rigWithHost();
   await createDeployment(rig.store, admin, {

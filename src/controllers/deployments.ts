@@ -516,6 +516,8 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
   const owners = new Map<string, string>();
   const owned = new Map<string, Set<string>>();
   let lastFull: number | null = null;
+  /** The first pass's time: when this server began to take heartbeats. */
+  let listeningSince: number | null = null;
 
   const remember = (deploymentId: string, instances: readonly string[]) => {
     for (const id of owned.get(deploymentId) ?? []) owners.delete(id);
@@ -528,6 +530,8 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
     wakeOn: wakeTypes,
     resyncMs: o.tickMs ?? 1000,
     async reconcile(pass: Pass) {
+      listeningSince ??= pass.now;
+      const since = listeningSince;
       try {
         const ids = new Set<string>();
         if (lastFull === null || (pass.resync && pass.now - lastFull >= fullMs)) {
@@ -552,7 +556,7 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
         }
         for (const [id, at] of wakes) if (at <= pass.now) ids.add(id);
         for (const id of ids) {
-          const done = await store.write(ctx => reconcileOne(ctx, id, pass.now, backoff));
+          const done = await store.write(ctx => reconcileOne(ctx, id, pass.now, backoff, since));
           wakes.delete(id);
           if (!done) {
             remember(id, []);
@@ -614,6 +618,7 @@ async function reconcileOne(
   id: string,
   now: number,
   backoff: BackoffPolicy,
+  listeningSince: number,
 ): Promise<{ instances: string[]; wakeAt: number | null } | undefined> {
   const { trx, emit } = ctx;
   const d = await findDeployment(trx, id);
@@ -640,7 +645,7 @@ async function reconcileOne(
   );
   const views: ReplicaView[] = [];
   for (const r of rows) {
-    const v = replicaView(r, r.host_id ? hosts.get(r.host_id) : undefined);
+    const v = replicaView(r, r.host_id ? hosts.get(r.host_id) : undefined, listeningSince);
     const same = v.revision > 0 && v.revision !== d.revision && (await revision(v.revision)).hash === current.hash;
     views.push(same ? { ...v, revision: d.revision } : v);
   }
@@ -677,11 +682,11 @@ async function reconcileOne(
     await updateDeployment(trx, id, { phase: 'failed', message, updated_at: isoNow() });
     emit({ ...common, type: 'deployment.phase', data: { from: d.phase, to: 'failed', message } });
     await rollBackIn(ctx, { ...d, phase: 'failed', message }, previous, d.revision, ACTOR);
-    return reconcileOne(ctx, id, now, backoff);
+    return reconcileOne(ctx, id, now, backoff, listeningSince);
   }
   if (plan.promote) {
     await promoteIn(ctx, d, ACTOR, new Date(now).toISOString(), true);
-    return reconcileOne(ctx, id, now, backoff);
+    return reconcileOne(ctx, id, now, backoff, listeningSince);
   }
 
   const byId = new Map(rows.map(r => [r.id, r]));

@@ -127,3 +127,22 @@ test('an instance made active on a host already down is lost at the next pass', 
   assert.equal(late.message, 'host gone is down');
   await rig.close();
 });
+
+test('silence counts from the server’s start: a host last heard before it is given the full time', async () => {
+  const rig = await rigOf();
+  // Heard ten minutes before this server (the rig's controllers) started.
+  const long = new Date(rig.clock.now() - 600_000).toISOString();
+  const quiet = await addHost(rig, 'quiet', { last_heartbeat_at: long });
+  await rig.runner.idle();
+  assert.equal(await hostState(rig, quiet), 'ready');
+  await wait(rig, 3 * HEARTBEAT_S);
+  assert.equal(await hostState(rig, quiet), 'ready');
+  await wait(rig, HEARTBEAT_S);
+  assert.equal(await hostState(rig, quiet), 'not-ready');
+  const moved = rig.events.filter(e => e.type === 'host.state').map(e => JSON.parse(e.data).reason as string);
+  assert.match(moved[0]!, /since the server started/);
+  // Down after twelve missed heartbeats from the start, not at once.
+  await wait(rig, 9 * HEARTBEAT_S);
+  assert.equal(await hostState(rig, quiet), 'down');
+  await rig.close();
+});

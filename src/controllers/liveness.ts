@@ -10,6 +10,10 @@
 //   down and its instances' loss are one transaction; later passes also catch
 //   an instance made active on a host that is already down.
 // - Moving lost instances elsewhere is not this controller's work.
+// - Silence counts from this server's start at the earliest: while it was
+//   stopped nobody could hear the hosts, and a restart after a long outage
+//   must not take every host for down and have its replicas replaced.
+//   (Kubernetes' node lifecycle controller does the same.)
 // It is driven by time alone: a pass every half heartbeat, reading heartbeat
 // ages against the runner's clock.
 import { now } from '../lib/time.ts';
@@ -30,18 +34,25 @@ export interface LivenessOptions {
 export function liveness(store: Store, o: LivenessOptions): Controller {
   const notReadyMs = o.heartbeatSeconds * (o.notReadyAfter ?? 3) * 1000;
   const downMs = o.heartbeatSeconds * (o.downAfter ?? 12) * 1000;
+  /** The first pass's time: when this server began to take heartbeats. */
+  let listeningSince: number | null = null;
   return {
     name: 'liveness',
     wakeOn: [],
     resyncMs: Math.max(250, (o.heartbeatSeconds * 1000) / 2),
     async reconcile(pass: Pass) {
+      listeningSince ??= pass.now;
       const hosts = await heartbeatingHosts(store.db, ['ready', 'not-ready', 'draining']);
       for (const h of hosts) {
         const at = h.last_heartbeat_at!;
-        const age = pass.now - Date.parse(at);
+        const heard = Date.parse(at);
+        const age = pass.now - Math.max(heard, listeningSince);
         const next = age > downMs ? 'down' : age > notReadyMs && h.state === 'ready' ? 'not-ready' : null;
         if (!next) continue;
-        const reason = `no heartbeat for ${Math.round(age / 1000)} s`;
+        const reason =
+          heard < listeningSince
+            ? `no heartbeat in the ${Math.round(age / 1000)} s since the server started`
+            : `no heartbeat for ${Math.round(age / 1000)} s`;
         await store.write(ctx => move(ctx, { id: h.id, state: h.state, at }, next, reason));
       }
       const stranded = await downHostsHolding(store.db, activeStates);

@@ -136,14 +136,19 @@ export interface HostLiveness {
   lastHeartbeatAt: string | null;
 }
 
-export function replicaView(r: InstanceRow, host?: HostLiveness): ReplicaView {
+/**
+ * `listeningSince`: when this server began to take heartbeats (ms). A host's
+ * silence counts from then at the earliest: while the server was stopped,
+ * nobody could hear it.
+ */
+export function replicaView(r: InstanceRow, host?: HostLiveness, listeningSince = 0): ReplicaView {
   const observed = JSON.parse(r.observed) as Partial<ObservedOut>;
   const options = JSON.parse(r.options) as { healthCheck?: HealthCheck | null };
   // A host not heard from: nobody can say whether the replica still serves. (A
   // lost replica whose host is back waits for what its agent reports.)
   const silent = host !== undefined && (host.state === 'not-ready' || host.state === 'down');
   const unreachableSince = silent
-    ? Date.parse(host.lastHeartbeatAt ?? r.updated_at)
+    ? Math.max(Date.parse(host.lastHeartbeatAt ?? r.updated_at), listeningSince)
     : r.state === 'lost' && host === undefined
       ? Date.parse(r.updated_at)
       : null;
