@@ -627,12 +627,13 @@ function runWorld(
     world.happen(o);
     if (fencing) checkCopies(world);
   }
-  // A calm world: hosts still silent stay away but one is ready, everything
-  // starts, deletions finish, the quota allows, time passes until the plan
-  // asks for nothing more (no wake-up either: a backoff's end, say).
+  // A calm world: hosts still silent stay away but one is ready (back as its
+  // agent comes back: fencing, and its lost replicas reported running),
+  // everything starts, deletions finish, the quota allows, time passes until
+  // the plan asks for nothing more (no wake-up either: a backoff's end, say).
   world.quota = Number.POSITIVE_INFINITY;
   world.paused = false;
-  if (!world.hosts.some(h => h.state === 'ready')) world.hosts[0] = { state: 'ready', since: 0 };
+  if (!world.hosts.some(h => h.state === 'ready')) world.happen({ op: 'back', host: 0 });
   let plan = step();
   for (
     let i = 0;
@@ -704,6 +705,20 @@ test('randomized runs that once failed', () => {
     ],
     0,
     0,
+  );
+  // The calm world's one ready host held a replica lost with it: its agent reports it running again.
+  runWorld(
+    1,
+    { maxSurge: 0, maxUnavailable: 0, minHealthySeconds: 0 },
+    [
+      { op: 'start', pick: 0 },
+      { op: 'silence', host: 0 },
+      { op: 'silence', host: 1 },
+      { op: 'drain', host: 2 },
+      { op: 'down', host: 0 },
+    ],
+    0,
+    1,
   );
   // An unhealthy replica that was leaving a draining host, the drain called off.
   runWorld(
