@@ -29,11 +29,14 @@ export function startCheckpointer(file: string, intervalMs = 1000): Checkpointer
     env: { ...process.env, STRATA_BSQ: require.resolve('better-sqlite3') },
   });
   worker.unref();
+  const exited = new Promise<void>(resolve => worker.once('exit', () => resolve()));
   return {
-    stop: () =>
-      new Promise<void>(resolve => {
-        worker.once('exit', () => resolve());
-        worker.postMessage('stop');
-      }),
+    stop: () => {
+      // Handled once the worker is up, if it is still starting; a no-op if it has ended.
+      worker.postMessage('stop');
+      // Waited for: the process is kept alive until the worker ends.
+      worker.ref();
+      return exited;
+    },
   };
 }

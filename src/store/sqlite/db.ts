@@ -21,7 +21,17 @@ export interface OpenOptions {
   synchronous?: 'full' | 'normal';
 }
 
-export async function openDatabase(opts: OpenOptions): Promise<Db> {
+export interface OpenDatabase {
+  db: Db;
+  /**
+   * Closes the connection, then waits for the checkpoint worker to end. A
+   * worker still loading SQLite's native module when the process exits
+   * aborts the whole process (a fatal N-API error), so it is waited for.
+   */
+  close(): Promise<void>;
+}
+
+export async function openDatabase(opts: OpenOptions): Promise<OpenDatabase> {
   if (opts.file !== ':memory:') {
     mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
     // The store holds instances' environment: readable by this user only.
@@ -39,11 +49,18 @@ export async function openDatabase(opts: OpenOptions): Promise<Db> {
     sqlite.pragma('wal_autocheckpoint = 20000');
     checkpointer = startCheckpointer(opts.file);
   }
-  const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(sqlite, () => checkpointer?.stop()) }),
-  });
-  await migrate(db);
-  return db;
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const close = async () => {
+    await db.destroy();
+    await checkpointer?.stop();
+  };
+  try {
+    await migrate(db);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { db, close };
 }
 
 const STATEMENT_CACHE_SIZE = 1000;
@@ -53,7 +70,7 @@ const STATEMENT_CACHE_SIZE = 1000;
  * on SQLite. Queries are built from a small set of shapes, so their prepared
  * statements are kept and reused, keyed by SQL text.
  */
-function withStatementCache(sqlite: SQLite.Database, onClose: () => unknown): SqliteDatabase {
+function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();
   return {
     prepare(sql: string) {
@@ -67,7 +84,6 @@ function withStatementCache(sqlite: SQLite.Database, onClose: () => unknown): Sq
     },
     close() {
       cache.clear();
-      void onClose();
       sqlite.close();
     },
   };

@@ -19,7 +19,8 @@ import { type OpenOptions, openDatabase } from './db.ts';
 
 /** Opens (creating and migrating as needed) the SQLite store at `opts.file`. */
 export async function openSqliteStore(opts: OpenOptions): Promise<Store> {
-  return new SqliteStore(await openDatabase(opts));
+  const { db, close } = await openDatabase(opts);
+  return new SqliteStore(db, close);
 }
 
 interface Job {
@@ -38,8 +39,11 @@ export class SqliteStore implements Store {
   private readonly queue: Job[] = [];
   private draining = false;
 
-  constructor(db: Db, bus: EventBus = new InProcessEventBus()) {
+  private readonly closeDb: () => Promise<void>;
+
+  constructor(db: Db, closeDb: () => Promise<void>, bus: EventBus = new InProcessEventBus()) {
     this.db = db;
+    this.closeDb = closeDb;
     this.bus = bus;
   }
 
@@ -63,7 +67,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     while (this.draining) await new Promise(r => setImmediate(r));
-    await this.db.destroy();
+    await this.closeDb();
   }
 
   private async drain(): Promise<void> {
