@@ -488,6 +488,8 @@ export function planDeployment(input: PlanInput): Plan {
 export interface DeploymentsControllerOptions {
   /** How often the controller looks for deployments whose planned wake-up has come (ms). */
   tickMs?: number;
+  /** Back-to-back passes start at least this far apart (ms), see the runner; none by default. */
+  batchMs?: number;
   /** How often every deployment is planned again, whatever happened (ms). */
   fullResyncMs?: number;
   backoff?: Partial<BackoffPolicy>;
@@ -529,6 +531,7 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
     name: 'deployments',
     wakeOn: wakeTypes,
     resyncMs: o.tickMs ?? 1000,
+    batchMs: o.batchMs ?? 0,
     async reconcile(pass: Pass) {
       listeningSince ??= pass.now;
       const since = listeningSince;

@@ -119,6 +119,51 @@ test('a pass never overlaps itself: what comes during one is the next pass', asy
   await runner.stop();
 });
 
+test('with a batch period, a pass that follows another waits out the rest of it and holds what came meanwhile; one after a quiet spell does not wait', {
+  timeout: 10_000,
+}, async () => {
+  const r = recorder('a', ['instance.created']);
+  const clock = new ManualClock();
+  const events = new ManualEvents();
+  const waits: number[] = [];
+  let endWait: (() => void) | undefined;
+  const runner = new Runner({
+    subscribe: events.subscribe,
+    clock,
+    log: { error: () => assert.fail('no pass fails') },
+    sleep: ms => {
+      waits.push(ms);
+      return new Promise(res => (endWait = res));
+    },
+  });
+  runner.add({ ...r.c, batchMs: 10_000 });
+  runner.start();
+  await runner.idle();
+  assert.deepEqual(waits, [], 'the first pass does not wait');
+  const release = r.hold();
+  events.publish('instance.created', 'x1');
+  while (r.passes.length < 2) await new Promise(res => setImmediate(res));
+  events.publish('instance.created', 'x2');
+  release();
+  while (waits.length === 0) await new Promise(res => setImmediate(res));
+  assert.equal(waits.length, 1);
+  assert.ok(waits[0]! > 0 && waits[0]! <= 10_000, `waits ${waits[0]} ms`);
+  events.publish('instance.created', 'x3');
+  assert.equal(r.passes.length, 2, 'no pass while the batch period runs');
+  endWait!();
+  await runner.idle();
+  assert.deepEqual(
+    r.passes.map(p => p.events),
+    [[], ['x1'], ['x2', 'x3']],
+  );
+  // Quiet now: the next event starts a pass without waiting.
+  events.publish('instance.created', 'x4');
+  await runner.idle();
+  assert.equal(waits.length, 1);
+  assert.deepEqual(r.passes.at(-1)!.events, ['x4']);
+  await runner.stop();
+});
+
 test('each controller is resynced on its own interval, with the clock it is given', async () => {
   const fast = recorder('fast', [], 1_000);
   const slow = recorder('slow', [], 5_000);

@@ -9,6 +9,12 @@
 // - A pass that throws is logged; the runner goes on, and the controller's
 //   next pass (at the next wake or resync) is a full one, since the events the
 //   failed pass held are gone.
+// - A controller with a `batchMs` that has more to do when a pass ends starts
+//   the next pass no sooner than `batchMs` after the last one started, so
+//   that under a steady stream of events it plans for many at once rather
+//   than for each trickle; a wake-up after a quiet spell still starts a pass
+//   at once. (Kubernetes' endpoint and job controllers have such a batch
+//   period.) The wait is real time: it is about the CPU a pass costs.
 // - `stop` ends the timers and the subscription and waits for running passes.
 // Time comes from a `Clock`, so tests drive resyncs and read `now` explicitly.
 // Each controller's passes are counted (`stats`): their number, their time
@@ -34,6 +40,8 @@ export interface Controller {
   readonly name: string;
   readonly wakeOn: readonly EventType[];
   readonly resyncMs: number;
+  /** Back-to-back passes start at least this far apart (ms); none by default. */
+  readonly batchMs?: number;
   reconcile(pass: Pass): Promise<void>;
 }
 
@@ -69,6 +77,8 @@ export interface RunnerOptions {
   subscribe(listener: (event: StoredEvent) => void): () => void;
   log: RunnerLog;
   clock?: Clock;
+  /** Waits out a batch period (ms); a timer by default. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 interface Slot {
@@ -93,9 +103,12 @@ export class Runner {
   private readonly stops: (() => void)[] = [];
   private state: 'new' | 'started' | 'stopped' = 'new';
 
+  private readonly sleep: (ms: number) => Promise<void>;
+
   constructor(o: RunnerOptions) {
     this.o = o;
     this.clock = o.clock ?? systemClock;
+    this.sleep = o.sleep ?? (ms => new Promise(r => setTimeout(r, ms)));
   }
 
   add(controller: Controller): this {
@@ -186,7 +199,15 @@ export class Runner {
   }
 
   private async drain(slot: Slot): Promise<void> {
+    const batchMs = slot.controller.batchMs ?? 0;
+    let lastStart: number | null = null;
     while (this.state === 'started' && (slot.resyncDue || slot.events.length > 0)) {
+      if (lastStart !== null && batchMs > 0) {
+        const wait = lastStart + batchMs - performance.now();
+        if (wait > 0) await this.sleep(wait);
+        if (this.state !== 'started') return;
+      }
+      lastStart = performance.now();
       const pass: Pass = {
         events: slot.events.splice(0),
         resync: slot.resyncDue || slot.owesFull,
@@ -194,7 +215,7 @@ export class Runner {
       };
       slot.resyncDue = false;
       slot.owesFull = false;
-      const start = performance.now();
+      const start = lastStart;
       try {
         await chargeTo(slot.cpu, () => slot.controller.reconcile(pass));
       } catch (err) {

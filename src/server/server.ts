@@ -90,7 +90,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     .add(placer(store, { nodes }))
     .add(liveness(store, { heartbeatSeconds }))
     .add(nodesController(nodes))
-    .add(deploymentsController(store));
+    // Under a steady stream of replica events, a pass every 200 ms at most
+    // plans for many of them at once. Upgrading 10,000 simulated replicas
+    // (bench/rollout.ts), passes back to back cost 2.3 to 5.7 ms of CPU per
+    // replica; batched, 1.0 to 1.2 ms, and the upgrade took half the time.
+    .add(deploymentsController(store, { batchMs: 200 }));
   controllers.start();
   return {
     app,
