@@ -211,6 +211,22 @@ test('a rolling slot whose new replica failed waits out its backoff before the n
   ]);
 });
 
+test('slots that failed alike are said once in the status, with the range of their waits', () => {
+  const pull = 'pulling 127.0.0.1:5000/none:1 failed: manifest unknown';
+  const slots: SlotState[] = [
+    { slot: 0, failures: 1, revision: 1, retryAt: 102_000, reason: pull, failedInstance: 'a' },
+    { slot: 1, failures: 1, revision: 1, retryAt: 104_000, reason: pull, failedInstance: 'b' },
+    { slot: 2, failures: 2, revision: 1, retryAt: 103_000, reason: 'exit 1', failedInstance: 'c' },
+    { slot: 3, failures: 1, revision: 1, retryAt: 102_000, reason: pull, failedInstance: 'd' },
+  ];
+  const plan = planDeployment(input({ slots, replicas: 4 }));
+  assert.deepEqual(plan.actions, []);
+  assert.equal(
+    plan.status.message,
+    `slots 0, 1, 3 wait 2 to 4 s after 1 failure each (${pull}); slot 2 waits 3 s after 2 failures (exit 1)`,
+  );
+});
+
 test("another revision's backoff does not hold a slot back: after a rollback its replica goes in at once", () => {
   // Slot 0 gave its old replica up for revision 2, whose replicas failed 4 times; revision 3 (a rollback) is current.
   const slots: SlotState[] = [

@@ -413,10 +413,26 @@ export function planDeployment(input: PlanInput): Plan {
   const updated = after.filter(v => v.revision === input.revision);
   const backoffSlots = [...blocked.entries()].sort(([a], [b]) => a - b);
   const messages: string[] = [];
+  // Slots that failed alike are said once (a missing image fails every slot with the same long reason).
+  const alike = new Map<string, { slots: number[]; waits: number[]; failures: number; reason: string }>();
   for (const [slot, at] of backoffSlots) {
     const s = slotState.get(slot);
+    const failures = s?.failures ?? 0;
+    const reason = s?.reason ?? 'failed';
+    const key = `${failures}\n${reason}`;
+    const g = alike.get(key) ?? alike.set(key, { slots: [], waits: [], failures, reason }).get(key)!;
+    g.slots.push(slot);
+    g.waits.push(Math.ceil((at - now) / 1000));
+  }
+  for (const g of alike.values()) {
+    const times = `${g.failures} failure${g.failures === 1 ? '' : 's'}`;
+    const low = Math.min(...g.waits);
+    const high = Math.max(...g.waits);
+    const wait = low === high ? `${low} s` : `${low} to ${high} s`;
     messages.push(
-      `slot ${slot} waits ${Math.ceil((at - now) / 1000)} s after ${s?.failures ?? 0} failure${s?.failures === 1 ? '' : 's'} (${s?.reason ?? 'failed'})`,
+      g.slots.length === 1
+        ? `slot ${g.slots[0]} waits ${wait} after ${times} (${g.reason})`
+        : `slots ${g.slots.join(', ')} wait ${wait} after ${times} each (${g.reason})`,
     );
   }
   if (waitingForQuota > 0)
