@@ -534,8 +534,6 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
   const owners = new Map<string, string>();
   const owned = new Map<string, Set<string>>();
   let lastFull: number | null = null;
-  /** The first pass's time: when this server began to take heartbeats. */
-  let listeningSince: number | null = null;
 
   const remember = (deploymentId: string, instances: readonly string[]) => {
     for (const id of owned.get(deploymentId) ?? []) owners.delete(id);
@@ -549,8 +547,6 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
     resyncMs: o.tickMs ?? 1000,
     batchMs: o.batchMs ?? 0,
     async reconcile(pass: Pass) {
-      listeningSince ??= pass.now;
-      const since = listeningSince;
       try {
         const ids = new Set<string>();
         if (lastFull === null || (pass.resync && pass.now - lastFull >= fullMs)) {
@@ -575,7 +571,7 @@ export function deploymentsController(store: Store, o: DeploymentsControllerOpti
         }
         for (const [id, at] of wakes) if (at <= pass.now) ids.add(id);
         for (const id of ids) {
-          const done = await store.write(ctx => reconcileOne(ctx, id, pass.now, backoff, since));
+          const done = await store.write(ctx => reconcileOne(ctx, id, pass.now, backoff, pass.startedAt));
           wakes.delete(id);
           if (!done) {
             remember(id, []);

@@ -34,23 +34,20 @@ export interface LivenessOptions {
 export function liveness(store: Store, o: LivenessOptions): Controller {
   const notReadyMs = o.heartbeatSeconds * (o.notReadyAfter ?? 3) * 1000;
   const downMs = o.heartbeatSeconds * (o.downAfter ?? 12) * 1000;
-  /** The first pass's time: when this server began to take heartbeats. */
-  let listeningSince: number | null = null;
   return {
     name: 'liveness',
     wakeOn: [],
     resyncMs: Math.max(250, (o.heartbeatSeconds * 1000) / 2),
     async reconcile(pass: Pass) {
-      listeningSince ??= pass.now;
       const hosts = await heartbeatingHosts(store.db, ['ready', 'not-ready', 'draining']);
       for (const h of hosts) {
         const at = h.last_heartbeat_at!;
         const heard = Date.parse(at);
-        const age = pass.now - Math.max(heard, listeningSince);
+        const age = pass.now - Math.max(heard, pass.startedAt);
         const next = age > downMs ? 'down' : age > notReadyMs && h.state === 'ready' ? 'not-ready' : null;
         if (!next) continue;
         const reason =
-          heard < listeningSince
+          heard < pass.startedAt
             ? `no heartbeat in the ${Math.round(age / 1000)} s since the server started`
             : `no heartbeat for ${Math.round(age / 1000)} s`;
         await store.write(ctx => move(ctx, { id: h.id, state: h.state, at }, next, reason));

@@ -234,13 +234,23 @@ test('room freed while new instances come goes to the waiting ones first, even b
   const host = await addHost(rig, 'h');
   const fill: string[] = [];
   for (let i = 0; i < 4; i++) fill.push((await svc.create(rig.projectId, spec(`fill-${i}`), 'test')).id);
-  await p.reconcile({ events: [], resync: true, now: rig.clock.now() });
+  await p.reconcile({ events: [], resync: true, now: rig.clock.now(), startedAt: rig.clock.now() });
   const high = await svc.create(rig.projectId, spec('high', { priority: 1 }), 'test');
-  await p.reconcile({ events: [createdEvent(high.id)], resync: false, now: rig.clock.now() });
+  await p.reconcile({
+    events: [createdEvent(high.id)],
+    resync: false,
+    now: rig.clock.now(),
+    startedAt: rig.clock.now(),
+  });
   assert.equal((await instances(rig)).get('high')!.state, 'pending');
   await svc.delete(fill[0]!, 'test', any, true);
   const late = await svc.create(rig.projectId, spec('late'), 'test');
-  await p.reconcile({ events: [createdEvent(late.id)], resync: false, now: rig.clock.now() });
+  await p.reconcile({
+    events: [createdEvent(late.id)],
+    resync: false,
+    now: rig.clock.now(),
+    startedAt: rig.clock.now(),
+  });
   const rows = await instances(rig);
   assert.equal(rows.get('high')!.host_id, host);
   assert.equal(rows.get('late')!.state, 'pending');
@@ -255,12 +265,12 @@ test('a burst larger than a batch is placed in queue order across its batches', 
   await addHost(rig, 'two-slots', { allocatable_vcpus: 2 });
   // A first pass places one: from then on only creates happen, so passes place what they are named.
   await svc.create(rig.projectId, spec('first'), 'test');
-  await p.reconcile({ events: [], resync: true, now: rig.clock.now() });
+  await p.reconcile({ events: [], resync: true, now: rig.clock.now(), startedAt: rig.clock.now() });
   const seen = rig.events.length;
   for (let i = 0; i < 600; i++)
     await svc.create(rig.projectId, spec(`b-${String(i).padStart(3, '0')}`, i === 599 ? { priority: 1 } : {}), 'test');
   const created = rig.events.slice(seen).filter(e => e.type === 'instance.created');
-  await p.reconcile({ events: created, resync: false, now: rig.clock.now() });
+  await p.reconcile({ events: created, resync: false, now: rig.clock.now(), startedAt: rig.clock.now() });
   const placed = [...(await instances(rig)).values()].filter(r => r.state === 'scheduled').map(r => r.name);
   assert.deepEqual(placed, ['b-599', 'first']);
   await rig.close();

@@ -34,6 +34,11 @@ export interface Pass {
   resync: boolean;
   /** The runner's clock when the pass started, in ms since the epoch. */
   now: number;
+  /**
+   * The runner's clock when it started: since when this server has been
+   * running its controllers (and taking heartbeats), in ms since the epoch.
+   */
+  startedAt: number;
 }
 
 export interface Controller {
@@ -102,6 +107,7 @@ export class Runner {
   private readonly o: RunnerOptions;
   private readonly stops: (() => void)[] = [];
   private state: 'new' | 'started' | 'stopped' = 'new';
+  private startedAt = 0;
 
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -134,6 +140,7 @@ export class Runner {
   start(): void {
     if (this.state !== 'new') throw new Error('the runner starts once');
     this.state = 'started';
+    this.startedAt = this.clock.now();
     this.stops.push(this.o.subscribe(e => this.deliver(e)));
     for (const slot of this.slots) {
       this.stops.push(
@@ -212,6 +219,7 @@ export class Runner {
         events: slot.events.splice(0),
         resync: slot.resyncDue || slot.owesFull,
         now: this.clock.now(),
+        startedAt: this.startedAt,
       };
       slot.resyncDue = false;
       slot.owesFull = false;
