@@ -13,6 +13,7 @@ import {
 } from '../services/deployments.ts';
 import { InstanceService } from '../services/instances.ts';
 import type { InstanceRow } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
 import { type DeploymentsControllerOptions, deploymentsController } from './deployments.ts';
 import { heartbeat } from '../services/agents.ts';
 import { assignedTo } from '../store/instances.ts';
@@ -309,12 +310,24 @@ async function beat(rig: Rig, hostId: string): Promise<void> {
   await rig.store.db.updateTable('hosts').set({ last_heartbeat_at: t }).where('id', '=', hostId).execute();
 }
 
+/** Moves the clock on by each of `steps` (ms), `hostId` heartbeating after each, and lets `runner` act. */
+async function beatThrough(rig: Rig, runner: Runner, hostId: string, steps: number[]): Promise<void> {
+  for (const step of steps) {
+    rig.clock.advance(step);
+    await beat(rig, hostId);
+    await runner.idle();
+  }
+}
+
+/** The controllers of a server that also watches its hosts' heartbeats. */
+const withLiveness = [
+  (s: Store) => placer(s),
+  (s: Store) => deploymentsController(s, opts),
+  (s: Store) => liveness(s, { heartbeatSeconds: 5 }),
+];
+
 test('a replica whose host falls silent keeps its slot for the grace, is replaced after it, and is removed when its host is back', async () => {
-  const rig = await openRig(
-    s => placer(s),
-    s => deploymentsController(s, opts),
-    s => liveness(s, { heartbeatSeconds: 5 }),
-  );
+  const rig = await openRig(...withLiveness);
   const h1 = await addHost(rig, 'h1', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
   const d = await createDeployment(rig.store, admin, {
     project: 'default',
@@ -326,11 +339,7 @@ test('a replica whose host falls silent keeps its slot for the grace, is replace
   const r = (await replicas(rig))[0]!;
   assert.equal(r.host_id, h1);
   // h1 stops heartbeating; h2 goes on.
-  for (const step of [16_000, 10_000]) {
-    rig.clock.advance(step);
-    await beat(rig, h2);
-    await rig.runner.idle();
-  }
+  await beatThrough(rig, rig.runner, h2, [16_000, 10_000]);
   const host1 = await rig.store.db.selectFrom('hosts').selectAll().where('id', '=', h1).executeTakeFirstOrThrow();
   assert.equal(host1.state, 'not-ready');
   let rows = await replicas(rig);
@@ -339,9 +348,7 @@ test('a replica whose host falls silent keeps its slot for the grace, is replace
     [[r.id, 'running']],
     'within the grace the replica keeps its slot',
   );
-  rig.clock.advance(5_000);
-  await beat(rig, h2);
-  await rig.runner.idle();
+  await beatThrough(rig, rig.runner, h2, [5_000]);
   rows = await replicas(rig);
   assert.equal(
     rows.find(x => x.id === r.id)?.state,
@@ -373,11 +380,7 @@ test('a replica whose host falls silent keeps its slot for the grace, is replace
 });
 
 test('after a long server outage, silence counts from the restart: hosts that beat again keep their replicas', async () => {
-  const rig = await openRig(
-    s => placer(s),
-    s => deploymentsController(s, opts),
-    s => liveness(s, { heartbeatSeconds: 5 }),
-  );
+  const rig = await openRig(...withLiveness);
   const h1 = await addHost(rig, 'h1', { allocatable_vcpus: 64, allocatable_memory_mib: 65_536 });
   await createDeployment(rig.store, admin, {
     project: 'default',
@@ -394,32 +397,22 @@ test('after a long server outage, silence counts from the restart: hosts that be
     subscribe: l => rig.store.onEvent(l),
     clock: rig.clock,
     log: { error: obj => assert.fail(JSON.stringify(obj)) },
-  })
-    .add(placer(rig.store))
-    .add(deploymentsController(rig.store, opts))
-    .add(liveness(rig.store, { heartbeatSeconds: 5 }));
+  });
+  for (const c of withLiveness) runner.add(c(rig.store));
   runner.start();
   await runner.idle();
   const states = async () =>
     (await rig.store.db.selectFrom('hosts').select(['id', 'state']).orderBy('name').execute()).map(h => h.state);
   assert.deepEqual(await states(), ['ready', 'ready'], 'no host is taken for down on the restart');
   // h2's agent is back at once; h1's is not.
-  for (let t = 0; t < 25_000; t += 2_500) {
-    rig.clock.advance(2_500);
-    await beat(rig, h2);
-    await runner.idle();
-  }
+  await beatThrough(rig, runner, h2, Array(10).fill(2_500));
   assert.deepEqual(await states(), ['not-ready', 'ready']);
   assert.deepEqual(
     (await replicas(rig)).map(r => [r.id, r.host_id]),
     before,
     'within the grace from the restart, the silent host keeps its replicas',
   );
-  for (let t = 0; t < 7_500; t += 2_500) {
-    rig.clock.advance(2_500);
-    await beat(rig, h2);
-    await runner.idle();
-  }
+  await beatThrough(rig, runner, h2, Array(3).fill(2_500));
   const fresh = live(await replicas(rig));
   assert.deepEqual(
     fresh.map(r => r.host_id),
